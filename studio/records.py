@@ -1,0 +1,176 @@
+"""What the store keeps about a job, and how each state reads to a person.
+
+Pages never compare status strings: they ask a ``Job`` or a ``JobStatus`` for its label, its tone
+and whether it is still in flight.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from decimal import Decimal
+from enum import StrEnum
+
+DEMO = "demo"
+BILLED = "billed"
+
+
+class JobStatus(StrEnum):
+    """The life of one job, from the moment it is written to the store."""
+
+    SUBMITTING = "submitting"  # written, the submit request not yet answered
+    UNCERTAIN = "uncertain"  # the submit may have reached the gateway but its answer was lost
+    REJECTED = "rejected"  # the gateway refused the submit: no task, nothing billed
+    QUEUED = "queued"  # the gateway accepted it (PENDING)
+    RUNNING = "running"  # the model is generating (RUNNING or SUSPENDED)
+    DOWNLOADING = "downloading"  # done upstream; the video is being saved locally
+    SUCCEEDED = "succeeded"  # the video is on disk
+    FAILED = "failed"  # the gateway reported FAILED
+    CANCELED = "canceled"
+    LOST = "lost"  # the gateway does not know the task (UNKNOWN, confirmed)
+    TIMED_OUT = "timed_out"  # we stopped watching after the deadline; it can be checked again
+    EXPIRED = "expired"  # it succeeded but the video link expired before it was saved
+
+    @property
+    def in_flight(self) -> bool:
+        """True while the watcher still has work to do for this job."""
+        return self in _IN_FLIGHT
+
+    @property
+    def is_final(self) -> bool:
+        return not self.in_flight and self is not JobStatus.UNCERTAIN
+
+    @property
+    def label(self) -> str:
+        return _LABELS[self]
+
+    @property
+    def tone(self) -> str:
+        """One of ``info``, ``success``, ``warning``, ``error``: how a page should colour it."""
+        return _TONES[self]
+
+
+_IN_FLIGHT = frozenset(
+    {JobStatus.SUBMITTING, JobStatus.QUEUED, JobStatus.RUNNING, JobStatus.DOWNLOADING}
+)
+
+_LABELS = {
+    JobStatus.SUBMITTING: "Sending",
+    JobStatus.UNCERTAIN: "Not sure it was sent",
+    JobStatus.REJECTED: "Not accepted",
+    JobStatus.QUEUED: "Queued",
+    JobStatus.RUNNING: "Generating",
+    JobStatus.DOWNLOADING: "Saving video",
+    JobStatus.SUCCEEDED: "Done",
+    JobStatus.FAILED: "Failed",
+    JobStatus.CANCELED: "Cancelled",
+    JobStatus.LOST: "Lost by the gateway",
+    JobStatus.TIMED_OUT: "Taking too long",
+    JobStatus.EXPIRED: "Video link expired",
+}
+
+_TONES = {
+    JobStatus.SUBMITTING: "info",
+    JobStatus.UNCERTAIN: "warning",
+    JobStatus.REJECTED: "error",
+    JobStatus.QUEUED: "info",
+    JobStatus.RUNNING: "info",
+    JobStatus.DOWNLOADING: "info",
+    JobStatus.SUCCEEDED: "success",
+    JobStatus.FAILED: "error",
+    JobStatus.CANCELED: "warning",
+    JobStatus.LOST: "error",
+    JobStatus.TIMED_OUT: "warning",
+    JobStatus.EXPIRED: "error",
+}
+
+
+@dataclass(frozen=True)
+class Job:
+    """One generation job as the store keeps it. Times are timezone-aware UTC."""
+
+    id: int
+    submission_id: str
+    mode: str  # DEMO or BILLED
+    session_id: str | None
+    model: str
+    resolution: str
+    duration: int
+    prompt: str
+    negative_prompt: str
+    prompt_extend: bool
+    watermark: bool
+    seed: int | None
+    image_sha256: str
+    image_source: str | None  # the file name or link the user gave
+    last_image_sha256: str | None  # first-and-last-frame models only
+    status: JobStatus
+    created_at: datetime
+    estimate_usd: Decimal
+    output_width: int | None = None
+    output_height: int | None = None
+    task_id: str | None = None
+    polling_url: str | None = None
+    submitted_at: datetime | None = None
+    queued_at: datetime | None = None
+    started_at: datetime | None = None
+    finished_at: datetime | None = None
+    error_code: str | None = None
+    error_message: str | None = None
+    explanation: str | None = None  # what happened and what to do, in plain words
+    actual_prompt: str | None = None
+    video_url: str | None = None
+    video_path: str | None = None  # relative to the data folder
+    billed_seconds: int | None = None
+    cost_usd: Decimal | None = None
+    key_fingerprint: str | None = None
+    poll_count: int = 0
+    next_poll_at: datetime | None = None
+    lease_owner: str | None = None
+    lease_until: datetime | None = None
+    unknown_since: datetime | None = None
+    deadline_at: datetime | None = None
+
+    @property
+    def is_demo(self) -> bool:
+        return self.mode == DEMO
+
+    @property
+    def in_flight(self) -> bool:
+        return self.status.in_flight
+
+    @property
+    def has_video(self) -> bool:
+        return self.status is JobStatus.SUCCEEDED and self.video_path is not None
+
+    @property
+    def prompt_was_improved(self) -> bool:
+        return bool(self.actual_prompt) and self.actual_prompt != self.prompt
+
+
+@dataclass(frozen=True)
+class Spend:
+    """Counts and money for one slice of the jobs."""
+
+    jobs: int = 0
+    videos: int = 0  # succeeded jobs
+    seconds: int = 0  # billed seconds of video
+    cost_usd: Decimal = Decimal(0)
+
+
+@dataclass(frozen=True)
+class ModeSpend:
+    """Billed and demo spend, kept apart."""
+
+    billed: Spend = field(default_factory=Spend)
+    demo: Spend = field(default_factory=Spend)
+
+
+@dataclass(frozen=True)
+class Totals:
+    """The running totals the sidebar and the history page show."""
+
+    session: ModeSpend
+    today: ModeSpend
+    all_time: ModeSpend
+    by_model: dict[str, ModeSpend]

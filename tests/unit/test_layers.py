@@ -1,0 +1,45 @@
+"""The layers of DESIGN.md: imports point down only."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def _imported_top_level_modules(package: str) -> dict[str, set[str]]:
+    found: dict[str, set[str]] = {}
+    for path in sorted((ROOT / package).rglob("*.py")):
+        names: set[str] = set()
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.Import):
+                names.update(alias.name.split(".")[0] for alias in node.names)
+            elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+                names.add(node.module.split(".")[0])
+        found[str(path.relative_to(ROOT))] = names
+    return found
+
+
+@pytest.mark.parametrize(
+    ("package", "forbidden"),
+    [
+        ("studio", {"streamlit", "components", "pages", "app"}),
+        ("simulator", {"studio", "streamlit", "components", "pages", "app"}),
+        ("components", {"pages", "app"}),
+    ],
+)
+def test_package_does_not_import_upper_layers(package: str, forbidden: set[str]) -> None:
+    modules = _imported_top_level_modules(package)
+    assert modules, f"{package}/ has no Python files"
+    offenders = {path: sorted(names & forbidden) for path, names in modules.items()}
+    assert {path: names for path, names in offenders.items() if names} == {}
+
+
+def test_pages_speak_neither_http_nor_sql() -> None:
+    modules = _imported_top_level_modules("pages")
+    forbidden = {"requests", "sqlalchemy", "urllib3", "sqlite3", "psycopg", "simulator"}
+    offenders = {path: sorted(names & forbidden) for path, names in modules.items()}
+    assert {path: names for path, names in offenders.items() if names} == {}
