@@ -1,0 +1,736 @@
+"""The job store: every job, its state, its lease and its cost, in SQLite or PostgreSQL.
+
+SQLAlchemy Core only. One ``JobStore`` is shared by every thread of a process (the watcher and the
+page scripts); several processes may share one database. State changes that race (a status moving
+on, a lease being taken, a job being finished) are single compare-and-set statements, so a second
+watcher or a restart can never apply them twice.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import sqlite3
+import time
+from collections.abc import Collection, Iterator, Sequence
+from contextlib import contextmanager
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.engine import Connection, Engine, Row
+
+from studio.migrations import apply_migrations, jobs
+from studio.records import BILLED, DEMO, Job, JobStatus, ModeSpend, Spend, Totals
+
+SQLITE_BUSY_TIMEOUT_SECONDS = 10.0
+DEFAULT_LEASE_SECONDS = 60.0
+
+IN_FLIGHT_STATUSES = tuple(status for status in JobStatus if status.in_flight)
+
+_JOB_FIELDS = tuple(field.name for field in dataclasses.fields(Job))
+# Fixed at creation: the identity of a job and the moment it was written.
+_READ_ONLY_FIELDS = frozenset({"id", "submission_id", "created_at"})
+_UPDATABLE_FIELDS = frozenset(jobs.c.keys()) - _READ_ONLY_FIELDS
+_LEASE_FIELDS = frozenset({"lease_owner", "lease_until"})
+_MONEY_FIELDS = frozenset({"estimate_usd", "cost_usd"})
+# Tells the SQLite "begin" hook to take the write lock at once (see _configure_sqlite).
+_WRITE_OPTION = "wan_studio_write"
+
+
+class JobNotFound(LookupError):
+    """No job has this id."""
+
+
+@dataclasses.dataclass(frozen=True)
+class RunTimeStats:
+    """How long similar jobs took from submit to finish, in seconds."""
+
+    samples: int
+    median_seconds: float | None
+    p90_seconds: float | None
+
+
+def sqlite_url(path: Path) -> str:
+    """Return the SQLAlchemy URL of a SQLite database file."""
+    return f"sqlite:///{Path(path).resolve()}"
+
+
+def _utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+def _job(row: Row[Any]) -> Job:
+    mapping = row._mapping
+    return Job(**{name: mapping[name] for name in _JOB_FIELDS})
+
+
+def _check_values(values: dict[str, Any]) -> None:
+    # The column types refuse these too, but wrapped in a StatementError; say it plainly here.
+    for name, value in values.items():
+        if isinstance(value, datetime) and value.utcoffset() is None:
+            raise ValueError(f"{name}: naive datetime {value!r}; the store needs aware times")
+        if isinstance(value, float) and name in _MONEY_FIELDS:
+            raise TypeError(f"{name}: money must be a Decimal, not a float")
+
+
+def _check_fields(fields: dict[str, Any], *, reserved: Collection[str] = ()) -> None:
+    unknown = set(fields) - _UPDATABLE_FIELDS
+    taken = set(fields) & set(reserved)
+    if unknown or taken:
+        raise TypeError(f"these job fields cannot be set here: {sorted(unknown | taken)}")
+    _check_values(fields)
+
+
+def _fingerprint_clause(key_fingerprints: Collection[str | None] | None) -> sa.ColumnElement[bool]:
+    if key_fingerprints is None:
+        return sa.true()
+    named = [fingerprint for fingerprint in key_fingerprints if fingerprint is not None]
+    clauses = [jobs.c.key_fingerprint.in_(named)] if named else []
+    if None in key_fingerprints:
+        clauses.append(jobs.c.key_fingerprint.is_(None))
+    return sa.or_(sa.false(), *clauses)
+
+
+def _percentile(ordered: Sequence[float], fraction: float) -> float:
+    # Linear interpolation between the two nearest ranks (numpy's default).
+    position = fraction * (len(ordered) - 1)
+    lower = math.floor(position)
+    upper = min(lower + 1, len(ordered) - 1)
+    return ordered[lower] + (ordered[upper] - ordered[lower]) * (position - lower)
+
+
+def _configure_sqlite(engine: Engine) -> None:
+    busy_ms = int(SQLITE_BUSY_TIMEOUT_SECONDS * 1000)
+
+    @sa.event.listens_for(engine, "connect")
+    def _on_connect(dbapi_connection: Any, _record: Any) -> None:
+        # pysqlite's own transaction handling defers BEGIN to the first write; SQLAlchemy's
+        # "begin" hook below issues it instead, so reads see one snapshot and writers lock early.
+        dbapi_connection.isolation_level = None
+        cursor = dbapi_connection.cursor()
+        cursor.execute(f"PRAGMA busy_timeout = {busy_ms}")
+        _enable_wal(cursor)
+        cursor.execute("PRAGMA synchronous = NORMAL")
+        cursor.execute("PRAGMA foreign_keys = ON")
+        cursor.close()
+
+    @sa.event.listens_for(engine, "begin")
+    def _on_begin(conn: Connection) -> None:
+        # A write transaction that started as a reader cannot wait for the lock when it upgrades
+        # (SQLITE_BUSY at once), so writers take it up front and wait up to the busy timeout.
+        writing = conn.get_execution_options().get(_WRITE_OPTION, False)
+        conn.exec_driver_sql("BEGIN IMMEDIATE" if writing else "BEGIN")
+
+
+def _enable_wal(cursor: Any, *, attempts: int = 50) -> None:
+    # WAL is persistent, so only the first connection to a new file switches it; that switch
+    # needs an exclusive lock and SQLite answers "locked" at once instead of calling the busy
+    # handler, so connections racing to open a new database retry briefly.
+    for attempt in range(attempts):
+        try:
+            if cursor.execute("PRAGMA journal_mode").fetchone()[0].lower() == "wal":
+                return
+            cursor.execute("PRAGMA journal_mode = WAL")
+            return
+        except sqlite3.OperationalError:
+            if attempt == attempts - 1:
+                raise
+            time.sleep(0.02 * (attempt + 1))
+
+
+def _create_engine(database_url: str) -> Engine:
+    url = sa.make_url(database_url)
+    backend = url.get_backend_name()
+    if backend == "sqlite":
+        if not url.database or url.database == ":memory:":
+            raise ValueError("the job store needs a SQLite file, not an in-memory database")
+        Path(url.database).parent.mkdir(parents=True, exist_ok=True)
+        engine = sa.create_engine(
+            url,
+            connect_args={"check_same_thread": False, "timeout": SQLITE_BUSY_TIMEOUT_SECONDS},
+        )
+        _configure_sqlite(engine)
+        return engine
+    if backend in {"postgresql", "postgres"}:
+        # The only PostgreSQL driver installed is psycopg 3; plain postgresql:// means psycopg2.
+        if url.drivername in {"postgresql", "postgres"}:
+            url = url.set(drivername="postgresql+psycopg")
+        return sa.create_engine(url, pool_pre_ping=True)
+    raise ValueError(f"unsupported database {backend!r}: use a sqlite:/// or postgresql:// URL")
+
+
+class JobStore:
+    """Every job and its cost, in one SQL database; safe to share between threads and processes."""
+
+    def __init__(self, engine: Engine) -> None:
+        self._engine = engine
+
+    @classmethod
+    def open(cls, database_url: str) -> JobStore:
+        """Connect to a database and bring its schema up to date.
+
+        Parameters
+        ----------
+        database_url
+            A SQLAlchemy URL: ``sqlite:///path/to/file.db`` (WAL, a busy timeout, the folder is
+            created) or ``postgresql://`` / ``postgresql+psycopg://``.
+        """
+        store = cls(_create_engine(database_url))
+        try:
+            apply_migrations(store._write)
+        except BaseException:
+            store.close()
+            raise
+        return store
+
+    def close(self) -> None:
+        """Close every pooled connection."""
+        self._engine.dispose()
+
+    def __enter__(self) -> JobStore:
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"JobStore({self._engine.url.render_as_string(hide_password=True)!r})"
+
+    @property
+    def engine(self) -> Engine:
+        """The SQLAlchemy engine, for bulk tools and benchmarks."""
+        return self._engine
+
+    @property
+    def dialect_name(self) -> str:
+        """``sqlite`` or ``postgresql``."""
+        return self._engine.dialect.name
+
+    @contextmanager
+    def _write(self) -> Iterator[Connection]:
+        with self._engine.connect() as conn:
+            conn.execution_options(**{_WRITE_OPTION: True})
+            with conn.begin():
+                yield conn
+
+    @contextmanager
+    def _read(self) -> Iterator[Connection]:
+        with self._engine.connect() as conn:
+            yield conn
+
+    def _insert(self) -> postgresql.Insert | sqlite.Insert:
+        dialect = postgresql if self.dialect_name == "postgresql" else sqlite
+        return dialect.insert(jobs)
+
+    # -- creating and reading ---------------------------------------------------------------
+
+    def create_job(
+        self,
+        *,
+        submission_id: str,
+        mode: str,
+        session_id: str | None,
+        model: str,
+        resolution: str,
+        duration: int,
+        prompt: str,
+        negative_prompt: str,
+        prompt_extend: bool,
+        watermark: bool,
+        seed: int | None,
+        image_sha256: str,
+        image_source: str | None,
+        last_image_sha256: str | None,
+        estimate_usd: Decimal,
+        output_width: int | None,
+        output_height: int | None,
+        key_fingerprint: str | None,
+        request_json: str | None,
+    ) -> tuple[Job, bool]:
+        """Write a new job in status ``submitting``, once per submission id.
+
+        Returns
+        -------
+        tuple[Job, bool]
+            The job, and whether this call created it: the same ``submission_id`` again (a double
+            click, a rerun, a second tab) returns the job already written and ``False``.
+        """
+        if mode not in {DEMO, BILLED}:
+            raise ValueError(f"mode must be {DEMO!r} or {BILLED!r}, not {mode!r}")
+        values = {
+            "submission_id": submission_id,
+            "mode": mode,
+            "session_id": session_id,
+            "model": model,
+            "resolution": resolution,
+            "duration": duration,
+            "prompt": prompt,
+            "negative_prompt": negative_prompt,
+            "prompt_extend": prompt_extend,
+            "watermark": watermark,
+            "seed": seed,
+            "image_sha256": image_sha256,
+            "image_source": image_source,
+            "last_image_sha256": last_image_sha256,
+            "status": JobStatus.SUBMITTING,
+            "created_at": _utcnow(),
+            "estimate_usd": estimate_usd,
+            "output_width": output_width,
+            "output_height": output_height,
+            "key_fingerprint": key_fingerprint,
+            "poll_count": 0,
+            "request_json": request_json,
+        }
+        _check_values(values)
+        insert = (
+            self._insert()
+            .values(**values)
+            .on_conflict_do_nothing(index_elements=["submission_id"])
+            .returning(*jobs.c)
+        )
+        with self._write() as conn:
+            created = conn.execute(insert).first()
+            if created is not None:
+                return _job(created), True
+            # Another writer got there first; under READ COMMITTED this statement sees its row.
+            existing = conn.execute(
+                sa.select(jobs).where(jobs.c.submission_id == submission_id)
+            ).one()
+            return _job(existing), False
+
+    def get(self, job_id: int) -> Job | None:
+        """Return the job with this id, or ``None``."""
+        with self._read() as conn:
+            row = conn.execute(sa.select(jobs).where(jobs.c.id == job_id)).first()
+        return None if row is None else _job(row)
+
+    def get_by_submission(self, submission_id: str) -> Job | None:
+        """Return the job written for this submission id, or ``None``."""
+        with self._read() as conn:
+            row = conn.execute(sa.select(jobs).where(jobs.c.submission_id == submission_id)).first()
+        return None if row is None else _job(row)
+
+    def get_request_json(self, job_id: int) -> str | None:
+        """Return the request body recorded for a job (images as ``image:<sha256>``), if any."""
+        with self._read() as conn:
+            return conn.execute(
+                sa.select(jobs.c.request_json).where(jobs.c.id == job_id)
+            ).scalar_one_or_none()
+
+    # -- changing state ---------------------------------------------------------------------
+
+    def transition(
+        self,
+        job_id: int,
+        *,
+        expected: Collection[JobStatus],
+        status: JobStatus,
+        **fields: Any,
+    ) -> Job | None:
+        """Move a job to ``status`` only if its current status is one of ``expected``.
+
+        Parameters
+        ----------
+        job_id
+            The job.
+        expected
+            The statuses the caller believes the job is in.
+        status
+            The new status.
+        **fields
+            Other job fields to set in the same statement.
+
+        Returns
+        -------
+        Job | None
+            The updated job, or ``None`` if it does not exist or its status was not expected.
+        """
+        _check_fields(fields, reserved={"status"})
+        statement = (
+            sa.update(jobs)
+            .where(jobs.c.id == job_id, jobs.c.status.in_(list(expected)))
+            .values(status=status, **fields)
+            .returning(*jobs.c)
+        )
+        with self._write() as conn:
+            row = conn.execute(statement).first()
+        return None if row is None else _job(row)
+
+    def update(self, job_id: int, **fields: Any) -> Job:
+        """Set fields of a job unconditionally and return it; raise ``JobNotFound`` if absent."""
+        _check_fields(fields)
+        if not fields:
+            job = self.get(job_id)
+            if job is None:
+                raise JobNotFound(job_id)
+            return job
+        statement = sa.update(jobs).where(jobs.c.id == job_id).values(**fields).returning(*jobs.c)
+        with self._write() as conn:
+            row = conn.execute(statement).first()
+        if row is None:
+            raise JobNotFound(job_id)
+        return _job(row)
+
+    # -- leases (the watcher) ---------------------------------------------------------------
+
+    def claim_due(
+        self,
+        owner: str,
+        *,
+        now: datetime | None = None,
+        lease_seconds: float = DEFAULT_LEASE_SECONDS,
+        limit: int = 50,
+        key_fingerprints: Collection[str | None] | None = None,
+    ) -> list[Job]:
+        """Lease the in-flight jobs that are due for a poll, atomically across processes.
+
+        A job is due when its ``next_poll_at`` is set and not after ``now``, and nobody holds an
+        unexpired lease on it. Jobs with no ``next_poll_at`` are never claimed.
+
+        Parameters
+        ----------
+        owner
+            Who takes the leases (unique per watcher).
+        now
+            The current time (aware); the clock by default.
+        lease_seconds
+            How long the leases last unless released or the job is finished.
+        limit
+            At most this many jobs, the most overdue first.
+        key_fingerprints
+            Only jobs whose key fingerprint is in this collection (``None`` in it matches jobs
+            without one); ``None`` means any job.
+
+        Returns
+        -------
+        list[Job]
+            The jobs now leased to ``owner``, most overdue first.
+        """
+        now = now or _utcnow()
+        _check_values({"now": now})
+        due = (
+            sa.select(jobs.c.id)
+            .where(
+                jobs.c.status.in_(IN_FLIGHT_STATUSES),
+                jobs.c.next_poll_at.is_not(None),
+                jobs.c.next_poll_at <= now,
+                sa.or_(jobs.c.lease_until.is_(None), jobs.c.lease_until <= now),
+                _fingerprint_clause(key_fingerprints),
+            )
+            .order_by(jobs.c.next_poll_at, jobs.c.id)
+            .limit(limit)
+            # PostgreSQL: concurrent claimers skip each other's rows instead of waiting. SQLite
+            # ignores it; its BEGIN IMMEDIATE makes this whole transaction exclusive.
+            .with_for_update(skip_locked=True)
+        )
+        with self._write() as conn:
+            ids = conn.execute(due).scalars().all()
+            if not ids:
+                return []
+            rows = conn.execute(
+                sa.update(jobs)
+                .where(jobs.c.id.in_(ids))
+                .values(lease_owner=owner, lease_until=now + timedelta(seconds=lease_seconds))
+                .returning(*jobs.c)
+            ).all()
+        claimed = [_job(row) for row in rows]
+        return sorted(claimed, key=lambda job: (job.next_poll_at, job.id))
+
+    def release(
+        self, job_id: int, owner: str, *, next_poll_at: datetime | None, **fields: Any
+    ) -> Job | None:
+        """Give a lease back with the job's next poll time and any fields the poll learnt.
+
+        Returns ``None`` (and changes nothing) unless ``owner`` holds the lease.
+        """
+        _check_fields(fields, reserved=_LEASE_FIELDS)
+        statement = (
+            sa.update(jobs)
+            .where(jobs.c.id == job_id, jobs.c.lease_owner == owner)
+            .values(lease_owner=None, lease_until=None, next_poll_at=next_poll_at, **fields)
+            .returning(*jobs.c)
+        )
+        with self._write() as conn:
+            row = conn.execute(statement).first()
+        return None if row is None else _job(row)
+
+    def finish_with_lease(
+        self, job_id: int, owner: str, *, status: JobStatus, **fields: Any
+    ) -> Job | None:
+        """End a job (status, cost, video, error) if ``owner`` holds its lease and it is in flight.
+
+        This is a compare-and-set: a second watcher, or the same one after a restart, gets
+        ``None`` and changes nothing, so a cost is recorded exactly once. The lease is cleared
+        and ``next_poll_at`` too unless given.
+        """
+        _check_fields(fields, reserved=_LEASE_FIELDS)
+        # A final job needs no more polls, unless the caller schedules one (a job it will recheck).
+        values = {"next_poll_at": None, **fields, "lease_owner": None, "lease_until": None}
+        statement = (
+            sa.update(jobs)
+            .where(
+                jobs.c.id == job_id,
+                jobs.c.lease_owner == owner,
+                jobs.c.status.in_(IN_FLIGHT_STATUSES),
+            )
+            .values(status=status, **values)
+            .returning(*jobs.c)
+        )
+        with self._write() as conn:
+            row = conn.execute(statement).first()
+        return None if row is None else _job(row)
+
+    def in_flight_jobs(self) -> list[Job]:
+        """Every job the watcher still has work for, oldest first."""
+        with self._read() as conn:
+            rows = conn.execute(
+                sa.select(jobs)
+                .where(jobs.c.status.in_(IN_FLIGHT_STATUSES))
+                .order_by(jobs.c.created_at, jobs.c.id)
+            ).all()
+        return [_job(row) for row in rows]
+
+    def next_due_at(
+        self, *, key_fingerprints: Collection[str | None] | None = None
+    ) -> datetime | None:
+        """When the next in-flight job becomes claimable (its poll time, or its lease's end).
+
+        ``key_fingerprints`` filters as in ``claim_due``. ``None`` when nothing is scheduled.
+        """
+        claimable_at = sa.case(
+            (jobs.c.lease_until > jobs.c.next_poll_at, jobs.c.lease_until),
+            else_=jobs.c.next_poll_at,
+        )
+        with self._read() as conn:
+            return conn.execute(
+                sa.select(sa.func.min(claimable_at)).where(
+                    jobs.c.status.in_(IN_FLIGHT_STATUSES),
+                    jobs.c.next_poll_at.is_not(None),
+                    _fingerprint_clause(key_fingerprints),
+                )
+            ).scalar_one()
+
+    # -- history and money ------------------------------------------------------------------
+
+    @staticmethod
+    def _filters(
+        *,
+        session_id: str | None,
+        models: Collection[str] | None,
+        statuses: Collection[JobStatus] | None,
+        mode: str | None,
+        since: datetime | None,
+        until: datetime | None,
+        text: str | None,
+    ) -> list[sa.ColumnElement[bool]]:
+        _check_values({"since": since, "until": until})
+        clauses: list[sa.ColumnElement[bool]] = []
+        if session_id is not None:
+            clauses.append(jobs.c.session_id == session_id)
+        if models is not None:
+            clauses.append(jobs.c.model.in_(list(models)))
+        if statuses is not None:
+            clauses.append(jobs.c.status.in_(list(statuses)))
+        if mode is not None:
+            clauses.append(jobs.c.mode == mode)
+        if since is not None:
+            clauses.append(jobs.c.created_at >= since)
+        if until is not None:
+            clauses.append(jobs.c.created_at < until)
+        if text and text.strip():
+            needle = text.strip()
+            clauses.append(
+                sa.or_(
+                    jobs.c.prompt.icontains(needle, autoescape=True),
+                    jobs.c.actual_prompt.icontains(needle, autoescape=True),
+                    jobs.c.image_source.icontains(needle, autoescape=True),
+                )
+            )
+        return clauses
+
+    def list_jobs(
+        self,
+        *,
+        session_id: str | None = None,
+        models: Collection[str] | None = None,
+        statuses: Collection[JobStatus] | None = None,
+        mode: str | None = None,
+        since: datetime | None = None,
+        until: datetime | None = None,
+        text: str | None = None,
+        limit: int | None = 200,
+        offset: int = 0,
+        newest_first: bool = True,
+    ) -> list[Job]:
+        """Return jobs that match every given filter, a page at a time.
+
+        Parameters
+        ----------
+        session_id, models, statuses, mode
+            Exact matches; ``None`` leaves that filter out.
+        since, until
+            ``since <= created_at < until``.
+        text
+            A case-insensitive substring of the prompt, the extended prompt or the image's name.
+        limit, offset
+            The page (``limit=None`` for every match).
+        newest_first
+            The order of ``created_at``.
+        """
+        clauses = self._filters(
+            session_id=session_id,
+            models=models,
+            statuses=statuses,
+            mode=mode,
+            since=since,
+            until=until,
+            text=text,
+        )
+        order = (
+            (jobs.c.created_at.desc(), jobs.c.id.desc())
+            if newest_first
+            else (jobs.c.created_at, jobs.c.id)
+        )
+        query = sa.select(jobs).where(*clauses).order_by(*order).limit(limit).offset(offset)
+        with self._read() as conn:
+            rows = conn.execute(query).all()
+        return [_job(row) for row in rows]
+
+    def count_jobs(
+        self,
+        *,
+        session_id: str | None = None,
+        models: Collection[str] | None = None,
+        statuses: Collection[JobStatus] | None = None,
+        mode: str | None = None,
+        since: datetime | None = None,
+        until: datetime | None = None,
+        text: str | None = None,
+    ) -> int:
+        """Count the jobs ``list_jobs`` would return with these filters and no page limit."""
+        clauses = self._filters(
+            session_id=session_id,
+            models=models,
+            statuses=statuses,
+            mode=mode,
+            since=since,
+            until=until,
+            text=text,
+        )
+        with self._read() as conn:
+            return conn.execute(
+                sa.select(sa.func.count()).select_from(jobs).where(*clauses)
+            ).scalar_one()
+
+    def totals(self, *, session_id: str | None, today_start: datetime) -> Totals:
+        """Count jobs, videos, billed seconds and cost, billed and demo apart, in one query.
+
+        Parameters
+        ----------
+        session_id
+            The browser session whose jobs make the ``session`` slice (``None``: an empty slice).
+        today_start
+            The start of today (local midnight, aware); ``today`` counts jobs created since then.
+
+        Returns
+        -------
+        Totals
+            ``jobs`` counts every job in a slice, ``videos`` the succeeded ones, ``seconds`` and
+            ``cost_usd`` their billed seconds and cost. ``by_model`` covers all time.
+        """
+        _check_values({"today_start": today_start})
+        succeeded = jobs.c.status == JobStatus.SUCCEEDED
+        slices: dict[str, sa.ColumnElement[bool]] = {
+            "all": sa.true(),
+            "today": jobs.c.created_at >= today_start,
+            "session": jobs.c.session_id == session_id if session_id is not None else sa.false(),
+        }
+        columns: list[sa.ColumnElement[Any]] = [jobs.c.mode, jobs.c.model]
+        for name, condition in slices.items():
+            done = sa.and_(condition, succeeded)
+            columns += [
+                sa.func.sum(sa.case((condition, 1), else_=0)).label(f"{name}_jobs"),
+                sa.func.sum(sa.case((done, 1), else_=0)).label(f"{name}_videos"),
+                sa.func.sum(
+                    sa.case((done, sa.func.coalesce(jobs.c.billed_seconds, 0)), else_=0)
+                ).label(f"{name}_seconds"),
+                sa.func.sum(sa.case((done, jobs.c.cost_usd))).label(f"{name}_cost"),
+            ]
+        query = sa.select(*columns).group_by(jobs.c.mode, jobs.c.model)
+        with self._read() as conn:
+            rows = conn.execute(query).all()
+
+        spend: dict[tuple[str, str], Spend] = {}
+        by_model: dict[str, dict[str, Spend]] = {}
+        for row in rows:
+            mapping = row._mapping
+            for name in slices:
+                part = Spend(
+                    jobs=int(mapping[f"{name}_jobs"] or 0),
+                    videos=int(mapping[f"{name}_videos"] or 0),
+                    seconds=int(mapping[f"{name}_seconds"] or 0),
+                    cost_usd=mapping[f"{name}_cost"] or Decimal(0),
+                )
+                spend[name, row.mode] = _add(spend.get((name, row.mode), Spend()), part)
+                if name == "all":
+                    by_model.setdefault(row.model, {})[row.mode] = part
+
+        def mode_spend(name: str) -> ModeSpend:
+            return ModeSpend(
+                billed=spend.get((name, BILLED), Spend()), demo=spend.get((name, DEMO), Spend())
+            )
+
+        return Totals(
+            session=mode_spend("session"),
+            today=mode_spend("today"),
+            all_time=mode_spend("all"),
+            by_model={
+                model: ModeSpend(billed=modes.get(BILLED, Spend()), demo=modes.get(DEMO, Spend()))
+                for model, modes in sorted(by_model.items())
+            },
+        )
+
+    def run_time_stats(
+        self, model: str, resolution: str, duration: int, *, limit: int = 50
+    ) -> RunTimeStats:
+        """Median and 90th percentile of submit-to-finish time of the last similar successes."""
+        query = (
+            sa.select(jobs.c.submitted_at, jobs.c.finished_at)
+            .where(
+                jobs.c.model == model,
+                jobs.c.resolution == resolution,
+                jobs.c.duration == duration,
+                jobs.c.status == JobStatus.SUCCEEDED,
+                jobs.c.submitted_at.is_not(None),
+                jobs.c.finished_at.is_not(None),
+            )
+            .order_by(jobs.c.finished_at.desc())
+            .limit(limit)
+        )
+        with self._read() as conn:
+            rows = conn.execute(query).all()
+        seconds = sorted(
+            (finished - submitted).total_seconds()
+            for submitted, finished in rows
+            if finished >= submitted
+        )
+        if not seconds:
+            return RunTimeStats(samples=0, median_seconds=None, p90_seconds=None)
+        return RunTimeStats(
+            samples=len(seconds),
+            median_seconds=_percentile(seconds, 0.5),
+            p90_seconds=_percentile(seconds, 0.9),
+        )
+
+
+def _add(left: Spend, right: Spend) -> Spend:
+    return Spend(
+        jobs=left.jobs + right.jobs,
+        videos=left.videos + right.videos,
+        seconds=left.seconds + right.seconds,
+        cost_usd=left.cost_usd + right.cost_usd,
+    )

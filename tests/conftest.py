@@ -1,0 +1,5 @@
+"""Fixtures shared by every test folder (each lives in tests/plugins/)."""
+
+pytest_plugins = [
+    "tests.plugins.postgres",
+]
