@@ -1,0 +1,728 @@
+"""First frames: read an image safely, check it against the gateway's rules, fix what can be fixed.
+
+Everything here works on bytes, so uploads and fetched links take the same path. The format is
+sniffed from the content, the image is decoded in full (a file that only *looks* right is refused
+here rather than by the gateway after a wait), and EXIF orientation is applied so that what is
+checked and sent is what the user sees. `ImageLibrary` keeps images by content hash in the data
+folder so history can show and reuse them.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import os
+import re
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from PIL import Image, ImageOps, UnidentifiedImageError
+
+from studio.catalog import Limits, default_catalog
+
+# The most pixels this app decodes. A 48-megapixel phone photo fits; anything larger is a
+# decompression bomb in practice. It sits below Pillow's own warning threshold (~89 MP), so every
+# image Pillow would warn about is refused here, and Pillow's DecompressionBombError (above ~179 MP)
+# is caught and refused the same way.
+MAX_PIXELS = 80_000_000
+
+# Decoders allowed to open input. Restricting Pillow's plugins keeps rarely used, riskier decoders
+# (EPS via Ghostscript, FITS, ...) away from untrusted bytes. The JPEG decoder also opens MPO,
+# Pillow's name for camera JPEGs carrying extra previews; to everyone else they are plain JPEGs.
+_DECODABLE_FORMATS = ("JPEG", "PNG", "BMP", "WEBP", "GIF", "TIFF")
+_FORMAT_ALIASES = {"MPO": "JPEG"}
+
+MIME_TYPES = {
+    "JPEG": "image/jpeg",
+    "PNG": "image/png",
+    "BMP": "image/bmp",
+    "WEBP": "image/webp",
+    "GIF": "image/gif",
+    "TIFF": "image/tiff",
+}
+FILE_EXTENSIONS = {
+    "JPEG": "jpg",
+    "PNG": "png",
+    "BMP": "bmp",
+    "WEBP": "webp",
+    "GIF": "gif",
+    "TIFF": "tiff",
+}
+_EXTENSION_FORMATS = {
+    "jpg": "JPEG",
+    "jpeg": "JPEG",
+    "jpe": "JPEG",
+    "jfif": "JPEG",
+    "png": "PNG",
+    "bmp": "BMP",
+    "dib": "BMP",
+    "webp": "WEBP",
+    "gif": "GIF",
+    "tif": "TIFF",
+    "tiff": "TIFF",
+    "heic": "HEIC",
+    "heif": "HEIC",
+    "avif": "AVIF",
+    "svg": "SVG",
+    "pdf": "PDF",
+}
+
+# Signatures of files people often try that cannot be used, so the refusal can name them.
+_UNUSABLE_SIGNATURES: tuple[tuple[int, bytes, str], ...] = (
+    (0, b"%PDF", "a PDF document"),
+    (4, b"ftypheic", "a HEIC photo"),
+    (4, b"ftypheix", "a HEIC photo"),
+    (4, b"ftyphevc", "a HEIC photo"),
+    (4, b"ftypmif1", "a HEIF photo"),
+    (4, b"ftypmsf1", "a HEIF photo"),
+    (4, b"ftypavif", "an AVIF image"),
+    (0, b"8BPS", "a Photoshop document"),
+    (0, b"\x00\x00\x01\x00", "an icon file"),
+)
+
+# How the decodable formats begin, to tell a damaged image from something that is no image at all.
+_DECODABLE_SIGNATURES = (
+    b"\xff\xd8\xff",
+    b"\x89PNG\r\n\x1a\n",
+    b"GIF87a",
+    b"GIF89a",
+    b"BM",
+    b"II*\x00",
+    b"MM\x00*",
+)
+
+JPEG_QUALITY = 92
+# Tried in order when an image must shrink to fit the byte limit.
+_JPEG_QUALITY_LADDER = (92, 85, 75, 65, 50)
+_WEBP_QUALITY = 90
+_STRONG_COMPRESSION_BELOW = 75
+
+_EXIF_ORIENTATION_TAG = 0x0112
+_MODES_WITH_ALPHA = frozenset({"RGBA", "LA", "PA", "RGBa", "La"})
+_HIGH_BIT_DEPTH_MODES = frozenset({"I;16", "I;16B", "I;16L", "I;16N", "I", "F"})
+_SENDABLE_MODES = frozenset({"1", "L", "P", "RGB"})
+
+
+class ImageRejected(Exception):
+    """An image that cannot be used; its text says what is wrong and what to do."""
+
+
+@dataclass(frozen=True)
+class ImageProblem:
+    """One rule of the gateway that an image breaks, and the fix on offer (None: no fix)."""
+
+    code: str
+    message: str
+    fix: str | None
+
+
+@dataclass(frozen=True)
+class ImageCheck:
+    """What an image is and which of the gateway's rules it breaks.
+
+    ``width`` and ``height`` are those of the upright first frame, the one that would be sent.
+    ``ok`` means it can be sent as it is; ``can_fix`` means every problem has a fix.
+    """
+
+    format: str
+    width: int
+    height: int
+    size_bytes: int
+    mode: str
+    sha256: str
+    notes: list[str] = field(default_factory=list)
+    problems: list[ImageProblem] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return not self.problems
+
+    @property
+    def can_fix(self) -> bool:
+        return bool(self.problems) and all(problem.fix for problem in self.problems)
+
+
+@dataclass(frozen=True)
+class PreparedImage:
+    """The bytes to send for a first frame, and what was done to get them."""
+
+    data: bytes = field(repr=False)
+    mime: str
+    format: str
+    width: int
+    height: int
+    size_bytes: int
+    sha256: str
+    original_sha256: str
+    fixes: list[str] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+
+
+@dataclass
+class _Decoded:
+    """An image decoded once, upright, first frame only, with facts the checks need."""
+
+    image: Image.Image
+    format: str
+    source_mode: str
+    sha256: str
+    size_bytes: int
+    rotated: bool
+    animated: bool
+    high_bit_depth: bool
+    notes: list[str]
+
+
+def _sha256(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def _megabytes(size: int) -> str:
+    return f"{size / 1_048_576:.1f}".removesuffix(".0") + " MB"
+
+
+def _dimensions(width: int, height: int) -> str:
+    return f"{width}×{height} px"
+
+
+def _describe_unusable(data: bytes) -> str | None:
+    for offset, signature, description in _UNUSABLE_SIGNATURES:
+        if data[offset : offset + len(signature)] == signature:
+            return description
+    head = data[:512].lstrip().lower()
+    if head.startswith(b"<svg") or (head.startswith(b"<?xml") and b"<svg" in head):
+        return "an SVG drawing"
+    if head.startswith((b"<!doctype html", b"<html")):
+        return "a web page"
+    return None
+
+
+def _png_bit_depth(data: bytes) -> int | None:
+    # Pillow reads 48- and 64-bit PNGs as 8-bit RGB(A) without saying so; the header tells.
+    if data[:8] == b"\x89PNG\r\n\x1a\n" and data[12:16] == b"IHDR" and len(data) > 24:
+        return data[24]
+    return None
+
+
+def _extension_note(filename: str | None, real_format: str) -> str | None:
+    if not filename or "." not in filename:
+        return None
+    named_format = _EXTENSION_FORMATS.get(filename.rsplit(".", 1)[1].lower())
+    if named_format is None or named_format == real_format:
+        return None
+    return (
+        f"The file is named {filename!r} but is really a {real_format} image; "
+        f"it is treated as {real_format}."
+    )
+
+
+def _decode(data: bytes, *, filename: str | None) -> _Decoded:
+    if not data:
+        raise ImageRejected(
+            "The file is empty (0 bytes). Choose the image again; it may not have finished "
+            "saving or downloading."
+        )
+    try:
+        image = Image.open(io.BytesIO(data), formats=_DECODABLE_FORMATS)
+    except Image.DecompressionBombError:
+        raise ImageRejected(
+            "The image claims to be far larger than any photo needs and was refused to protect "
+            f"the app. Use an image under {MAX_PIXELS // 1_000_000} megapixels."
+        ) from None
+    except UnidentifiedImageError:
+        is_webp = data[:4] == b"RIFF" and data[8:12] == b"WEBP"
+        if data.startswith(_DECODABLE_SIGNATURES) or is_webp:
+            raise ImageRejected(
+                "The image is damaged and cannot be read. Save or export it again, then retry."
+            ) from None
+        unusable = _describe_unusable(data)
+        if unusable:
+            raise ImageRejected(
+                f"This file is {unusable}, which cannot be used as a first frame. "
+                "Convert it to JPEG or PNG and try again."
+            ) from None
+        raise ImageRejected(
+            "This file is not an image this app can read. Use a JPEG, PNG, BMP or WEBP image."
+        ) from None
+    except Exception:
+        # A damaged header can make any decoder raise almost anything; all mean the same thing.
+        raise ImageRejected(
+            "The image is damaged and cannot be read. Save or export it again, then retry."
+        ) from None
+
+    width, height = image.size
+    if width * height > MAX_PIXELS:
+        raise ImageRejected(
+            f"The image claims to be {_dimensions(width, height)} "
+            f"({width * height / 1_000_000:.0f} megapixels), far more than any photo needs, and "
+            f"was refused to protect the app. Use an image under {MAX_PIXELS // 1_000_000} "
+            "megapixels."
+        )
+    real_format = _FORMAT_ALIASES.get(image.format or "", image.format or "")
+    animated = bool(getattr(image, "is_animated", False))
+    try:
+        # Frame 0 is the current frame after open; load() decodes it completely.
+        image.load()
+    except Exception:
+        raise ImageRejected(
+            "The image is incomplete or damaged (the file may be cut short). "
+            "Save or download it again, then retry."
+        ) from None
+
+    notes: list[str] = []
+    if note := _extension_note(filename, real_format):
+        notes.append(note)
+    if animated:
+        notes.append("This is an animation; only its first frame is used.")
+
+    source_mode = image.mode
+    upright = _upright(image)
+    rotated = upright is not image
+    if rotated:
+        notes.append("Rotated upright from its camera orientation.")
+    bit_depth = _png_bit_depth(data)
+    return _Decoded(
+        image=upright,
+        format=real_format,
+        source_mode=source_mode,
+        sha256=_sha256(data),
+        size_bytes=len(data),
+        rotated=rotated,
+        animated=animated,
+        high_bit_depth=source_mode in _HIGH_BIT_DEPTH_MODES or (bit_depth or 8) > 8,
+        notes=notes,
+    )
+
+
+def _upright(image: Image.Image) -> Image.Image:
+    """The image turned as its EXIF orientation says, or the image itself if it needs no turn."""
+    try:
+        orientation = image.getexif().get(_EXIF_ORIENTATION_TAG, 1)
+        if orientation in range(2, 9):
+            return ImageOps.exif_transpose(image)
+    except Exception:  # noqa: S110 - broken camera metadata must not block a readable image
+        pass
+    return image
+
+
+def _has_alpha(image: Image.Image) -> bool:
+    return image.mode in _MODES_WITH_ALPHA or "transparency" in image.info
+
+
+def _target_size(width: int, height: int, limits: Limits) -> tuple[int, int] | None:
+    """Smallest change of scale that puts both sides within the limits, or None if none can."""
+    low, high = limits.image_min_side_px, limits.image_max_side_px
+    if max(width, height) / min(width, height) > high / low:
+        return None
+    if max(width, height) > high:
+        scale = high / max(width, height)
+    elif min(width, height) < low:
+        scale = low / min(width, height)
+    else:
+        return width, height
+    # Rounding may nudge a side one pixel past a limit; clamping costs under a pixel of aspect.
+    return (
+        min(high, max(low, round(width * scale))),
+        min(high, max(low, round(height * scale))),
+    )
+
+
+def _size_problems(width: int, height: int, limits: Limits) -> list[ImageProblem]:
+    low, high = limits.image_min_side_px, limits.image_max_side_px
+    target = _target_size(width, height, limits)
+    if target is None:
+        return [
+            ImageProblem(
+                code="extreme_aspect_ratio",
+                message=(
+                    f"{_dimensions(width, height)} is too long and thin: the gateway needs "
+                    f"every side between {low} and {high} px, so the long side can be at most "
+                    f"{high / low:.1f} times the short one. Crop it to a less extreme shape."
+                ),
+                fix=None,
+            )
+        ]
+    new_width, new_height = target
+    if max(width, height) > high:
+        return [
+            ImageProblem(
+                code="too_large",
+                message=(
+                    f"{_dimensions(width, height)}: the gateway accepts at most {high} px on "
+                    "each side."
+                ),
+                fix=f"Scale down to {_dimensions(new_width, new_height)}",
+            )
+        ]
+    if min(width, height) < low:
+        if width < low and height < low:
+            measured = _dimensions(width, height)
+        elif height < low:
+            measured = f"{height} px high"
+        else:
+            measured = f"{width} px wide"
+        return [
+            ImageProblem(
+                code="too_small",
+                message=f"{measured}: the gateway needs at least {low} px on each side.",
+                fix=f"Scale up to {_dimensions(new_width, new_height)} (may look softer)",
+            )
+        ]
+    return []
+
+
+def _problems(decoded: _Decoded, limits: Limits) -> list[ImageProblem]:
+    image = decoded.image
+    problems: list[ImageProblem] = []
+    if decoded.format not in limits.image_formats:
+        accepted = ", ".join(limits.image_formats[:-1]) + f" or {limits.image_formats[-1]}"
+        problems.append(
+            ImageProblem(
+                code="unsupported_format_for_gateway",
+                message=f"The gateway does not accept {decoded.format} images, only {accepted}.",
+                fix=f"Convert to {_output_format(decoded)}",
+            )
+        )
+    problems.extend(_size_problems(image.width, image.height, limits))
+    if decoded.size_bytes > limits.image_max_bytes:
+        problems.append(
+            ImageProblem(
+                code="too_heavy",
+                message=(
+                    f"The file is {_megabytes(decoded.size_bytes)}: the gateway accepts at most "
+                    f"{_megabytes(limits.image_max_bytes)}."
+                ),
+                fix=f"Recompress to fit under {_megabytes(limits.image_max_bytes)}",
+            )
+        )
+    if _has_alpha(image):
+        problems.append(
+            ImageProblem(
+                code="has_alpha",
+                message="It has a transparency channel, which the gateway does not accept.",
+                fix="Fill transparent areas with white",
+            )
+        )
+    if image.mode == "CMYK":
+        problems.append(
+            ImageProblem(
+                code="cmyk",
+                message="Its colours are stored as CMYK (for print); the gateway needs RGB.",
+                fix="Convert to RGB colour",
+            )
+        )
+    elif decoded.high_bit_depth:
+        problems.append(
+            ImageProblem(
+                code="high_bit_depth",
+                message="It uses 16 or more bits per colour; the gateway needs 8.",
+                fix="Convert to 8-bit colour",
+            )
+        )
+    elif image.mode not in _SENDABLE_MODES and not _has_alpha(image):
+        problems.append(
+            ImageProblem(
+                code="unusual_colour_mode",
+                message=f"Its colours are stored as {image.mode}; the gateway needs RGB.",
+                fix="Convert to RGB colour",
+            )
+        )
+    return problems
+
+
+def inspect_image(
+    data: bytes, *, filename: str | None = None, limits: Limits | None = None
+) -> ImageCheck:
+    """Read an image and report what it is and which gateway rules it breaks.
+
+    Parameters
+    ----------
+    data
+        The file's bytes, as uploaded or fetched.
+    filename
+        The name it came with, used only to point out a misleading extension.
+    limits
+        The gateway's input limits; the catalog's by default.
+
+    Returns
+    -------
+    ImageCheck
+        Format, upright size, notes and problems (each with its one-click fix, if any).
+
+    Raises
+    ------
+    ImageRejected
+        If the bytes are empty, not a readable image, damaged, truncated or a decompression bomb.
+    """
+    limits = limits or default_catalog().limits
+    decoded = _decode(data, filename=filename)
+    return ImageCheck(
+        format=decoded.format,
+        width=decoded.image.width,
+        height=decoded.image.height,
+        size_bytes=decoded.size_bytes,
+        mode=decoded.source_mode,
+        sha256=decoded.sha256,
+        notes=list(decoded.notes),
+        problems=_problems(decoded, limits),
+    )
+
+
+def _output_format(decoded: _Decoded) -> str:
+    # Photos stay lossy, everything else becomes lossless PNG (BMP too: same pixels, smaller file).
+    if decoded.format == "JPEG":
+        return "JPEG"
+    if decoded.format == "WEBP":
+        return "WEBP"
+    return "PNG"
+
+
+def _to_8bit(image: Image.Image) -> Image.Image:
+    as_int = image.convert("I")
+    _, high = as_int.getextrema()
+    if high > 255:
+        as_int = as_int.point(lambda value: value / 256)
+    return as_int.convert("L")
+
+
+def _flatten_on_white(image: Image.Image) -> Image.Image:
+    rgba = image.convert("RGBA")
+    background = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
+    flat = Image.alpha_composite(background, rgba).convert("RGB")
+    # Only an RGB(A) source's colour profile still describes the RGB result.
+    if image.mode == "RGBA" and "icc_profile" in image.info:
+        flat.info["icc_profile"] = image.info["icc_profile"]
+    return flat
+
+
+def _convert_colours(image: Image.Image, decoded: _Decoded) -> tuple[Image.Image, list[str]]:
+    fixes: list[str] = []
+    if _has_alpha(image):
+        fixes.append("Filled transparent areas with white")
+        return _flatten_on_white(image), fixes
+    if image.mode == "CMYK":
+        fixes.append("Converted CMYK colours to RGB")
+        rgb = image.convert("RGB")
+        # convert() keeps the CMYK colour profile, which would mislabel the RGB pixels.
+        rgb.info.pop("icc_profile", None)
+        return rgb, fixes
+    if image.mode in _HIGH_BIT_DEPTH_MODES:
+        fixes.append("Converted 16-bit colour to 8-bit")
+        return _to_8bit(image), fixes
+    if decoded.high_bit_depth:
+        # Pillow already reduced it to 8 bits while reading; saving it again makes that real.
+        fixes.append("Converted 16-bit colour to 8-bit")
+    if image.mode in ("L", "RGB"):
+        return image, fixes
+    if image.mode == "1":
+        return image.convert("L"), fixes
+    if image.mode != "P":
+        fixes.append(f"Converted {image.mode} colours to RGB")
+    return image.convert("RGB"), fixes
+
+
+def _encode(image: Image.Image, image_format: str, *, quality: int = JPEG_QUALITY) -> bytes:
+    buffer = io.BytesIO()
+    if image_format == "JPEG":
+        image.save(buffer, "JPEG", quality=quality, icc_profile=image.info.get("icc_profile"))
+    elif image_format == "WEBP":
+        image.save(buffer, "WEBP", quality=_WEBP_QUALITY, icc_profile=image.info.get("icc_profile"))
+    else:
+        image.save(buffer, image_format, icc_profile=image.info.get("icc_profile"))
+    return buffer.getvalue()
+
+
+def prepare_image(
+    data: bytes, *, filename: str | None = None, limits: Limits | None = None
+) -> PreparedImage:
+    """Apply every available fix at once and return the bytes to send.
+
+    The image is rotated upright, reduced to its first frame, scaled (down to the largest side
+    allowed, or up just enough to reach the smallest, keeping its aspect), converted to 8-bit RGB
+    without transparency, saved in a format the gateway accepts and recompressed if it is still
+    too heavy. An image that already meets every rule is returned untouched.
+
+    Parameters
+    ----------
+    data
+        The original bytes.
+    filename
+        The name it came with, used only for notes.
+    limits
+        The gateway's input limits; the catalog's by default.
+
+    Returns
+    -------
+    PreparedImage
+        The bytes to send, with one line per fix applied and any warnings.
+
+    Raises
+    ------
+    ImageRejected
+        If the image cannot be read, or breaks a rule that no fix can satisfy.
+    """
+    limits = limits or default_catalog().limits
+    decoded = _decode(data, filename=filename)
+    problems = _problems(decoded, limits)
+    if blocking := [problem for problem in problems if problem.fix is None]:
+        raise ImageRejected(" ".join(problem.message for problem in blocking))
+    if not problems and not decoded.rotated and not decoded.animated:
+        image = decoded.image
+        return PreparedImage(
+            data=data,
+            mime=MIME_TYPES[decoded.format],
+            format=decoded.format,
+            width=image.width,
+            height=image.height,
+            size_bytes=len(data),
+            sha256=decoded.sha256,
+            original_sha256=decoded.sha256,
+        )
+
+    fixes: list[str] = []
+    warnings: list[str] = []
+    if decoded.rotated:
+        fixes.append("Rotated upright from its camera orientation")
+    if decoded.animated:
+        fixes.append("Took the first frame of the animation")
+    image, colour_fixes = _convert_colours(decoded.image, decoded)
+    fixes.extend(colour_fixes)
+
+    width, height = image.size
+    target = _target_size(width, height, limits)
+    # _problems already refused shapes that no scale can fit, so a target always exists here.
+    assert target is not None
+    if target != (width, height):
+        image = image.resize(target, Image.Resampling.LANCZOS)
+        verb = "down" if target[0] < width else "up"
+        fixes.append(f"Scaled {verb} from {width}×{height} to {target[0]}×{target[1]} px")
+        if verb == "up":
+            warnings.append(
+                f"Scaled up {target[0] / width:.1f}×: it may look softer than the original."
+            )
+
+    output_format = _output_format(decoded)
+    encoded = _encode(image, output_format)
+    limit = _megabytes(limits.image_max_bytes)
+    was = (
+        f"; it was {_megabytes(decoded.size_bytes)}"
+        if decoded.size_bytes > limits.image_max_bytes
+        else ""
+    )
+    if len(encoded) > limits.image_max_bytes:
+        encoded, quality = _fit_as_jpeg(image, limits.image_max_bytes, heavy_size=len(encoded))
+        output_format = "JPEG"
+        fixes.append(f"Recompressed as JPEG (quality {quality}) to fit under {limit}{was}")
+        if quality < _STRONG_COMPRESSION_BELOW:
+            warnings.append(
+                f"Compressed strongly (JPEG quality {quality}); fine detail may be lost."
+            )
+    else:
+        if output_format != decoded.format:
+            fixes.append(f"Converted {decoded.format} to {output_format}")
+        if was:
+            fixes.append(f"Recompressed to fit under {limit}{was}")
+    return PreparedImage(
+        data=encoded,
+        mime=MIME_TYPES[output_format],
+        format=output_format,
+        width=image.width,
+        height=image.height,
+        size_bytes=len(encoded),
+        sha256=_sha256(encoded),
+        original_sha256=decoded.sha256,
+        fixes=fixes,
+        warnings=warnings,
+    )
+
+
+def _fit_as_jpeg(image: Image.Image, max_bytes: int, *, heavy_size: int) -> tuple[bytes, int]:
+    for quality in _JPEG_QUALITY_LADDER:
+        encoded = _encode(image, "JPEG", quality=quality)
+        if len(encoded) <= max_bytes:
+            return encoded, quality
+    raise ImageRejected(
+        f"The image stays heavier than {_megabytes(max_bytes)} even when compressed strongly "
+        f"(it is {_megabytes(heavy_size)}). Use a smaller or simpler image."
+    )
+
+
+_SHA256_PATTERN = re.compile(r"[0-9a-f]{64}")
+
+
+def _write_atomically(path: Path, data: bytes) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(handle, "wb") as stream:
+            stream.write(data)
+            stream.flush()
+            os.fsync(stream.fileno())
+        os.replace(temporary, path)
+    except BaseException:
+        Path(temporary).unlink(missing_ok=True)
+        raise
+
+
+class ImageLibrary:
+    """Images kept by content hash under ``root/images``, with cached thumbnails.
+
+    Files are written atomically and never change once written, so concurrent readers and
+    writers (several sessions, the watcher) are safe without locks.
+    """
+
+    def __init__(self, root: Path) -> None:
+        self.root = Path(root)
+        self._images = self.root / "images"
+        self._thumbnails = self.root / "thumbnails"
+
+    def _folder(self, sha256: str) -> Path:
+        if not _SHA256_PATTERN.fullmatch(sha256):
+            raise ValueError(f"not a SHA-256 hex digest: {sha256!r}")
+        return self._images / sha256[:2]
+
+    def save(self, data: bytes, *, format: str) -> str:
+        """Store the bytes (if not already there) and return their SHA-256."""
+        canonical = _FORMAT_ALIASES.get(format.upper(), format.upper())
+        if canonical not in FILE_EXTENSIONS:
+            raise ValueError(f"cannot store {format!r} images")
+        extension = FILE_EXTENSIONS[canonical]
+        sha256 = _sha256(data)
+        target = self._folder(sha256) / f"{sha256}.{extension}"
+        if not target.exists():
+            _write_atomically(target, data)
+        return sha256
+
+    def path(self, sha256: str) -> Path:
+        """Return the stored file for this hash; raise ``FileNotFoundError`` if there is none."""
+        for candidate in sorted(self._folder(sha256).glob(f"{sha256}.*")):
+            if not candidate.name.endswith(".tmp"):
+                return candidate
+        raise FileNotFoundError(f"no stored image with hash {sha256}")
+
+    def exists(self, sha256: str) -> bool:
+        """Whether an image with this hash is stored."""
+        try:
+            self.path(sha256)
+        except FileNotFoundError:
+            return False
+        return True
+
+    def load(self, sha256: str) -> bytes:
+        """Return the stored bytes for this hash."""
+        return self.path(sha256).read_bytes()
+
+    def thumbnail(self, sha256: str, max_side: int = 160) -> bytes:
+        """Return a small upright JPEG of the image, made once and cached on disk."""
+        cached = self._thumbnails / sha256[:2] / f"{sha256}-{max_side}.jpg"
+        if cached.exists():
+            return cached.read_bytes()
+        with Image.open(self.path(sha256), formats=_DECODABLE_FORMATS) as image:
+            image.draft("RGB", (max_side, max_side))
+            small = ImageOps.exif_transpose(image)
+            small.thumbnail((max_side, max_side))
+            small = _flatten_on_white(small) if _has_alpha(small) else small.convert("RGB")
+        data = _encode(small, "JPEG", quality=85)
+        _write_atomically(cached, data)
+        return data

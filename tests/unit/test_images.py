@@ -1,0 +1,405 @@
+"""First frames: reading, checking and fixing images, and the content-addressed image library."""
+
+from __future__ import annotations
+
+import hashlib
+import io
+from dataclasses import replace
+
+import pytest
+from PIL import Image
+
+from studio.catalog import Limits, default_catalog
+from studio.images import (
+    MAX_PIXELS,
+    ImageLibrary,
+    ImageRejected,
+    inspect_image,
+    prepare_image,
+)
+from tests.plugins.images import (
+    animated,
+    bomb_png,
+    cmyk_jpeg,
+    encode,
+    exif_rotated_jpeg,
+    gradient,
+    gray16_png,
+    image_bytes,
+    jpeg,
+    noise_png,
+    png,
+    rgb48_png,
+    rgba_png,
+    truncated,
+)
+
+TEN_MB = 10 * 1024 * 1024
+
+
+def decode(data: bytes) -> Image.Image:
+    image = Image.open(io.BytesIO(data))
+    image.load()
+    return image
+
+
+def codes(data: bytes) -> list[str]:
+    return [problem.code for problem in inspect_image(data).problems]
+
+
+def codes_with(data: bytes, limits: Limits) -> list[str]:
+    return [p.code for p in inspect_image(data, limits=limits).problems]
+
+
+def _orientation_exif(orientation: int) -> bytes:
+    exif = Image.Exif()
+    exif[0x0112] = orientation
+    return exif.tobytes()
+
+
+# --- refusals -------------------------------------------------------------------------------
+
+
+def test_empty_file_is_refused_with_what_to_do() -> None:
+    with pytest.raises(ImageRejected, match=r"empty \(0 bytes\).*Choose the image again"):
+        inspect_image(b"")
+
+
+@pytest.mark.parametrize(
+    ("data", "expected"),
+    [
+        (b"%PDF-1.7\n%binary", "PDF document"),
+        (b'<?xml version="1.0"?><svg xmlns="http://www.w3.org/2000/svg"></svg>', "SVG drawing"),
+        (b"\x00\x00\x00\x18ftypheic\x00\x00\x00\x00mif1heic", "HEIC photo"),
+        (b"\x00\x00\x00\x1cftypavif\x00\x00\x00\x00avifmif1", "AVIF image"),
+    ],
+)
+def test_known_unusable_formats_are_named_and_told_to_convert(data: bytes, expected: str) -> None:
+    with pytest.raises(ImageRejected, match=rf"{expected}.*Convert it to JPEG or PNG"):
+        prepare_image(data, filename="picture.jpg")
+
+
+def test_text_is_not_an_image() -> None:
+    with pytest.raises(ImageRejected, match="not an image this app can read"):
+        inspect_image(b"just some words, no pixels", filename="notes.png")
+
+
+def test_corrupt_image_is_refused() -> None:
+    data = png()
+    # A valid signature and header followed by garbage where the pixels should be.
+    corrupt = data[:33] + bytes(range(256)) * 4
+    with pytest.raises(ImageRejected, match="damaged"):
+        inspect_image(corrupt)
+
+
+@pytest.mark.parametrize("make", [jpeg, png], ids=["jpeg", "png"])
+def test_truncated_image_is_refused(make) -> None:
+    with pytest.raises(ImageRejected, match=r"incomplete or damaged.*again"):
+        inspect_image(truncated(make()))
+
+
+@pytest.mark.filterwarnings("ignore::PIL.Image.DecompressionBombWarning")
+@pytest.mark.parametrize(
+    ("width", "height"),
+    [(10_000, 9_000), (30_000, 30_000)],
+    ids=["over-our-cap", "over-pillows-error-cap"],
+)
+def test_decompression_bomb_is_refused_before_decoding(width: int, height: int) -> None:
+    data = bomb_png(width, height)
+    assert len(data) < 2_000
+    with pytest.raises(ImageRejected, match=f"under {MAX_PIXELS // 1_000_000} megapixels"):
+        inspect_image(data)
+    with pytest.raises(ImageRejected, match="protect the app"):
+        prepare_image(data)
+
+
+# --- checks and notes ------------------------------------------------------------------------
+
+
+def test_good_jpeg_is_ok_and_sent_untouched() -> None:
+    data = jpeg(1280, 720)
+    check = inspect_image(data, filename="photo.jpg")
+    assert (check.format, check.width, check.height, check.mode) == ("JPEG", 1280, 720, "RGB")
+    assert check.size_bytes == len(data)
+    assert check.sha256 == hashlib.sha256(data).hexdigest()
+    assert check.ok
+    assert not check.can_fix
+    assert check.notes == []
+
+    prepared = prepare_image(data, filename="photo.jpg")
+    assert prepared.data is data
+    assert prepared.fixes == []
+    assert prepared.warnings == []
+    assert (prepared.mime, prepared.format) == ("image/jpeg", "JPEG")
+    assert prepared.sha256 == prepared.original_sha256 == check.sha256
+
+
+@pytest.mark.parametrize(("image_format", "mime"), [("BMP", "image/bmp"), ("WEBP", "image/webp")])
+def test_other_accepted_formats_pass_as_they_are(image_format: str, mime: str) -> None:
+    data = image_bytes(640, 480, image_format)
+    assert inspect_image(data).ok
+    prepared = prepare_image(data)
+    assert (prepared.format, prepared.mime, prepared.fixes) == (image_format, mime, [])
+    assert prepared.data == data
+
+
+def test_wrong_extension_is_noted_but_accepted() -> None:
+    data = jpeg()
+    check = inspect_image(data, filename="holiday.PNG")
+    assert check.format == "JPEG"
+    assert check.ok
+    assert check.notes == [
+        "The file is named 'holiday.PNG' but is really a JPEG image; it is treated as JPEG."
+    ]
+    assert prepare_image(data, filename="holiday.PNG").mime == "image/jpeg"
+
+
+def test_exif_rotation_is_applied_to_what_is_checked_and_sent() -> None:
+    data = exif_rotated_jpeg(800, 600, orientation=6)
+    check = inspect_image(data)
+    assert (check.width, check.height) == (600, 800)
+    assert "Rotated upright from its camera orientation." in check.notes
+    assert check.ok
+
+    prepared = prepare_image(data)
+    assert prepared.fixes == ["Rotated upright from its camera orientation"]
+    assert (prepared.width, prepared.height) == (600, 800)
+    sent = decode(prepared.data)
+    assert sent.size == (600, 800)
+    assert sent.getexif().get(0x0112, 1) == 1
+    # Turned a quarter clockwise: the stored bottom-left (red) corner is now top-left, and the
+    # stored top-left (dark) corner is now top-right.
+    top_left, top_right = sent.getpixel((0, 0)), sent.getpixel((599, 0))
+    assert top_left[0] > 215
+    assert top_left[1] < 40
+    assert max(top_right[:2]) < 40
+
+
+@pytest.mark.parametrize("image_format", ["GIF", "WEBP"])
+def test_animation_uses_its_first_frame_and_says_so(image_format: str) -> None:
+    data = animated(image_format)
+    check = inspect_image(data)
+    assert "This is an animation; only its first frame is used." in check.notes
+
+    prepared = prepare_image(data)
+    assert "Took the first frame of the animation" in prepared.fixes
+    sent = decode(prepared.data)
+    assert not getattr(sent, "is_animated", False)
+    red, green, blue = sent.convert("RGB").getpixel((10, 10))
+    assert red > 200
+    assert max(green, blue) < 60
+
+
+def test_gif_is_converted_to_a_format_the_gateway_takes() -> None:
+    check = inspect_image(animated("GIF"))
+    problem = next(p for p in check.problems if p.code == "unsupported_format_for_gateway")
+    assert problem.message == (
+        "The gateway does not accept GIF images, only JPEG, PNG, BMP or WEBP."
+    )
+    assert problem.fix == "Convert to PNG"
+    prepared = prepare_image(animated("GIF"))
+    assert prepared.format == "PNG"
+    assert "Converted GIF to PNG" in prepared.fixes
+
+
+def test_tiff_is_converted_to_png() -> None:
+    data = image_bytes(640, 480, "TIFF")
+    assert codes(data) == ["unsupported_format_for_gateway"]
+    prepared = prepare_image(data)
+    assert (prepared.format, prepared.fixes) == ("PNG", ["Converted TIFF to PNG"])
+    assert decode(prepared.data).format == "PNG"
+
+
+def test_alpha_is_flattened_on_white() -> None:
+    data = rgba_png(640, 480)
+    check = inspect_image(data)
+    assert check.mode == "RGBA"
+    assert [(p.code, p.fix) for p in check.problems] == [
+        ("has_alpha", "Fill transparent areas with white")
+    ]
+    assert check.can_fix
+
+    prepared = prepare_image(data)
+    assert prepared.fixes == ["Filled transparent areas with white"]
+    sent = decode(prepared.data)
+    assert (sent.format, sent.mode) == ("PNG", "RGB")
+    assert sent.getpixel((600, 240)) == (255, 255, 255)
+
+
+def test_cmyk_is_converted_to_rgb() -> None:
+    data = cmyk_jpeg()
+    check = inspect_image(data)
+    assert check.mode == "CMYK"
+    assert codes(data) == ["cmyk"]
+    prepared = prepare_image(data)
+    assert prepared.fixes == ["Converted CMYK colours to RGB"]
+    assert decode(prepared.data).mode == "RGB"
+    assert prepared.format == "JPEG"
+
+
+def test_cmyk_colour_profile_is_not_carried_onto_rgb_pixels() -> None:
+    data = encode(gradient(640, 480, mode="CMYK"), "JPEG", icc_profile=b"a CMYK profile")
+    sent = decode(prepare_image(data).data)
+    assert sent.mode == "RGB"
+    assert "icc_profile" not in sent.info
+
+
+@pytest.mark.parametrize("make", [gray16_png, rgb48_png], ids=["grey-16", "rgb-48"])
+def test_sixteen_bit_colour_is_reduced_to_eight(make) -> None:
+    data = make()
+    assert codes(data) == ["high_bit_depth"]
+    prepared = prepare_image(data)
+    assert prepared.fixes == ["Converted 16-bit colour to 8-bit"]
+    sent = decode(prepared.data)
+    assert sent.mode in ("L", "RGB")
+    assert prepared.data[24] == 8  # the PNG header's bit depth
+
+
+def test_sixteen_bit_grey_keeps_its_brightness() -> None:
+    sent = decode(prepare_image(gray16_png()).data)
+    assert sent.getpixel((0, 0)) == 60000 // 256
+
+
+def test_too_small_is_scaled_up_just_enough_with_a_warning() -> None:
+    data = png(800, 300)
+    problem = inspect_image(data).problems[0]
+    assert problem.code == "too_small"
+    assert problem.message == "300 px high: the gateway needs at least 360 px on each side."
+    assert problem.fix == "Scale up to 960×360 px (may look softer)"
+
+    prepared = prepare_image(data)
+    assert (prepared.width, prepared.height) == (960, 360)
+    assert prepared.fixes == ["Scaled up from 800×300 to 960×360 px"]
+    assert prepared.warnings == ["Scaled up 1.2×: it may look softer than the original."]
+    assert decode(prepared.data).size == (960, 360)
+
+
+def test_too_small_on_both_sides_names_both() -> None:
+    problem = inspect_image(png(300, 200)).problems[0]
+    assert problem.message == "300×200 px: the gateway needs at least 360 px on each side."
+    assert problem.fix == "Scale up to 540×360 px (may look softer)"
+
+
+def test_too_large_is_scaled_down_keeping_the_aspect() -> None:
+    data = jpeg(4000, 3000)
+    problem = inspect_image(data).problems[0]
+    assert problem.code == "too_large"
+    assert problem.message == "4000×3000 px: the gateway accepts at most 2000 px on each side."
+    assert problem.fix == "Scale down to 2000×1500 px"
+
+    prepared = prepare_image(data)
+    assert prepared.fixes == ["Scaled down from 4000×3000 to 2000×1500 px"]
+    assert prepared.warnings == []
+    assert (prepared.format, decode(prepared.data).size) == ("JPEG", (2000, 1500))
+    assert prepared.original_sha256 == hashlib.sha256(data).hexdigest()
+    assert prepared.sha256 == hashlib.sha256(prepared.data).hexdigest()
+
+
+def test_tall_image_scales_down_to_the_smallest_side_allowed() -> None:
+    # 3000×600 → 2000×400: the short side stays above 360 px.
+    prepared = prepare_image(png(3000, 600))
+    assert (prepared.width, prepared.height) == (2000, 400)
+
+
+def test_extreme_panorama_cannot_be_fixed_by_scaling() -> None:
+    data = png(5000, 300)
+    check = inspect_image(data)
+    assert [p.code for p in check.problems] == ["extreme_aspect_ratio"]
+    assert check.problems[0].fix is None
+    assert not check.ok
+    assert not check.can_fix
+    with pytest.raises(ImageRejected, match=r"5000×300 px is too long and thin.*Crop it"):
+        prepare_image(data)
+
+
+def test_too_heavy_is_recompressed_under_ten_megabytes() -> None:
+    data = noise_png(2000, 1900)
+    assert len(data) > TEN_MB
+    check = inspect_image(data)
+    problem = check.problems[0]
+    assert [p.code for p in check.problems] == ["too_heavy"]
+    assert problem.message.endswith("the gateway accepts at most 10 MB.")
+    assert problem.fix == "Recompress to fit under 10 MB"
+
+    prepared = prepare_image(data)
+    assert prepared.size_bytes == len(prepared.data) <= TEN_MB
+    assert prepared.format == "JPEG"
+    assert (prepared.width, prepared.height) == (2000, 1900)
+    assert len(prepared.fixes) == 1
+    assert prepared.fixes[0].startswith("Recompressed as JPEG (quality ")
+    assert prepared.fixes[0].endswith(f"to fit under 10 MB; it was {len(data) / 2**20:.1f} MB")
+
+
+def test_several_fixes_are_applied_in_one_go() -> None:
+    rotated_cmyk_giant = encode(
+        gradient(3000, 2400, mode="CMYK"),
+        "JPEG",
+        exif=_orientation_exif(8),
+    )
+    prepared = prepare_image(rotated_cmyk_giant)
+    assert prepared.fixes == [
+        "Rotated upright from its camera orientation",
+        "Converted CMYK colours to RGB",
+        "Scaled down from 2400×3000 to 1600×2000 px",
+    ]
+    sent = decode(prepared.data)
+    assert (sent.mode, sent.size) == ("RGB", (1600, 2000))
+
+
+def test_custom_limits_are_honoured() -> None:
+    strict = replace(default_catalog().limits, image_max_side_px=1000)
+    assert inspect_image(jpeg(1280, 720)).ok
+    assert codes_with(jpeg(1280, 720), strict) == ["too_large"]
+    assert (prepare_image(jpeg(1280, 720), limits=strict).width) == 1000
+
+
+# --- the library -----------------------------------------------------------------------------
+
+
+def test_library_keeps_images_by_content_hash(tmp_path) -> None:
+    library = ImageLibrary(tmp_path)
+    data = jpeg()
+    sha = library.save(data, format="JPEG")
+    assert sha == hashlib.sha256(data).hexdigest()
+    assert library.path(sha) == tmp_path / "images" / sha[:2] / f"{sha}.jpg"
+    assert library.exists(sha)
+    assert library.load(sha) == data
+    # Saving the same bytes again is a no-op that returns the same hash.
+    assert library.save(data, format="JPEG") == sha
+    assert [p.name for p in (tmp_path / "images" / sha[:2]).iterdir()] == [f"{sha}.jpg"]
+
+
+def test_library_refuses_what_is_not_a_hash(tmp_path) -> None:
+    library = ImageLibrary(tmp_path)
+    missing = "0" * 64
+    assert not library.exists(missing)
+    with pytest.raises(FileNotFoundError):
+        library.load(missing)
+    with pytest.raises(ValueError, match="SHA-256"):
+        library.path("../../etc/passwd")
+
+
+def test_thumbnail_is_small_upright_and_cached(tmp_path) -> None:
+    library = ImageLibrary(tmp_path)
+    sha = library.save(exif_rotated_jpeg(800, 600, orientation=6), format="JPEG")
+    thumb = library.thumbnail(sha)
+    image = decode(thumb)
+    assert (image.format, image.size) == ("JPEG", (120, 160))
+    cached = list((tmp_path / "thumbnails").rglob("*.jpg"))
+    assert len(cached) == 1
+    assert library.thumbnail(sha) == thumb
+
+
+def test_thumbnail_of_transparent_png_is_flattened(tmp_path) -> None:
+    library = ImageLibrary(tmp_path)
+    sha = library.save(rgba_png(640, 480), format="PNG")
+    image = decode(library.thumbnail(sha, max_side=64))
+    assert image.size == (64, 48)
+    assert image.mode == "RGB"
+    assert all(channel > 245 for channel in image.getpixel((60, 24)))
+
+
+def test_damaged_webp_is_called_damaged() -> None:
+    data = image_bytes(640, 480, "WEBP")
+    with pytest.raises(ImageRejected, match="damaged"):
+        inspect_image(data[:16] + b"\x00" * 64)
