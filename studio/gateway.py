@@ -394,7 +394,10 @@ def _never_connected(exc: BaseException) -> bool:
         reason = getattr(current, "reason", None)
         if isinstance(reason, BaseException):
             pending.append(reason)
-        pending.extend(e for e in (current.__cause__, current.__context__) if e is not None)
+        # Only explicit causes: an implicit __context__ can be an unrelated earlier failure (a
+        # stale pooled connection, say) and would make a sent request look unsent.
+        if current.__cause__ is not None:
+            pending.append(current.__cause__)
     return False
 
 

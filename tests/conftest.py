@@ -1,5 +1,8 @@
 """Fixtures shared by every test folder (each lives in tests/plugins/)."""
 
 pytest_plugins = [
+    "tests.plugins.engine",
+    "tests.plugins.images",
     "tests.plugins.postgres",
+    "tests.plugins.simulator",
 ]

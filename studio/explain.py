@@ -1,0 +1,183 @@
+"""What happened to a job and what to do about it, in words for someone who never saw an API.
+
+The watcher and the submit path store these sentences on the job (``Job.explanation``), so every
+page, the command line and the CSV export say the same thing.
+"""
+
+from __future__ import annotations
+
+from studio.errors import (
+    AuthenticationError,
+    GatewayConnectionError,
+    GatewayError,
+    GatewayResponseError,
+    GatewayStatusError,
+    InsufficientBalanceError,
+    RateLimitError,
+)
+
+NOTHING_BILLED = "Nothing was billed."
+_PROXY_GAVE_UP = frozenset({502, 504})
+
+_FAILURE_CODES: dict[str, str] = {
+    "DataInspectionFailed": (
+        "The gateway's content filter refused the image, the prompt or the generated video. "
+        f"{NOTHING_BILLED} Try another image or reword the prompt."
+    ),
+    "InvalidParameter": (
+        "The gateway could not use the image or one of the settings{detail}. {billed} "
+        "Check that the image is a JPEG, PNG, BMP or WEBP of at most 10 MB with each side "
+        "between 360 and 2000 px, then try again."
+    ),
+    "InternalError": (
+        f"The video service failed on its side while generating. {NOTHING_BILLED} "
+        "Trying again usually works."
+    ),
+}
+
+
+def _said(message: str | None) -> str:
+    return f' (the gateway said: "{message.strip()}")' if message and message.strip() else ""
+
+
+def explain_failure(code: str | None, message: str | None) -> str:
+    """Explain a task that the gateway reported as FAILED.
+
+    Parameters
+    ----------
+    code
+        The gateway's ``output.code``, e.g. ``DataInspectionFailed``.
+    message
+        The gateway's ``output.message``.
+
+    Returns
+    -------
+    str
+        What happened, that failed jobs are not billed, and what to try next.
+    """
+    if code == "InvalidParameter":
+        return _FAILURE_CODES[code].format(detail=_said(message), billed=NOTHING_BILLED)
+    if code in _FAILURE_CODES:
+        return _FAILURE_CODES[code]
+    named = f" ({code})" if code else ""
+    return (
+        f"The gateway reported that the video could not be made{named}{_said(message)}. "
+        f"Failed jobs are not billed. Try again, or change the image or prompt if it fails again."
+    )
+
+
+def explain_canceled() -> str:
+    """Explain a task that was cancelled on the gateway's side."""
+    return f"The task was cancelled on the gateway before it ran. {NOTHING_BILLED}"
+
+
+def explain_lost(*, polls: int, seconds: float) -> str:
+    """Explain a young task the gateway kept answering UNKNOWN about.
+
+    Parameters
+    ----------
+    polls
+        How many UNKNOWN answers were seen (at least).
+    seconds
+        Over how long they were seen.
+    """
+    return (
+        f"The gateway does not know this task: it answered UNKNOWN {polls} times over "
+        f"{seconds:.0f} seconds. The task was probably never started, and a task that never ran "
+        "is not billed. Generate it again."
+    )
+
+
+def explain_lost_expired() -> str:
+    """Explain an UNKNOWN answer for a task older than the gateway keeps tasks."""
+    return (
+        "The gateway forgets tasks after 24 hours and no longer knows this one, so its result "
+        "cannot be fetched any more. Generate it again if you still need it."
+    )
+
+
+def explain_timed_out(minutes: float) -> str:
+    """Explain a job that Studio stopped watching after its deadline."""
+    return (
+        f"No result after {minutes:.0f} minutes, so Wan Studio stopped checking. The gateway may "
+        "still finish it: use Check again to look once more."
+    )
+
+
+def explain_expired() -> str:
+    """Explain a video whose signed link expired before it could be saved."""
+    return (
+        "The video was made, but its download link expired (links last 24 hours) before Wan "
+        "Studio could save it, so it cannot be fetched any more. Generate it again."
+    )
+
+
+def explain_download_problem(error: GatewayError | str) -> str:
+    """Explain a download that failed for now and will be tried again."""
+    reason = error.message if isinstance(error, GatewayError) else error
+    return f"The video is ready, but saving it failed ({reason}). Wan Studio will try again."
+
+
+def explain_uncertain(error: GatewayError | None = None) -> str:
+    """Explain a submit whose answer was lost after the request may have reached the gateway.
+
+    Parameters
+    ----------
+    error
+        What broke (a read timeout, a dropped connection, an unreadable answer), or None when the
+        app stopped while sending.
+    """
+    what = error.message if error is not None else "Wan Studio stopped while sending the job."
+    return (
+        f"{what} The request may have reached the gateway, which would make (and bill) the "
+        "video, or it may not. Wan Studio does not send it again on its own, so you are never "
+        "billed twice without deciding it: send it again (accepting a possible second charge) "
+        "or dismiss it."
+    )
+
+
+def explain_rejection(error: GatewayError) -> str:
+    """Explain a submit the gateway refused, or that certainly never reached it.
+
+    Parameters
+    ----------
+    error
+        The error from the submit.
+
+    Returns
+    -------
+    str
+        The error's message and hint, and that nothing was billed.
+    """
+    hint = error.hint
+    if isinstance(error, RateLimitError) and error.retry_after is None:
+        hint = "The gateway is busy: wait a minute and try again."
+    elif isinstance(error, AuthenticationError):
+        hint = (
+            "Check the API key in Settings; a key typed there lasts for this browser session only."
+        )
+    elif isinstance(error, InsufficientBalanceError):
+        hint = "Add credit to your Pixazo account, then generate again."
+    sent = (
+        "The request never reached the gateway."
+        if isinstance(error, GatewayConnectionError) and not error.may_have_reached_server
+        else ""
+    )
+    parts = [error.message, sent, NOTHING_BILLED, hint]
+    return " ".join(part.strip() for part in parts if part and part.strip())
+
+
+def submit_was_certainly_refused(error: GatewayError) -> bool:
+    """True when a failed submit certainly created no task (so the job is rejected, not uncertain).
+
+    A status error is an answer from the gateway refusing the request, and a connection that never
+    opened sent nothing. A broken connection after sending, a read timeout, a proxy's 502 or 504,
+    or a success answer we could not read may each hide a task that exists and will be billed.
+    """
+    if isinstance(error, GatewayConnectionError):
+        return not error.may_have_reached_server
+    if isinstance(error, GatewayStatusError):
+        # A proxy's 502/504 means the service behind it broke or was slow after getting the
+        # request: it may have started the task.
+        return error.status_code not in _PROXY_GAVE_UP
+    return not isinstance(error, GatewayResponseError)

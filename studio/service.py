@@ -1,0 +1,693 @@
+"""``Studio``: the one object the app and the command line talk to.
+
+It owns the store, the image library, the gateway clients (one per key, made on first use), the
+demo gateway when there is no key, and the watcher thread. Every method is safe to call from
+several threads at once (Streamlit runs each browser session in its own thread).
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import logging
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+from studio.catalog import Catalog, default_catalog
+from studio.demo import DemoGateway, acquire_demo_gateway, release_demo_gateway
+from studio.gateway import GatewayClient, RetryPolicy
+from studio.generation import FieldProblem, InvalidRequest
+from studio.imagehost import DataUriHost, ImageHost
+from studio.images import ImageCheck, ImageLibrary, PreparedImage, inspect_image, prepare_image
+from studio.jobs import JobDraft, Submitter, draft_problems
+from studio.linkfetch import FetchedImage, fetch_image_link
+from studio.pricing import (
+    LISTED_CLIP_SECONDS,
+    estimate_cost,
+    format_usd,
+    listed_clip_price,
+    listed_price_differs,
+    output_size,
+)
+from studio.records import BILLED, DEMO, Job, JobStatus, Totals
+from studio.schedule import PollPolicy, RequestBudget, shared_budget
+from studio.settings import Settings
+from studio.store import JobStore
+from studio.watcher import Watcher
+
+logger = logging.getLogger("studio.service")
+
+CSV_COLUMNS = (
+    "created (UTC)",
+    "mode",
+    "model",
+    "resolution",
+    "duration (s)",
+    "status",
+    "prompt",
+    "actual prompt",
+    "seed",
+    "task id",
+    "billed seconds",
+    "cost USD",
+    "estimate USD",
+    "video file",
+)
+RECHECKABLE = frozenset({JobStatus.TIMED_OUT, JobStatus.LOST, JobStatus.EXPIRED})
+_EXPECTED_FINISH_TTL_SECONDS = 30.0
+_EXPORT_PAGE = 1000
+# Each watcher request is made once; the schedule decides when to try again (and counts it in the
+# request budget), rather than the client retrying behind its back.
+_WATCHER_RETRY = RetryPolicy(max_attempts=1)
+
+
+class KeyRequired(LookupError):
+    """The job was made with an API key this server does not hold; its text says what to do."""
+
+
+@dataclass(frozen=True)
+class Estimate:
+    """What a draft will cost and the size it will come out at, before it is sent."""
+
+    cost_usd: Decimal
+    billed: bool
+    output_width: int | None
+    output_height: int | None
+    text: str
+    listed_usd: Decimal | None = None  # the doc's 5-second price, when it differs from ours
+
+
+@dataclass
+class _Credentials:
+    key: str
+    base_url: str
+    mode: str
+    submit_client: GatewayClient | None = None
+    watch_client: GatewayClient | None = None
+
+
+def _local_midnight(now: datetime | None = None) -> datetime:
+    local = (now or datetime.now(UTC)).astimezone()
+    return local.replace(hour=0, minute=0, second=0, microsecond=0)
+
+
+def _iso(moment: datetime | None) -> str:
+    return moment.astimezone(UTC).isoformat(timespec="seconds") if moment else ""
+
+
+class Studio:
+    """The engine behind every page: drafts, jobs, history, totals, keys and the watcher.
+
+    Make it with ``Studio.open``; one per server process.
+    """
+
+    def __init__(
+        self,
+        *,
+        settings: Settings,
+        catalog: Catalog,
+        store: JobStore,
+        images: ImageLibrary,
+        policy: PollPolicy,
+        budget: RequestBudget,
+        image_host: ImageHost,
+        demo: DemoGateway | None,
+    ) -> None:
+        self.settings = settings
+        self.catalog = catalog
+        self.store = store
+        self.images = images
+        self.policy = policy
+        self.budget = budget
+        self._demo = demo
+        self._lock = threading.Lock()
+        self._credentials: dict[str, _Credentials] = {}
+        self._expected: dict[tuple[str, str, int], tuple[float, float | None]] = {}
+        self._submitter = Submitter(
+            store=store, library=images, image_host=image_host, catalog=catalog, policy=policy
+        )
+        if settings.api_key:
+            self._hold_key(settings.api_key, settings.base_url, BILLED)
+        self.demo_fingerprint: str | None = None
+        if demo is not None:
+            self.demo_fingerprint = self._hold_key(demo.key, demo.url, DEMO)
+        self.watcher = Watcher(
+            store=store,
+            home=settings.home,
+            catalog=catalog,
+            client_for_key=self._watch_client,
+            held_keys=self.held_key_fingerprints,
+            policy=policy,
+            budget=budget,
+        )
+
+    @classmethod
+    def open(
+        cls,
+        settings: Settings,
+        *,
+        start_watcher: bool = True,
+        poll_policy: PollPolicy | None = None,
+        catalog: Catalog | None = None,
+        image_host: ImageHost | None = None,
+    ) -> Studio:
+        """Open the data folder and the database, start demo mode if needed, and the watcher.
+
+        Parameters
+        ----------
+        settings
+            From ``Settings.from_environment``.
+        start_watcher
+            Run the watcher in a daemon thread (False for one-shot commands and tests that drive
+            ``studio.watcher`` themselves).
+        poll_policy
+            The watcher's timing; by default the standard one with the settings' deadline.
+        catalog
+            Models and prices; the shipped catalog by default.
+        image_host
+            How images reach the gateway; ``data:`` URIs by default.
+
+        Returns
+        -------
+        Studio
+            Close it with ``close()``.
+        """
+        settings.home.mkdir(parents=True, exist_ok=True)
+        settings.key_salt()
+        policy = poll_policy or PollPolicy(deadline=settings.job_deadline_minutes * 60)
+        store = JobStore.open(settings.database_url)
+        demo = None
+        try:
+            # Demo jobs still in flight from an earlier run need their gateway too.
+            pending_demo = any(job.is_demo for job in store.in_flight_jobs())
+            if settings.mode == DEMO or pending_demo:
+                demo = acquire_demo_gateway(settings.simulator_dir, speed=settings.demo_speed)
+            studio = cls(
+                settings=settings,
+                catalog=catalog or default_catalog(),
+                store=store,
+                images=ImageLibrary(settings.home),
+                policy=policy,
+                budget=shared_budget(settings.request_budget_per_second),
+                image_host=image_host or DataUriHost(),
+                demo=demo,
+            )
+        except BaseException:
+            if demo is not None:
+                release_demo_gateway(demo)
+            store.close()
+            raise
+        if start_watcher:
+            studio.watcher.start()
+        return studio
+
+    def close(self) -> None:
+        """Stop the watcher, the clients and the demo gateway; close the database."""
+        self.watcher.stop()
+        with self._lock:
+            credentials = list(self._credentials.values())
+        for entry in credentials:
+            for client in (entry.submit_client, entry.watch_client):
+                if client is not None:
+                    client.close()
+        if self._demo is not None:
+            release_demo_gateway(self._demo)
+            self._demo = None
+        self.store.close()
+
+    def __enter__(self) -> Studio:
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"Studio(mode={self.mode!r}, home={str(self.settings.home)!r})"
+
+    # -- mode and keys ---------------------------------------------------------------------
+
+    @property
+    def mode(self) -> str:
+        """The mode of new jobs sent without a session key: ``billed`` or ``demo``."""
+        return self.settings.mode
+
+    @property
+    def demo_url(self) -> str | None:
+        """The embedded simulator's address in demo mode, else None."""
+        return self._demo.url if self._demo is not None else None
+
+    def mode_for(self, api_key: str | None = None) -> str:
+        """The mode a job would have if sent with this session key (or none)."""
+        return BILLED if (api_key and api_key.strip()) or self.settings.api_key else DEMO
+
+    def _hold_key(self, key: str, base_url: str, mode: str) -> str:
+        fingerprint = self.settings.fingerprint(key)
+        with self._lock:
+            if fingerprint not in self._credentials:
+                self._credentials[fingerprint] = _Credentials(key, base_url, mode)
+        return fingerprint
+
+    def use_session_key(self, key: str) -> str:
+        """Hold a key typed in Settings, in memory only, so its jobs can be sent and watched.
+
+        Parameters
+        ----------
+        key
+            The API key.
+
+        Returns
+        -------
+        str
+            Its salted fingerprint (what jobs made with it record).
+        """
+        key = key.strip()
+        if not key:
+            raise ValueError("The API key is empty.")
+        fingerprint = self._hold_key(key, self.settings.base_url, BILLED)
+        self.watcher.wake()
+        return fingerprint
+
+    def held_key_fingerprints(self) -> list[str]:
+        """Fingerprints of every key this process holds (configured, session and demo)."""
+        with self._lock:
+            return list(self._credentials)
+
+    def jobs_waiting_for_key(self) -> list[Job]:
+        """In-flight jobs whose key this process does not hold ("enter your key to resume")."""
+        held = set(self.held_key_fingerprints())
+        return [job for job in self.store.in_flight_jobs() if job.key_fingerprint not in held]
+
+    def _client(self, fingerprint: str | None, *, for_watcher: bool) -> GatewayClient | None:
+        with self._lock:
+            entry = self._credentials.get(fingerprint) if fingerprint else None
+            if entry is None:
+                return None
+            if for_watcher:
+                if entry.watch_client is None:
+                    entry.watch_client = GatewayClient(
+                        base_url=entry.base_url,
+                        api_key=entry.key,
+                        retry=_WATCHER_RETRY,
+                        catalog=self.catalog,
+                    )
+                return entry.watch_client
+            if entry.submit_client is None:
+                entry.submit_client = GatewayClient(
+                    base_url=entry.base_url, api_key=entry.key, catalog=self.catalog
+                )
+            return entry.submit_client
+
+    def _watch_client(self, fingerprint: str | None) -> GatewayClient | None:
+        return self._client(fingerprint, for_watcher=True)
+
+    def _sender(self, api_key: str | None) -> tuple[str, str]:
+        """The (fingerprint, mode) a new job is sent with."""
+        if api_key and api_key.strip():
+            return self.use_session_key(api_key), BILLED
+        if self.settings.api_key:
+            return self.settings.fingerprint(self.settings.api_key), BILLED
+        if self.demo_fingerprint is None:
+            raise KeyRequired("Enter an API key in Settings to generate videos.")
+        return self.demo_fingerprint, DEMO
+
+    # -- drafts ----------------------------------------------------------------------------
+
+    def check_draft(self, draft: JobDraft) -> list[FieldProblem]:
+        """Everything that would block Generate for this draft (a missing image included)."""
+        return draft_problems(draft, self.catalog)
+
+    def estimate(self, draft: JobDraft, *, api_key: str | None = None) -> Estimate:
+        """The cost and output size of a draft before it is sent.
+
+        Parameters
+        ----------
+        draft
+            The user's choices; model, resolution and duration must be ones the catalog offers.
+        api_key
+            The session key it would be sent with, if any (decides billed or demo).
+
+        Returns
+        -------
+        Estimate
+            E.g. text ``"≈ $0.75 for 5 s at 1080P"``, or in demo mode
+            ``"demo: not billed (would be ≈ $0.75 for 5 s at 1080P)"``.
+
+        Raises
+        ------
+        InvalidRequest
+            When the model, resolution or duration is not in the catalog.
+        """
+        spec = self.catalog.models.get(draft.model)
+        resolution = draft.resolution or (spec.default_resolution if spec else "")
+        duration = draft.duration or (spec.default_duration if spec else 0)
+        if spec is None or resolution not in spec.resolutions or duration not in spec.durations:
+            problems = [
+                problem
+                for problem in draft_problems(draft, self.catalog)
+                if problem.field in {"model", "resolution", "duration"}
+            ]
+            raise InvalidRequest(problems)
+        cost = estimate_cost(spec, resolution, duration)
+        width = height = None
+        if draft.image is not None:
+            width, height = output_size(
+                draft.image.width, draft.image.height, self.catalog.tier_pixels[resolution]
+            )
+        price = f"≈ {format_usd(cost)} for {duration} s at {resolution}"
+        billed = self.mode_for(api_key) == BILLED
+        listed = None
+        if duration == LISTED_CLIP_SECONDS and listed_price_differs(spec, resolution):
+            listed = listed_clip_price(spec, resolution)
+        return Estimate(
+            cost_usd=cost,
+            billed=billed,
+            output_width=width,
+            output_height=height,
+            text=price if billed else f"demo: not billed (would be {price})",
+            listed_usd=listed,
+        )
+
+    def load_upload(self, name: str | None, data: bytes) -> ImageCheck:
+        """Check an uploaded file against the gateway's rules (raises ``ImageRejected``)."""
+        return inspect_image(data, filename=name, limits=self.catalog.limits)
+
+    def prepare_upload(self, name: str | None, data: bytes) -> PreparedImage:
+        """The bytes to send for an image, with every available fix applied."""
+        return prepare_image(data, filename=name, limits=self.catalog.limits)
+
+    def load_link(self, url: str) -> FetchedImage:
+        """Fetch a pasted link through the guard (raises ``LinkRejected``).
+
+        Trusted image hosts from the settings are allowed; in demo mode, so is the embedded
+        simulator's own loopback address and nothing else on loopback.
+        """
+        trusted = list(self.settings.trusted_image_hosts)
+        if self._demo is not None:
+            trusted.append(self._demo.host)
+        return fetch_image_link(url, trusted_hosts=trusted)
+
+    # -- jobs ------------------------------------------------------------------------------
+
+    def submit(
+        self,
+        draft: JobDraft,
+        *,
+        submission_id: str,
+        session_id: str | None,
+        api_key: str | None = None,
+    ) -> Job:
+        """Write the job, send it once, and hand it to the watcher.
+
+        Parameters
+        ----------
+        draft
+            The user's choices.
+        submission_id
+            Unique per click: the same id again returns the same job and sends nothing.
+        session_id
+            The browser session (for "this session" lists and totals).
+        api_key
+            A key typed in Settings for this session; otherwise the configured key, or demo mode.
+
+        Returns
+        -------
+        Job
+            ``queued``, or ``rejected`` / ``uncertain`` with an explanation; gateway problems
+            never raise.
+
+        Raises
+        ------
+        InvalidRequest
+            For a draft that breaks the catalog's rules; nothing is written or sent.
+        """
+        existing = self.store.get_by_submission(submission_id)
+        if existing is not None:
+            return existing
+        fingerprint, mode = self._sender(api_key)
+        client = self._client(fingerprint, for_watcher=False)
+        assert client is not None  # _sender holds the key
+        job = self._submitter.submit(
+            draft,
+            client=client,
+            submission_id=submission_id,
+            session_id=session_id,
+            mode=mode,
+            key_fingerprint=fingerprint,
+        )
+        self.watcher.wake()
+        return job
+
+    def job(self, job_id: int) -> Job | None:
+        """One job by id."""
+        return self.store.get(job_id)
+
+    def session_jobs(self, session_id: str, *, limit: int = 100) -> list[Job]:
+        """The jobs of one browser session, newest first."""
+        return self.store.list_jobs(session_id=session_id, limit=limit)
+
+    def history(self, **filters: Any) -> list[Job]:
+        """Jobs across sessions and restarts; takes ``JobStore.list_jobs``'s filters."""
+        return self.store.list_jobs(**filters)
+
+    def count_history(self, **filters: Any) -> int:
+        """How many jobs ``history`` would list without a page limit."""
+        return self.store.count_jobs(**filters)
+
+    def totals(self, session_id: str | None) -> Totals:
+        """Running totals for this session, today (local midnight) and all time."""
+        return self.store.totals(session_id=session_id, today_start=_local_midnight())
+
+    def expected_finish(self, job: Job) -> datetime | None:
+        """When an in-flight job should be done, from similar past jobs (None: no history yet)."""
+        if not job.in_flight or job.submitted_at is None:
+            return None
+        key = (job.model, job.resolution, job.duration)
+        with self._lock:
+            cached = self._expected.get(key)
+        if cached is None or time.monotonic() - cached[0] > _EXPECTED_FINISH_TTL_SECONDS:
+            stats = self.store.run_time_stats(*key)
+            enough = stats.samples >= self.policy.min_expected_samples
+            cached = (time.monotonic(), stats.median_seconds if enough else None)
+            with self._lock:
+                self._expected[key] = cached
+        median = cached[1]
+        return None if median is None else job.submitted_at + timedelta(seconds=median)
+
+    def video_file(self, job: Job) -> Path | None:
+        """The saved MP4 of a finished job, if it is on disk."""
+        if not job.video_path:
+            return None
+        path = self.settings.home / job.video_path
+        return path if path.is_file() else None
+
+    def image_file(self, sha256: str) -> Path:
+        """The stored first frame with this hash (raises ``FileNotFoundError``)."""
+        return self.images.path(sha256)
+
+    def thumbnail(self, sha256: str) -> bytes:
+        """A small JPEG of a stored image."""
+        return self.images.thumbnail(sha256)
+
+    def can_recheck(self, job: Job) -> bool:
+        """True when "Check again" can do something: it has a task the gateway may still know."""
+        if job.status not in RECHECKABLE or job.task_id is None:
+            return False
+        submitted = job.submitted_at or job.created_at
+        return datetime.now(UTC) - submitted < timedelta(seconds=self.policy.task_lifetime)
+
+    def can_resend(self, job: Job) -> bool:
+        """True for a job whose submit answer was lost: the user may choose to send it again."""
+        return job.status is JobStatus.UNCERTAIN
+
+    def recheck(self, job_id: int) -> Job:
+        """Ask the gateway about a timed-out, lost or expired job once more (via the watcher).
+
+        Jobs that cannot be rechecked (see ``can_recheck``) come back unchanged.
+        """
+        job = self._existing(job_id)
+        if not self.can_recheck(job):
+            return job
+        now = datetime.now(UTC)
+        changed = self.store.transition(
+            job_id,
+            expected=RECHECKABLE,
+            status=JobStatus.QUEUED,
+            next_poll_at=now,
+            deadline_at=now + timedelta(seconds=self.policy.deadline),
+            unknown_since=None,
+            explanation=None,
+            error_code=None,
+            error_message=None,
+        )
+        self.watcher.wake()
+        return changed or self._existing(job_id)
+
+    def resend(
+        self,
+        job_id: int,
+        *,
+        submission_id: str,
+        session_id: str | None,
+        api_key: str | None = None,
+    ) -> Job:
+        """Send an uncertain job again, as the user's explicit choice; return the new job.
+
+        The old job is marked cancelled (pointing to the new one) so it is never counted twice.
+        Demo jobs are resent in demo mode; billed ones need their key (configured, held for
+        the session, or given as ``api_key``).
+
+        Raises
+        ------
+        ValueError
+            When the job is not uncertain.
+        KeyRequired
+            When the key the job was made with is not held.
+        """
+        already = self.store.get_by_submission(submission_id)
+        if already is not None:
+            # A double click on "send again": the first click's job.
+            return already
+        old = self._existing(job_id)
+        if not self.can_resend(old):
+            raise ValueError(
+                f"Job {job_id} is {old.status.label.lower()}; only jobs whose "
+                "sending is uncertain can be sent again."
+            )
+        if api_key is None and old.mode == BILLED:
+            with self._lock:
+                entry = self._credentials.get(old.key_fingerprint or "")
+            if entry is None:
+                raise KeyRequired(
+                    "This job was made with an API key that is not entered here; enter it in "
+                    "Settings to send the job again."
+                )
+            api_key = entry.key
+        draft = self.reuse(job_id)
+        new = self.submit(
+            draft,
+            submission_id=submission_id,
+            session_id=session_id,
+            api_key=api_key if old.mode == BILLED else None,
+        )
+        self.store.transition(
+            job_id,
+            expected=(JobStatus.UNCERTAIN,),
+            status=JobStatus.CANCELED,
+            explanation=f"Sent again as job {new.id}. If the first attempt did reach the "
+            "gateway, it may still be billed there.",
+            finished_at=datetime.now(UTC),
+        )
+        return new
+
+    def dismiss(self, job_id: int) -> Job:
+        """Give up on an uncertain job without sending it again (other jobs come back unchanged)."""
+        job = self._existing(job_id)
+        changed = self.store.transition(
+            job_id,
+            expected=(JobStatus.UNCERTAIN,),
+            status=JobStatus.CANCELED,
+            explanation="Dismissed without sending it again. If the request did reach the "
+            "gateway, the video may still be made and billed there.",
+            finished_at=datetime.now(UTC),
+        )
+        return changed or job
+
+    def reuse(self, job_id: int) -> JobDraft:
+        """A draft with a job's settings and images, to fill the Generate form again."""
+        job = self._existing(job_id)
+        image = self._stored_image(job.image_sha256)
+        last = self._stored_image(job.last_image_sha256) if job.last_image_sha256 else None
+        return JobDraft(
+            model=job.model,
+            resolution=job.resolution,
+            duration=job.duration,
+            prompt=job.prompt,
+            negative_prompt=job.negative_prompt,
+            prompt_extend=job.prompt_extend,
+            watermark=job.watermark,
+            seed=job.seed,
+            image=image,
+            image_source=job.image_source,
+            last_image=last,
+        )
+
+    def wait(
+        self,
+        job_id: int,
+        *,
+        timeout: float | None = None,
+        every: float = 0.5,
+        on_change: Callable[[Job], None] | None = None,
+    ) -> Job:
+        """Block until a job is no longer in flight (or ``timeout`` passes); return it.
+
+        For the command line's ``--wait``: the watcher does the work, this only reads the store.
+        ``on_change`` is called with the job whenever its status changes.
+        """
+        ends = None if timeout is None else time.monotonic() + timeout
+        seen: JobStatus | None = None
+        while True:
+            job = self._existing(job_id)
+            if on_change is not None and job.status is not seen:
+                on_change(job)
+            seen = job.status
+            if not job.in_flight or (ends is not None and time.monotonic() >= ends):
+                return job
+            time.sleep(every)
+
+    def export_csv(self, **filters: Any) -> bytes:
+        """Every job matching ``history``'s filters as CSV (UTF-8), demo and billed labelled.
+
+        The key is never in it: only the columns of ``CSV_COLUMNS``.
+        """
+        filters = {k: v for k, v in filters.items() if k not in {"limit", "offset"}}
+        buffer = io.StringIO()
+        writer = csv.writer(buffer)
+        writer.writerow(CSV_COLUMNS)
+        offset = 0
+        while True:
+            page = self.store.list_jobs(**filters, limit=_EXPORT_PAGE, offset=offset)
+            for job in page:
+                writer.writerow(self._csv_row(job))
+            if len(page) < _EXPORT_PAGE:
+                break
+            offset += _EXPORT_PAGE
+        return buffer.getvalue().encode("utf-8")
+
+    @staticmethod
+    def _csv_row(job: Job) -> list[object]:
+        def money(value: Decimal | None) -> str:
+            return "" if value is None else format(value.normalize(), "f")
+
+        return [
+            _iso(job.created_at),
+            job.mode,
+            job.model,
+            job.resolution,
+            job.duration,
+            job.status.value,
+            job.prompt,
+            job.actual_prompt or "",
+            "" if job.seed is None else job.seed,
+            job.task_id or "",
+            "" if job.billed_seconds is None else job.billed_seconds,
+            money(job.cost_usd),
+            money(job.estimate_usd),
+            job.video_path or "",
+        ]
+
+    def _stored_image(self, sha256: str) -> PreparedImage:
+        # It was sent as stored, so preparing it again returns it untouched.
+        return prepare_image(self.images.load(sha256), limits=self.catalog.limits)
+
+    def _existing(self, job_id: int) -> Job:
+        job = self.store.get(job_id)
+        if job is None:
+            raise LookupError(f"There is no job {job_id}.")
+        return job

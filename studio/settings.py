@@ -1,0 +1,207 @@
+"""Where Studio's configuration comes from: the environment, then Streamlit-style secrets.
+
+The API key is held here and nowhere else on disk: it is masked in every repr, and jobs only
+record a salted fingerprint of it so that the watcher can match jobs to the keys it holds.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import os
+import secrets as token_source
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from studio.records import BILLED, DEMO
+
+DEFAULT_BASE_URL = "https://gateway.pixazo.ai"
+DEFAULT_HOME = "studio-data"
+DEFAULT_JOB_DEADLINE_MINUTES = 30.0
+DEFAULT_REQUEST_BUDGET_PER_SECOND = 10.0
+DEFAULT_DEMO_SPEED = 1.0
+
+KEY_FROM_ENVIRONMENT = "environment"
+KEY_FROM_SECRETS = "secrets"
+KEY_FROM_NOWHERE = "none"
+
+_SALT_FILE = "key-fingerprint.salt"
+
+
+def mask_key(key: str | None) -> str:
+    """Show a key as dots and at most its last four characters (none for short keys).
+
+    Parameters
+    ----------
+    key
+        The API key, or None.
+
+    Returns
+    -------
+    str
+        ``"not set"`` for no key, else e.g. ``"••••••••3f9a"``.
+    """
+    if not key:
+        return "not set"
+    visible = key[-4:] if len(key) >= 16 else ""
+    return "•" * 8 + visible
+
+
+def key_fingerprint(key: str, salt: bytes) -> str:
+    """Return a salted, one-way fingerprint of a key, safe to store beside a job.
+
+    Parameters
+    ----------
+    key
+        The API key.
+    salt
+        This data folder's secret salt (see ``Settings.key_salt``).
+
+    Returns
+    -------
+    str
+        32 hex characters; the same key and salt always give the same fingerprint.
+    """
+    return hmac.new(salt, key.encode("utf-8"), hashlib.sha256).hexdigest()[:32]
+
+
+def _secret(secrets: Mapping | None, name: str) -> str | None:
+    if not secrets:
+        return None
+    try:
+        section = secrets["pixazo"]
+        value = section[name]
+    except (KeyError, TypeError):
+        return None
+    text = str(value).strip()
+    return text or None
+
+
+def _number(env: Mapping[str, str], name: str, default: float) -> float:
+    raw = env.get(name, "").strip()
+    if not raw:
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        raise ValueError(f"{name} must be a number, not {raw!r}") from None
+    if value <= 0:
+        raise ValueError(f"{name} must be greater than zero, not {raw!r}")
+    return value
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything Studio needs to know about where it runs; read once at start."""
+
+    api_key: str | None = field(repr=False)
+    key_source: str
+    base_url: str
+    home: Path
+    database_url: str
+    trusted_image_hosts: tuple[str, ...] = ()
+    job_deadline_minutes: float = DEFAULT_JOB_DEADLINE_MINUTES
+    request_budget_per_second: float = DEFAULT_REQUEST_BUDGET_PER_SECOND
+    demo_speed: float = DEFAULT_DEMO_SPEED
+
+    @classmethod
+    def from_environment(
+        cls, env: Mapping[str, str] = os.environ, secrets: Mapping | None = None
+    ) -> Settings:
+        """Read the settings from environment variables, falling back to ``[pixazo]`` secrets.
+
+        Parameters
+        ----------
+        env
+            The environment (``os.environ`` by default).
+        secrets
+            A mapping shaped like ``.streamlit/secrets.toml``, e.g. ``st.secrets``, or None.
+
+        Returns
+        -------
+        Settings
+            Demo mode (no key) unless ``PIXAZO_API_KEY`` or ``[pixazo] api_key`` is set.
+        """
+        env_key = env.get("PIXAZO_API_KEY", "").strip()
+        secret_key = _secret(secrets, "api_key")
+        if env_key:
+            api_key, key_source = env_key, KEY_FROM_ENVIRONMENT
+        elif secret_key:
+            api_key, key_source = secret_key, KEY_FROM_SECRETS
+        else:
+            api_key, key_source = None, KEY_FROM_NOWHERE
+        base_url = (
+            env.get("PIXAZO_BASE_URL", "").strip()
+            or _secret(secrets, "base_url")
+            or DEFAULT_BASE_URL
+        )
+        home = Path(env.get("WAN_STUDIO_HOME", "").strip() or DEFAULT_HOME).expanduser().resolve()
+        database_url = (
+            env.get("WAN_STUDIO_DATABASE_URL", "").strip() or f"sqlite:///{home / 'studio.db'}"
+        )
+        hosts = env.get("WAN_STUDIO_TRUSTED_IMAGE_HOSTS", "")
+        trusted = tuple(host.strip().lower() for host in hosts.split(",") if host.strip())
+        return cls(
+            api_key=api_key,
+            key_source=key_source,
+            base_url=base_url.rstrip("/"),
+            home=home,
+            database_url=database_url,
+            trusted_image_hosts=trusted,
+            job_deadline_minutes=_number(
+                env, "WAN_STUDIO_JOB_DEADLINE_MINUTES", DEFAULT_JOB_DEADLINE_MINUTES
+            ),
+            request_budget_per_second=_number(
+                env, "WAN_STUDIO_REQUEST_BUDGET", DEFAULT_REQUEST_BUDGET_PER_SECOND
+            ),
+            demo_speed=_number(env, "WAN_STUDIO_DEMO_SPEED", DEFAULT_DEMO_SPEED),
+        )
+
+    @property
+    def mode(self) -> str:
+        """``"billed"`` with a configured key, ``"demo"`` without one."""
+        return BILLED if self.api_key else DEMO
+
+    @property
+    def masked_key(self) -> str:
+        return mask_key(self.api_key)
+
+    @property
+    def videos_dir(self) -> Path:
+        return self.home / "videos"
+
+    @property
+    def images_dir(self) -> Path:
+        return self.home / "images"
+
+    @property
+    def simulator_dir(self) -> Path:
+        return self.home / "simulator"
+
+    def key_salt(self) -> bytes:
+        """Return this data folder's fingerprint salt, creating it (mode 0600) the first time."""
+        self.home.mkdir(parents=True, exist_ok=True)
+        path = self.home / _SALT_FILE
+        try:
+            return bytes.fromhex(path.read_text().strip())
+        except FileNotFoundError:
+            pass
+        salt = token_source.token_bytes(32)
+        # Written aside, then linked into place: the file appears whole, and when two processes
+        # race to create it, exactly one link wins and both end up reading the winner's salt.
+        draft = path.with_name(f".{_SALT_FILE}.{os.getpid()}.{token_source.token_hex(4)}")
+        fd = os.open(draft, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as handle:
+            handle.write(salt.hex())
+        try:
+            os.link(draft, path)
+        except FileExistsError:
+            return bytes.fromhex(path.read_text().strip())
+        finally:
+            draft.unlink()
+        return salt
+
+    def fingerprint(self, key: str) -> str:
+        """The salted fingerprint of ``key`` for this data folder."""
+        return key_fingerprint(key, self.key_salt())

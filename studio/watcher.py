@@ -1,0 +1,513 @@
+"""The job watcher: polls every in-flight job until it ends, and saves each finished video.
+
+One watcher runs per server process (a daemon thread inside ``Studio``) or alone as a worker
+(``python -m studio watch``). It takes a short lease on each job it works on, so two watchers on
+one database never poll or download the same job at once, and a watcher that dies simply lets its
+leases expire: the next one resumes the job. Every request goes through one ``RequestBudget``.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import random
+import socket
+import threading
+import time
+import uuid
+from collections.abc import Callable, Collection
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from decimal import ROUND_HALF_UP, Decimal
+from pathlib import Path
+from typing import Any
+
+from studio.catalog import Catalog
+from studio.errors import GatewayError, LinkExpiredError, RateLimitError
+from studio.explain import (
+    explain_canceled,
+    explain_download_problem,
+    explain_expired,
+    explain_failure,
+    explain_lost,
+    explain_lost_expired,
+    explain_timed_out,
+    explain_uncertain,
+)
+from studio.gateway import GatewayClient, TaskSnapshot, TaskStatus
+from studio.pricing import cost_for_usage
+from studio.records import Job, JobStatus
+from studio.schedule import (
+    UNKNOWN_EXPIRED,
+    ExpectedRunTime,
+    PollPolicy,
+    RequestBudget,
+    next_poll_delay,
+    unknown_verdict,
+)
+from studio.store import JobStore
+
+logger = logging.getLogger("studio.watcher")
+
+VIDEOS_FOLDER = "videos"
+# A real clip is hundreds of kilobytes; anything this small is an error page or a stub.
+MIN_VIDEO_BYTES = 1024
+_STATS_TTL_SECONDS = 60.0
+_DEFAULT_WORKERS = 4
+# Never spin: a job that looks due but could not be claimed (a race) is tried again after this.
+_MIN_IDLE_WAIT = 0.01
+
+ClientForKey = Callable[[str | None], GatewayClient | None]
+HeldKeys = Callable[[], Collection[str | None]]
+
+
+def looks_like_mp4(path: Path) -> bool:
+    """True when the file starts with an MP4 ``ftyp`` box and is not trivially small."""
+    try:
+        with path.open("rb") as handle:
+            head = handle.read(12)
+        size = path.stat().st_size
+    except OSError:
+        return False
+    return size >= MIN_VIDEO_BYTES and head[4:8] == b"ftyp"
+
+
+def video_relative_path(job_id: int) -> str:
+    """Where a job's video lives, relative to the data folder."""
+    return f"{VIDEOS_FOLDER}/{job_id}.mp4"
+
+
+def _utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+def _within(moment: datetime | None, earliest: datetime | None, latest: datetime) -> datetime:
+    """An upstream time clamped into what our own clock saw, so skew never inverts a timeline."""
+    if moment is None:
+        return latest
+    if earliest is not None and moment < earliest:
+        return earliest
+    return min(moment, latest)
+
+
+@dataclass(frozen=True)
+class _Outcome:
+    """What one step decided: finish the job (status set) or release it until ``next_poll_at``."""
+
+    fields: dict[str, Any]
+    status: JobStatus | None = None
+    next_poll_at: datetime | None = None
+
+
+class Watcher:
+    """Polls in-flight jobs on a schedule, under leases and a shared request budget.
+
+    Parameters
+    ----------
+    store
+        The job store.
+    home
+        The data folder; videos go to ``home/videos/<job id>.mp4``.
+    catalog
+        Prices, for the cost of a finished video.
+    client_for_key
+        The gateway client for a key fingerprint, or None if this process does not hold that key.
+    held_keys
+        The fingerprints whose jobs this watcher may work on, asked afresh on every round (keys
+        typed in Settings arrive while it runs).
+    policy
+        Timing knobs.
+    budget
+        The process's request budget, shared with anything else that calls the gateway.
+    workers
+        How many jobs are worked on at once (a download does not hold up the polls).
+    """
+
+    def __init__(
+        self,
+        *,
+        store: JobStore,
+        home: Path,
+        catalog: Catalog,
+        client_for_key: ClientForKey,
+        held_keys: HeldKeys,
+        policy: PollPolicy,
+        budget: RequestBudget,
+        workers: int = _DEFAULT_WORKERS,
+        rng: random.Random | None = None,
+        clock: Callable[[], datetime] = _utcnow,
+    ) -> None:
+        self.store = store
+        self.home = Path(home)
+        self.catalog = catalog
+        self.policy = policy
+        self.budget = budget
+        self.owner = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+        self._client_for_key = client_for_key
+        self._held_keys = held_keys
+        self._workers = workers
+        self._rng = rng or random.Random()
+        self._clock = clock
+        self._stop = threading.Event()
+        self._wake = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._active = 0
+        self._active_lock = threading.Lock()
+        self._stats: dict[tuple[str, str, int], tuple[float, ExpectedRunTime | None]] = {}
+        self._stats_lock = threading.Lock()
+
+    def __repr__(self) -> str:
+        return f"Watcher(owner={self.owner!r}, running={self.running})"
+
+    # -- running ---------------------------------------------------------------------------
+
+    @property
+    def running(self) -> bool:
+        return self._thread is not None and self._thread.is_alive()
+
+    def start(self) -> None:
+        """Run the watcher in a daemon thread until ``stop``."""
+        if self.running:
+            return
+        self._stop.clear()
+        self._thread = threading.Thread(target=self._run, name="wan-studio-watcher", daemon=True)
+        self._thread.start()
+
+    def stop(self, *, timeout: float = 30.0) -> None:
+        """Stop after the jobs in hand are put back (their leases released)."""
+        self._stop.set()
+        self._wake.set()
+        if self._thread is not None:
+            self._thread.join(timeout)
+            self._thread = None
+
+    def wake(self) -> None:
+        """Look for due jobs now (a job was just submitted or rechecked)."""
+        self._wake.set()
+
+    def run_once(self) -> int:
+        """Claim the jobs due now and work on each in this thread; return how many.
+
+        For the command line and tests; the thread started by ``start`` does the same
+        continuously, several jobs at a time.
+        """
+        jobs = self._claim(self._workers)
+        for job in jobs:
+            self._handle(job)
+        return len(jobs)
+
+    def run_until_idle(self, *, timeout: float | None = None) -> bool:
+        """Work in this thread until no in-flight job of a held key remains.
+
+        Returns
+        -------
+        bool
+            True when idle, False when ``timeout`` seconds passed first or ``stop`` was called.
+        """
+        ends = None if timeout is None else time.monotonic() + timeout
+        while not self._stop.is_set():
+            held = set(self._held_keys())
+            if not any(job.key_fingerprint in held for job in self.store.in_flight_jobs()):
+                return True
+            if ends is not None and time.monotonic() >= ends:
+                return False
+            if self.run_once() == 0:
+                self._stop.wait(self._idle_wait(held))
+        return False
+
+    def _run(self) -> None:
+        with ThreadPoolExecutor(self._workers, thread_name_prefix="wan-studio-job") as pool:
+            while not self._stop.is_set():
+                try:
+                    free = self._workers - self._active
+                    jobs = self._claim(free) if free > 0 else []
+                    for job in jobs:
+                        with self._active_lock:
+                            self._active += 1
+                        pool.submit(self._handle_in_pool, job)
+                    if jobs:
+                        wait = 0.0
+                    elif free <= 0:
+                        # Every worker is busy: a finishing one sets the wake event.
+                        wait = self.policy.idle_wait
+                    else:
+                        wait = max(self._idle_wait(set(self._held_keys())), _MIN_IDLE_WAIT)
+                except Exception:
+                    logger.exception("the watcher could not read the job store; retrying")
+                    wait = self.policy.idle_wait
+                if wait > 0:
+                    self._wake.wait(wait)
+                    self._wake.clear()
+
+    def _idle_wait(self, held: Collection[str | None]) -> float:
+        due = self.store.next_due_at(key_fingerprints=held)
+        if due is None:
+            return self.policy.idle_wait
+        seconds = (due - self._clock()).total_seconds()
+        return min(max(seconds, 0.0), self.policy.idle_wait)
+
+    def _claim(self, limit: int) -> list[Job]:
+        if limit <= 0:
+            return []
+        held = set(self._held_keys())
+        if not held:
+            return []
+        return self.store.claim_due(
+            self.owner,
+            now=self._clock(),
+            lease_seconds=self.policy.lease_seconds,
+            limit=limit,
+            key_fingerprints=held,
+        )
+
+    def _handle_in_pool(self, job: Job) -> None:
+        try:
+            self._handle(job)
+        except Exception:
+            # Most likely the store is unreachable; the lease expires and the job is retried.
+            logger.exception("job %s: could not record the result of a check", job.id)
+        finally:
+            with self._active_lock:
+                self._active -= 1
+            self._wake.set()
+
+    # -- one job ---------------------------------------------------------------------------
+
+    def _handle(self, job: Job) -> None:
+        try:
+            outcome = self._step(job)
+        except Exception:
+            logger.exception("job %s: unexpected error while checking it; will retry", job.id)
+            outcome = _Outcome({}, next_poll_at=self._later(job, polls_done=job.poll_count))
+        if outcome is None:
+            return
+        if outcome.status is not None:
+            # The final status wins over any progress status noted on the way.
+            fields = {name: value for name, value in outcome.fields.items() if name != "status"}
+            self.store.finish_with_lease(job.id, self.owner, status=outcome.status, **fields)
+        else:
+            self.store.release(
+                job.id, self.owner, next_poll_at=outcome.next_poll_at, **outcome.fields
+            )
+
+    def _step(self, job: Job) -> _Outcome | None:
+        now = self._clock()
+        if job.status is JobStatus.SUBMITTING:
+            # Its sender stopped (or hung) before the gateway answered. Never resend on our own:
+            # a compare-and-set, so a late answer that already queued the job wins.
+            self.store.transition(
+                job.id,
+                expected=(JobStatus.SUBMITTING,),
+                status=JobStatus.UNCERTAIN,
+                explanation=explain_uncertain(None),
+                next_poll_at=None,
+                lease_owner=None,
+                lease_until=None,
+            )
+            return None
+        client = self._client_for_key(job.key_fingerprint)
+        if client is None or job.task_id is None:
+            # Not ours to poll after all (the key was forgotten): leave it due for whoever has it.
+            return _Outcome({}, next_poll_at=job.next_poll_at or now)
+        if not self.budget.acquire(stop=self._stop):
+            return _Outcome({}, next_poll_at=now)
+
+        polls = job.poll_count + 1
+        try:
+            snapshot = client.get_task(job.task_id, polling_url=job.polling_url)
+        except RateLimitError as error:
+            wait = error.retry_after if error.retry_after is not None else self.policy.first_delay
+            # The whole account is throttled, not this job: every request of the process waits.
+            self.budget.hold(min(wait, self.policy.retry_after_cap))
+            return self._unless_past_deadline(
+                job, now, polls, {"poll_count": polls}, retry_after=wait
+            )
+        except GatewayError as error:
+            logger.warning("job %s: status check failed: %s", job.id, error.message)
+            fields = {
+                "poll_count": polls,
+                "explanation": f"The last status check failed ({error.message}) "
+                "Wan Studio keeps trying.",
+            }
+            return self._unless_past_deadline(job, now, polls, fields)
+        return self._apply(job, snapshot, now, polls)
+
+    def _apply(self, job: Job, snapshot: TaskSnapshot, now: datetime, polls: int) -> _Outcome:
+        status = snapshot.status
+        fields: dict[str, Any] = {"poll_count": polls, "explanation": None}
+        if status is not TaskStatus.UNKNOWN:
+            fields["unknown_since"] = None
+        if snapshot.actual_prompt:
+            fields["actual_prompt"] = snapshot.actual_prompt
+        started = job.submitted_at or job.created_at
+
+        if status is TaskStatus.PENDING:
+            fields["status"] = JobStatus.QUEUED
+        elif status in (TaskStatus.RUNNING, TaskStatus.SUSPENDED):
+            fields["status"] = JobStatus.RUNNING
+            fields["started_at"] = job.started_at or _within(snapshot.scheduled_time, started, now)
+        elif status is TaskStatus.SUCCEEDED:
+            finished = _within(snapshot.end_time, started, now)
+            return self._download(job, snapshot, {**fields, "finished_at": finished})
+        elif status is TaskStatus.FAILED:
+            return _Outcome(
+                {
+                    **fields,
+                    "error_code": snapshot.error_code,
+                    "error_message": snapshot.error_message,
+                    "explanation": explain_failure(snapshot.error_code, snapshot.error_message),
+                    "finished_at": _within(snapshot.end_time, started, now),
+                },
+                status=JobStatus.FAILED,
+            )
+        elif status is TaskStatus.CANCELED:
+            return _Outcome(
+                {
+                    **fields,
+                    "error_code": snapshot.error_code or "CANCELED",
+                    "error_message": snapshot.error_message,
+                    "explanation": explain_canceled(),
+                    "finished_at": now,
+                },
+                status=JobStatus.CANCELED,
+            )
+        else:
+            return self._unknown(job, now, fields)
+        return self._unless_past_deadline(job, now, polls, fields)
+
+    def _unknown(self, job: Job, now: datetime, fields: dict[str, Any]) -> _Outcome:
+        since = job.unknown_since or now
+        verdict = unknown_verdict(
+            self.policy, submitted_at=job.submitted_at, unknown_since=since, now=now
+        )
+        if verdict is None:
+            fields["unknown_since"] = since
+            return self._unless_past_deadline(
+                job,
+                now,
+                fields["poll_count"],
+                fields,
+                delay=self.policy.unknown_recheck_delay,
+            )
+        if verdict == UNKNOWN_EXPIRED:
+            explanation = explain_lost_expired()
+        else:
+            explanation = explain_lost(
+                polls=self.policy.unknown_confirm_polls,
+                seconds=(now - since).total_seconds(),
+            )
+        return _Outcome(
+            {
+                **fields,
+                "unknown_since": since,
+                "error_code": "UNKNOWN",
+                "explanation": explanation,
+                "finished_at": now,
+            },
+            status=JobStatus.LOST,
+        )
+
+    def _download(self, job: Job, snapshot: TaskSnapshot, fields: dict[str, Any]) -> _Outcome:
+        now = self._clock()
+        if not snapshot.video_url:
+            fields["explanation"] = explain_download_problem("the gateway gave no video link")
+            return self._unless_past_deadline(job, now, fields["poll_count"], fields)
+        self.store.transition(
+            job.id,
+            expected=(JobStatus.QUEUED, JobStatus.RUNNING, JobStatus.DOWNLOADING),
+            status=JobStatus.DOWNLOADING,
+            finished_at=fields["finished_at"],
+            video_url=snapshot.video_url,
+            actual_prompt=snapshot.actual_prompt or job.actual_prompt,
+        )
+        fields["status"] = JobStatus.DOWNLOADING
+        fields["video_url"] = snapshot.video_url
+        if not self.budget.acquire(stop=self._stop):
+            return _Outcome(fields, next_poll_at=now)
+        relative = video_relative_path(job.id)
+        destination = self.home / relative
+        try:
+            client = self._client_for_key(job.key_fingerprint)
+            assert client is not None  # it just answered the poll
+            client.download(snapshot.video_url, destination)
+        except LinkExpiredError:
+            return _Outcome(
+                {**fields, "error_code": "LinkExpired", "explanation": explain_expired()},
+                status=JobStatus.EXPIRED,
+            )
+        except GatewayError as error:
+            logger.warning("job %s: download failed: %s", job.id, error.message)
+            fields["explanation"] = explain_download_problem(error)
+            return self._unless_past_deadline(job, now, fields["poll_count"], fields)
+        if not looks_like_mp4(destination):
+            destination.unlink(missing_ok=True)
+            fields["explanation"] = explain_download_problem("the file was not an MP4 video")
+            return self._unless_past_deadline(job, now, fields["poll_count"], fields)
+
+        usage = snapshot.usage.billed_seconds if snapshot.usage is not None else None
+        billed = usage if usage is not None and usage > 0 else Decimal(job.duration)
+        return _Outcome(
+            {
+                **fields,
+                "video_path": relative,
+                "billed_seconds": int(billed.to_integral_value(rounding=ROUND_HALF_UP)),
+                "cost_usd": cost_for_usage(job.model, job.resolution, billed, catalog=self.catalog),
+            },
+            status=JobStatus.SUCCEEDED,
+        )
+
+    # -- timing ----------------------------------------------------------------------------
+
+    def _unless_past_deadline(
+        self,
+        job: Job,
+        now: datetime,
+        polls: int,
+        fields: dict[str, Any],
+        *,
+        retry_after: float | None = None,
+        delay: float | None = None,
+    ) -> _Outcome:
+        if job.deadline_at is not None and now >= job.deadline_at:
+            watched = (job.deadline_at - (job.submitted_at or job.created_at)).total_seconds()
+            return _Outcome(
+                {**fields, "explanation": explain_timed_out(watched / 60)},
+                status=JobStatus.TIMED_OUT,
+            )
+        if delay is None:
+            return _Outcome(
+                fields, next_poll_at=self._later(job, polls_done=polls, retry_after=retry_after)
+            )
+        return _Outcome(fields, next_poll_at=now + timedelta(seconds=delay))
+
+    def _later(self, job: Job, *, polls_done: int, retry_after: float | None = None) -> datetime:
+        now = self._clock()
+        elapsed = (now - (job.submitted_at or job.created_at)).total_seconds()
+        delay = next_poll_delay(
+            self.policy,
+            polls_done=polls_done,
+            elapsed_seconds=elapsed,
+            expected=self._expected(job),
+            retry_after=retry_after,
+            rng=self._rng,
+        )
+        return now + timedelta(seconds=delay)
+
+    def _expected(self, job: Job) -> ExpectedRunTime | None:
+        key = (job.model, job.resolution, job.duration)
+        with self._stats_lock:
+            cached = self._stats.get(key)
+        if cached is not None and time.monotonic() - cached[0] < _STATS_TTL_SECONDS:
+            return cached[1]
+        stats = self.store.run_time_stats(*key)
+        expected = None
+        if (
+            stats.samples >= self.policy.min_expected_samples
+            and stats.median_seconds is not None
+            and stats.p90_seconds is not None
+        ):
+            expected = ExpectedRunTime(stats.median_seconds, stats.p90_seconds)
+        with self._stats_lock:
+            self._stats[key] = (time.monotonic(), expected)
+        return expected

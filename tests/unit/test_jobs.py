@@ -1,0 +1,234 @@
+"""Submitting: drafts are checked, jobs are written first and sent exactly once."""
+
+from __future__ import annotations
+
+import json
+import threading
+import uuid
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+
+import simulator
+from studio.catalog import default_catalog
+from studio.generation import InvalidRequest
+from studio.jobs import JobDraft, draft_problems, draw_seed, recordable_payload
+from studio.records import BILLED, JobStatus
+from studio.service import Studio
+from tests.plugins.engine import (
+    ENGINE_KEY,
+    finished,
+    first_frame,
+    quick_draft,
+    wait_until,
+)
+
+
+CATALOG = default_catalog()
+
+
+def new_id() -> str:
+    return str(uuid.uuid4())
+
+
+def test_a_complete_draft_has_no_problems():
+    assert draft_problems(quick_draft(), CATALOG) == []
+
+
+def test_draft_problems_name_the_form_fields():
+    draft = quick_draft(image=None, resolution="1080P", prompt="x" * 801)
+    fields = {problem.field: problem.message for problem in draft_problems(draft, CATALOG)}
+    assert set(fields) == {"image", "resolution", "prompt"}
+    assert "first frame" in fields["image"]
+    assert "480P or 720P" in fields["resolution"]
+
+
+def test_keyframe_models_need_a_last_image():
+    draft = quick_draft(model="wan2.1-kf2v-plus", resolution="720P", duration=5)
+    assert [p.field for p in draft_problems(draft, CATALOG)] == ["last_image"]
+    complete = quick_draft(
+        model="wan2.1-kf2v-plus", resolution="720P", duration=5, last_image=first_frame(shade=9)
+    )
+    assert draft_problems(complete, CATALOG) == []
+
+
+def test_seeds_are_drawn_in_the_gateway_range():
+    seeds = {draw_seed(CATALOG) for _ in range(50)}
+    assert all(CATALOG.limits.seed_min <= s <= CATALOG.limits.seed_max for s in seeds)
+    assert len(seeds) > 40
+
+
+def test_recorded_payload_names_images_by_hash():
+    payload = {"model": "m", "input": {"img_url": "data:image/jpeg;base64,AAAA", "prompt": "p"}}
+    recorded = json.loads(recordable_payload(payload, {"data:image/jpeg;base64,AAAA": "ab" * 32}))
+    assert recorded["input"] == {"img_url": "image:" + "ab" * 32, "prompt": "p"}
+
+
+def test_submit_writes_the_job_and_records_the_task(
+    billed_studio: Studio, engine_gateway: simulator.RunningSimulator
+):
+    job = billed_studio.submit(quick_draft(), submission_id=new_id(), session_id="s")
+    assert job.status is JobStatus.QUEUED
+    assert job.mode == BILLED
+    [task] = engine_gateway.tasks()
+    assert job.task_id == task["task_id"]
+    # No seed was chosen: one was drawn, recorded and sent, so reusing the job reproduces it.
+    assert job.seed is not None
+    assert task["seed"] == job.seed
+    assert (job.output_width, job.output_height) == (640, 480)
+    assert job.estimate_usd == CATALOG.model("wan2.1-i2v-turbo").price_per_second["480P"] * 3
+    recorded = json.loads(billed_studio.store.get_request_json(job.id))
+    assert recorded["input"]["img_url"] == f"image:{job.image_sha256}"
+    assert recorded["parameters"]["seed"] == job.seed
+    assert billed_studio.images.exists(job.image_sha256)
+
+
+def test_the_same_submission_id_never_sends_twice(
+    billed_studio: Studio, engine_gateway: simulator.RunningSimulator
+):
+    submission = new_id()
+    jobs = []
+    threads = [
+        threading.Thread(
+            target=lambda: jobs.append(
+                billed_studio.submit(quick_draft(), submission_id=submission, session_id="s")
+            )
+        )
+        for _ in range(5)
+    ]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    again = billed_studio.submit(quick_draft(), submission_id=submission, session_id="s")
+    assert {job.id for job in [*jobs, again]} == {again.id}
+    assert len(engine_gateway.tasks()) == 1
+    assert billed_studio.count_history() == 1
+
+
+def test_an_invalid_draft_raises_and_writes_nothing(billed_studio: Studio):
+    with pytest.raises(InvalidRequest) as caught:
+        billed_studio.submit(quick_draft(image=None), submission_id=new_id(), session_id="s")
+    assert [p.field for p in caught.value.problems] == ["image"]
+    assert billed_studio.count_history() == 0
+
+
+@pytest.mark.parametrize(
+    ("key_suffix", "code", "words"),
+    [
+        ("+server_error:endpoint=submit", "ServerError", "problem on its side"),
+        ("+rate_limit:endpoint=submit:retry_after=7", "RateLimitError", "about 7 seconds"),
+    ],
+)
+def test_refused_submits_are_rejected_with_nothing_billed(
+    billed_studio: Studio,
+    engine_gateway: simulator.RunningSimulator,
+    key_suffix: str,
+    code: str,
+    words: str,
+):
+    job = billed_studio.submit(
+        quick_draft(), submission_id=new_id(), session_id="s", api_key=ENGINE_KEY + key_suffix
+    )
+    assert job.status is JobStatus.REJECTED
+    assert job.error_code == code
+    assert "Nothing was billed" in job.explanation
+    assert words in job.explanation
+    assert job.cost_usd is None
+    assert engine_gateway.tasks() == []
+
+
+def test_a_wrong_key_is_rejected_and_says_so(billed_studio: Studio):
+    job = billed_studio.submit(
+        quick_draft(), submission_id=new_id(), session_id="s", api_key="not-the-right-key"
+    )
+    assert job.status is JobStatus.REJECTED
+    assert "API key" in job.explanation
+    assert "not-the-right-key" not in job.explanation
+
+
+def test_an_unreachable_gateway_is_rejected_as_never_sent(open_studio):
+    studio = open_studio(api_key=ENGINE_KEY, base_url="http://127.0.0.1:9")
+    job = studio.submit(quick_draft(), submission_id=new_id(), session_id="s")
+    assert job.status is JobStatus.REJECTED
+    assert "never reached the gateway" in job.explanation
+
+
+@pytest.mark.parametrize("fault", ["lost_submit", "malformed_json:endpoint=submit"])
+def test_a_lost_answer_leaves_the_job_uncertain_and_never_resends(
+    billed_studio: Studio, engine_gateway: simulator.RunningSimulator, fault: str
+):
+    key = f"{ENGINE_KEY}+{fault}"
+    job = billed_studio.submit(quick_draft(), submission_id=new_id(), session_id="s", api_key=key)
+    assert job.status is JobStatus.UNCERTAIN
+    assert "may have reached the gateway" in job.explanation
+    # The watcher has work for it no more: it is not in flight and never due.
+    assert job.next_poll_at is None
+    billed_studio.watcher.run_once()
+    assert billed_studio.job(job.id).status is JobStatus.UNCERTAIN
+    assert len(engine_gateway.tasks()) == 1
+
+
+def test_a_job_whose_sender_died_becomes_uncertain(billed_studio: Studio):
+    job = billed_studio.submit(quick_draft(), submission_id=new_id(), session_id="s")
+    # Pretend the process stopped after writing a second job but before any answer arrived.
+    stuck, _ = billed_studio.store.create_job(
+        **{
+            name: getattr(job, name)
+            for name in [
+                "mode",
+                "session_id",
+                "model",
+                "resolution",
+                "duration",
+                "prompt",
+                "negative_prompt",
+                "prompt_extend",
+                "watermark",
+                "seed",
+                "image_sha256",
+                "image_source",
+                "last_image_sha256",
+                "estimate_usd",
+                "output_width",
+                "output_height",
+                "key_fingerprint",
+            ]
+        },
+        submission_id=new_id(),
+        request_json=None,
+    )
+    billed_studio.store.update(stuck.id, next_poll_at=datetime.now(UTC) - timedelta(seconds=1))
+    billed_studio.watcher.wake()
+    marked = wait_until(finished(billed_studio, stuck), what="the stuck job to be marked")
+    assert marked.status is JobStatus.UNCERTAIN
+    assert "stopped while sending" in marked.explanation
+
+
+def test_the_key_is_never_written_to_the_data_folder(
+    billed_studio: Studio, engine_gateway: simulator.RunningSimulator
+):
+    job = billed_studio.submit(quick_draft(), submission_id=new_id(), session_id="s")
+    wait_until(finished(billed_studio, job))
+    billed_studio.export_csv()
+    home: Path = billed_studio.settings.home
+    for path in home.rglob("*"):
+        if path.is_file():
+            assert ENGINE_KEY.encode() not in path.read_bytes(), path.name
+    assert ENGINE_KEY not in repr(billed_studio)
+    assert ENGINE_KEY not in repr(billed_studio.settings)
+
+
+def test_demo_jobs_are_marked_demo(demo_studio: Studio):
+    job = demo_studio.submit(quick_draft(), submission_id=new_id(), session_id="s")
+    assert job.is_demo
+    assert job.status is JobStatus.QUEUED
+    assert demo_studio.mode_for(None) == "demo"
+    assert demo_studio.mode_for("typed-key-0000") == BILLED
+
+
+def test_drafts_are_frozen():
+    draft = JobDraft(model="wan2.2-i2v-flash")
+    with pytest.raises(AttributeError):
+        draft.model = "other"  # type: ignore[misc]

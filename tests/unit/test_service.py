@@ -1,0 +1,239 @@
+"""The Studio facade: estimates, keys, history actions, export and demo mode."""
+
+from __future__ import annotations
+
+import csv
+import io
+import uuid
+from decimal import Decimal
+
+import pytest
+
+from studio.generation import InvalidRequest
+from studio.linkfetch import LinkRejected
+from studio.records import BILLED, DEMO, JobStatus
+from studio.service import CSV_COLUMNS, KeyRequired, Studio
+from studio.settings import Settings
+from tests.plugins.engine import (
+    ENGINE_KEY,
+    finished,
+    first_frame,
+    quick_draft,
+    settings_for,
+    wait_until,
+)
+
+
+
+def submit(studio: Studio, *, api_key: str | None = None, session_id: str = "s", **changes):
+    return studio.submit(
+        quick_draft(**changes),
+        submission_id=str(uuid.uuid4()),
+        session_id=session_id,
+        api_key=api_key,
+    )
+
+
+def test_estimates_say_the_price_and_the_size(billed_studio: Studio):
+    draft = quick_draft(model="wan2.2-i2v-plus", resolution="1080P", duration=5)
+    estimate = billed_studio.estimate(draft)
+    assert estimate.billed
+    assert estimate.cost_usd == Decimal("0.75")
+    assert estimate.text == "≈ $0.75 for 5 s at 1080P"
+    assert (estimate.output_width, estimate.output_height) == (1648, 1232)
+    assert estimate.listed_usd is None
+
+
+def test_demo_estimates_say_nothing_is_billed(demo_studio: Studio):
+    estimate = demo_studio.estimate(quick_draft(image=None))
+    assert not estimate.billed
+    assert estimate.text == "demo: not billed (would be ≈ $0.135 for 3 s at 480P)"
+    assert estimate.output_width is None
+    # A key typed for the session makes the same draft billed.
+    assert demo_studio.estimate(quick_draft(), api_key="typed-key-0000").billed
+
+
+def test_estimates_show_the_listed_price_where_it_differs(demo_studio: Studio):
+    draft = quick_draft(model="wan2.2-i2v-flash", resolution="720P", duration=5)
+    estimate = demo_studio.estimate(draft)
+    assert estimate.cost_usd == Decimal("0.225")
+    assert estimate.listed_usd == Decimal("0.2")
+
+
+def test_estimates_refuse_options_the_model_does_not_offer(demo_studio: Studio):
+    with pytest.raises(InvalidRequest) as caught:
+        demo_studio.estimate(quick_draft(resolution="1080P"))
+    assert [p.field for p in caught.value.problems] == ["resolution"]
+
+
+def test_check_draft_reports_a_missing_image(demo_studio: Studio):
+    assert [p.field for p in demo_studio.check_draft(quick_draft(image=None))] == ["image"]
+    assert demo_studio.check_draft(quick_draft()) == []
+
+
+def test_demo_mode_runs_its_own_gateway_and_shares_it(demo_studio: Studio, open_studio):
+    assert demo_studio.mode == DEMO
+    assert demo_studio.demo_url.startswith("http://127.0.0.1:")
+    second = open_studio()
+    assert second.demo_url == demo_studio.demo_url
+
+
+def test_a_demo_job_in_flight_survives_a_restart(open_studio):
+    first = open_studio(start_watcher=False)
+    job = submit(first)
+    first.close()
+    again = open_studio()
+    done = wait_until(finished(again, job))
+    assert done.status is JobStatus.SUCCEEDED
+    assert again.video_file(done) is not None
+
+
+def test_billed_jobs_wait_for_their_key_and_resume_with_it(open_studio, engine_gateway):
+    typed = f"{ENGINE_KEY}+slow:endpoint=submit:seconds=0"
+    sender = open_studio(base_url=engine_gateway.url, start_watcher=False)
+    job = submit(sender, api_key=typed)
+    assert job.mode == BILLED
+    sender.close()
+
+    restarted = open_studio(base_url=engine_gateway.url)
+    assert [waiting.id for waiting in restarted.jobs_waiting_for_key()] == [job.id]
+    assert restarted.job(job.id).status is JobStatus.QUEUED
+    fingerprint = restarted.use_session_key(typed)
+    assert fingerprint == job.key_fingerprint
+    done = wait_until(finished(restarted, job))
+    assert done.status is JobStatus.SUCCEEDED
+    assert restarted.jobs_waiting_for_key() == []
+
+
+def test_history_reuse_gives_back_the_settings_and_image(demo_studio: Studio):
+    job = submit(demo_studio, prompt="waves at dusk", watermark=True)
+    draft = demo_studio.reuse(job.id)
+    assert draft.prompt == "waves at dusk"
+    assert draft.watermark
+    assert draft.seed == job.seed
+    assert draft.image is not None
+    assert draft.image.sha256 == job.image_sha256
+    assert draft.image_source == "frame.jpg"
+    assert demo_studio.check_draft(draft) == []
+
+
+def test_an_uncertain_job_can_be_sent_again_once(
+    billed_studio: Studio, open_studio, engine_gateway
+):
+    job = submit(billed_studio, api_key=f"{ENGINE_KEY}+lost_submit")
+    assert billed_studio.can_resend(job)
+    assert not billed_studio.can_recheck(job)
+    # Another process that does not hold the key the job was made with cannot resend it.
+    elsewhere = open_studio(api_key=ENGINE_KEY, base_url=engine_gateway.url, start_watcher=False)
+    with pytest.raises(KeyRequired):
+        elsewhere.resend(job.id, submission_id="again", session_id="s")
+    new = billed_studio.resend(job.id, submission_id="again", session_id="s", api_key=ENGINE_KEY)
+    assert new.id != job.id
+    assert new.seed == job.seed
+    old = billed_studio.job(job.id)
+    assert old.status is JobStatus.CANCELED
+    assert f"job {new.id}" in old.explanation
+    assert not billed_studio.can_resend(old)
+    repeated = billed_studio.resend(job.id, submission_id="again", session_id="s")
+    assert repeated.id == new.id
+    with pytest.raises(ValueError, match="only jobs whose sending is uncertain"):
+        billed_studio.resend(job.id, submission_id="third", session_id="s")
+    assert wait_until(finished(billed_studio, new)).status is JobStatus.SUCCEEDED
+    assert len(engine_gateway.tasks()) == 2
+
+
+def test_an_uncertain_job_can_be_dismissed(billed_studio: Studio):
+    job = submit(billed_studio, api_key=f"{ENGINE_KEY}+lost_submit")
+    dismissed = billed_studio.dismiss(job.id)
+    assert dismissed.status is JobStatus.CANCELED
+    assert "Dismissed" in dismissed.explanation
+    # Anything else comes back unchanged.
+    assert billed_studio.dismiss(job.id).status is JobStatus.CANCELED
+
+
+def test_export_lists_every_job_without_the_key(billed_studio: Studio):
+    done = wait_until(finished(billed_studio, submit(billed_studio, prompt='say "hi", then')))
+    submit(billed_studio, api_key="wrong-key-here", session_id="other")
+    exported = billed_studio.export_csv().decode("utf-8")
+    assert ENGINE_KEY not in exported
+    assert "wrong-key-here" not in exported
+    rows = list(csv.reader(io.StringIO(exported)))
+    assert tuple(rows[0]) == CSV_COLUMNS
+    assert len(rows) == 3
+    record = dict(zip(CSV_COLUMNS, rows[2], strict=True))
+    assert record["mode"] == BILLED
+    assert record["status"] == "succeeded"
+    assert record["prompt"] == 'say "hi", then'
+    assert record["cost USD"] == "0.135"
+    assert record["billed seconds"] == "3"
+    assert record["video file"] == f"videos/{done.id}.mp4"
+    assert record["created (UTC)"].endswith("+00:00")
+    only_other = billed_studio.export_csv(session_id="other").decode("utf-8")
+    assert len(list(csv.reader(io.StringIO(only_other)))) == 2
+
+
+def test_history_and_session_lists(demo_studio: Studio):
+    mine = submit(demo_studio, session_id="mine")
+    submit(demo_studio, session_id="theirs")
+    assert [job.id for job in demo_studio.session_jobs("mine")] == [mine.id]
+    assert demo_studio.count_history() == 2
+    assert demo_studio.count_history(mode=DEMO, session_id="theirs") == 1
+    assert demo_studio.totals("mine").session.demo.jobs == 1
+    thumbnail = demo_studio.thumbnail(mine.image_sha256)
+    assert thumbnail[:2] == b"\xff\xd8"
+    assert demo_studio.image_file(mine.image_sha256).is_file()
+
+
+def test_expected_finish_comes_from_similar_past_jobs(demo_studio: Studio):
+    first = submit(demo_studio)
+    assert demo_studio.expected_finish(demo_studio.job(first.id)) is None
+    for seed in range(3):
+        wait_until(finished(demo_studio, submit(demo_studio, seed=seed)))
+    wait_until(finished(demo_studio, first))
+    demo_studio._expected.clear()
+    pending = submit(demo_studio, seed=99)
+    expected = demo_studio.expected_finish(pending)
+    assert expected is not None
+    assert expected > pending.submitted_at
+
+
+def test_links_to_private_hosts_are_refused_unless_trusted(tmp_path, httpserver):
+    image = first_frame().data
+    httpserver.expect_request("/frame.jpg").respond_with_data(image, content_type="image/jpeg")
+    link = httpserver.url_for("/frame.jpg")
+    plain = Studio.open(settings_for(tmp_path / "a", api_key="k" * 20), start_watcher=False)
+    try:
+        with pytest.raises(LinkRejected):
+            plain.load_link(link)
+    finally:
+        plain.close()
+    trusted = Settings(
+        **{
+            **vars(settings_for(tmp_path / "b", api_key="k" * 20)),
+            "trusted_image_hosts": (f"{httpserver.host}:{httpserver.port}",),
+        }
+    )
+    studio = Studio.open(trusted, start_watcher=False)
+    try:
+        assert studio.load_link(link).data == image
+        check = studio.load_upload("frame.jpg", image)
+        assert check.ok
+    finally:
+        studio.close()
+
+
+def test_close_stops_the_watcher(open_studio):
+    studio = open_studio()
+    assert studio.watcher.running
+    studio.close()
+    assert not studio.watcher.running
+
+
+def test_the_deadline_comes_from_the_settings(tmp_path):
+    settings = Settings(**{**vars(settings_for(tmp_path)), "job_deadline_minutes": 2.0})
+    studio = Studio.open(settings, start_watcher=False)
+    try:
+        assert studio.policy.deadline == 120
+        assert studio.budget.rate_per_second == settings.request_budget_per_second
+    finally:
+        studio.close()

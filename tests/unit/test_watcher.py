@@ -1,0 +1,353 @@
+"""The watcher against the running simulator: every status, faults, restarts and two watchers."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+import uuid
+from collections.abc import Callable
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+from pathlib import Path
+
+import pytest
+from werkzeug.wrappers import Response
+
+import simulator
+from studio.records import JobStatus
+from studio.service import Studio
+from studio.watcher import looks_like_mp4
+from tests.plugins.engine import (
+    ENGINE_KEY,
+    FAST_POLICY,
+    RequestLog,
+    finished,
+    quick_draft,
+    wait_until,
+)
+
+
+REPOSITORY = Path(__file__).resolve().parents[2]
+TURBO_480P = Decimal("0.045")
+
+
+def submit(studio: Studio, *, api_key: str | None = None, **changes: object):
+    return studio.submit(
+        quick_draft(**changes), submission_id=str(uuid.uuid4()), session_id="s", api_key=api_key
+    )
+
+
+def drive(studio: Studio, job_id: int) -> Callable[[], bool]:
+    """A predicate that runs one watcher round in this thread and says whether the job ended."""
+
+    def step() -> bool:
+        studio.watcher.run_once()
+        return not studio.job(job_id).in_flight
+
+    return step
+
+
+def test_a_demo_job_runs_to_a_saved_video(demo_studio: Studio):
+    job = submit(demo_studio)
+    done = wait_until(finished(demo_studio, job), what="the demo job")
+    assert done.status is JobStatus.SUCCEEDED
+    assert done.mode == "demo"
+    path = demo_studio.video_file(done)
+    assert path is not None
+    assert path.name == f"{done.id}.mp4"
+    assert looks_like_mp4(path)
+    assert done.billed_seconds == 3
+    assert done.cost_usd == TURBO_480P * 3
+    assert done.explanation is None
+    assert done.poll_count >= 1
+    assert done.submitted_at <= done.queued_at <= done.finished_at
+    assert done.started_at is None or done.started_at <= done.finished_at
+    assert done.lease_owner is None
+    assert done.next_poll_at is None
+    totals = demo_studio.totals("s")
+    assert totals.session.demo.videos == 1
+    assert totals.session.demo.cost_usd == TURBO_480P * 3
+    assert totals.all_time.billed.videos == 0
+
+
+@pytest.mark.parametrize(
+    ("code", "words"),
+    [
+        ("DataInspectionFailed", "content filter refused the image, the prompt or the generated"),
+        ("InternalError", "failed on its side"),
+    ],
+)
+def test_failed_tasks_keep_the_code_and_explain_it(billed_studio: Studio, code: str, words: str):
+    job = submit(billed_studio, api_key=f"{ENGINE_KEY}+fail_task:code={code}")
+    done = wait_until(finished(billed_studio, job))
+    assert done.status is JobStatus.FAILED
+    assert done.error_code == code
+    assert done.error_message
+    assert words in done.explanation
+    assert "Nothing was billed" in done.explanation
+    assert done.cost_usd is None
+    assert billed_studio.video_file(done) is None
+    assert billed_studio.totals("s").session.billed.videos == 0
+
+
+def test_an_unknown_task_is_lost_only_after_several_checks(open_studio, engine_gateway):
+    studio = open_studio(api_key=ENGINE_KEY, base_url=engine_gateway.url, start_watcher=False)
+    job = submit(studio)
+    studio.store.update(job.id, task_id="no-such-task")
+    wait_until(drive(studio, job.id), what="the unknown task to be given up")
+    lost = studio.job(job.id)
+    assert lost.status is JobStatus.LOST
+    assert lost.error_code == "UNKNOWN"
+    assert "answered UNKNOWN" in lost.explanation
+    assert lost.poll_count >= FAST_POLICY.unknown_confirm_polls
+    assert (lost.finished_at - lost.unknown_since).total_seconds() >= (
+        FAST_POLICY.unknown_confirm_seconds
+    )
+
+
+def test_an_unknown_task_older_than_a_day_is_lost_at_once(open_studio, engine_gateway):
+    studio = open_studio(api_key=ENGINE_KEY, base_url=engine_gateway.url, start_watcher=False)
+    job = submit(studio)
+    long_ago = datetime.now(UTC) - timedelta(hours=25)
+    studio.store.update(
+        job.id, task_id="forgotten-task", submitted_at=long_ago, next_poll_at=long_ago
+    )
+    studio.watcher.run_once()
+    lost = studio.job(job.id)
+    assert lost.status is JobStatus.LOST
+    assert "24 hours" in lost.explanation
+    assert lost.poll_count == 1
+    assert not studio.can_recheck(lost)
+
+
+def test_a_job_that_never_finishes_times_out_and_can_be_checked_again(open_studio, engine_gateway):
+    policy = replace(FAST_POLICY, deadline=0.5)
+    studio = open_studio(api_key=ENGINE_KEY, base_url=engine_gateway.url, policy=policy)
+    job = submit(studio, api_key=f"{ENGINE_KEY}+never_finish")
+    timed_out = wait_until(finished(studio, job))
+    assert timed_out.status is JobStatus.TIMED_OUT
+    assert "stopped checking" in timed_out.explanation
+    assert studio.can_recheck(timed_out)
+    again = studio.recheck(job.id)
+    assert again.status is JobStatus.QUEUED
+    assert again.explanation is None
+    assert wait_until(finished(studio, job)).status is JobStatus.TIMED_OUT
+    assert len(engine_gateway.tasks()) == 1
+
+
+def test_a_429_storm_is_survived_within_the_budget(billed_studio: Studio, request_log: RequestLog):
+    retry_after = 0.3
+    key = f"{ENGINE_KEY}+rate_limit:endpoint=poll:count=8:retry_after={retry_after}"
+    jobs = [submit(billed_studio, api_key=key, seed=seed) for seed in range(3)]
+    for job in jobs:
+        done = wait_until(finished(billed_studio, job))
+        assert done.status is JobStatus.SUCCEEDED
+    with request_log._lock:
+        rows = list(request_log.rows)
+    watched = [row for row in rows if "/videos/" in row[2] or "Result" in row[2]]
+    limited = [row for row in watched if row[3] == "429"]
+    assert len(limited) == 8
+    # After a 429 the whole process waits for Retry-After before its next poll or download.
+    for when, *_ in limited:
+        later = [t for t, *_ in watched if t > when]
+        assert later
+        assert min(later) - when >= retry_after * 0.9
+    # Never more than the budget (10 a second) in any one-second window.
+    times = [row[0] for row in watched]
+    for index, start in enumerate(times):
+        assert sum(1 for t in times[index:] if t < start + 1.0) <= 11
+
+
+def test_server_errors_while_polling_are_retried(billed_studio: Studio):
+    job = submit(billed_studio, api_key=f"{ENGINE_KEY}+server_error:endpoint=poll:count=3")
+    done = wait_until(finished(billed_studio, job))
+    assert done.status is JobStatus.SUCCEEDED
+    assert done.explanation is None
+
+
+# A gateway that says what each test needs, for answers the simulator cannot be made to give.
+
+MP4_BYTES = b"\x00\x00\x00\x18ftypmp42\x00\x00\x00\x00mp42isom" + bytes(4096)
+
+
+@pytest.fixture
+def scripted_gateway(httpserver):
+    """A local HTTP server acting as the gateway; tests script its polls and video link."""
+    script: dict[str, list] = {"polls": [], "videos": []}
+    seen = {"polls": 0, "videos": 0}
+
+    httpserver.expect_request(
+        "/wan-i2v/v1/generateImageToVideoRequest", method="POST"
+    ).respond_with_json(
+        {"request_id": "r-1", "output": {"task_id": "t-1", "task_status": "PENDING"}}
+    )
+
+    def poll(_request):
+        index = min(seen["polls"], len(script["polls"]) - 1)
+        seen["polls"] += 1
+        status = script["polls"][index]
+        output = {"task_id": "t-1", "task_status": status, "submit_time": "2025-07-27 21:05:15.212"}
+        if status == "SUCCEEDED":
+            output["video_url"] = httpserver.url_for("/video.mp4")
+            output["end_time"] = "2025-07-27 21:07:58.027"
+        return Response(
+            json.dumps({"request_id": "r", "output": output}),
+            content_type="application/json",
+        )
+
+    def video(_request):
+        index = min(seen["videos"], len(script["videos"]) - 1)
+        seen["videos"] += 1
+        status, body = script["videos"][index]
+        return Response(body, status=status, content_type="video/mp4")
+
+    httpserver.expect_request("/wan-video-polling/getTextToVideoResult").respond_with_handler(poll)
+    httpserver.expect_request("/video.mp4").respond_with_handler(video)
+    return httpserver, script, seen
+
+
+def test_unknown_right_after_submit_is_not_final(open_studio, scripted_gateway):
+    server, script, seen = scripted_gateway
+    script["polls"] = ["UNKNOWN", "UNKNOWN", "PENDING", "RUNNING", "SUCCEEDED"]
+    script["videos"] = [(200, MP4_BYTES)]
+    studio = open_studio(api_key="scripted-key-000", base_url=server.url_for("").rstrip("/"))
+    job = submit(studio)
+    done = wait_until(finished(studio, job))
+    assert done.status is JobStatus.SUCCEEDED
+    assert done.unknown_since is None
+    # No usage in the answer: the requested duration is what gets billed.
+    assert done.billed_seconds == 3
+    assert done.cost_usd == TURBO_480P * 3
+    assert seen["videos"] == 1
+
+
+def test_an_expired_link_is_said_plainly(open_studio, scripted_gateway):
+    server, script, _ = scripted_gateway
+    script["polls"] = ["SUCCEEDED"]
+    script["videos"] = [(403, b"AuthenticationFailed: Request has expired")]
+    studio = open_studio(api_key="scripted-key-000", base_url=server.url_for("").rstrip("/"))
+    job = submit(studio)
+    done = wait_until(finished(studio, job))
+    assert done.status is JobStatus.EXPIRED
+    assert "link expired" in done.explanation
+    assert done.cost_usd is None
+    assert studio.video_file(done) is None
+
+
+def test_a_failed_or_bogus_download_is_tried_again(open_studio, scripted_gateway):
+    server, script, seen = scripted_gateway
+    script["polls"] = ["SUCCEEDED"]
+    script["videos"] = [(500, b"oops"), (200, b"<html>not a video</html>"), (200, MP4_BYTES)]
+    studio = open_studio(api_key="scripted-key-000", base_url=server.url_for("").rstrip("/"))
+    job = submit(studio)
+    done = wait_until(finished(studio, job))
+    assert done.status is JobStatus.SUCCEEDED
+    assert seen["videos"] == 3
+    assert studio.video_file(done).read_bytes() == MP4_BYTES
+    assert done.explanation is None
+    leftovers = [p.name for p in (studio.settings.home / "videos").iterdir()]
+    assert leftovers == [f"{done.id}.mp4"]
+
+
+# Restarts and several watchers.
+
+_WORKER = """
+import sys, time
+from pathlib import Path
+from tests.plugins.engine import FAST_POLICY, quick_draft, settings_for
+from studio.service import Studio
+
+home, url, key = Path(sys.argv[1]), sys.argv[2], sys.argv[3]
+studio = Studio.open(settings_for(home, api_key=key, base_url=url), poll_policy=FAST_POLICY)
+job = studio.submit(quick_draft(), submission_id="worker-job", session_id="worker")
+print(job.id, flush=True)
+time.sleep(600)
+"""
+
+
+def test_a_watcher_killed_mid_job_is_resumed_by_the_next_one(
+    tmp_path: Path, open_studio, engine_gateway: simulator.RunningSimulator
+):
+    # The first poll hangs, so the worker is killed while it holds the job's lease.
+    key = f"{ENGINE_KEY}+slow:endpoint=poll:count=1:seconds=30"
+    worker = subprocess.Popen(
+        [sys.executable, "-c", _WORKER, str(tmp_path / "data"), engine_gateway.url, key],
+        cwd=REPOSITORY,
+        env={**os.environ, "PYTHONPATH": str(REPOSITORY)},
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        job_id = int(worker.stdout.readline())
+        watcher_only = open_studio(start_watcher=False, api_key=key, base_url=engine_gateway.url)
+        wait_until(
+            lambda: watcher_only.job(job_id).lease_owner is not None,
+            what="the worker to take the job",
+        )
+    finally:
+        worker.send_signal(signal.SIGKILL)
+        worker.wait()
+    assert watcher_only.job(job_id).in_flight
+
+    resumed = open_studio(api_key=key, base_url=engine_gateway.url)
+    done = wait_until(finished(resumed, resumed.job(job_id)))
+    assert done.status is JobStatus.SUCCEEDED
+    assert looks_like_mp4(resumed.video_file(done))
+    assert len(engine_gateway.tasks()) == 1
+    totals = resumed.totals(None).all_time.billed
+    assert (totals.jobs, totals.videos, totals.cost_usd) == (1, 1, TURBO_480P * 3)
+
+
+def test_two_watchers_never_work_on_one_job_at_once(
+    open_studio, engine_gateway: simulator.RunningSimulator, request_log: RequestLog
+):
+    studios = [
+        open_studio(api_key=ENGINE_KEY, base_url=engine_gateway.url, start_watcher=False)
+        for _ in range(2)
+    ]
+    lock = threading.Lock()
+    working: dict[int, str] = {}
+    overlaps: list[int] = []
+    handled: dict[str, int] = {}
+
+    for studio in studios:
+        original = studio.watcher._handle
+        owner = studio.watcher.owner
+
+        def handle(job, original=original, owner=owner):
+            with lock:
+                if job.id in working:
+                    overlaps.append(job.id)
+                working[job.id] = owner
+                handled[owner] = handled.get(owner, 0) + 1
+            try:
+                original(job)
+            finally:
+                with lock:
+                    working.pop(job.id, None)
+
+        studio.watcher._handle = handle
+        studio.watcher.start()
+
+    jobs = [submit(studios[i % 2], seed=i) for i in range(6)]
+    for job in jobs:
+        assert wait_until(finished(studios[0], job)).status is JobStatus.SUCCEEDED
+    assert overlaps == []
+    assert sum(handled.values()) >= len(jobs)
+    assert request_log.count("/videos/") == len(jobs)
+    totals = studios[1].totals("s").session.billed
+    assert (totals.videos, totals.cost_usd) == (6, TURBO_480P * 3 * 6)
+    videos = sorted(p.name for p in (studios[0].settings.home / "videos").iterdir())
+    assert videos == sorted(f"{job.id}.mp4" for job in jobs)
+
+
+def test_a_worker_can_run_until_nothing_is_in_flight(open_studio, engine_gateway):
+    studio = open_studio(api_key=ENGINE_KEY, base_url=engine_gateway.url, start_watcher=False)
+    jobs = [submit(studio, seed=seed) for seed in range(2)]
+    assert studio.watcher.run_until_idle(timeout=60)
+    assert [studio.job(job.id).status for job in jobs] == [JobStatus.SUCCEEDED] * 2
