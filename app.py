@@ -1,0 +1,43 @@
+"""Wan Studio: turn a still image into a short video. Run with ``streamlit run app.py``."""
+
+from __future__ import annotations
+
+import logging
+
+import streamlit as st
+
+from components import state
+from components.services import get_studio
+from components.sidebar import render_sidebar
+
+_log = logging.getLogger("wan_studio")
+
+
+def main() -> None:
+    """Configure the page, start (or reuse) the Studio, draw the sidebar, then run the page."""
+    st.set_page_config(page_title="Wan Studio", page_icon=":material/movie:", layout="wide")
+    try:
+        studio = get_studio()
+    except Exception:
+        # Users see plain words; the details (which may name a database host) go to the log.
+        _log.exception("Wan Studio could not start")
+        st.error(
+            "Wan Studio could not start. Check the data folder and database settings "
+            "(WAN_STUDIO_HOME, WAN_STUDIO_DATABASE_URL), then reload the page.",
+            icon=":material/error:",
+        )
+        st.stop()
+    state.init_defaults(catalog=studio.catalog)
+    session_id = state.session_id()
+    with st.sidebar:
+        render_sidebar(studio=studio, session_id=session_id)
+    pages = [
+        st.Page("pages/generate.py", title="Generate", icon=":material/movie:", default=True),
+        st.Page("pages/history.py", title="History", icon=":material/history:"),
+        st.Page("pages/models.py", title="Models & prices", icon=":material/sell:"),
+        st.Page("pages/settings.py", title="Settings", icon=":material/settings:"),
+    ]
+    st.navigation(pages).run()
+
+
+main()

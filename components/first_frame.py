@@ -1,0 +1,181 @@
+"""Choosing a frame: upload or link, a preview with what the gateway thinks of it, and fixes."""
+
+from __future__ import annotations
+
+import streamlit as st
+from streamlit.runtime.uploaded_file_manager import UploadedFile
+
+from components import state
+from components.formatting import file_size
+from studio.images import ImageCheck, ImageRejected, PreparedImage
+from studio.linkfetch import LinkRejected
+from studio.service import Studio
+
+UPLOAD_TYPES = ["jpg", "jpeg", "png", "bmp", "webp"]
+# Formats a browser can show as they are; others are previewed once converted.
+_BROWSER_FORMATS = frozenset({"JPEG", "PNG", "BMP", "WEBP", "GIF"})
+
+
+def render_frame_input(*, studio: Studio, slot: str, title: str, hint: str) -> None:
+    """Upload or link tabs while no image is chosen; the preview and its checks once one is."""
+    with st.container(border=True, key=f"frame-{slot}"):
+        st.subheader(title)
+        choice = state.frame(slot)
+        if choice is None:
+            st.caption(hint)
+            _render_sources(studio=studio, slot=slot)
+        else:
+            _render_preview(studio=studio, slot=slot, choice=choice)
+        if error := state.frame_error(slot):
+            st.error(error, icon=":material/image_not_supported:")
+
+
+def _render_sources(*, studio: Studio, slot: str) -> None:
+    upload_tab, link_tab = st.tabs(["Upload", "Link"])
+    with upload_tab:
+        st.file_uploader(
+            "Drop an image here, or browse",
+            type=UPLOAD_TYPES,
+            key=state.frame_key(slot, "upload"),
+            on_change=_take_upload,
+            kwargs={"studio": studio, "slot": slot},
+            help="JPEG, PNG, BMP or WEBP. Each side 360 to 2000 px, at most 10 MB — "
+            "anything else can usually be fixed in one click.",
+        )
+    with link_tab:
+        st.text_input(
+            "Image link",
+            key=state.frame_key(slot, "link"),
+            placeholder="https://example.com/picture.jpg",
+        )
+        st.button(
+            "Fetch",
+            key=state.frame_key(slot, "fetch"),
+            icon=":material/download:",
+            on_click=_take_link,
+            kwargs={"studio": studio, "slot": slot},
+        )
+
+
+def _take_upload(*, studio: Studio, slot: str) -> None:
+    uploaded: UploadedFile | None = st.session_state.get(state.frame_key(slot, "upload"))
+    if uploaded is None:
+        return
+    _take(studio=studio, slot=slot, source=uploaded.name, data=uploaded.getvalue())
+
+
+def _take_link(*, studio: Studio, slot: str) -> None:
+    url = (st.session_state.get(state.frame_key(slot, "link")) or "").strip()
+    if not url:
+        state.set_frame_error(slot, "Paste a link to an image first.")
+        return
+    try:
+        fetched = studio.load_link(url)
+    except LinkRejected as problem:
+        state.set_frame_error(slot, str(problem))
+        return
+    _take(studio=studio, slot=slot, source=url, data=fetched.data)
+
+
+def _take(*, studio: Studio, slot: str, source: str, data: bytes) -> None:
+    try:
+        check = studio.load_upload(source, data)
+    except ImageRejected as problem:
+        state.set_frame_error(slot, str(problem))
+        return
+    # An image that already meets every rule is used at once (rotated upright if it needs it).
+    prepared = studio.prepare_upload(source, data) if check.ok else None
+    state.set_frame(
+        slot, state.FrameChoice(source=source, original=data, check=check, prepared=prepared)
+    )
+
+
+def frame_from_prepared(*, studio: Studio, image: PreparedImage, source: str) -> state.FrameChoice:
+    """A frame choice for an image that was sent before (reused from History)."""
+    check = studio.load_upload(source, image.data)
+    return state.FrameChoice(source=source, original=image.data, check=check, prepared=image)
+
+
+def _fix(*, studio: Studio, slot: str) -> None:
+    choice = state.frame(slot)
+    if choice is None:
+        return
+    try:
+        prepared = studio.prepare_upload(choice.source, choice.original)
+    except ImageRejected as problem:
+        state.set_frame_error(slot, str(problem))
+        return
+    state.set_frame(
+        slot,
+        state.FrameChoice(
+            source=choice.source, original=choice.original, check=choice.check, prepared=prepared
+        ),
+    )
+
+
+def _render_preview(*, studio: Studio, slot: str, choice: state.FrameChoice) -> None:
+    check = choice.check
+    shown = choice.prepared
+    if shown is not None:
+        st.image(shown.data, width="stretch")
+    elif check.format in _BROWSER_FORMATS:
+        st.image(choice.original, width="stretch")
+    st.caption(_describe(choice.source, check))
+    for note in check.notes:
+        st.caption(note)
+    if shown is None:
+        _render_problems(studio=studio, slot=slot, check=check)
+    else:
+        _render_ready(slot=slot, prepared=shown, fixed=not check.ok)
+    st.button(
+        "Choose another image",
+        key=state.frame_key(slot, "remove"),
+        icon=":material/swap_horiz:",
+        on_click=state.set_frame,
+        args=(slot, None),
+    )
+
+
+def _describe(source: str, check: ImageCheck) -> str:
+    name = source.rsplit("/", 1)[-1] or source
+    return (
+        f"{name} · {check.format} · {check.width}×{check.height} px · {file_size(check.size_bytes)}"
+    )
+
+
+def _render_problems(*, studio: Studio, slot: str, check: ImageCheck) -> None:
+    with st.container(key=f"frame-{slot}-problems"):
+        for problem in check.problems:
+            st.warning(problem.message, icon=":material/warning:")
+        if check.can_fix:
+            fixes = "\n".join(f"- {problem.fix}" for problem in check.problems)
+            st.markdown(f"One click fixes this, and your original stays as it is:\n{fixes}")
+            st.button(
+                "Fix it",
+                key=state.frame_key(slot, "fix"),
+                type="primary",
+                icon=":material/auto_fix_high:",
+                on_click=_fix,
+                kwargs={"studio": studio, "slot": slot},
+            )
+        else:
+            st.error(
+                "This image cannot be sent as it is, and no automatic fix helps. "
+                "Choose another image.",
+                icon=":material/block:",
+            )
+
+
+def _render_ready(*, slot: str, prepared: PreparedImage, fixed: bool) -> None:
+    with st.container(key=f"frame-{slot}-ready"):
+        if prepared.fixes:
+            done = "\n".join(f"- {fix}" for fix in prepared.fixes)
+            st.success(f"Ready to send. What was changed:\n{done}", icon=":material/check:")
+            st.caption(
+                f"Will send {prepared.format}, {prepared.width}×{prepared.height} px, "
+                f"{file_size(prepared.size_bytes)}."
+            )
+        elif not fixed:
+            st.success("Ready to send.", icon=":material/check:")
+        for warning in prepared.warnings:
+            st.warning(warning, icon=":material/info:")

@@ -1,0 +1,383 @@
+"""The History page: filters, running totals, a page of jobs, one job opened, reuse and export."""
+
+from __future__ import annotations
+
+import base64
+import math
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta, tzinfo
+from functools import partial
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import streamlit as st
+
+from components import state
+from components.first_frame import frame_from_prepared
+from components.formatting import local_day_end, local_day_start, local_time, money
+from components.job_cards import download_name, render_first_frame
+from components.sidebar import totals_rows
+from studio.catalog import Catalog
+from studio.records import BILLED, DEMO, Job, JobStatus, ModeSpend, Totals
+from studio.service import Studio
+
+# Rows per page: the table stays fast however many jobs the store holds.
+PAGE_SIZE = 50
+_ANY_TIME, _TODAY, _LAST_7, _LAST_30, _BETWEEN = (
+    "Any time",
+    "Today",
+    "Last 7 days",
+    "Last 30 days",
+    "Between dates…",
+)
+_MODES = {"Billed and demo": None, "Billed only": BILLED, "Demo only": DEMO}
+
+
+@dataclass(frozen=True)
+class HistoryFilters:
+    """What the user narrowed the history to; ``None`` leaves a filter out."""
+
+    models: tuple[str, ...] | None = None
+    statuses: tuple[JobStatus, ...] | None = None
+    mode: str | None = None
+    since: datetime | None = None
+    until: datetime | None = None
+    text: str | None = None
+
+    def as_query(self) -> dict[str, Any]:
+        """The keyword arguments of ``Studio.history`` and friends."""
+        return {
+            "models": self.models,
+            "statuses": self.statuses,
+            "mode": self.mode,
+            "since": self.since,
+            "until": self.until,
+            "text": self.text,
+        }
+
+
+def render_totals(*, totals: Totals, catalog: Catalog) -> None:
+    """Billed spend and demo videos for this session, today and all time, then by model."""
+    never_billed = totals.all_time.billed.jobs == 0
+    with st.container(key="history-totals"):
+        columns = st.columns(3)
+        for column, (name, spend) in zip(columns, totals_rows(totals), strict=True):
+            with column:
+                if never_billed:
+                    st.metric(
+                        name,
+                        _videos(spend.demo.videos),
+                        border=True,
+                        help="Demo videos come from the built-in gateway and are never billed.",
+                    )
+                    st.caption("demo, not billed")
+                else:
+                    st.metric(
+                        name,
+                        money(spend.billed.cost_usd),
+                        border=True,
+                        help="Billed spend: what finished videos cost on your API key.",
+                    )
+                    st.caption(_counts(spend))
+        if totals.by_model:
+            _render_by_model(totals=totals, catalog=catalog)
+
+
+def _videos(count: int) -> str:
+    return "1 video" if count == 1 else f"{count} videos"
+
+
+def _counts(spend: ModeSpend) -> str:
+    billed = f"{_videos(spend.billed.videos)} billed, {spend.billed.seconds} s"
+    return f"{billed} · {_videos(spend.demo.videos)} in demo (not billed)"
+
+
+def _render_by_model(*, totals: Totals, catalog: Catalog) -> None:
+    table = pd.DataFrame(
+        [
+            {
+                "Model": _model_label(catalog, model),
+                "Billed videos": spend.billed.videos,
+                "Billed seconds": spend.billed.seconds,
+                "Spent": money(spend.billed.cost_usd),
+                "Demo videos": spend.demo.videos,
+            }
+            for model, spend in totals.by_model.items()
+        ]
+    )
+    with st.expander("By model", icon=":material/bar_chart:"):
+        table_column, chart_column = st.columns([3, 2])
+        with table_column:
+            st.dataframe(table, hide_index=True, key="hist.by_model")
+        with chart_column:
+            st.bar_chart(
+                table.set_index("Model")[["Billed videos", "Demo videos"]],
+                height=220,
+                y_label="videos",
+                color=["#4F5BD5", "#A9B0C8"],
+            )
+
+
+def _model_label(catalog: Catalog, model_id: str) -> str:
+    spec = catalog.models.get(model_id)
+    return spec.label if spec else model_id
+
+
+def render_filters(*, catalog: Catalog, zone: tzinfo) -> HistoryFilters:
+    """Model, status, billed or demo, when, and words in the prompt."""
+    with st.container(key="history-filters"):
+        text_column, model_column, status_column = st.columns([3, 2, 2])
+        with text_column:
+            text = st.text_input(
+                "Search",
+                key=state.HIST_TEXT,
+                placeholder="Words from the prompt or the image's name",
+                icon=":material/search:",
+            )
+        with model_column:
+            models = st.multiselect(
+                "Model",
+                list(catalog.models),
+                key=state.HIST_MODELS,
+                format_func=partial(_model_label, catalog),
+                placeholder="All models",
+            )
+        with status_column:
+            statuses = st.multiselect(
+                "Status",
+                list(JobStatus),
+                key=state.HIST_STATUSES,
+                format_func=lambda status: status.label,
+                placeholder="Any status",
+            )
+        when_column, dates_column, mode_column = st.columns([2, 2, 3])
+        with when_column:
+            when = st.selectbox(
+                "When", (_ANY_TIME, _TODAY, _LAST_7, _LAST_30, _BETWEEN), key=state.HIST_WHEN
+            )
+        since, until = None, None
+        today = datetime.now(zone).date()
+        if when == _BETWEEN:
+            with dates_column:
+                picked = st.date_input(
+                    "Dates", value=(today - timedelta(days=7), today), key=state.HIST_DATES
+                )
+            since, until = _date_range(picked, zone=zone)
+        elif when != _ANY_TIME:
+            days = {_TODAY: 0, _LAST_7: 6, _LAST_30: 29}[when]
+            since = local_day_start(today - timedelta(days=days), zone=zone)
+        with mode_column:
+            mode_name = st.segmented_control(
+                "Billed or demo",
+                list(_MODES),
+                key=state.HIST_MODE,
+                default="Billed and demo",
+                required=True,
+            )
+    return HistoryFilters(
+        models=tuple(models) or None,
+        statuses=tuple(statuses) or None,
+        mode=_MODES[mode_name],
+        since=since,
+        until=until,
+        text=text.strip() or None,
+    )
+
+
+def _date_range(picked: Any, *, zone: tzinfo) -> tuple[datetime | None, datetime | None]:
+    days = [day for day in (picked if isinstance(picked, tuple | list) else (picked,)) if day]
+    if not days:
+        return None, None
+    first: date = days[0]
+    last: date = days[-1]
+    return local_day_start(first, zone=zone), local_day_end(last, zone=zone)
+
+
+def render_job_table(*, studio: Studio, filters: HistoryFilters, zone: tzinfo) -> list[Job]:
+    """One page of matching jobs as a table with thumbnails; returns the jobs shown."""
+    query = filters.as_query()
+    total = studio.count_history(**query)
+    with st.container(key="history-table"):
+        if total == 0:
+            st.info("No jobs match. Generated videos appear here.", icon=":material/search_off:")
+            return []
+        pages = math.ceil(total / PAGE_SIZE)
+        page = 1
+        if pages > 1:
+            page = st.pagination(pages, key=state.HIST_PAGE)
+        jobs = studio.history(**query, limit=PAGE_SIZE, offset=(page - 1) * PAGE_SIZE)
+        first = (page - 1) * PAGE_SIZE + 1
+        st.caption(f"{first}–{first + len(jobs) - 1} of {total} jobs, newest first")
+        st.dataframe(
+            _table(studio=studio, jobs=jobs, zone=zone),
+            hide_index=True,
+            key=state.HIST_TABLE,
+            row_height=56,
+            column_config={
+                "Frame": st.column_config.ImageColumn(width="small"),
+                "Prompt": st.column_config.TextColumn(width="large"),
+                "Job": st.column_config.NumberColumn(format="#%d", width="small"),
+            },
+        )
+    return jobs
+
+
+def _table(*, studio: Studio, jobs: list[Job], zone: tzinfo) -> pd.DataFrame:
+    return pd.DataFrame(
+        [
+            {
+                "Job": job.id,
+                "Time": local_time(job.created_at, zone=zone),
+                "Frame": thumbnail_uri(studio, job.image_sha256),
+                "Prompt": job.prompt,
+                "Model": _model_label(studio.catalog, job.model),
+                "Resolution": job.resolution,
+                "Length": f"{job.duration} s",
+                "Status": job.status.label,
+                "Cost": _cost(job),
+            }
+            for job in jobs
+        ]
+    )
+
+
+def _cost(job: Job) -> str:
+    if job.is_demo:
+        return "demo, not billed"
+    if job.status is JobStatus.SUCCEEDED:
+        return money(job.cost_usd)
+    return "—" if job.in_flight else "not billed"
+
+
+@st.cache_data(max_entries=2000, show_spinner=False)
+def _thumbnail_uri(image_sha256: str, _studio: Studio) -> str:
+    # Images are stored by content hash and never change, so this never goes stale.
+    data = _studio.thumbnail(image_sha256)
+    return "data:image/jpeg;base64," + base64.b64encode(data).decode("ascii")
+
+
+def thumbnail_uri(studio: Studio, image_sha256: str) -> str | None:
+    """A small JPEG of the image as a ``data:`` URI for the table (None if it is missing)."""
+    try:
+        return _thumbnail_uri(image_sha256, studio)
+    except FileNotFoundError:  # not cached, so it shows once the image is back
+        return None
+
+
+def render_open_job(*, studio: Studio, jobs: list[Job], zone: tzinfo) -> None:
+    """Pick a job from the page to play it, download it, or use its settings again."""
+    if not jobs:
+        return
+    by_id = {job.id: job for job in jobs}
+    with st.container(border=True, key="history-open"):
+        chosen = st.selectbox(
+            "Open a job",
+            list(by_id),
+            index=None,
+            key=state.HIST_OPEN,
+            format_func=lambda job_id: _job_title(by_id[job_id], zone=zone),
+            placeholder="Choose a job from the table to play it or use its settings again",
+        )
+        if chosen is None or chosen not in by_id:
+            return
+        job = by_id[chosen]
+        media, details = st.columns([3, 2], gap="medium")
+        with media:
+            video = studio.video_file(job) if job.has_video else None
+            if video is not None:
+                st.video(video, muted=True)
+            else:
+                render_first_frame(studio=studio, image_sha256=job.image_sha256)
+                st.caption(f"No video: {job.status.label.lower()}.")
+        with details:
+            _render_job_facts(job=job, studio=studio, zone=zone)
+            if video is not None:
+                st.download_button(
+                    "Download video",
+                    data=partial(Path.read_bytes, video),
+                    file_name=download_name(job),
+                    mime="video/mp4",
+                    icon=":material/download:",
+                    key=state.HIST_DOWNLOAD,
+                    on_click="ignore",
+                )
+            if st.button(
+                "Use these settings again",
+                key=state.HIST_REUSE,
+                type="primary",
+                icon=":material/replay:",
+            ):
+                _reuse(studio=studio, job=job)
+
+
+def _job_title(job: Job, *, zone: tzinfo) -> str:
+    prompt = job.prompt if len(job.prompt) <= 60 else job.prompt[:59] + "…"
+    when = local_time(job.created_at, zone=zone)
+    return f"#{job.id} · {when} · {job.status.label} · {prompt or 'no prompt'}"
+
+
+def _render_job_facts(*, job: Job, studio: Studio, zone: tzinfo) -> None:
+    facts = [
+        f"**{_model_label(studio.catalog, job.model)}** · {job.resolution} · {job.duration} s",
+        f"Status: {job.status.label}" + (" (demo)" if job.is_demo else ""),
+        f"Made {local_time(job.created_at, zone=zone)}",
+        f"Cost: {_cost(job)}",
+        f"Seed: {job.seed}" if job.seed is not None else "Seed: random",
+        "Improve my prompt: on" if job.prompt_extend else "Improve my prompt: off",
+    ]
+    if job.image_source:
+        facts.append(f"Image: {job.image_source}")
+    st.markdown("\n".join(f"- {fact}" for fact in facts))
+    if job.prompt:
+        st.markdown(f"**Prompt:** {job.prompt}")
+    if job.negative_prompt:
+        st.markdown(f"**Avoid:** {job.negative_prompt}")
+    if job.prompt_was_improved:
+        with st.expander("Improved prompt the model used"):
+            st.write(job.actual_prompt)
+    if job.explanation and job.status.tone in ("error", "warning"):
+        st.info(job.explanation, icon=":material/lightbulb:")
+
+
+def _reuse(*, studio: Studio, job: Job) -> None:
+    try:
+        draft = studio.reuse(job.id)
+    except FileNotFoundError:
+        st.error(
+            "This job's first frame is no longer in the data folder, so its settings cannot "
+            "be used again as they were.",
+            icon=":material/image_not_supported:",
+        )
+        return
+    source = job.image_source or f"image of job #{job.id}"
+    first = (
+        frame_from_prepared(studio=studio, image=draft.image, source=source)
+        if draft.image is not None
+        else None
+    )
+    last = (
+        frame_from_prepared(
+            studio=studio, image=draft.last_image, source=f"last frame of job #{job.id}"
+        )
+        if draft.last_image is not None
+        else None
+    )
+    state.fill_form(draft, first_frame=first, last_frame=last)
+    state.set_notice(
+        f"The settings of job #{job.id} are in the form. Change anything, then generate."
+    )
+    st.switch_page("pages/generate.py")
+
+
+def render_export(*, studio: Studio, filters: HistoryFilters) -> None:
+    """A CSV of every matching job (all pages), made when the button is clicked."""
+    st.download_button(
+        "Export CSV",
+        data=partial(studio.export_csv, **filters.as_query()),
+        file_name=f"wan-studio-jobs-{date.today():%Y-%m-%d}.csv",
+        mime="text/csv",
+        icon=":material/table_view:",
+        key=state.HIST_EXPORT,
+        on_click="ignore",
+    )

@@ -1,0 +1,216 @@
+"""A card per job of this browser session, refreshed from the store while any is in flight."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime, tzinfo
+from functools import partial
+from pathlib import Path
+
+import streamlit as st
+
+from components import state
+from components.formatting import TONE_COLORS, TONE_ICONS, elapsed, local_time, money
+from components.formatting import viewer_timezone as _viewer_timezone
+from studio.records import Job, JobStatus
+from studio.service import KeyRequired, Studio
+
+# How often the cards re-read the store while something is in flight.
+REFRESH_SECONDS = 1.0
+_RESEND_NAMESPACE = uuid.UUID("5d0c3c1e-6f0a-4d55-9a43-7b1f2f0b8e21")
+# Card images: sharper than the table's thumbnails, far lighter than the original.
+CARD_IMAGE_SIDE = 640
+
+
+def render_session_jobs(*, studio: Studio, session_id: str) -> None:
+    """This session's jobs, newest first, in a fragment that ticks only while one is in flight."""
+    jobs = studio.session_jobs(session_id)
+    with st.container(key="session-jobs"):
+        st.subheader("Your videos")
+        if not jobs:
+            st.caption("Videos you generate in this browser session appear here.")
+            return
+        refreshing = any(job.in_flight for job in jobs)
+        # run_every is fixed when the fragment is defined, so each full run defines it afresh:
+        # with a timer while something is in flight, without one when nothing is.
+        cards = st.fragment(run_every=REFRESH_SECONDS if refreshing else None)(_render_cards)
+        cards(studio=studio, session_id=session_id, refreshing=refreshing)
+
+
+def _render_cards(*, studio: Studio, session_id: str, refreshing: bool) -> None:
+    jobs = studio.session_jobs(session_id)
+    zone = _viewer_timezone()
+    now = datetime.now(UTC)
+    waiting_for_key = (
+        {job.id for job in studio.jobs_waiting_for_key()} if refreshing else set[int]()
+    )
+    for job in jobs:
+        render_job_card(
+            studio=studio,
+            job=job,
+            session_id=session_id,
+            zone=zone,
+            now=now,
+            waiting_for_key=job.id in waiting_for_key,
+        )
+    if refreshing != any(job.in_flight for job in jobs):
+        # The last job just ended (or a checked one started again): a full run updates the
+        # sidebar totals and defines the fragment with, or without, its timer.
+        st.rerun()
+
+
+def render_job_card(
+    *,
+    studio: Studio,
+    job: Job,
+    session_id: str,
+    zone: tzinfo,
+    now: datetime,
+    waiting_for_key: bool = False,
+) -> None:
+    """One job: its frame or video, status, timing, cost, and what to do when it went wrong."""
+    with st.container(border=True, key=f"job-card-{job.id}"):
+        media, details = st.columns([2, 3], gap="medium")
+        with media:
+            video = studio.video_file(job) if job.has_video else None
+            if video is not None:
+                st.video(video, muted=True)
+            else:
+                render_first_frame(studio=studio, image_sha256=job.image_sha256)
+        with details:
+            _render_status_line(job=job, studio=studio)
+            if job.prompt:
+                st.markdown(f"“{_shorten(job.prompt, 240)}”")
+            _render_timing(job=job, studio=studio, zone=zone, now=now)
+            if waiting_for_key:
+                st.warning(
+                    "Waiting for the API key it was sent with. Enter that key in Settings and "
+                    "this job carries on.",
+                    icon=":material/key:",
+                )
+            _render_cost(job=job)
+            if job.prompt_was_improved:
+                with st.expander("Improved prompt the model used"):
+                    st.write(job.actual_prompt)
+            if video is not None:
+                st.download_button(
+                    "Download video",
+                    data=partial(Path.read_bytes, video),
+                    file_name=download_name(job),
+                    mime="video/mp4",
+                    icon=":material/download:",
+                    key=state.job_action_key(job.id, "download"),
+                    on_click="ignore",
+                )
+            if job.status.tone in ("error", "warning") and job.explanation:
+                st.info(job.explanation, icon=":material/lightbulb:")
+            if studio.can_recheck(job) or studio.can_resend(job):
+                _render_actions(studio=studio, job=job, session_id=session_id)
+
+
+def render_first_frame(*, studio: Studio, image_sha256: str) -> None:
+    """A job's first frame, or a plain note when its file is gone from the data folder."""
+    try:
+        picture = studio.images.thumbnail(image_sha256, CARD_IMAGE_SIDE)
+    except FileNotFoundError:
+        st.caption("The first frame is no longer in the data folder.")
+        return
+    st.image(picture, width="stretch")
+
+
+def _render_status_line(*, job: Job, studio: Studio) -> None:
+    spec = studio.catalog.models.get(job.model)
+    label = spec.label if spec else job.model
+    tone = job.status.tone
+    st.markdown(
+        f":{TONE_COLORS[tone]}-badge[{TONE_ICONS[tone]} {job.status.label}] "
+        f"&nbsp; **{label}** · {job.resolution} · {job.duration} s"
+        + (" &nbsp; :gray-badge[demo]" if job.is_demo else "")
+    )
+
+
+def _render_timing(*, job: Job, studio: Studio, zone: tzinfo, now: datetime) -> None:
+    started = job.submitted_at or job.created_at
+    if job.in_flight:
+        parts = [
+            f"Started {local_time(started, zone=zone)}",
+            f"{elapsed((now - started).total_seconds())} so far",
+        ]
+        expected = studio.expected_finish(job)
+        if expected is not None:
+            if expected > now:
+                parts.append(f"usually ready around {local_time(expected, zone=zone)}")
+            else:
+                parts.append("should be ready any moment")
+            total = (expected - started).total_seconds()
+            if total > 0:
+                st.progress(min(0.97, (now - started).total_seconds() / total))
+        st.caption(" · ".join(parts))
+    elif job.finished_at is not None:
+        took = elapsed((job.finished_at - started).total_seconds())
+        verb = "took" if job.status is JobStatus.SUCCEEDED else "ended after"
+        st.caption(f"Started {local_time(started, zone=zone)} · {verb} {took}")
+    else:
+        st.caption(f"Started {local_time(started, zone=zone)}")
+
+
+def _render_cost(*, job: Job) -> None:
+    if job.is_demo:
+        st.caption(f"Demo: not billed (would be ≈ {money(job.estimate_usd)})")
+    elif job.status is JobStatus.SUCCEEDED:
+        seconds = f" for {job.billed_seconds} s" if job.billed_seconds else ""
+        st.caption(f"Cost: {money(job.cost_usd)}{seconds}")
+    elif job.in_flight or job.status is JobStatus.UNCERTAIN:
+        st.caption(f"Expected cost: ≈ {money(job.estimate_usd)}, charged only if it succeeds")
+    else:
+        st.caption("Not billed")
+
+
+def _render_actions(*, studio: Studio, job: Job, session_id: str) -> None:
+    with st.container(horizontal=True, key=f"job-actions-{job.id}"):
+        if studio.can_recheck(job):
+            st.button(
+                "Check again",
+                key=state.job_action_key(job.id, "recheck"),
+                icon=":material/refresh:",
+                on_click=studio.recheck,
+                args=(job.id,),
+            )
+        if studio.can_resend(job):
+            st.button(
+                "Send again (may be billed twice)",
+                key=state.job_action_key(job.id, "resend"),
+                icon=":material/send:",
+                on_click=_resend,
+                kwargs={"studio": studio, "job": job, "session_id": session_id},
+            )
+            st.button(
+                "Dismiss",
+                key=state.job_action_key(job.id, "dismiss"),
+                icon=":material/close:",
+                on_click=studio.dismiss,
+                args=(job.id,),
+            )
+
+
+def _resend(*, studio: Studio, job: Job, session_id: str) -> None:
+    # Derived from the old job, so a double click on "Send again" still makes one new job.
+    submission_id = str(uuid.uuid5(_RESEND_NAMESPACE, job.submission_id))
+    try:
+        studio.resend(
+            job.id,
+            submission_id=submission_id,
+            session_id=session_id,
+            api_key=state.session_api_key(),
+        )
+    except (KeyRequired, ValueError) as problem:
+        st.toast(str(problem), icon=":material/error:")
+
+
+def download_name(job: Job) -> str:
+    """A file name that says what the video is: ``wan-12-wan2.2-i2v-plus-1080P.mp4``."""
+    return f"wan-{job.id}-{job.model}-{job.resolution}.mp4"
+
+
+def _shorten(text: str, limit: int) -> str:
+    return text if len(text) <= limit else text[: limit - 1].rstrip() + "…"

@@ -1,0 +1,84 @@
+"""The sidebar every page shares: which mode the app is in, and the running totals."""
+
+from __future__ import annotations
+
+import streamlit as st
+
+from components import state
+from components.formatting import money
+from studio.records import ModeSpend, Spend, Totals
+from studio.service import Studio
+from studio.settings import KEY_FROM_ENVIRONMENT, KEY_FROM_SECRETS, mask_key
+
+_KEY_ORIGINS = {
+    KEY_FROM_ENVIRONMENT: "from the environment",
+    KEY_FROM_SECRETS: "from secrets.toml",
+}
+
+
+def render_sidebar(*, studio: Studio, session_id: str) -> None:
+    """The mode badge, then the running totals."""
+    render_mode_badge(studio=studio)
+    render_totals(totals=studio.totals(session_id))
+
+
+def key_in_use(*, studio: Studio) -> tuple[str | None, str]:
+    """The key new jobs from this browser session are sent with, and where it comes from."""
+    session_key = state.session_api_key()
+    if session_key:
+        return session_key, "entered for this browser session"
+    settings = studio.settings
+    return settings.api_key, _KEY_ORIGINS.get(settings.key_source, "")
+
+
+def render_mode_badge(*, studio: Studio) -> None:
+    """Say plainly whether new jobs cost money, and which key pays for them."""
+    key, origin = key_in_use(studio=studio)
+    with st.container(key="sidebar-mode"):
+        if key:
+            st.badge(f"Billed — key {mask_key(key)}", icon=":material/payments:", color="orange")
+            st.caption(f"Key {origin}. Every finished video is charged to it.")
+        else:
+            st.badge("Demo mode — nothing is billed", icon=":material/science:", color="green")
+            st.caption(
+                "Videos are made by the built-in demo gateway. Add an API key in Settings "
+                "to use the real models."
+            )
+
+
+def render_totals(*, totals: Totals) -> None:
+    """This session, today and all time; billed spend and demo runs never mixed."""
+    with st.container(key="sidebar-totals"):
+        st.markdown("**Spent**")
+        st.markdown(_billed_lines(totals))
+        if _any_demo(totals):
+            st.markdown("**Demo videos** (not billed)")
+            st.markdown(_demo_lines(totals))
+
+
+def totals_rows(totals: Totals) -> list[tuple[str, ModeSpend]]:
+    """The three slices every totals view shows, with their names."""
+    return [
+        ("This session", totals.session),
+        ("Today", totals.today),
+        ("All time", totals.all_time),
+    ]
+
+
+def _billed_lines(totals: Totals) -> str:
+    return "\n".join(
+        f"- {name}: **{money(spend.billed.cost_usd)}** · {_videos(spend.billed)}"
+        for name, spend in totals_rows(totals)
+    )
+
+
+def _demo_lines(totals: Totals) -> str:
+    return "\n".join(f"- {name}: {_videos(spend.demo)}" for name, spend in totals_rows(totals))
+
+
+def _any_demo(totals: Totals) -> bool:
+    return totals.all_time.demo.jobs > 0
+
+
+def _videos(spend: Spend) -> str:
+    return "1 video" if spend.videos == 1 else f"{spend.videos} videos"

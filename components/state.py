@@ -1,0 +1,283 @@
+"""Every ``st.session_state`` key the app uses, with typed accessors.
+
+Widget keys are public constants so that tests and the browser can find each widget. The Generate
+form's widgets keep their values across page switches with ``persist_state="session"``; everything
+else that must outlive a rerun (the chosen images, the pending submission, a key typed in Settings)
+lives under private keys that no widget owns. Jobs and money are never kept here: the store is the
+source of truth.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from dataclasses import dataclass, field
+from typing import Any
+
+import streamlit as st
+
+from studio.catalog import Catalog, ModelSpec
+from studio.images import ImageCheck, PreparedImage
+from studio.jobs import JobDraft, draw_seed
+
+# The session id also sits in the page address, so that a browser refresh keeps this
+# session's job cards on the Generate page.
+SESSION_QUERY_PARAM = "session"
+
+# Generate form widgets (values kept across page switches).
+GEN_MODEL = "gen.model"
+GEN_RESOLUTION = "gen.resolution"
+GEN_DURATION = "gen.duration"
+GEN_PROMPT = "gen.prompt"
+GEN_NEGATIVE_PROMPT = "gen.negative_prompt"
+GEN_PROMPT_EXTEND = "gen.prompt_extend"
+GEN_WATERMARK = "gen.watermark"
+GEN_RANDOM_SEED = "gen.random_seed"
+GEN_SEED = "gen.seed"
+FORM_WIDGET_KEYS = (
+    GEN_MODEL,
+    GEN_RESOLUTION,
+    GEN_DURATION,
+    GEN_PROMPT,
+    GEN_NEGATIVE_PROMPT,
+    GEN_PROMPT_EXTEND,
+    GEN_WATERMARK,
+    GEN_RANDOM_SEED,
+    GEN_SEED,
+)
+
+# Generate page buttons and per-frame inputs. A frame slot is "image" (the first frame) or
+# "last_image" (the last frame of first-and-last-frame models).
+FIRST_FRAME = "image"
+LAST_FRAME = "last_image"
+GEN_NEW_SEED = "gen.new_seed"
+GEN_SUBMIT = "gen.submit"
+
+
+def frame_key(slot: str, name: str) -> str:
+    """The widget key of one input of a frame slot, e.g. ``gen.image.upload``."""
+    return f"gen.{slot}.{name}"
+
+
+# Job card actions.
+def job_action_key(job_id: int, action: str) -> str:
+    """The widget key of one action on a job card, e.g. ``job.12.recheck``."""
+    return f"job.{job_id}.{action}"
+
+
+# History page widgets.
+HIST_MODELS = "hist.models"
+HIST_STATUSES = "hist.statuses"
+HIST_MODE = "hist.mode"
+HIST_WHEN = "hist.when"
+HIST_DATES = "hist.dates"
+HIST_TEXT = "hist.text"
+HIST_PAGE = "hist.page"
+HIST_TABLE = "hist.table"
+HIST_OPEN = "hist.open"
+HIST_REUSE = "hist.reuse"
+HIST_EXPORT = "hist.export"
+HIST_DOWNLOAD = "hist.download"
+
+# Models & prices page widgets.
+PRICES_MODEL = "prices.model"
+PRICES_RESOLUTION = "prices.resolution"
+PRICES_DURATION = "prices.duration"
+
+# Settings page widgets.
+SETTINGS_KEY_INPUT = "settings.key_input"
+SETTINGS_SAVE_KEY = "settings.save_key"
+SETTINGS_FORGET_KEY = "settings.forget_key"
+
+# Private, non-widget keys.
+_SESSION_ID = "_session.id"
+_FRAMES = "_gen.frames"
+_FRAME_ERRORS = "_gen.frame_errors"
+_PENDING_SUBMISSION = "_gen.pending_submission"
+_LAST_SUBMISSION = "_gen.last_submission"
+_SESSION_API_KEY = "_settings.session_api_key"
+_NOTICE = "_notice"
+
+# A second click on Generate this soon after the first, with the same form, is a double click.
+DOUBLE_CLICK_SECONDS = 2.0
+
+
+@dataclass(frozen=True)
+class FrameChoice:
+    """An image the user gave for one frame slot, as checked, and what will be sent."""
+
+    source: str  # the file name or the link
+    original: bytes = field(repr=False)
+    check: ImageCheck
+    prepared: PreparedImage | None  # None until the image is acceptable (as given, or fixed)
+
+
+def init_defaults(*, catalog: Catalog) -> None:
+    """Give every persistent widget its first value, once per browser session."""
+    model = catalog.default_model
+    defaults: dict[str, Any] = {
+        GEN_MODEL: model.id,
+        GEN_RESOLUTION: model.default_resolution,
+        GEN_DURATION: model.default_duration,
+        GEN_PROMPT: "",
+        GEN_NEGATIVE_PROMPT: "",
+        GEN_PROMPT_EXTEND: True,
+        GEN_WATERMARK: False,
+        GEN_RANDOM_SEED: True,
+        GEN_SEED: draw_seed(catalog),
+    }
+    for key, value in defaults.items():
+        st.session_state.setdefault(key, value)
+
+
+# --- the browser session -------------------------------------------------------------------
+
+
+def session_id() -> str:
+    """This browser session's id: from the page address after a refresh, or a new one."""
+    if _SESSION_ID not in st.session_state:
+        from_address = st.query_params.get(SESSION_QUERY_PARAM, "")
+        st.session_state[_SESSION_ID] = _valid_uuid(from_address) or str(uuid.uuid4())
+    current: str = st.session_state[_SESSION_ID]
+    if st.query_params.get(SESSION_QUERY_PARAM) != current:
+        st.query_params[SESSION_QUERY_PARAM] = current
+    return current
+
+
+def _valid_uuid(text: str) -> str | None:
+    try:
+        return str(uuid.UUID(text))
+    except ValueError:
+        return None
+
+
+# --- the Generate form -----------------------------------------------------------------------
+
+
+def frame(slot: str) -> FrameChoice | None:
+    """The image chosen for a frame slot, if any."""
+    return st.session_state.get(_FRAMES, {}).get(slot)
+
+
+def set_frame(slot: str, choice: FrameChoice | None) -> None:
+    """Remember (or forget, with ``None``) the image for a frame slot; clears its error."""
+    frames = dict(st.session_state.get(_FRAMES, {}))
+    if choice is None:
+        frames.pop(slot, None)
+    else:
+        frames[slot] = choice
+    st.session_state[_FRAMES] = frames
+    set_frame_error(slot, None)
+
+
+def frame_error(slot: str) -> str | None:
+    """Why the last image given for a frame slot could not be used, if it could not."""
+    return st.session_state.get(_FRAME_ERRORS, {}).get(slot)
+
+
+def set_frame_error(slot: str, message: str | None) -> None:
+    """Remember (or clear, with ``None``) why an image could not be used."""
+    errors = dict(st.session_state.get(_FRAME_ERRORS, {}))
+    if message is None:
+        errors.pop(slot, None)
+    else:
+        errors[slot] = message
+    st.session_state[_FRAME_ERRORS] = errors
+
+
+def reset_options_for_model(*, catalog: Catalog) -> None:
+    """Put resolution and duration back to the defaults of the model just chosen."""
+    spec = catalog.model(st.session_state[GEN_MODEL])
+    st.session_state[GEN_RESOLUTION] = spec.default_resolution
+    st.session_state[GEN_DURATION] = spec.default_duration
+
+
+def keep_options_valid(spec: ModelSpec) -> None:
+    """Replace a resolution or length the model does not offer with its default."""
+    if st.session_state.get(GEN_RESOLUTION) not in spec.resolutions:
+        st.session_state[GEN_RESOLUTION] = spec.default_resolution
+    if st.session_state.get(GEN_DURATION) not in spec.durations:
+        st.session_state[GEN_DURATION] = spec.default_duration
+
+
+def roll_seed(*, catalog: Catalog) -> None:
+    """Put a fresh random seed in the seed field."""
+    st.session_state[GEN_SEED] = draw_seed(catalog)
+
+
+def fill_form(
+    draft: JobDraft, *, first_frame: FrameChoice | None, last_frame: FrameChoice | None
+) -> None:
+    """Put a past job's settings and its checked images into the Generate form."""
+    st.session_state[GEN_MODEL] = draft.model
+    st.session_state[GEN_RESOLUTION] = draft.resolution
+    st.session_state[GEN_DURATION] = draft.duration
+    st.session_state[GEN_PROMPT] = draft.prompt
+    st.session_state[GEN_NEGATIVE_PROMPT] = draft.negative_prompt
+    st.session_state[GEN_PROMPT_EXTEND] = draft.prompt_extend
+    st.session_state[GEN_WATERMARK] = draft.watermark
+    st.session_state[GEN_RANDOM_SEED] = draft.seed is None
+    if draft.seed is not None:
+        st.session_state[GEN_SEED] = draft.seed
+    set_frame(FIRST_FRAME, first_frame)
+    set_frame(LAST_FRAME, last_frame)
+
+
+def form_fingerprint() -> tuple[object, ...]:
+    """What the form holds now, to tell a double click from a deliberate second job."""
+    images = tuple(
+        choice.prepared.sha256 if choice and choice.prepared else None
+        for choice in (frame(FIRST_FRAME), frame(LAST_FRAME))
+    )
+    return (*(st.session_state.get(key) for key in FORM_WIDGET_KEYS), *images)
+
+
+def request_submission() -> None:
+    """Record one click on Generate as one pending submission (double clicks are ignored)."""
+    if st.session_state.get(_PENDING_SUBMISSION):
+        return  # a rerun interrupted the send: the same id is sent again
+    fingerprint = form_fingerprint()
+    last = st.session_state.get(_LAST_SUBMISSION)
+    if last and last[0] == fingerprint and time.monotonic() - last[1] < DOUBLE_CLICK_SECONDS:
+        return
+    st.session_state[_PENDING_SUBMISSION] = str(uuid.uuid4())
+
+
+def pending_submission() -> str | None:
+    """The submission id of a click not yet turned into a job."""
+    return st.session_state.get(_PENDING_SUBMISSION)
+
+
+def submission_done() -> None:
+    """The pending submission is now a job: the next click makes a new one."""
+    st.session_state.pop(_PENDING_SUBMISSION, None)
+    st.session_state[_LAST_SUBMISSION] = (form_fingerprint(), time.monotonic())
+
+
+# --- messages that survive one rerun ------------------------------------------------------------
+
+
+def set_notice(text: str) -> None:
+    """Show a short message on the next run (e.g. after a page switch)."""
+    st.session_state[_NOTICE] = text
+
+
+def pop_notice() -> str | None:
+    """The message left for this run, if any."""
+    return st.session_state.pop(_NOTICE, None)
+
+
+# --- a key typed in Settings -----------------------------------------------------------------
+
+
+def session_api_key() -> str | None:
+    """The API key entered for this browser session only, if any."""
+    return st.session_state.get(_SESSION_API_KEY)
+
+
+def set_session_api_key(key: str | None) -> None:
+    """Keep (or, with ``None``, forget) the API key for this browser session."""
+    if key:
+        st.session_state[_SESSION_API_KEY] = key
+    else:
+        st.session_state.pop(_SESSION_API_KEY, None)

@@ -1,0 +1,31 @@
+"""History: every job, its cost and its video, across sessions and restarts."""
+
+from __future__ import annotations
+
+import streamlit as st
+
+from components import state
+from components.formatting import viewer_timezone
+from components.history import (
+    render_export,
+    render_filters,
+    render_job_table,
+    render_open_job,
+    render_totals,
+)
+from components.services import get_studio
+
+
+def main() -> None:
+    """Totals, filters, the table, then the opened job."""
+    studio = get_studio()
+    zone = viewer_timezone()
+    st.title("History")
+    render_totals(totals=studio.totals(state.session_id()), catalog=studio.catalog)
+    filters = render_filters(catalog=studio.catalog, zone=zone)
+    jobs = render_job_table(studio=studio, filters=filters, zone=zone)
+    render_open_job(studio=studio, jobs=jobs, zone=zone)
+    render_export(studio=studio, filters=filters)
+
+
+main()

@@ -1,0 +1,147 @@
+"""AppTest fixtures: the app on a fresh data folder in demo mode, and jobs written to its store."""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from decimal import Decimal
+from pathlib import Path
+
+import pytest
+import streamlit as st
+from streamlit.testing.v1 import AppTest
+
+from studio.images import ImageLibrary, prepare_image
+from studio.records import DEMO, Job, JobStatus
+from studio.store import JobStore, sqlite_url
+from tests.plugins.images import image_bytes
+
+APP = Path(__file__).resolve().parents[2] / "app.py"
+# The embedded demo gateway runs this many times faster than a real one.
+DEMO_SPEED = "50"
+_ENVIRONMENT = (
+    "PIXAZO_API_KEY",
+    "PIXAZO_BASE_URL",
+    "WAN_STUDIO_DATABASE_URL",
+    "WAN_STUDIO_TRUSTED_IMAGE_HOSTS",
+)
+
+
+@pytest.fixture
+def studio_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
+    """A fresh data folder for the app, in demo mode, with a fast demo gateway."""
+    home = tmp_path / "studio-home"
+    monkeypatch.setenv("WAN_STUDIO_HOME", str(home))
+    monkeypatch.setenv("WAN_STUDIO_DEMO_SPEED", DEMO_SPEED)
+    for name in _ENVIRONMENT:
+        monkeypatch.delenv(name, raising=False)
+    yield home
+    # Releases the cached Studio: its watcher and demo gateway stop with this test.
+    st.cache_resource.clear()
+    st.cache_data.clear()
+
+
+@pytest.fixture
+def app(studio_home: Path) -> AppTest:
+    """The app, run once on its first page."""
+    return AppTest.from_file(str(APP), default_timeout=30).run()
+
+
+@pytest.fixture
+def store(studio_home: Path, app: AppTest) -> Iterator[JobStore]:
+    """The app's own job store (opened after the app created it)."""
+    opened = JobStore.open(sqlite_url(studio_home / "studio.db"))
+    yield opened
+    opened.close()
+
+
+def run_until(
+    at: AppTest, predicate: Callable[[AppTest], bool], *, timeout: float = 60.0
+) -> AppTest:
+    """Rerun the app (AppTest has no timer) until the predicate holds."""
+    ends = time.monotonic() + timeout
+    while not predicate(at.run()):
+        if time.monotonic() > ends:
+            raise AssertionError("the app never reached the expected state")
+        time.sleep(0.2)
+    return at
+
+
+def texts(at: AppTest) -> str:
+    """Every piece of text on the page (main area and sidebar), for "is it said" checks."""
+    parts = [element.value for element in at.markdown]
+    for kind in ("caption", "success", "warning", "error", "info", "title", "subheader"):
+        parts += [str(element.value) for element in at.get(kind)]
+    parts += [str(metric.value) for metric in at.metric]
+    parts += [str(metric.label) for metric in at.metric]
+    return "\n".join(parts)
+
+
+def upload(at: AppTest, data: bytes, *, name: str, mime: str) -> AppTest:
+    """Drop a file into the first frame's uploader."""
+    at.file_uploader(key="gen.image.upload").set_value((name, data, mime))
+    return at.run()
+
+
+@dataclass
+class JobMaker:
+    """Writes finished jobs straight into the store, with a stored image and a video file."""
+
+    store: JobStore
+    home: Path
+
+    def make(
+        self,
+        *,
+        mode: str = DEMO,
+        model: str = "wan2.2-i2v-flash",
+        resolution: str = "480P",
+        prompt: str = "waves rolling onto the shore",
+        status: JobStatus = JobStatus.SUCCEEDED,
+        cost: str | None = None,
+        session_id: str | None = None,
+        seed: int = 1234,
+    ) -> Job:
+        """One job in its final state; a succeeded one gets a small file as its video."""
+        prepared = prepare_image(image_bytes(640, 400, "JPEG"), filename="shore.jpg")
+        sha = ImageLibrary(self.home).save(prepared.data, format=prepared.format)
+        job, _ = self.store.create_job(
+            submission_id=str(uuid.uuid4()),
+            mode=mode,
+            session_id=session_id,
+            model=model,
+            resolution=resolution,
+            duration=5,
+            prompt=prompt,
+            negative_prompt="blurry",
+            prompt_extend=False,
+            watermark=True,
+            seed=seed,
+            image_sha256=sha,
+            image_source="shore.jpg",
+            last_image_sha256=None,
+            estimate_usd=Decimal(cost or "0.1"),
+            output_width=832,
+            output_height=512,
+            key_fingerprint=None,
+            request_json=None,
+        )
+        fields: dict[str, object] = {"status": status}
+        if status is JobStatus.SUCCEEDED:
+            video = self.home / "videos" / f"test-{job.id}.mp4"
+            video.parent.mkdir(parents=True, exist_ok=True)
+            video.write_bytes(b"\x00\x00\x00\x18ftypmp42" + bytes(64))
+            fields |= {
+                "video_path": str(video.relative_to(self.home)),
+                "billed_seconds": 5,
+                "cost_usd": Decimal(cost) if cost else None,
+            }
+        return self.store.update(job.id, **fields)
+
+
+@pytest.fixture
+def jobs(store: JobStore, studio_home: Path) -> JobMaker:
+    """Make finished jobs in the app's store."""
+    return JobMaker(store=store, home=studio_home)

@@ -1,0 +1,250 @@
+"""The Generate page: options follow the model, blockers are clear, one click is one job."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from pytest_httpserver import HTTPServer
+from streamlit.testing.v1 import AppTest
+
+from studio.records import JobStatus
+from studio.store import JobStore
+from tests.plugins.images import image_bytes, rgba_png
+from tests.ui.conftest import APP, JobMaker, run_until, texts, upload
+
+
+def _ready_form(app: AppTest) -> AppTest:
+    """A valid image and the quickest model: Wan 2.2 Flash at 480P."""
+    upload(app, image_bytes(640, 480, "JPEG"), name="hills.jpg", mime="image/jpeg")
+    app.selectbox(key="gen.model").set_value("wan2.2-i2v-flash").run()
+    app.segmented_control(key="gen.resolution").set_value("480P").run()
+    app.text_area(key="gen.prompt").set_value("clouds drift over the hills").run()
+    return app
+
+
+def test_options_follow_the_chosen_model(app: AppTest) -> None:
+    resolution = app.segmented_control(key="gen.resolution")
+    assert app.selectbox(key="gen.model").value == "wan2.2-i2v-plus"
+    assert resolution.options == ["480P", "1080P"]
+    assert resolution.value == "1080P"
+    assert "≈ $0.75 for 5 s at 1080P" in texts(app)
+
+    app.selectbox(key="gen.model").set_value("wan2.1-i2v-turbo").run()
+    assert app.segmented_control(key="gen.resolution").options == ["480P", "720P"]
+    assert app.segmented_control(key="gen.resolution").value == "720P"
+    assert app.segmented_control(key="gen.duration").options == ["3 s", "4 s", "5 s"]
+    app.segmented_control(key="gen.duration").set_value(3).run()
+    app.segmented_control(key="gen.resolution").set_value("480P").run()
+    assert "only one that makes 3- or 4-second clips" in texts(app)
+    assert "≈ $0.135 for 3 s at 480P" in texts(app)
+
+    # A model without 3-second clips puts length and resolution back to its own defaults.
+    app.selectbox(key="gen.model").set_value("wan2.2-i2v-flash").run()
+    assert app.segmented_control(key="gen.duration").value == 5
+    assert app.segmented_control(key="gen.resolution").value == "720P"
+    assert "Demo: not billed" in texts(app)
+    assert not app.exception
+
+
+def test_a_keyframe_model_asks_for_a_last_frame(app: AppTest) -> None:
+    app.selectbox(key="gen.model").set_value("wan2.1-kf2v-plus").run()
+    assert app.file_uploader(key="gen.last_image.upload") is not None
+    upload(app, image_bytes(640, 480, "JPEG"), name="start.jpg", mime="image/jpeg")
+    assert app.button(key="gen.submit").disabled
+    assert "needs a last frame as well as a first frame" in texts(app)
+    assert not app.exception
+
+
+def test_without_an_image_the_button_is_disabled_and_says_why(app: AppTest) -> None:
+    assert app.button(key="gen.submit").disabled
+    assert "Add a first frame: upload an image or paste a link." in texts(app)
+    assert not app.exception
+
+
+def test_a_small_image_is_explained_and_fixed_in_one_click(app: AppTest) -> None:
+    upload(app, image_bytes(500, 300, "PNG"), name="tiny.png", mime="image/png")
+    said = texts(app)
+    assert "300 px high: the gateway needs at least 360 px on each side." in said
+    assert "Scale up to 600×360 px" in said
+    assert app.button(key="gen.submit").disabled
+
+    app.button(key="gen.image.fix").click().run()
+    said = texts(app)
+    assert "Ready to send. What was changed:" in said
+    assert "600×360 px" in said
+    assert not app.button(key="gen.submit").disabled
+    assert not app.exception
+
+
+def test_transparency_is_fixed_and_said(app: AppTest) -> None:
+    upload(app, rgba_png(640, 480), name="cutout.png", mime="image/png")
+    assert "transparency" in texts(app)
+    app.button(key="gen.image.fix").click().run()
+    assert "Ready to send" in texts(app)
+    assert not app.exception
+
+
+def test_a_file_that_is_not_an_image_gets_a_plain_message(app: AppTest) -> None:
+    upload(app, b"this is not a picture at all", name="notes.png", mime="image/png")
+    assert len(app.error) == 1
+    assert app.error[0].value
+    assert "Traceback" not in app.error[0].value
+    assert app.button(key="gen.submit").disabled
+    assert not app.exception
+
+
+def test_a_prompt_over_the_limit_blocks_the_button(app: AppTest) -> None:
+    _ready_form(app)
+    assert not app.button(key="gen.submit").disabled
+    app.text_area(key="gen.prompt").set_value("x" * 801).run()
+    said = texts(app)
+    assert "1 characters too many" in said
+    assert "The prompt is 801 characters; the limit is 800." in said
+    assert app.button(key="gen.submit").disabled
+    app.text_area(key="gen.prompt").set_value("x" * 800).run()
+    assert "0 characters left" in texts(app)
+    assert not app.button(key="gen.submit").disabled
+    assert not app.exception
+
+
+def test_a_fixed_seed_and_a_new_seed(app: AppTest) -> None:
+    assert app.toggle(key="gen.random_seed").value is True
+    app.toggle(key="gen.random_seed").set_value(False).run()
+    seed = app.number_input(key="gen.seed")
+    first = seed.value
+    assert 0 <= first <= 2147483647
+    app.button(key="gen.new_seed").click().run()
+    assert app.number_input(key="gen.seed").value != first
+    assert not app.exception
+
+
+def test_the_form_survives_a_visit_to_another_page(app: AppTest) -> None:
+    _ready_form(app)
+    app.toggle(key="gen.watermark").set_value(True).run()
+    app.switch_page("pages/models.py").run()
+    app.switch_page("pages/generate.py").run()
+    assert app.selectbox(key="gen.model").value == "wan2.2-i2v-flash"
+    assert app.segmented_control(key="gen.resolution").value == "480P"
+    assert app.text_area(key="gen.prompt").value == "clouds drift over the hills"
+    assert app.toggle(key="gen.watermark").value is True
+    assert "hills.jpg" in texts(app)
+    assert not app.button(key="gen.submit").disabled
+    assert not app.exception
+
+
+def test_one_click_makes_one_job_that_plays_when_done(app: AppTest, store: JobStore) -> None:
+    _ready_form(app)
+    app.button(key="gen.submit").click().run()
+    # Reruns, and a second click on the same form right away, send nothing more.
+    app.run()
+    app.button(key="gen.submit").click().run()
+    assert store.count_jobs() == 1
+    job = store.list_jobs()[0]
+    assert job.model == "wan2.2-i2v-flash"
+    assert job.resolution == "480P"
+    assert job.prompt == "clouds drift over the hills"
+    assert job.is_demo
+
+    run_until(app, lambda at: any(video.proto.url for video in at.get("video")))
+    done = store.get(job.id)
+    assert done is not None
+    assert done.status is JobStatus.SUCCEEDED
+    assert "Done" in texts(app)
+    assert app.download_button(key=f"job.{job.id}.download") is not None
+    assert "Demo: not billed" in texts(app)
+    assert store.count_jobs() == 1
+    assert not app.exception
+
+    # AppTest drops sidebar updates on reruns, so a fresh browser session reads the totals.
+    fresh = AppTest.from_file(str(APP), default_timeout=30).run()
+    sidebar = "\n".join(element.value for element in fresh.sidebar.markdown)
+    assert "Demo mode — nothing is billed" in sidebar
+    assert "All time: 1 video" in sidebar
+    assert "All time: **$0.00**" in sidebar
+    assert not fresh.exception
+
+
+def test_a_link_from_a_trusted_host_is_fetched(
+    studio_home: Path, monkeypatch: pytest.MonkeyPatch, httpserver: HTTPServer
+) -> None:
+    httpserver.expect_request("/frame.png").respond_with_data(
+        image_bytes(640, 480, "PNG"), content_type="image/png"
+    )
+    monkeypatch.setenv("WAN_STUDIO_TRUSTED_IMAGE_HOSTS", f"{httpserver.host}:{httpserver.port}")
+    at = AppTest.from_file(str(APP), default_timeout=30).run()
+    at.text_input(key="gen.image.link").set_value(httpserver.url_for("/frame.png"))
+    at.button(key="gen.image.fetch").click().run()
+    said = texts(at)
+    assert "frame.png · PNG · 640×480 px" in said
+    assert "Ready to send." in said
+    assert "Add a first frame" not in said
+    assert not at.exception
+
+
+def test_a_link_to_this_machine_is_refused_in_plain_words(
+    app: AppTest, httpserver: HTTPServer
+) -> None:
+    httpserver.expect_request("/frame.png").respond_with_data(
+        image_bytes(640, 480, "PNG"), content_type="image/png"
+    )
+    app.text_input(key="gen.image.link").set_value(httpserver.url_for("/frame.png"))
+    app.button(key="gen.image.fetch").click().run()
+    assert len(app.error) == 1
+    assert app.error[0].value
+    assert app.button(key="gen.submit").disabled
+    assert not httpserver.log  # refused before any request left
+    assert not app.exception
+
+
+def test_an_uncertain_job_offers_a_choice_and_dismiss_settles_it(
+    app: AppTest, jobs: JobMaker, store: JobStore
+) -> None:
+    session_id = app.query_params["session"]
+    lost = jobs.make(status=JobStatus.UNCERTAIN, session_id=session_id, prompt="lost answer")
+    sent_again = jobs.make(status=JobStatus.UNCERTAIN, session_id=session_id, prompt="try again")
+    app.run()
+    assert app.button(key=f"job.{lost.id}.resend").label == "Send again (may be billed twice)"
+    app.button(key=f"job.{lost.id}.dismiss").click().run()
+    dismissed = store.get(lost.id)
+    assert dismissed is not None
+    assert dismissed.status is JobStatus.CANCELED
+
+    app.button(key=f"job.{sent_again.id}.resend").click().run()
+    assert store.count_jobs(session_id=session_id) == 3
+    newest = store.list_jobs(session_id=session_id, limit=1)[0]
+    assert newest.prompt == "try again"
+    assert newest.id not in (lost.id, sent_again.id)
+    replaced = store.get(sent_again.id)
+    assert replaced is not None
+    assert replaced.status is JobStatus.CANCELED
+    assert f"Sent again as job {newest.id}" in texts(app)
+    assert not app.exception
+
+
+def test_a_browser_refresh_keeps_the_session_jobs(studio_home: Path, jobs: JobMaker) -> None:
+    session_id = "0b7c6a52-2d7e-4f0e-9a53-3c1f4d5e6a7b"
+    job = jobs.make(session_id=session_id, prompt="still here after a refresh")
+    jobs.make(prompt="from another browser")
+    refreshed = AppTest.from_file(str(APP), default_timeout=30)
+    refreshed.query_params["session"] = session_id
+    refreshed.run()
+    assert refreshed.download_button(key=f"job.{job.id}.download") is not None
+    said = texts(refreshed)
+    assert "still here after a refresh" in said
+    assert "from another browser" not in said
+    assert not refreshed.exception
+
+
+def test_a_keyframe_job_takes_both_frames(app: AppTest) -> None:
+    app.selectbox(key="gen.model").set_value("wan2.1-kf2v-plus").run()
+    upload(app, image_bytes(640, 480, "JPEG"), name="start.jpg", mime="image/jpeg")
+    app.file_uploader(key="gen.last_image.upload").set_value(
+        ("end.jpg", image_bytes(640, 480, "PNG"), "image/png")
+    )
+    app.run()
+    said = texts(app)
+    assert "start.jpg · JPEG" in said
+    assert "end.jpg · PNG" in said
+    assert not app.button(key="gen.submit").disabled
+    assert not app.exception

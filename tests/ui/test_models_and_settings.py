@@ -1,0 +1,102 @@
+"""Models & prices (the table and the calculator) and Settings (the key, never shown whole)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from streamlit.testing.v1 import AppTest
+
+from tests.ui.conftest import APP, texts
+
+SESSION_KEY = "pz-session-key-0123456789-abcd"
+ENVIRONMENT_KEY = "pz-environment-key-9876543210-wxyz"
+
+
+def _shown_anywhere(at: AppTest, secret: str) -> bool:
+    """Whether a string appears in any element the page sent to the browser."""
+    protos = (getattr(node, "proto", None) for block in (at.main, at.sidebar) for node in block)
+    return any(secret in str(proto) for proto in protos if proto is not None)
+
+
+def test_the_catalog_table_shows_listed_prices_where_they_differ(app: AppTest) -> None:
+    app.switch_page("pages/models.py").run()
+    table = app.table[0].value
+    flash_720 = table[(table["Resolution"] == "720P") & (table["5 s clip"] == "$0.225")]
+    assert list(flash_720["Price list says"]) == ["$0.20"]
+    plus_1080 = table[table["Resolution"] == "1080P"]
+    assert list(plus_1080["Price list says"]) == ["same"]
+    assert "(recommended)" in table["Model"].iloc[0]
+    assert not app.exception
+
+
+def test_the_calculator_follows_model_resolution_and_length(app: AppTest) -> None:
+    app.switch_page("pages/models.py").run()
+    assert app.metric[0].value == "$0.75"
+    app.selectbox(key="prices.model").set_value("wan2.1-i2v-turbo").run()
+    app.selectbox(key="prices.resolution.wan2.1-i2v-turbo").set_value("480P").run()
+    app.selectbox(key="prices.duration.wan2.1-i2v-turbo").set_value(3).run()
+    assert app.metric[0].value == "$0.135"
+    assert "$0.045 per second × 3 s at 480P" in texts(app)
+    assert not app.exception
+
+
+def test_a_session_key_is_only_ever_shown_masked(app: AppTest) -> None:
+    app.switch_page("pages/settings.py").run()
+    assert "Demo mode — nothing is billed." in texts(app)
+    app.text_input(key="settings.key_input").input(SESSION_KEY)
+    app.button(key="settings.save_key").click().run()
+    said = texts(app)
+    assert "Using key ••••••••abcd in this browser session." in said
+    assert "Billed." in said
+    assert _shown_anywhere(app, "••••••••abcd")
+    assert not _shown_anywhere(app, SESSION_KEY)
+    assert not _shown_anywhere(app, SESSION_KEY[:-4])
+
+    # New jobs from this session are now billed, and the Generate page says so.
+    app.switch_page("pages/generate.py").run()
+    assert "≈ $0.75 for 5 s at 1080P" in texts(app)
+    assert "Demo: not billed" not in texts(app)
+
+    app.switch_page("pages/settings.py").run()
+    app.button(key="settings.forget_key").click().run()
+    assert "Demo mode — nothing is billed." in texts(app)
+    assert not app.exception
+
+
+def test_a_key_from_the_environment_is_masked_everywhere(
+    studio_home: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("PIXAZO_API_KEY", ENVIRONMENT_KEY)
+    monkeypatch.setenv("PIXAZO_BASE_URL", "http://127.0.0.1:9")
+    at = AppTest.from_file(str(APP), default_timeout=30).run()
+    sidebar = "\n".join(element.value for element in at.sidebar.markdown)
+    assert "Billed — key ••••••••wxyz" in sidebar
+    assert "Key from the environment." in texts(at)
+    at.switch_page("pages/settings.py").run()
+    said = texts(at)
+    assert "A key is set in the environment (PIXAZO_API_KEY)." in said
+    assert _shown_anywhere(at, "••••••••wxyz")
+    assert not _shown_anywhere(at, ENVIRONMENT_KEY)
+    assert not at.exception
+
+
+def test_settings_show_where_things_are_with_the_database_password_hidden(
+    studio_home: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("WAN_STUDIO_TRUSTED_IMAGE_HOSTS", "images.internal:8080")
+    at = AppTest.from_file(str(APP), default_timeout=30).run()
+    at.switch_page("pages/settings.py").run()
+    said = texts(at)
+    assert str(studio_home) in said
+    assert "images.internal:8080" in said
+    assert "built-in demo gateway (http://127.0.0.1:" in said
+    assert not at.exception
+
+
+def test_a_database_url_password_is_masked() -> None:
+    from components.settings_view import masked_database_url
+
+    shown = masked_database_url("postgresql+psycopg://studio:s3cret@db.internal:5432/wan")
+    assert "s3cret" not in shown
+    assert shown == "postgresql+psycopg://studio:***@db.internal:5432/wan"
