@@ -24,7 +24,6 @@ from tests.plugins.engine import (
     wait_until,
 )
 
-
 CATALOG = default_catalog()
 
 

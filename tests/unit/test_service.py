@@ -24,7 +24,6 @@ from tests.plugins.engine import (
 )
 
 
-
 def submit(studio: Studio, *, api_key: str | None = None, session_id: str = "s", **changes):
     return studio.submit(
         quick_draft(**changes),

@@ -31,7 +31,6 @@ from tests.plugins.engine import (
     wait_until,
 )
 
-
 REPOSITORY = Path(__file__).resolve().parents[2]
 TURBO_480P = Decimal("0.045")
 
