@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import date, datetime, timedelta, tzinfo
+from datetime import UTC, date, datetime, timedelta, tzinfo
 from decimal import Decimal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -58,17 +58,35 @@ def viewer_timezone() -> tzinfo:
     return local
 
 
-def local_time(moment: datetime | None, *, zone: tzinfo) -> str:
-    """``14:03`` today, ``25 Nov 14:03`` this year, ``25 Nov 2025 14:03`` before."""
+def local_time(
+    moment: datetime | None, *, zone: tzinfo, now: datetime | None = None, in_sentence: bool = False
+) -> str:
+    """``Today 14:03``, ``Yesterday 18:02``, ``Nov 24, 09:15``, ``Nov 24, 2024, 09:15``.
+
+    ``in_sentence`` writes ``today`` and ``yesterday`` in lower case, for "Started today 14:03".
+    """
     if moment is None:
         return "—"
     here = moment.astimezone(zone)
-    today = datetime.now(zone).date()
+    today = (now or datetime.now(UTC)).astimezone(zone).date()
+    clock = here.strftime("%H:%M")
     if here.date() == today:
-        return here.strftime("%H:%M")
-    if here.year == today.year:
-        return f"{here.day} {here:%b %H:%M}"
-    return f"{here.day} {here:%b %Y %H:%M}"
+        day = "Today"
+    elif here.date() == today - timedelta(days=1):
+        day = "Yesterday"
+    elif here.year == today.year:
+        return f"{here:%b} {here.day}, {clock}"
+    else:
+        return f"{here:%b} {here.day}, {here.year}, {clock}"
+    return f"{day.lower() if in_sentence else day} {clock}"
+
+
+def time_left(seconds: float) -> str:
+    """``about 40 s left``, ``about 3 min left``: rounded, because it is a guess."""
+    rounded = max(5, round(seconds / 5) * 5)
+    if rounded < 60:
+        return f"about {rounded} s left"
+    return f"about {round(seconds / 60)} min left"
 
 
 def local_day_start(day: date, *, zone: tzinfo) -> datetime:

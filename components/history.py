@@ -5,7 +5,7 @@ from __future__ import annotations
 import base64
 import math
 from dataclasses import dataclass
-from datetime import date, datetime, timedelta, tzinfo
+from datetime import UTC, date, datetime, timedelta, tzinfo
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -16,7 +16,7 @@ import streamlit as st
 from components import state
 from components.first_frame import frame_from_prepared
 from components.formatting import local_day_end, local_day_start, local_time, money
-from components.job_cards import download_name, render_first_frame
+from components.job_cards import download_name, render_first_frame, what_went_wrong
 from components.sidebar import totals_rows
 from studio.catalog import Catalog
 from studio.records import BILLED, DEMO, Job, JobStatus, ModeSpend, Totals
@@ -89,8 +89,11 @@ def _videos(count: int) -> str:
 
 
 def _counts(spend: ModeSpend) -> str:
-    billed = f"{_videos(spend.billed.videos)} billed, {spend.billed.seconds} s"
-    return f"{billed} · {_videos(spend.demo.videos)} in demo (not billed)"
+    billed, demo = spend.billed, spend.demo
+    said = "none billed"
+    if billed.videos:
+        said = f"{_videos(billed.videos)} billed, {billed.seconds} s"
+    return said + (f" · {_videos(demo.videos)} in demo (free)" if demo.videos else "")
 
 
 def _render_by_model(*, totals: Totals, catalog: Catalog) -> None:
@@ -194,60 +197,127 @@ def _date_range(picked: Any, *, zone: tzinfo) -> tuple[datetime | None, datetime
     return local_day_start(first, zone=zone), local_day_end(last, zone=zone)
 
 
+def render_empty_history(*, studio: Studio) -> bool:
+    """With no jobs at all, say where videos come from and return True; else return False."""
+    if studio.count_history() > 0:
+        return False
+    st.info(
+        "No videos yet. Every video you make appears here, with its settings and what it cost, "
+        "so you can play it, download it or make it again.",
+        icon=":material/video_library:",
+    )
+    st.page_link("pages/generate.py", label="Make your first video", icon=":material/movie:")
+    return True
+
+
 def render_job_table(*, studio: Studio, filters: HistoryFilters, zone: tzinfo) -> list[Job]:
     """One page of matching jobs as a table with thumbnails; returns the jobs shown."""
     query = filters.as_query()
     total = studio.count_history(**query)
     with st.container(key="history-table"):
         if total == 0:
-            st.info("No jobs match. Generated videos appear here.", icon=":material/search_off:")
+            st.info(
+                "No jobs match these filters. Clear the search or pick other filters.",
+                icon=":material/search_off:",
+            )
             return []
         pages = math.ceil(total / PAGE_SIZE)
         page = 1
         if pages > 1:
             page = st.pagination(pages, key=state.HIST_PAGE)
         jobs = studio.history(**query, limit=PAGE_SIZE, offset=(page - 1) * PAGE_SIZE)
-        first = (page - 1) * PAGE_SIZE + 1
-        st.caption(f"{first}–{first + len(jobs) - 1} of {total} jobs, newest first")
+        st.caption(_table_caption(page=page, shown=len(jobs), total=total))
         st.dataframe(
             _table(studio=studio, jobs=jobs, zone=zone),
             hide_index=True,
             key=state.HIST_TABLE,
-            row_height=56,
-            column_config={
-                "Frame": st.column_config.ImageColumn(width="small"),
-                "Prompt": st.column_config.TextColumn(width="large"),
-                "Job": st.column_config.NumberColumn(format="#%d", width="small"),
-            },
+            row_height=_ROW_HEIGHT,
+            # Tall enough for a screenful of rows before the table scrolls inside itself.
+            height=_HEADER_HEIGHT + _ROW_HEIGHT * min(len(jobs), _ROWS_IN_VIEW) + 2,
+            on_select=partial(_open_selected_row, [job.id for job in jobs]),
+            selection_mode="single-row",
+            column_config=_TABLE_COLUMNS,
         )
     return jobs
 
 
+_ROW_HEIGHT = 56
+_HEADER_HEIGHT = 35
+_ROWS_IN_VIEW = 12
+# Widths in pixels, chosen so that every column fits the page at its usual width; the prompt
+# takes what is left and is cut short (the opened job shows it whole).
+_TABLE_COLUMNS = {
+    "Job": st.column_config.NumberColumn(format="#%d", width=52),
+    "Time": st.column_config.TextColumn(width=128, help="In your time zone."),
+    "Frame": st.column_config.ImageColumn(width=80),
+    "Prompt": st.column_config.TextColumn(
+        width=190, help="Tick a row to open the job and read its whole prompt."
+    ),
+    "Model": st.column_config.TextColumn(width=104),
+    "Resolution": st.column_config.TextColumn("Res.", width=56, help="Resolution"),
+    "Length": st.column_config.TextColumn(width=58),
+    "Status": st.column_config.TextColumn(width=132),
+    "Cost": st.column_config.TextColumn(
+        width=92,
+        help="What you were billed. Demo videos are free, and failed jobs are never billed.",
+    ),
+}
+
+
+def _table_caption(*, page: int, shown: int, total: int) -> str:
+    if shown == total:
+        return f"{_count(total, 'job')}, newest first. Tick a row to open it."
+    first = (page - 1) * PAGE_SIZE + 1
+    return f"{first}–{first + shown - 1} of {total} jobs, newest first. Tick a row to open it."
+
+
+def _count(number: int, noun: str) -> str:
+    return f"1 {noun}" if number == 1 else f"{number} {noun}s"
+
+
+def _open_selected_row(job_ids: list[int]) -> None:
+    # The ids are those of the page the user clicked on, bound when that page was drawn.
+    rows = st.session_state[state.HIST_TABLE].selection.rows
+    if rows and rows[0] < len(job_ids):
+        st.session_state[state.HIST_OPEN] = job_ids[rows[0]]
+
+
 def _table(*, studio: Studio, jobs: list[Job], zone: tzinfo) -> pd.DataFrame:
+    now = datetime.now(UTC)
     return pd.DataFrame(
         [
             {
                 "Job": job.id,
-                "Time": local_time(job.created_at, zone=zone),
+                "Time": local_time(job.created_at, zone=zone, now=now),
                 "Frame": thumbnail_uri(studio, job.image_sha256),
                 "Prompt": job.prompt,
                 "Model": _model_label(studio.catalog, job.model),
                 "Resolution": job.resolution,
                 "Length": f"{job.duration} s",
                 "Status": job.status.label,
-                "Cost": _cost(job),
+                "Cost": _short_cost(job),
             }
             for job in jobs
         ]
     )
 
 
-def _cost(job: Job) -> str:
+def _short_cost(job: Job) -> str:
     if job.is_demo:
-        return "demo, not billed"
+        return "free (demo)"
     if job.status is JobStatus.SUCCEEDED:
         return money(job.cost_usd)
-    return "—" if job.in_flight else "not billed"
+    return f"≈ {money(job.estimate_usd)}" if job.in_flight else "not billed"
+
+
+def _cost(job: Job) -> str:
+    if job.is_demo:
+        return f"demo, not billed (would be ≈ {money(job.estimate_usd)})"
+    if job.status is JobStatus.SUCCEEDED:
+        return money(job.cost_usd)
+    if job.in_flight:
+        return f"≈ {money(job.estimate_usd)}, charged only if it succeeds"
+    return "not billed"
 
 
 @st.cache_data(max_entries=2000, show_spinner=False)
@@ -277,7 +347,7 @@ def render_open_job(*, studio: Studio, jobs: list[Job], zone: tzinfo) -> None:
             index=None,
             key=state.HIST_OPEN,
             format_func=lambda job_id: _job_title(by_id[job_id], zone=zone),
-            placeholder="Choose a job from the table to play it or use its settings again",
+            placeholder="Tick a row in the table, or choose a job here",
         )
         if chosen is None or chosen not in by_id:
             return
@@ -289,7 +359,7 @@ def render_open_job(*, studio: Studio, jobs: list[Job], zone: tzinfo) -> None:
                 st.video(video, muted=True)
             else:
                 render_first_frame(studio=studio, image_sha256=job.image_sha256)
-                st.caption(f"No video: {job.status.label.lower()}.")
+                st.caption(_why_no_video(job))
         with details:
             _render_job_facts(job=job, studio=studio, zone=zone)
             if video is not None:
@@ -311,6 +381,14 @@ def render_open_job(*, studio: Studio, jobs: list[Job], zone: tzinfo) -> None:
                 _reuse(studio=studio, job=job)
 
 
+def _why_no_video(job: Job) -> str:
+    if job.status is JobStatus.SUCCEEDED:
+        return "The video file is no longer in the data folder."
+    if job.in_flight:
+        return f"The video is not ready yet ({job.status.label.lower()})."
+    return f"This job made no video ({job.status.label.lower()})."
+
+
 def _job_title(job: Job, *, zone: tzinfo) -> str:
     prompt = job.prompt if len(job.prompt) <= 60 else job.prompt[:59] + "…"
     when = local_time(job.created_at, zone=zone)
@@ -321,7 +399,7 @@ def _render_job_facts(*, job: Job, studio: Studio, zone: tzinfo) -> None:
     facts = [
         f"**{_model_label(studio.catalog, job.model)}** · {job.resolution} · {job.duration} s",
         f"Status: {job.status.label}" + (" (demo)" if job.is_demo else ""),
-        f"Made {local_time(job.created_at, zone=zone)}",
+        f"Made {local_time(job.created_at, zone=zone, in_sentence=True)}",
         f"Cost: {_cost(job)}",
         f"Seed: {job.seed}" if job.seed is not None else "Seed: random",
         "Improve my prompt: on" if job.prompt_extend else "Improve my prompt: off",
@@ -336,8 +414,8 @@ def _render_job_facts(*, job: Job, studio: Studio, zone: tzinfo) -> None:
     if job.prompt_was_improved:
         with st.expander("Improved prompt the model used"):
             st.write(job.actual_prompt)
-    if job.explanation and job.status.tone in ("error", "warning"):
-        st.info(job.explanation, icon=":material/lightbulb:")
+    if explanation := what_went_wrong(job):
+        st.info(explanation, icon=":material/lightbulb:")
 
 
 def _reuse(*, studio: Studio, job: Job) -> None:

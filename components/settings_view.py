@@ -117,7 +117,8 @@ def render_where_things_are(*, studio: Studio) -> None:
         gateway = settings.base_url
         if studio.demo_url and not state.session_api_key() and not settings.api_key:
             gateway = (
-                f"the built-in demo gateway ({studio.demo_url}); with a key: {settings.base_url}"
+                f"the built-in demo gateway on this computer (`{studio.demo_url}`); "
+                f"with a key: {settings.base_url}"
             )
         hosts = ", ".join(settings.trusted_image_hosts) or "none — only public addresses"
         st.markdown(

@@ -15,11 +15,15 @@ _KEY_ORIGINS = {
     KEY_FROM_SECRETS: "from secrets.toml",
 }
 
+# Markdown line breaks: three short lines, no list bullets, to keep the sidebar compact.
+_LINE_BREAK = "  \n"
+
 
 def render_sidebar(*, studio: Studio, session_id: str) -> None:
     """The mode badge, then the running totals."""
     render_mode_badge(studio=studio)
-    render_totals(totals=studio.totals(session_id))
+    key, _ = key_in_use(studio=studio)
+    render_totals(totals=studio.totals(session_id), billed_mode=key is not None)
 
 
 def key_in_use(*, studio: Studio) -> tuple[str | None, str]:
@@ -46,14 +50,17 @@ def render_mode_badge(*, studio: Studio) -> None:
             )
 
 
-def render_totals(*, totals: Totals) -> None:
-    """This session, today and all time; billed spend and demo runs never mixed."""
+def render_totals(*, totals: Totals, billed_mode: bool) -> None:
+    """Billed spend (in billed mode, or once anything was billed) and demo videos, never mixed."""
+    show_billed = billed_mode or totals.all_time.billed.jobs > 0
+    show_demo = totals.all_time.demo.jobs > 0
     with st.container(key="sidebar-totals"):
-        st.markdown("**Spent**")
-        st.markdown(_billed_lines(totals))
-        if _any_demo(totals):
-            st.markdown("**Demo videos** (not billed)")
-            st.markdown(_demo_lines(totals))
+        if show_billed:
+            st.markdown("**Billed spend**" + _LINE_BREAK + _billed_lines(totals))
+        if show_demo:
+            st.markdown("**Demo videos** · free" + _LINE_BREAK + _demo_lines(totals))
+        if not show_billed and not show_demo:
+            st.caption("Your videos, and what they cost, are counted here.")
 
 
 def totals_rows(totals: Totals) -> list[tuple[str, ModeSpend]]:
@@ -66,18 +73,14 @@ def totals_rows(totals: Totals) -> list[tuple[str, ModeSpend]]:
 
 
 def _billed_lines(totals: Totals) -> str:
-    return "\n".join(
-        f"- {name}: **{money(spend.billed.cost_usd)}** · {_videos(spend.billed)}"
+    return _LINE_BREAK.join(
+        f"{name}: **{money(spend.billed.cost_usd)}** · {_videos(spend.billed)}"
         for name, spend in totals_rows(totals)
     )
 
 
 def _demo_lines(totals: Totals) -> str:
-    return "\n".join(f"- {name}: {_videos(spend.demo)}" for name, spend in totals_rows(totals))
-
-
-def _any_demo(totals: Totals) -> bool:
-    return totals.all_time.demo.jobs > 0
+    return _LINE_BREAK.join(f"{name}: {_videos(spend.demo)}" for name, spend in totals_rows(totals))
 
 
 def _videos(spend: Spend) -> str:

@@ -7,6 +7,7 @@ import streamlit as st
 from components import state
 from components.formatting import viewer_timezone
 from components.history import (
+    render_empty_history,
     render_export,
     render_filters,
     render_job_table,
@@ -17,10 +18,13 @@ from components.services import get_studio
 
 
 def main() -> None:
-    """Totals, filters, the table, then the opened job."""
+    """Totals, filters, the table, then the opened job (or a first step when there are none)."""
     studio = get_studio()
     zone = viewer_timezone()
     st.title("History")
+    st.caption("Every video made here, with its settings and what it cost.")
+    if render_empty_history(studio=studio):
+        return
     render_totals(totals=studio.totals(state.session_id()), catalog=studio.catalog)
     filters = render_filters(catalog=studio.catalog, zone=zone)
     jobs = render_job_table(studio=studio, filters=filters, zone=zone)

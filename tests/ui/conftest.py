@@ -103,8 +103,12 @@ class JobMaker:
         cost: str | None = None,
         session_id: str | None = None,
         seed: int = 1234,
+        **fields: object,
     ) -> Job:
-        """One job in its final state; a succeeded one gets a small file as its video."""
+        """One job in the given state; a succeeded one gets a small file as its video.
+
+        ``fields`` sets any other job field, e.g. ``explanation`` or ``submitted_at``.
+        """
         prepared = prepare_image(image_bytes(640, 400, "JPEG"), filename="shore.jpg")
         sha = ImageLibrary(self.home).save(prepared.data, format=prepared.format)
         job, _ = self.store.create_job(
@@ -128,20 +132,20 @@ class JobMaker:
             key_fingerprint=None,
             request_json=None,
         )
-        fields: dict[str, object] = {"status": status}
+        fields = {"status": status, **fields}
         if status is JobStatus.SUCCEEDED:
             video = self.home / "videos" / f"test-{job.id}.mp4"
             video.parent.mkdir(parents=True, exist_ok=True)
             video.write_bytes(b"\x00\x00\x00\x18ftypmp42" + bytes(64))
-            fields |= {
+            fields = {
                 "video_path": str(video.relative_to(self.home)),
                 "billed_seconds": 5,
                 "cost_usd": Decimal(cost) if cost else None,
-            }
+            } | fields
         return self.store.update(job.id, **fields)
 
 
 @pytest.fixture
 def jobs(store: JobStore, studio_home: Path) -> JobMaker:
-    """Make finished jobs in the app's store."""
+    """Make jobs, in any state, in the app's store."""
     return JobMaker(store=store, home=studio_home)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 from streamlit.testing.v1 import AppTest
 
 from studio.records import BILLED, DEMO, JobStatus
@@ -27,7 +29,7 @@ def test_totals_keep_billed_and_demo_apart(app: AppTest, jobs: JobMaker) -> None
     assert metrics["Today"] == "$0.975"
     assert metrics["This session"] == "$0.00"
     said = texts(app)
-    assert "2 videos billed, 10 s · 1 video in demo (not billed)" in said
+    assert "2 videos billed, 10 s · 1 video in demo (free)" in said
     by_model = app.dataframe[0].value  # the by-model table comes first, above the jobs
     assert set(by_model["Model"]) == {"Wan 2.2 Plus", "Wan 2.2 Flash"}
     assert app.download_button(key="hist.export").label == "Export CSV"
@@ -99,4 +101,25 @@ def test_an_opened_job_plays_and_its_settings_fill_the_form(app: AppTest, jobs: 
     assert f"The settings of job #{job.id} are in the form" in said
     assert "shore.jpg" in said
     assert not app.button(key="gen.submit").disabled
+    assert not app.exception
+
+
+def test_no_jobs_at_all_points_to_generate(app: AppTest) -> None:
+    _history(app)
+    said = texts(app)
+    assert "No videos yet." in said
+    assert not app.dataframe
+    assert not app.metric
+    assert not app.exception
+
+
+def test_the_table_says_the_day_and_a_short_cost(app: AppTest, jobs: JobMaker) -> None:
+    jobs.make(mode=BILLED, model="wan2.2-i2v-plus", resolution="1080P", cost="0.75")
+    jobs.make(mode=DEMO, prompt="a demo clip")
+    jobs.make(mode=BILLED, status=JobStatus.FAILED, prompt="refused by the filter")
+    _history(app)
+    table = app.dataframe[-1].value
+    assert all(re.fullmatch(r"Today \d\d:\d\d", when) for when in table["Time"])
+    assert list(table["Cost"]) == ["not billed", "free (demo)", "$0.75"]  # newest first
+    assert "3 jobs, newest first" in texts(app)
     assert not app.exception

@@ -90,7 +90,7 @@ def test_settings_show_where_things_are_with_the_database_password_hidden(
     said = texts(at)
     assert str(studio_home) in said
     assert "images.internal:8080" in said
-    assert "built-in demo gateway (http://127.0.0.1:" in said
+    assert "built-in demo gateway on this computer (`http://127.0.0.1:" in said
     assert not at.exception
 
 
