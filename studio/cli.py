@@ -1,0 +1,735 @@
+"""The command line, ``python -m studio``: the same engine as the app, for people who automate.
+
+Settings come from the environment as in the app (``PIXAZO_API_KEY``, ``PIXAZO_BASE_URL``,
+``WAN_STUDIO_HOME``, ``WAN_STUDIO_DATABASE_URL``); without a key it runs in demo mode. Results go
+to stdout (a video's path, a job id, tables or ``--json``), progress and problems to stderr, and
+the exit code says what happened: 0 done, 1 unexpected error, 2 invalid input, 3 the job did not
+produce a video, 130 interrupted while waiting.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import signal
+import sys
+import threading
+import time
+import traceback
+import uuid
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+from urllib.parse import unquote, urlsplit
+
+from studio.errors import redact
+from studio.images import ImageRejected, PreparedImage
+from studio.jobs import JobDraft
+from studio.linkfetch import LinkRejected
+from studio.pricing import format_usd
+from studio.records import Job, JobStatus, ModeSpend, Spend, Totals
+from studio.schedule import PollPolicy
+from studio.service import Studio
+from studio.settings import Settings
+
+EXIT_OK = 0
+EXIT_UNEXPECTED = 1
+EXIT_INVALID = 2
+EXIT_JOB_FAILED = 3
+EXIT_INTERRUPTED = 130
+
+# How often `watch` and `--wait` look at the store for news (the watcher does the polling).
+_REPORT_SECONDS = 0.5
+_PROMPT_COLUMN = 40
+# Fields of a job in --json output; the lease, the key's fingerprint and the signed video link
+# are the engine's business, not a script's.
+_JSON_FIELDS = (
+    "id",
+    "submission_id",
+    "mode",
+    "model",
+    "resolution",
+    "duration",
+    "prompt",
+    "negative_prompt",
+    "prompt_extend",
+    "watermark",
+    "seed",
+    "image_sha256",
+    "image_source",
+    "last_image_sha256",
+    "output_width",
+    "output_height",
+    "task_id",
+    "created_at",
+    "submitted_at",
+    "queued_at",
+    "started_at",
+    "finished_at",
+    "error_code",
+    "error_message",
+    "explanation",
+    "actual_prompt",
+    "billed_seconds",
+    "cost_usd",
+    "estimate_usd",
+    "poll_count",
+)
+
+
+class CommandFailed(Exception):
+    """Ends a command with a message (and an optional hint) on stderr and an exit code."""
+
+    def __init__(self, exit_code: int, message: str, *, hint: str | None = None) -> None:
+        super().__init__(message)
+        self.exit_code = exit_code
+        self.message = message
+        self.hint = hint
+
+
+@dataclass(frozen=True)
+class _Context:
+    """What every command gets: the settings and how to open the engine."""
+
+    settings: Settings
+    poll_policy: PollPolicy | None
+
+    @contextmanager
+    def studio(self, *, watch: bool) -> Iterator[Studio]:
+        studio = Studio.open(self.settings, start_watcher=watch, poll_policy=self.poll_policy)
+        try:
+            yield studio
+        finally:
+            studio.close()
+
+
+def _say(text: str = "") -> None:
+    print(text, file=sys.stderr, flush=True)
+
+
+def _out(text: str) -> None:
+    print(text, flush=True)
+
+
+# -- formatting ----------------------------------------------------------------------------------
+
+
+def _iso(moment: datetime | None) -> str | None:
+    return moment.astimezone(UTC).isoformat(timespec="seconds") if moment else None
+
+
+def _money(value: Decimal | None) -> str | None:
+    return None if value is None else format(value.normalize(), "f")
+
+
+def _local(moment: datetime | None) -> str:
+    return moment.astimezone().strftime("%Y-%m-%d %H:%M") if moment else "—"
+
+
+def _clock(seconds: float) -> str:
+    minutes, rest = divmod(int(seconds), 60)
+    return f"{minutes}:{rest:02d}"
+
+
+def _shorten(text: str, width: int) -> str:
+    flat = " ".join(text.split())
+    return flat if len(flat) <= width else flat[: width - 1] + "…"
+
+
+def job_to_json(job: Job, video_file: Path | None) -> dict[str, Any]:
+    """A job as a JSON-ready dict: ISO UTC times, money as decimal strings, the video's path.
+
+    Parameters
+    ----------
+    job
+        The job as the store keeps it.
+    video_file
+        The saved MP4, if it is on disk.
+
+    Returns
+    -------
+    dict
+        The fields of ``_JSON_FIELDS`` plus ``status``, ``status_label`` and ``video_file``.
+    """
+    data: dict[str, Any] = {}
+    for name in _JSON_FIELDS:
+        value = getattr(job, name)
+        if isinstance(value, datetime):
+            value = _iso(value)
+        elif isinstance(value, Decimal):
+            value = _money(value)
+        data[name] = value
+    data["status"] = job.status.value
+    data["status_label"] = job.status.label
+    data["video_file"] = str(video_file) if video_file else None
+    return data
+
+
+def _spend_json(spend: Spend) -> dict[str, Any]:
+    return {
+        "jobs": spend.jobs,
+        "videos": spend.videos,
+        "seconds": spend.seconds,
+        "cost_usd": _money(spend.cost_usd),
+    }
+
+
+def _modes_json(modes: ModeSpend) -> dict[str, Any]:
+    return {"billed": _spend_json(modes.billed), "demo": _spend_json(modes.demo)}
+
+
+def totals_to_json(totals: Totals) -> dict[str, Any]:
+    """Today, all time and all time by model, each with billed and demo apart."""
+    return {
+        "today": _modes_json(totals.today),
+        "all_time": _modes_json(totals.all_time),
+        "by_model": {model: _modes_json(modes) for model, modes in totals.by_model.items()},
+    }
+
+
+def _spend_text(spend: Spend) -> str:
+    if not spend.jobs:
+        return "—"
+    videos = "1 video" if spend.videos == 1 else f"{spend.videos} videos"
+    jobs = "1 job" if spend.jobs == 1 else f"{spend.jobs} jobs"
+    return f"{jobs}, {videos}, {spend.seconds} s, {format_usd(spend.cost_usd)}"
+
+
+def _table(rows: list[list[str]]) -> str:
+    widths = [max(len(row[column]) for row in rows) for column in range(len(rows[0]))]
+    return "\n".join(
+        "  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip()
+        for row in rows
+    )
+
+
+def _cost_text(job: Job) -> str:
+    if job.cost_usd is not None:
+        return format_usd(job.cost_usd)
+    return f"~{format_usd(job.estimate_usd)}" if job.in_flight else "—"
+
+
+# -- images --------------------------------------------------------------------------------------
+
+
+def _is_link(source: str) -> bool:
+    return "://" in source
+
+
+def _link_name(url: str) -> str:
+    path = unquote(urlsplit(url).path)
+    return path.rsplit("/", 1)[-1] or url
+
+
+def _read_source(studio: Studio, source: str, *, option: str) -> tuple[str, bytes]:
+    """Return the image's name (for notes about its extension) and its bytes."""
+    if _is_link(source):
+        try:
+            fetched = studio.load_link(source)
+        except LinkRejected as refusal:
+            raise CommandFailed(EXIT_INVALID, f"{option}: {refusal}") from None
+        return _link_name(fetched.final_url), fetched.data
+    path = Path(source).expanduser()
+    try:
+        data = path.read_bytes()
+    except OSError as error:
+        raise CommandFailed(
+            EXIT_INVALID,
+            f"{option}: cannot read {source} ({error.strerror or error}).",
+            hint="Give the path of a JPEG, PNG, BMP or WEBP file, or an http(s) link.",
+        ) from None
+    return path.name, data
+
+
+def load_frame(studio: Studio, source: str, *, fix: bool, option: str) -> PreparedImage:
+    """Read an image file or link and make it ready to send, applying fixes only when allowed.
+
+    Parameters
+    ----------
+    studio
+        The engine (its link guard honours the trusted image hosts).
+    source
+        A file path or an http(s) link.
+    fix
+        Apply the one-click fixes for broken rules (``--fix-image``); otherwise refuse.
+    option
+        The option the image came from, for messages.
+
+    Returns
+    -------
+    PreparedImage
+        The bytes to send; ``fixes`` says what was changed.
+
+    Raises
+    ------
+    CommandFailed
+        With every problem found when the image cannot be used (as it is, or at all).
+    """
+    name, data = _read_source(studio, source, option=option)
+    try:
+        check = studio.load_upload(name, data)
+    except ImageRejected as refusal:
+        raise CommandFailed(EXIT_INVALID, f"{option}: {refusal}") from None
+    for note in check.notes:
+        _say(f"note: {note}")
+    if not check.ok:
+        problems = "\n".join(f"  - {problem.message}" for problem in check.problems)
+        if not check.can_fix:
+            raise CommandFailed(
+                EXIT_INVALID,
+                f"{option}: the gateway would refuse {name}:\n{problems}",
+                hint="No automatic fix helps here: choose another image.",
+            )
+        if not fix:
+            fixes = "\n".join(f"  - {problem.fix}" for problem in check.problems)
+            raise CommandFailed(
+                EXIT_INVALID,
+                f"{option}: the gateway would refuse {name}:\n{problems}",
+                hint=f"Run again with --fix-image to apply these fixes (your file stays as it "
+                f"is):\n{fixes}",
+            )
+    try:
+        prepared = studio.prepare_upload(name, data)
+    except ImageRejected as refusal:
+        raise CommandFailed(EXIT_INVALID, f"{option}: {refusal}") from None
+    for done in prepared.fixes:
+        _say(f"fixed: {done}")
+    for warning in prepared.warnings:
+        _say(f"warning: {warning}")
+    return prepared
+
+
+# -- commands ------------------------------------------------------------------------------------
+
+
+def _generate(options: argparse.Namespace, context: _Context) -> int:
+    with context.studio(watch=options.wait) as studio:
+        image = load_frame(studio, options.image, fix=options.fix_image, option="--image")
+        last = None
+        if options.last_frame:
+            last = load_frame(
+                studio, options.last_frame, fix=options.fix_image, option="--last-frame"
+            )
+        draft = JobDraft(
+            model=options.model or studio.catalog.default_model.id,
+            resolution=options.resolution.upper() if options.resolution else None,
+            duration=options.duration,
+            prompt=options.prompt,
+            negative_prompt=options.negative_prompt,
+            prompt_extend=options.prompt_extend,
+            watermark=options.watermark,
+            seed=options.seed,
+            image=image,
+            image_source=_source_label(options.image),
+            last_image=last,
+        )
+        if problems := studio.check_draft(draft):
+            lines = "\n".join(f"  - {problem.field}: {problem.message}" for problem in problems)
+            raise CommandFailed(EXIT_INVALID, f"These settings cannot be sent:\n{lines}")
+        estimate = studio.estimate(draft)
+        size = (
+            f", {estimate.output_width}×{estimate.output_height} px"
+            if estimate.output_width
+            else ""
+        )
+        _say(f"{draft.model}: {estimate.text}{size}")
+        if estimate.listed_usd is not None:
+            _say(f"(the gateway's price list says {format_usd(estimate.listed_usd)} per clip)")
+
+        job = studio.submit(
+            draft, submission_id=str(uuid.uuid4()), session_id=f"cli-{uuid.uuid4().hex[:12]}"
+        )
+        if not job.in_flight:
+            raise _job_failure(job)
+        _say(f"Job {job.id} sent ({job.status.label.lower()}), task {job.task_id}.")
+        if not options.wait:
+            _out(str(job.id))
+            _say(
+                f"The app or `python -m studio watch` finishes it; `python -m studio show "
+                f"{job.id}` tells where it is."
+            )
+            return EXIT_OK
+        job = _wait_for(studio, job)
+        video = studio.video_file(job)
+        if job.status is not JobStatus.SUCCEEDED or video is None:
+            raise _job_failure(job)
+        cost = format_usd(job.cost_usd) if job.cost_usd is not None else "—"
+        billed = " (demo: not billed)" if job.is_demo else ""
+        _say(f"Done: {job.billed_seconds or job.duration} s of video, {cost}{billed}.")
+        _out(str(video))
+        return EXIT_OK
+
+
+def _source_label(source: str) -> str:
+    # A link is kept as given; a file by its name only (its folder means nothing elsewhere).
+    return source if _is_link(source) else Path(source).name
+
+
+def _wait_for(studio: Studio, job: Job) -> Job:
+    started = time.monotonic()
+
+    def report(current: Job) -> None:
+        _say(f"{_clock(time.monotonic() - started):>6}  {current.status.label}")
+
+    try:
+        return studio.wait(job.id, every=_REPORT_SECONDS, on_change=report)
+    except KeyboardInterrupt:
+        raise CommandFailed(
+            EXIT_INTERRUPTED,
+            f"Stopped waiting. Job {job.id} goes on at the gateway.",
+            hint=f"`python -m studio watch --until-idle` finishes it; `python -m studio show "
+            f"{job.id}` tells where it is.",
+        ) from None
+
+
+# The app has buttons for these; say where they are.
+_APP_ACTIONS = {
+    JobStatus.UNCERTAIN: "In the app's History, send it again or dismiss it.",
+    JobStatus.TIMED_OUT: "In the app's History, Check again looks once more.",
+}
+
+
+def _job_failure(job: Job) -> CommandFailed:
+    said = f" The gateway said: {job.error_code}" if job.error_code else ""
+    if job.error_message:
+        said += f" ({job.error_message})" if said else f" The gateway said: {job.error_message}"
+    hint = " ".join(part for part in (job.explanation, _APP_ACTIONS.get(job.status)) if part)
+    return CommandFailed(
+        EXIT_JOB_FAILED, f"Job {job.id}: {job.status.label.lower()}.{said}", hint=hint or None
+    )
+
+
+def _jobs(options: argparse.Namespace, context: _Context) -> int:
+    with context.studio(watch=False) as studio:
+        found = studio.history(
+            limit=options.limit,
+            statuses=[JobStatus(value) for value in options.status] if options.status else None,
+            models=options.model or None,
+        )
+        if options.json:
+            _out(_dumps([job_to_json(job, studio.video_file(job)) for job in found]))
+            return EXIT_OK
+        if not found:
+            _say("No jobs yet." if not (options.status or options.model) else "No job matches.")
+            return EXIT_OK
+        rows = [["ID", "CREATED", "MODE", "MODEL", "RES", "DUR", "STATUS", "COST", "PROMPT"]]
+        rows += [
+            [
+                str(job.id),
+                _local(job.created_at),
+                job.mode,
+                job.model,
+                job.resolution,
+                f"{job.duration} s",
+                job.status.label,
+                _cost_text(job),
+                _shorten(job.prompt, _PROMPT_COLUMN),
+            ]
+            for job in found
+        ]
+        _out(_table(rows))
+        return EXIT_OK
+
+
+def _show(options: argparse.Namespace, context: _Context) -> int:
+    with context.studio(watch=False) as studio:
+        job = studio.job(options.job)
+        if job is None:
+            raise CommandFailed(
+                EXIT_INVALID,
+                f"There is no job {options.job}.",
+                hint="`python -m studio jobs` lists them.",
+            )
+        video = studio.video_file(job)
+        if options.json:
+            _out(_dumps(job_to_json(job, video)))
+            return EXIT_OK
+        lines = [
+            ("Job", f"{job.id} ({job.mode})"),
+            ("Status", job.status.label),
+            ("Model", f"{job.model}, {job.resolution}, {job.duration} s"),
+            ("Prompt", job.prompt or "—"),
+        ]
+        if job.negative_prompt:
+            lines.append(("Negative prompt", job.negative_prompt))
+        if job.prompt_was_improved:
+            lines.append(("Improved prompt", job.actual_prompt or ""))
+        lines += [
+            ("Seed", "—" if job.seed is None else str(job.seed)),
+            ("Image", job.image_source or job.image_sha256),
+            ("Created", _local(job.created_at)),
+            ("Finished", _local(job.finished_at)),
+            ("Task", job.task_id or "—"),
+            ("Estimate", format_usd(job.estimate_usd)),
+            ("Cost", _cost_text(job) + (" (demo: not billed)" if job.is_demo else "")),
+            ("Video", str(video) if video else "—"),
+        ]
+        if job.error_code or job.error_message:
+            said = " ".join(part for part in (job.error_code, job.error_message) if part)
+            lines.append(("Gateway said", said))
+        if job.explanation:
+            lines.append(("What to do", job.explanation))
+        width = max(len(label) for label, _ in lines)
+        _out("\n".join(f"{label + ':':<{width + 1}} {value}" for label, value in lines))
+        return EXIT_OK
+
+
+def _totals(options: argparse.Namespace, context: _Context) -> int:
+    with context.studio(watch=False) as studio:
+        # A command line run is not a session: only today, all time and the models mean anything.
+        totals = studio.totals(None)
+    if options.json:
+        _out(_dumps(totals_to_json(totals)))
+        return EXIT_OK
+    rows = [["", "BILLED", "DEMO (not billed)"]]
+    rows += [
+        ["Today", _spend_text(totals.today.billed), _spend_text(totals.today.demo)],
+        ["All time", _spend_text(totals.all_time.billed), _spend_text(totals.all_time.demo)],
+    ]
+    if totals.by_model:
+        rows.append(["By model, all time:", "", ""])
+        rows += [
+            [f"  {model}", _spend_text(modes.billed), _spend_text(modes.demo)]
+            for model, modes in totals.by_model.items()
+        ]
+    _out(_table(rows))
+    return EXIT_OK
+
+
+def _watch(options: argparse.Namespace, context: _Context) -> int:
+    stop = threading.Event()
+    with context.studio(watch=False) as studio, _stop_on_sigterm(stop):
+        waiting = studio.jobs_waiting_for_key()
+        if waiting:
+            _say(
+                f"{len(waiting)} job(s) were made with an API key this process does not hold; "
+                "set PIXAZO_API_KEY to that key to resume them."
+            )
+        seen = {job.id: job.status for job in _watchable(studio)}
+        if options.until_idle and not seen:
+            _say("Nothing in flight.")
+            return EXIT_OK
+        studio.watcher.start()
+        ending = " until nothing is in flight" if options.until_idle else "; Ctrl-C to stop"
+        _say(f"Watching {len(seen)} job(s) in flight{ending}.")
+        try:
+            while not stop.wait(_REPORT_SECONDS):
+                current = {job.id: job for job in _watchable(studio)}
+                for job_id in sorted(set(seen) - set(current)):
+                    ended = studio.job(job_id)
+                    if ended is not None:
+                        _report(studio, ended)
+                for job in current.values():
+                    if seen.get(job.id) is not job.status:
+                        _report(studio, job)
+                seen = {job.id: job.status for job in current.values()}
+                if options.until_idle and not current:
+                    _say("Nothing left in flight.")
+                    break
+        except KeyboardInterrupt:
+            _say("Stopping; jobs still in flight resume with the next watcher.")
+    return EXIT_OK
+
+
+def _watchable(studio: Studio) -> list[Job]:
+    held = set(studio.held_key_fingerprints())
+    return [job for job in studio.store.in_flight_jobs() if job.key_fingerprint in held]
+
+
+def _report(studio: Studio, job: Job) -> None:
+    line = f"job {job.id}: {job.status.label}"
+    if job.status is JobStatus.SUCCEEDED:
+        video = studio.video_file(job)
+        line += f", {video}" if video else ""
+    elif not job.in_flight and job.explanation:
+        line += f". {job.explanation}"
+    _say(line)
+
+
+@contextmanager
+def _stop_on_sigterm(stop: threading.Event) -> Iterator[None]:
+    # Signal handlers can only be set from the main thread (not when embedded in another program).
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def _dumps(data: object) -> str:
+    return json.dumps(data, indent=2, ensure_ascii=False)
+
+
+# -- parsing -------------------------------------------------------------------------------------
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{text!r} must be at least 1")
+    return value
+
+
+def _whole_number(text: str) -> int:
+    try:
+        return int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser of ``python -m studio`` (each sub-command sets ``handler``)."""
+    parser = argparse.ArgumentParser(
+        prog="python -m studio",
+        description="Wan Studio from the command line: turn an image into a video, list jobs "
+        "and costs, or run the job watcher as a worker. Without PIXAZO_API_KEY it runs in demo "
+        "mode on the built-in local gateway (nothing is billed).",
+        epilog="Exit codes: 0 done, 1 unexpected error, 2 invalid input, 3 the job made no "
+        "video (failed, refused, uncertain, lost, timed out), 130 interrupted.",
+    )
+    parser.add_argument("-v", "--verbose", action="store_true", help="log what the engine does")
+    commands = parser.add_subparsers(title="commands", dest="command", required=True)
+
+    generate = commands.add_parser(
+        "generate",
+        help="make a video from an image",
+        description="Check the image and the settings, show the price, and send one job. "
+        "With --wait, follow it until the video is saved and print the video's path on stdout; "
+        "without it, print the job's id.",
+    )
+    generate.add_argument("--image", required=True, metavar="PATH_OR_URL", help="first frame")
+    generate.add_argument("--prompt", required=True, help="what should happen in the video")
+    generate.add_argument("--negative-prompt", default="", help="what to avoid")
+    generate.add_argument("--model", help="model id (default: the recommended model)")
+    generate.add_argument("--resolution", help="e.g. 480P, 720P, 1080P (default: the model's)")
+    generate.add_argument(
+        "--duration", type=_positive_int, metavar="N", help="seconds (default: the model's)"
+    )
+    generate.add_argument(
+        "--seed", type=_whole_number, metavar="N", help="fix the seed (default: random)"
+    )
+    generate.add_argument(
+        "--no-prompt-extend",
+        dest="prompt_extend",
+        action="store_false",
+        help="send the prompt as written (by default the gateway improves it)",
+    )
+    generate.add_argument(
+        "--watermark", action="store_true", help='draw "Generated by AI" on the video'
+    )
+    generate.add_argument(
+        "--last-frame", metavar="PATH_OR_URL", help="last frame (first-and-last-frame models)"
+    )
+    generate.add_argument(
+        "--fix-image",
+        action="store_true",
+        help="apply the fixes an image needs (scale, recompress, convert) instead of refusing it",
+    )
+    generate.add_argument(
+        "--wait", action="store_true", help="follow the job until done; print the video's path"
+    )
+    generate.set_defaults(handler=_generate)
+
+    jobs = commands.add_parser("jobs", help="list jobs, newest first")
+    jobs.add_argument("--json", action="store_true", help="print JSON")
+    jobs.add_argument("--limit", type=_positive_int, default=50, metavar="N", help="at most N")
+    jobs.add_argument(
+        "--status",
+        action="append",
+        choices=[status.value for status in JobStatus],
+        metavar="S",
+        help="only this status (repeatable): " + ", ".join(status.value for status in JobStatus),
+    )
+    jobs.add_argument("--model", action="append", metavar="M", help="only this model (repeatable)")
+    jobs.set_defaults(handler=_jobs)
+
+    show = commands.add_parser("show", help="everything about one job")
+    show.add_argument("job", type=_positive_int, metavar="JOB", help="the job's id")
+    show.add_argument("--json", action="store_true", help="print JSON")
+    show.set_defaults(handler=_show)
+
+    totals = commands.add_parser("totals", help="costs today, all time and by model")
+    totals.add_argument("--json", action="store_true", help="print JSON")
+    totals.set_defaults(handler=_totals)
+
+    watch = commands.add_parser(
+        "watch",
+        help="run the job watcher as a worker",
+        description="Poll every in-flight job and save each finished video, until Ctrl-C or "
+        "SIGTERM. Safe beside the app and other workers: jobs are leased.",
+    )
+    watch.add_argument("--until-idle", action="store_true", help="stop once nothing is in flight")
+    watch.set_defaults(handler=_watch)
+    return parser
+
+
+def main(argv: list[str] | None = None, *, poll_policy: PollPolicy | None = None) -> int:
+    """Run one command of ``python -m studio`` and return its exit code.
+
+    Parameters
+    ----------
+    argv
+        The arguments (``sys.argv[1:]`` by default).
+    poll_policy
+        The watcher's timing; the standard one by default (tests pass a faster one).
+
+    Returns
+    -------
+    int
+        0 done, 1 unexpected error, 2 invalid input, 3 the job made no video, 130 interrupted.
+    """
+    parser = build_parser()
+    try:
+        options = parser.parse_args(argv)
+    except SystemExit as exit_:
+        # argparse has printed the usage and the problem (or the help).
+        return exit_.code if isinstance(exit_.code, int) else EXIT_INVALID
+    logging.basicConfig(
+        level=logging.INFO if options.verbose else logging.WARNING,
+        format="%(asctime)s %(name)s %(levelname)s %(message)s",
+    )
+    if not options.verbose:
+        # The demo gateway stopping mid-render makes the encoder complain; it means nothing here.
+        logging.getLogger("imageio_ffmpeg").setLevel(logging.ERROR)
+    try:
+        settings = Settings.from_environment()
+    except ValueError as problem:
+        _say(f"error: {problem}")
+        return EXIT_INVALID
+    handler: Callable[[argparse.Namespace, _Context], int] = options.handler
+    try:
+        return handler(options, _Context(settings=settings, poll_policy=poll_policy))
+    except CommandFailed as failure:
+        _say(f"error: {failure.message}")
+        if failure.hint:
+            _say(f"hint: {failure.hint}")
+        return failure.exit_code
+    except KeyboardInterrupt:
+        return EXIT_INTERRUPTED
+    except BrokenPipeError:
+        # The reader went away (`python -m studio jobs | head`); not a failure. Point stdout at
+        # nothing so that the interpreter's final flush does not complain again.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return EXIT_OK
+    except Exception as error:
+        # Never let the key slip out through an exception's text.
+        detail = redact(f"{type(error).__name__}: {error}", [settings.api_key or ""])
+        _say(f"error: something unexpected went wrong ({detail}).")
+        if options.verbose:
+            trace = "".join(traceback.format_exception(error))
+            _say(redact(trace, [settings.api_key or ""]))
+        else:
+            _say("hint: run again with --verbose for the details.")
+        return EXIT_UNEXPECTED

@@ -1,0 +1,329 @@
+"""The command line: generate, jobs, show, totals and watch, in-process and as a real process."""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from PIL import Image
+from pytest_httpserver import HTTPServer
+
+import simulator
+from studio import cli
+from tests.plugins.engine import ENGINE_KEY, FAST_POLICY, SIMULATOR_SPEED
+
+REPO = Path(__file__).resolve().parents[2]
+QUICK = ["--model", "wan2.1-i2v-turbo", "--resolution", "480P", "--duration", "3"]
+_SETTINGS = (
+    "PIXAZO_API_KEY",
+    "PIXAZO_BASE_URL",
+    "WAN_STUDIO_HOME",
+    "WAN_STUDIO_DATABASE_URL",
+    "WAN_STUDIO_TRUSTED_IMAGE_HOSTS",
+    "WAN_STUDIO_DEMO_SPEED",
+)
+
+
+def jpeg(width: int = 640, height: int = 480) -> bytes:
+    red = Image.linear_gradient("L").resize((width, height))
+    green = Image.linear_gradient("L").rotate(90).resize((width, height))
+    picture = Image.merge("RGB", (red, green, Image.new("L", (width, height), 90)))
+    buffer = io.BytesIO()
+    picture.save(buffer, "JPEG", quality=85)
+    return buffer.getvalue()
+
+
+@pytest.fixture
+def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A fresh data folder in demo mode with a fast embedded gateway."""
+    for name in _SETTINGS:
+        monkeypatch.delenv(name, raising=False)
+    data = tmp_path / "data"
+    monkeypatch.setenv("WAN_STUDIO_HOME", str(data))
+    monkeypatch.setenv("WAN_STUDIO_DEMO_SPEED", str(SIMULATOR_SPEED))
+    return data
+
+
+@pytest.fixture
+def frame(tmp_path: Path) -> Path:
+    path = tmp_path / "frame.jpg"
+    path.write_bytes(jpeg())
+    return path
+
+
+def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
+    """Run one command in this process; return its exit code, stdout and stderr."""
+    code = cli.main(list(argv), poll_policy=FAST_POLICY)
+    captured = capsys.readouterr()
+    return code, captured.out, captured.err
+
+
+def run_json(capsys: pytest.CaptureFixture[str], *argv: str) -> object:
+    code, out, err = run(capsys, *argv)
+    assert code == 0, err
+    return json.loads(out)
+
+
+def generate(frame: Path, *extra: str) -> list[str]:
+    return ["generate", "--image", str(frame), "--prompt", "a slow pan", *QUICK, *extra]
+
+
+def is_mp4(path: Path) -> bool:
+    return path.is_file() and path.read_bytes()[4:8] == b"ftyp"
+
+
+def test_generate_waits_and_prints_the_video_path_in_a_real_process(tmp_path: Path, frame: Path):
+    environment = {name: value for name, value in os.environ.items() if name not in _SETTINGS}
+    environment.update(
+        WAN_STUDIO_HOME=str(tmp_path / "process-data"),
+        WAN_STUDIO_DEMO_SPEED=str(SIMULATOR_SPEED),
+        PYTHONPATH=str(REPO),
+    )
+    finished = subprocess.run(
+        [sys.executable, "-m", "studio", *generate(frame, "--no-prompt-extend", "--wait")],
+        cwd=tmp_path,
+        env=environment,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert finished.returncode == 0, finished.stderr
+    assert "demo: not billed" in finished.stderr
+    video = Path(finished.stdout.strip().splitlines()[-1])
+    assert video.is_relative_to(tmp_path / "process-data")
+    assert is_mp4(video)
+
+
+def test_a_demo_job_is_listed_shown_and_totalled_as_json(
+    home: Path, frame: Path, capsys: pytest.CaptureFixture[str]
+):
+    code, out, err = run(capsys, *generate(frame, "--seed", "42", "--wait"))
+    assert code == 0, err
+    assert "Done" in err
+    video = Path(out.strip())
+    assert is_mp4(video)
+
+    jobs = run_json(capsys, "jobs", "--json")
+    assert isinstance(jobs, list)
+    assert len(jobs) == 1
+    listed = jobs[0]
+    assert listed["status"] == "succeeded"
+    assert listed["mode"] == "demo"
+    assert listed["seed"] == 42
+    assert listed["image_source"] == "frame.jpg"
+    assert listed["video_file"] == str(video)
+    assert listed["cost_usd"] == listed["estimate_usd"] == "0.135"
+    assert listed["created_at"].endswith("+00:00")
+    assert "key_fingerprint" not in listed
+
+    assert run_json(capsys, "show", str(listed["id"]), "--json") == listed
+    assert run_json(capsys, "jobs", "--json", "--status", "failed") == []
+    assert run_json(capsys, "jobs", "--json", "--model", "wan2.2-i2v-plus") == []
+
+    totals = run_json(capsys, "totals", "--json")
+    assert isinstance(totals, dict)
+    assert totals["all_time"]["demo"] == {
+        "jobs": 1,
+        "videos": 1,
+        "seconds": 3,
+        "cost_usd": "0.135",
+    }
+    assert totals["all_time"]["billed"]["jobs"] == 0
+    assert totals["today"]["demo"]["videos"] == 1
+    assert set(totals["by_model"]) == {"wan2.1-i2v-turbo"}
+
+    code, out, _ = run(capsys, "totals")
+    assert code == 0
+    assert "DEMO (not billed)" in out
+    assert "1 video, 3 s, $0.135" in out
+
+
+def test_the_text_views_show_the_job(home: Path, frame: Path, capsys: pytest.CaptureFixture[str]):
+    code, _, err = run(capsys, *generate(frame, "--wait"))
+    assert code == 0, err
+    code, out, _ = run(capsys, "jobs")
+    assert code == 0
+    assert "wan2.1-i2v-turbo" in out
+    assert "Done" in out
+    code, out, _ = run(capsys, "show", "1")
+    assert code == 0
+    assert "Status:" in out
+    assert "videos/1.mp4" in out
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["--duration", "soon"], "'soon' is not a whole number"),
+        (["--resolution", "1080P"], "wan2.1-i2v-turbo makes 480P or 720P videos"),
+        (["--seed", "-1"], "The seed must be a whole number"),
+        (["--model", "wan9-video"], "wan9-video"),
+    ],
+)
+def test_invalid_options_exit_2_with_the_message_and_send_nothing(
+    home: Path,
+    frame: Path,
+    capsys: pytest.CaptureFixture[str],
+    argv: list[str],
+    message: str,
+):
+    code, out, err = run(capsys, *generate(frame), *argv)
+    assert code == 2
+    assert message in err
+    assert out == ""
+    assert run_json(capsys, "jobs", "--json") == []
+
+
+def test_every_problem_is_reported_at_once(
+    home: Path, frame: Path, capsys: pytest.CaptureFixture[str]
+):
+    code, _, err = run(
+        capsys, *generate(frame), "--resolution", "1080P", "--duration", "7", "--seed", "-5"
+    )
+    assert code == 2
+    for field in ("resolution:", "duration:", "seed:"):
+        assert field in err
+
+
+def test_a_missing_file_and_an_unknown_job_are_invalid_input(
+    home: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+):
+    code, _, err = run(capsys, *generate(tmp_path / "missing.jpg"))
+    assert code == 2
+    assert f"cannot read {tmp_path / 'missing.jpg'}" in err
+    code, _, err = run(capsys, "show", "99")
+    assert code == 2
+    assert "There is no job 99" in err
+
+
+def test_image_fixes_are_applied_only_when_asked(
+    home: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+):
+    small = tmp_path / "small.jpg"
+    small.write_bytes(jpeg(300, 200))
+    code, out, err = run(capsys, *generate(small))
+    assert code == 2
+    assert "at least 360 px" in err
+    assert "--fix-image" in err
+    assert out == ""
+
+    code, out, err = run(capsys, *generate(small, "--fix-image"))
+    assert code == 0, err
+    assert "fixed: Scaled up from 300×200" in err
+    job = run_json(capsys, "show", out.strip(), "--json")
+    assert isinstance(job, dict)
+    assert job["image_source"] == "small.jpg"
+
+
+def test_an_unusable_file_is_refused_even_with_fixes(
+    home: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+):
+    broken = tmp_path / "broken.jpg"
+    broken.write_bytes(jpeg()[:300])
+    code, _, err = run(capsys, *generate(broken, "--fix-image"))
+    assert code == 2
+    assert "--image:" in err
+    assert run_json(capsys, "jobs", "--json") == []
+
+
+def test_links_are_fetched_only_from_trusted_private_hosts(
+    home: Path,
+    httpserver: HTTPServer,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+):
+    httpserver.expect_request("/pictures/hills.jpg").respond_with_data(
+        jpeg(), content_type="image/jpeg"
+    )
+    link = httpserver.url_for("/pictures/hills.jpg")
+    argv = ["generate", "--image", link, "--prompt", "hills", *QUICK]
+
+    code, _, err = run(capsys, *argv)
+    assert code == 2
+    assert "--image:" in err
+    assert run_json(capsys, "jobs", "--json") == []
+
+    monkeypatch.setenv("WAN_STUDIO_TRUSTED_IMAGE_HOSTS", f"{httpserver.host}:{httpserver.port}")
+    code, out, err = run(capsys, *argv)
+    assert code == 0, err
+    job = run_json(capsys, "show", out.strip(), "--json")
+    assert isinstance(job, dict)
+    assert job["image_source"] == link
+
+
+def test_a_failed_job_exits_3_with_the_explanation_and_never_shows_the_key(
+    home: Path,
+    frame: Path,
+    engine_gateway: simulator.RunningSimulator,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+):
+    key = f"{ENGINE_KEY}+fail_task:code=DataInspectionFailed"
+    monkeypatch.setenv("PIXAZO_API_KEY", key)
+    monkeypatch.setenv("PIXAZO_BASE_URL", engine_gateway.url)
+    code, out, err = run(capsys, *generate(frame, "--wait"))
+    assert code == 3
+    assert out == ""
+    assert "Job 1: failed" in err
+    assert "DataInspectionFailed" in err
+    assert "content filter" in err
+    assert "not billed" not in err.split("Job 1")[0]  # billed mode: the estimate is a price
+    jobs = run_json(capsys, "jobs", "--json")
+    assert isinstance(jobs, list)
+    assert jobs[0]["mode"] == "billed"
+    assert jobs[0]["cost_usd"] is None
+    for text in (err, json.dumps(jobs)):
+        assert ENGINE_KEY not in text
+
+
+def test_a_refused_submit_exits_3(
+    home: Path,
+    frame: Path,
+    engine_gateway: simulator.RunningSimulator,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+):
+    monkeypatch.setenv("PIXAZO_API_KEY", "a-key-the-gateway-does-not-know")
+    monkeypatch.setenv("PIXAZO_BASE_URL", engine_gateway.url)
+    code, _, err = run(capsys, *generate(frame))
+    assert code == 3
+    assert "not accepted" in err
+    assert "a-key-the-gateway-does-not-know" not in err
+
+
+def test_watch_until_idle_finishes_jobs_left_in_flight(
+    home: Path, frame: Path, capsys: pytest.CaptureFixture[str]
+):
+    sent = []
+    for _ in range(2):
+        code, out, err = run(capsys, *generate(frame))
+        assert code == 0, err
+        sent.append(int(out))
+    code, _, err = run(capsys, "watch", "--until-idle")
+    assert code == 0, err
+    assert "Nothing left in flight" in err
+    jobs = run_json(capsys, "jobs", "--json")
+    assert isinstance(jobs, list)
+    assert sorted(job["id"] for job in jobs) == sent
+    for job in jobs:
+        assert job["status"] == "succeeded"
+        assert is_mp4(Path(job["video_file"]))
+
+    code, _, err = run(capsys, "watch", "--until-idle")
+    assert code == 0
+    assert "Nothing in flight" in err
+
+
+def test_settings_errors_are_invalid_input(
+    home: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+):
+    monkeypatch.setenv("WAN_STUDIO_DEMO_SPEED", "fast")
+    code, _, err = run(capsys, "jobs")
+    assert code == 2
+    assert "WAN_STUDIO_DEMO_SPEED" in err
