@@ -1,0 +1,211 @@
+"""Browser fixtures: Debian's Chromium driven by Playwright, and the app under ``streamlit run``.
+
+The app runs as a real server on a free loopback port, in demo mode, on a fresh data folder, with
+the project's ``.streamlit/config.toml`` but never a secrets file (a developer's real key must not
+be billed by a test).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator, Mapping
+from pathlib import Path
+
+import pytest
+import requests
+from playwright.sync_api import Browser, sync_playwright
+
+REPO = Path(__file__).resolve().parents[2]
+APP = REPO / "app.py"
+DEBIAN_CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+# The embedded demo gateway runs this many times faster than a real one.
+DEMO_SPEED = "50"
+STARTUP_TIMEOUT_SECONDS = 60.0
+# Settings that would point the app at a real gateway, key or database.
+_OUTSIDE_SETTINGS = (
+    "PIXAZO_API_KEY",
+    "PIXAZO_BASE_URL",
+    "WAN_STUDIO_DATABASE_URL",
+    "WAN_STUDIO_TRUSTED_IMAGE_HOSTS",
+)
+
+
+def find_chromium() -> str | None:
+    """Debian's Chromium, or a ``chromium`` on PATH, or None."""
+    if DEBIAN_CHROMIUM.is_file():
+        return str(DEBIAN_CHROMIUM)
+    return shutil.which("chromium")
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on right now."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+class StreamlitServer:
+    """One ``streamlit run`` process in its own process group, logging to a file."""
+
+    def __init__(
+        self, *, script: Path, workdir: Path, env: Mapping[str, str], log_path: Path
+    ) -> None:
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.log_path = log_path
+        command = [
+            sys.executable,
+            "-m",
+            "streamlit",
+            "run",
+            str(script),
+            "--server.headless",
+            "true",
+            "--server.address",
+            "127.0.0.1",
+            "--server.port",
+            str(self.port),
+            "--browser.gatherUsageStats",
+            "false",
+        ]
+        with log_path.open("wb") as log:
+            # A new session makes the server and anything it starts (ffmpeg) one process group.
+            self.process = subprocess.Popen(
+                command,
+                cwd=workdir,
+                env=dict(env),
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+
+    @property
+    def pid(self) -> int:
+        """The server's process id."""
+        return self.process.pid
+
+    def log(self) -> str:
+        """Everything the server has printed so far."""
+        return self.log_path.read_text(errors="replace")
+
+    def wait_healthy(self, *, timeout: float = STARTUP_TIMEOUT_SECONDS) -> None:
+        """Block until ``/_stcore/health`` answers ``ok``; raise with the log if it never does."""
+        ends = time.monotonic() + timeout
+        while time.monotonic() < ends:
+            if self.process.poll() is not None:
+                raise RuntimeError(
+                    f"streamlit exited with code {self.process.returncode}:\n{self.log()}"
+                )
+            try:
+                answer = requests.get(f"{self.url}/_stcore/health", timeout=2)
+                if answer.ok and answer.text.strip() == "ok":
+                    return
+            except requests.ConnectionError:
+                pass
+            time.sleep(0.1)
+        raise RuntimeError(f"streamlit was not healthy after {timeout:.0f} s:\n{self.log()}")
+
+    def stop(self) -> None:
+        """Terminate the server and its children; kill them if they linger."""
+        if self.process.poll() is None:
+            os.killpg(self.process.pid, signal.SIGTERM)
+            try:
+                self.process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.process.pid, signal.SIGKILL)
+                self.process.wait(timeout=10)
+        # Children that outlived the server (e.g. an encoder mid-clip) share its group.
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(self.process.pid, signal.SIGKILL)
+
+
+def app_environment(*, home: Path, demo_speed: str = DEMO_SPEED) -> dict[str, str]:
+    """This process's environment in demo mode, on the given data folder, isolated from HOME."""
+    env = {name: value for name, value in os.environ.items() if name not in _OUTSIDE_SETTINGS}
+    env |= {
+        "WAN_STUDIO_HOME": str(home),
+        "WAN_STUDIO_DEMO_SPEED": demo_speed,
+        # A private HOME, so no ~/.streamlit/secrets.toml or config is read.
+        "HOME": str(home.parent / "server-home"),
+    }
+    return env
+
+
+def app_workdir(root: Path) -> Path:
+    """A working folder holding only the project's Streamlit config (no secrets)."""
+    workdir = root / "server-workdir"
+    (workdir / ".streamlit").mkdir(parents=True, exist_ok=True)
+    shutil.copy(REPO / ".streamlit" / "config.toml", workdir / ".streamlit" / "config.toml")
+    return workdir
+
+
+@pytest.fixture(scope="session")
+def chromium_path() -> str:
+    """Debian's Chromium; skipped where it is missing, but a failure in CI."""
+    found = find_chromium()
+    if found is None:
+        if os.environ.get("CI", "").lower() == "true":
+            pytest.fail("Chromium not found, and CI=true: install Debian's chromium package")
+        pytest.skip(
+            "Chromium not found: the browser tests were skipped "
+            "(install Debian's chromium to run them)"
+        )
+    return found
+
+
+@pytest.fixture(scope="session")
+def browser(chromium_path: str) -> Iterator[Browser]:
+    """A headless Chromium shared by the session's browser tests."""
+    with sync_playwright() as playwright:
+        launched = playwright.chromium.launch(executable_path=chromium_path, args=CHROMIUM_ARGS)
+        yield launched
+        launched.close()
+
+
+@pytest.fixture
+def streamlit_app(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[str]:
+    """``streamlit run app.py`` in demo mode on a fresh data folder; yields its URL."""
+    server = StreamlitServer(
+        script=APP,
+        workdir=app_workdir(tmp_path),
+        env=app_environment(home=tmp_path / "studio-home"),
+        log_path=tmp_path / "streamlit.log",
+    )
+    try:
+        server.wait_healthy()
+    except RuntimeError:
+        server.stop()
+        raise
+    request.node.stash[_SERVER] = server
+    yield server.url
+    server.stop()
+
+
+_SERVER = pytest.StashKey[StreamlitServer]()
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> pytest.TestReport:
+    """Attach the app server's log to the report of a browser test that failed."""
+    report: pytest.TestReport = yield
+    server = item.stash.get(_SERVER, None)
+    if report.failed and server is not None:
+        report.sections.append(("streamlit log", server.log()))
+    return report
