@@ -159,6 +159,12 @@ def _normalise(url: str) -> str:
     return prepared.url
 
 
+_TRUST_HINT = (
+    "If this is your own image server, add its host name to WAN_STUDIO_TRUSTED_IMAGE_HOSTS "
+    "and restart Wan Studio."
+)
+
+
 def _check(url: str, trusted: set[tuple[str, int | None]], resolve: Resolver) -> _Target:
     scheme = urlsplit(url.strip()).scheme.lower()
     if scheme not in ("http", "https"):
@@ -182,7 +188,7 @@ def _check(url: str, trusted: set[tuple[str, int | None]], resolve: Resolver) ->
     if not is_trusted and port not in ALLOWED_PORTS:
         raise LinkRejected(
             f"The link asks for port {port}; only the standard web ports (80 and 443) are "
-            "allowed. If this is your own image server, add it to the trusted hosts in Settings."
+            f"allowed. {_TRUST_HINT}"
         )
     addresses = _resolve(host, port, resolve)
     if not is_trusted:
@@ -190,9 +196,8 @@ def _check(url: str, trusted: set[tuple[str, int | None]], resolve: Resolver) ->
             reason = non_public_reason(address)
             if reason:
                 raise LinkRejected(
-                    f"The link leads to {reason} ({address}), not the public internet, so it is "
-                    "not fetched. If this is your own image server, add it to the trusted hosts "
-                    "in Settings."
+                    f"The link leads to {reason} at {address}, not the public internet, so it is "
+                    f"not fetched. {_TRUST_HINT}"
                 )
     return _Target(url=normalised, host=host, address=str(addresses[0]))
 

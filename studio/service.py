@@ -490,9 +490,9 @@ class Studio:
         """The stored first frame with this hash (raises ``FileNotFoundError``)."""
         return self.images.path(sha256)
 
-    def thumbnail(self, sha256: str) -> bytes:
-        """A small JPEG of a stored image."""
-        return self.images.thumbnail(sha256)
+    def thumbnail(self, sha256: str, *, max_side: int = 160) -> bytes:
+        """A JPEG of a stored image, at most ``max_side`` pixels on its longer side."""
+        return self.images.thumbnail(sha256, max_side)
 
     def can_recheck(self, job: Job) -> bool:
         """True when "Check again" can do something: it has a task the gateway may still know."""

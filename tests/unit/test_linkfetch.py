@@ -214,7 +214,7 @@ def test_non_public_addresses_are_refused_without_connecting(
         fetch_image_link(url)
     message = str(refusal.value)
     assert message.startswith(f"The link leads to {reason} (")
-    assert "add it to the trusted hosts" in message
+    assert "WAN_STUDIO_TRUSTED_IMAGE_HOSTS" in message
     assert connections == []
 
 
