@@ -213,7 +213,7 @@ def test_non_public_addresses_are_refused_without_connecting(
     with pytest.raises(LinkRejected) as refusal:
         fetch_image_link(url)
     message = str(refusal.value)
-    assert message.startswith(f"The link leads to {reason} (")
+    assert message.startswith(f"The link leads to {reason} at ")
     assert "WAN_STUDIO_TRUSTED_IMAGE_HOSTS" in message
     assert connections == []
 
