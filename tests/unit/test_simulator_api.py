@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import json
 import logging
+import random
 import re
 import socket
+import statistics
 import time
 from urllib.parse import parse_qs, urlsplit
 
@@ -14,6 +16,7 @@ import requests
 from pytest_httpserver import HTTPServer
 
 from simulator import RunningSimulator
+from simulator._tasks import RUN_JITTER, queue_seconds, run_seconds
 from tests.plugins.simulator import (
     POLL_PATH,
     SUBMIT_FRAMES_PATH,
@@ -230,8 +233,8 @@ def test_unknown_task_id_answers_unknown(simulator: RunningSimulator) -> None:
 
 
 def test_task_goes_pending_running_succeeded(start_simulator, picture_uri: str) -> None:
-    # Slow enough that every state lasts several polls, even on a busy machine.
-    sim = start_simulator(speed=10)
+    # Slow enough that every state lasts several polls (the shortest queue is 0.5 s / speed).
+    sim = start_simulator(speed=4)
     answer = api_post(sim.url, SUBMIT_PATH, submit_body(picture_uri, seed=11))
     assert answer.status_code == 200
     submitted = answer.json()
@@ -251,6 +254,66 @@ def test_task_goes_pending_running_succeeded(start_simulator, picture_uri: str) 
     assert video.status_code == 200
     assert video.headers["Content-Type"] == "video/mp4"
     assert video.content[4:8] == b"ftyp"
+
+
+TIERS = {"480P": 307_200, "720P": 921_600, "1080P": 2_073_600}
+
+
+def class_run_seconds(task_id: str, *, fast: bool, resolution: str, duration: int) -> float:
+    rng = random.Random(task_id)
+    queue_seconds(rng)  # a task draws its queue wait first
+    return run_seconds(
+        rng,
+        fast=fast,
+        tier_pixels=TIERS[resolution],
+        smallest_tier_pixels=TIERS["480P"],
+        duration=duration,
+    )
+
+
+def test_running_time_is_nearly_constant_within_a_class() -> None:
+    times = [
+        class_run_seconds(f"task-{n}", fast=False, resolution="1080P", duration=5)
+        for n in range(500)
+    ]
+    centre = statistics.median(times)
+    assert max(times) <= centre * (1 + 2 * RUN_JITTER)
+    assert min(times) >= centre * (1 - 2 * RUN_JITTER)
+    assert max(times) - min(times) > centre * RUN_JITTER  # it does vary a little
+    # A task's times are fixed by its id.
+    assert class_run_seconds("task-7", fast=False, resolution="1080P", duration=5) == times[7]
+
+
+def test_running_time_grows_with_the_model_the_tier_and_the_duration() -> None:
+    def typical(*, fast: bool, resolution: str, duration: int) -> float:
+        return statistics.median(
+            class_run_seconds(f"t{n}", fast=fast, resolution=resolution, duration=duration)
+            for n in range(200)
+        )
+
+    plus_480 = typical(fast=False, resolution="480P", duration=5)
+    flash_480 = typical(fast=True, resolution="480P", duration=5)
+    assert flash_480 == pytest.approx(plus_480 / 2, rel=0.03)
+    assert (
+        plus_480
+        < typical(fast=False, resolution="720P", duration=5)
+        < typical(fast=False, resolution="1080P", duration=5)
+    )
+    assert typical(fast=True, resolution="480P", duration=3) == pytest.approx(
+        plus_480 / 2 * 3 / 5, rel=0.03
+    )
+    # Demo clips at speed 1: the plus model's 1080P clip finishes within about 25 s.
+    assert typical(fast=False, resolution="1080P", duration=5) + 3 < 26
+
+
+def test_the_queue_is_what_varies_and_it_is_skewed() -> None:
+    waits = [queue_seconds(random.Random(f"task-{n}")) for n in range(2000)]
+    median = statistics.median(waits)
+    assert 2 < median < 3
+    assert statistics.fmean(waits) > median  # a long tail of busy moments
+    assert statistics.quantiles(waits, n=10)[-1] > 1.8 * median
+    assert min(waits) >= 0.5
+    assert max(waits) <= 12
 
 
 def test_pending_and_running_answers_hold_only_their_fields(
@@ -363,7 +426,10 @@ def test_link_with_a_forged_signature_or_expiry_is_403(
 ) -> None:
     url = _finished_video_url(simulator, picture_uri)
     assert requests.get(url, timeout=5).status_code == 200
-    forged = re.sub(r"Signature=\w", "Signature=0", url)
+    # Change the signature's first character to a different one, whatever it was.
+    forged = re.sub(
+        r"Signature=(\w)", lambda m: "Signature=" + ("1" if m.group(1) == "0" else "0"), url
+    )
     later = re.sub(r"Expires=(\d+)", lambda m: f"Expires={int(m.group(1)) + 3600}", url)
     for bad in (forged, later, url.split("?")[0]):
         answer = requests.get(bad, timeout=5)
