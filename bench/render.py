@@ -21,7 +21,7 @@ from PIL import Image, ImageChops, ImageFilter
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from simulator._render import frame_maker, open_encoder, render_video
+from simulator._render import Encoder, Planes, plane_maker, render_video
 from simulator._rules import load_rules, output_size
 
 SOURCE_SIZE = (2000, 1125)  # 16:9, within the gateway's 2000 px limit
@@ -78,14 +78,13 @@ def time_render(
     return wall, cpu, out_path.stat().st_size
 
 
-def time_floor(frames: list[bytes], size: tuple[int, int], out_dir: Path) -> tuple[float, float]:
+def time_floor(frames: list[Planes], size: tuple[int, int], out_dir: Path) -> tuple[float, float]:
     """Wall and CPU seconds to encode ready-made frames."""
     out_path = out_dir / f"floor-{size[0]}x{size[1]}.mp4"
     started, cpu_started = time.perf_counter(), cpu_seconds()
-    encoder = open_encoder(out_path, size, FPS)
-    encoder.send(None)
+    encoder = Encoder(out_path, size, FPS)
     for frame in frames:
-        encoder.send(frame)
+        encoder.write(frame)
     encoder.close()
     return time.perf_counter() - started, cpu_seconds() - cpu_started
 
@@ -109,7 +108,7 @@ def main() -> None:
         out_dir = Path(folder)
         for tier in options.tiers:
             size = output_size(*image.size, rules.tier_pixels[tier])
-            make = frame_maker(
+            make = plane_maker(
                 first=image,
                 last=None,
                 size=size,
