@@ -14,7 +14,7 @@ _log = logging.getLogger("wan_studio")
 
 
 def main() -> None:
-    """Configure the page, start (or reuse) the Studio, draw the sidebar, then run the page."""
+    """Configure the page, start (or reuse) the Studio, run the page, then draw the sidebar."""
     st.set_page_config(page_title="Wan Studio", page_icon=":material/movie:", layout="wide")
     try:
         studio = get_studio()
@@ -28,9 +28,6 @@ def main() -> None:
         )
         st.stop()
     state.init_defaults(catalog=studio.catalog)
-    session_id = state.session_id()
-    with st.sidebar:
-        render_sidebar(studio=studio, session_id=session_id)
     pages = [
         st.Page("pages/generate.py", title="Generate", icon=":material/movie:", default=True),
         st.Page("pages/history.py", title="History", icon=":material/history:"),
@@ -38,6 +35,10 @@ def main() -> None:
         st.Page("pages/settings.py", title="Settings", icon=":material/settings:"),
     ]
     st.navigation(pages).run()
+    # After the page, so its form reaches the browser before the totals are counted; the
+    # sidebar's place on screen does not depend on when it is drawn.
+    with st.sidebar:
+        render_sidebar(studio=studio, session_id=state.session_id())
 
 
 main()

@@ -6,7 +6,8 @@ import streamlit as st
 from streamlit.runtime.uploaded_file_manager import UploadedFile
 
 from components import state
-from components.formatting import file_size
+from components.formatting import file_size, megabytes
+from studio.catalog import Limits
 from studio.images import ImageCheck, ImageRejected, PreparedImage
 from studio.linkfetch import LinkRejected
 from studio.service import Studio
@@ -31,6 +32,7 @@ def render_frame_input(*, studio: Studio, slot: str, title: str, hint: str) -> N
 
 
 def _render_sources(*, studio: Studio, slot: str) -> None:
+    rules = _gateway_rules(studio.catalog.limits)
     upload_tab, link_tab = st.tabs(["Upload", "Link"])
     with upload_tab:
         st.file_uploader(
@@ -39,9 +41,10 @@ def _render_sources(*, studio: Studio, slot: str) -> None:
             key=state.frame_key(slot, "upload"),
             on_change=_take_upload,
             kwargs={"studio": studio, "slot": slot},
-            help="JPEG, PNG, BMP or WEBP. Each side 360 to 2000 px, at most 10 MB — "
-            "anything else can usually be fixed in one click.",
+            help=f"{', '.join(studio.catalog.limits.image_formats)}. {rules}",
         )
+        # The uploader names its own, larger, limit (headroom for images the app can fix).
+        st.caption(rules)
     with link_tab:
         st.text_input(
             "Image link",
@@ -55,6 +58,15 @@ def _render_sources(*, studio: Studio, slot: str) -> None:
             on_click=_take_link,
             kwargs={"studio": studio, "slot": slot},
         )
+
+
+def _gateway_rules(limits: Limits) -> str:
+    """The gateway's size rules in one sentence, and that larger images can be fixed."""
+    return (
+        f"The gateway takes up to {megabytes(limits.image_max_bytes)} and "
+        f"{limits.image_min_side_px}–{limits.image_max_side_px} px per side; "
+        "larger images can be fixed here."
+    )
 
 
 def _take_upload(*, studio: Studio, slot: str) -> None:
@@ -116,10 +128,11 @@ def _fix(*, studio: Studio, slot: str) -> None:
 def _render_preview(*, studio: Studio, slot: str, choice: state.FrameChoice) -> None:
     check = choice.check
     shown = choice.prepared
+    # At its natural size at most: a small image blown up to the column looks pixelated.
     if shown is not None:
-        st.image(shown.data, width="stretch")
+        st.image(shown.data, width="content")
     elif check.format in _BROWSER_FORMATS:
-        st.image(choice.original, width="stretch")
+        st.image(choice.original, width="content")
     st.caption(_describe(choice.source, check))
     for note in check.notes:
         st.caption(note)

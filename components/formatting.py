@@ -33,6 +33,11 @@ def file_size(size_bytes: int) -> str:
     return f"{size_bytes / 1_000_000:.1f} MB"
 
 
+def megabytes(size_bytes: int) -> str:
+    """``10 MB`` for 10,485,760 bytes: a size limit in the binary megabytes the gateway counts."""
+    return f"{size_bytes / 1_048_576:.1f}".removesuffix(".0") + " MB"
+
+
 def elapsed(seconds: float) -> str:
     """``45 s``, ``3 min 05 s``, ``1 h 02 min``."""
     whole = max(0, int(seconds))
@@ -79,14 +84,6 @@ def local_time(
     else:
         return f"{here:%b} {here.day}, {here.year}, {clock}"
     return f"{day.lower() if in_sentence else day} {clock}"
-
-
-def time_left(seconds: float) -> str:
-    """``about 40 s left``, ``about 3 min left``: rounded, because it is a guess."""
-    rounded = max(5, round(seconds / 5) * 5)
-    if rounded < 60:
-        return f"about {rounded} s left"
-    return f"about {round(seconds / 60)} min left"
 
 
 def local_day_start(day: date, *, zone: tzinfo) -> datetime:

@@ -86,9 +86,13 @@ def render_prompts(*, catalog: Catalog) -> None:
 def _characters_left(key: str, limit: int) -> None:
     left = limit - len(st.session_state.get(key) or "")
     if left >= 0:
-        st.caption(f"{left} characters left")
+        st.caption(f"{_characters(left)} left")
     else:
-        st.caption(f":red[{-left} characters too many — the limit is {limit}]")
+        st.caption(f":red[{_characters(-left)} too many — the limit is {limit}]")
+
+
+def _characters(count: int) -> str:
+    return "1 character" if count == 1 else f"{count} characters"
 
 
 def render_switches_and_seed(*, catalog: Catalog) -> None:
@@ -160,7 +164,7 @@ def current_draft() -> JobDraft:
 def render_summary_and_submit(*, studio: Studio, session_id: str) -> None:
     """Output size and price, what still blocks the button, the button, and the one submit."""
     draft = current_draft()
-    problems = studio.check_draft(draft)
+    problems = _with_frame_states(studio.check_draft(draft))
     api_key = state.session_api_key()
     estimate = studio.estimate(draft, api_key=api_key)
     with st.container(border=True, key="gen-summary"):
@@ -192,6 +196,34 @@ def render_summary_and_submit(*, studio: Studio, session_id: str) -> None:
         return
     state.submission_done()
     st.toast(f"{job.status.label}: your video is on its way.", icon=":material/movie:")
+
+
+# Each frame's field in the draft's problems: its slot, and how the user calls it.
+_FRAME_FIELDS = {
+    "image": (state.FIRST_FRAME, "first frame"),
+    "last_image": (state.LAST_FRAME, "last frame"),
+}
+
+
+def _with_frame_states(problems: list[FieldProblem]) -> list[FieldProblem]:
+    """The problems as the user sees the form: an image waiting for its fix is not missing."""
+    return [_as_seen(problem) for problem in problems]
+
+
+def _as_seen(problem: FieldProblem) -> FieldProblem:
+    if problem.field not in _FRAME_FIELDS:
+        return problem
+    slot, name = _FRAME_FIELDS[problem.field]
+    choice = state.frame(slot)
+    if choice is None or choice.prepared is not None:
+        return problem
+    if choice.check.can_fix:
+        return FieldProblem(
+            problem.field, f"Your {name} needs a fix: click “Fix it”, or choose another image."
+        )
+    return FieldProblem(
+        problem.field, f"Your {name} cannot be sent as it is: choose another image."
+    )
 
 
 def _render_price_and_size(*, draft: JobDraft, estimate: Estimate) -> None:

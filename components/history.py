@@ -244,21 +244,20 @@ def render_job_table(*, studio: Studio, filters: HistoryFilters, zone: tzinfo) -
 _ROW_HEIGHT = 56
 _HEADER_HEIGHT = 35
 _ROWS_IN_VIEW = 12
-# Widths in pixels, chosen so that every column fits the page at its usual width; the prompt
-# takes what is left and is cut short (the opened job shows it whole).
+# Widths in pixels for the page at 1400 px: each column fits its usual contents (a status or a
+# model name in full) and the prompt takes the rest, the most of any; the opened job shows it
+# whole, with its number.
 _TABLE_COLUMNS = {
-    "Job": st.column_config.NumberColumn(format="#%d", width=52),
-    "Time": st.column_config.TextColumn(width=128, help="In your time zone."),
-    "Frame": st.column_config.ImageColumn(width=80),
+    "Time": st.column_config.TextColumn(width=108, help="In your time zone."),
+    "Frame": st.column_config.ImageColumn(width=76),
     "Prompt": st.column_config.TextColumn(
-        width=190, help="Tick a row to open the job and read its whole prompt."
+        width=288, help="Tick a row to open the job and read its whole prompt."
     ),
-    "Model": st.column_config.TextColumn(width=104),
-    "Resolution": st.column_config.TextColumn("Res.", width=56, help="Resolution"),
-    "Length": st.column_config.TextColumn(width=58),
+    "Model": st.column_config.TextColumn(width=128),
+    "Video": st.column_config.TextColumn(width=84, help="Resolution and length"),
     "Status": st.column_config.TextColumn(width=132),
     "Cost": st.column_config.TextColumn(
-        width=92,
+        width=88,
         help="What you were billed. Demo videos are free, and failed jobs are never billed.",
     ),
 }
@@ -287,13 +286,11 @@ def _table(*, studio: Studio, jobs: list[Job], zone: tzinfo) -> pd.DataFrame:
     return pd.DataFrame(
         [
             {
-                "Job": job.id,
                 "Time": local_time(job.created_at, zone=zone, now=now),
                 "Frame": thumbnail_uri(studio, job.image_sha256),
                 "Prompt": job.prompt,
                 "Model": _model_label(studio.catalog, job.model),
-                "Resolution": job.resolution,
-                "Length": f"{job.duration} s",
+                "Video": f"{job.resolution} · {job.duration} s",
                 "Status": job.status.label,
                 "Cost": _short_cost(job),
             }
@@ -307,7 +304,12 @@ def _short_cost(job: Job) -> str:
         return "free (demo)"
     if job.status is JobStatus.SUCCEEDED:
         return money(job.cost_usd)
-    return f"≈ {money(job.estimate_usd)}" if job.in_flight else "not billed"
+    return f"≈ {money(job.estimate_usd)}" if _may_be_billed(job) else "not billed"
+
+
+def _may_be_billed(job: Job) -> bool:
+    # An uncertain submit may have reached the gateway, so it may still be charged.
+    return job.in_flight or job.status is JobStatus.UNCERTAIN
 
 
 def _cost(job: Job) -> str:
@@ -315,7 +317,7 @@ def _cost(job: Job) -> str:
         return f"demo, not billed (would be ≈ {money(job.estimate_usd)})"
     if job.status is JobStatus.SUCCEEDED:
         return money(job.cost_usd)
-    if job.in_flight:
+    if _may_be_billed(job):
         return f"≈ {money(job.estimate_usd)}, charged only if it succeeds"
     return "not billed"
 

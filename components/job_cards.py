@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import uuid
-from dataclasses import dataclass
 from datetime import UTC, datetime, tzinfo
 from functools import partial
 from pathlib import Path
@@ -11,9 +10,10 @@ from pathlib import Path
 import streamlit as st
 
 from components import state
-from components.formatting import TONE_COLORS, TONE_ICONS, elapsed, local_time, money, time_left
+from components.formatting import TONE_COLORS, TONE_ICONS, elapsed, local_time, money
 from components.formatting import viewer_timezone as _viewer_timezone
-from studio.records import BILLED, DEMO, Job, JobStatus
+from studio import expectations
+from studio.records import Job, JobStatus
 from studio.service import KeyRequired, Studio
 
 # How often the cards re-read the store while something is in flight.
@@ -21,33 +21,6 @@ REFRESH_SECONDS = 1.0
 _RESEND_NAMESPACE = uuid.UUID("5d0c3c1e-6f0a-4d55-9a43-7b1f2f0b8e21")
 # Card images: sharper than the table's thumbnails, far lighter than the original.
 CARD_IMAGE_SIDE = 640
-# A job that has run this many times its usual time is "taking longer than usual".
-_OVERDUE_FACTOR = 1.5
-
-
-@dataclass(frozen=True)
-class TypicalWait:
-    """How long a job usually takes from sending to a saved video, in seconds."""
-
-    usual_from: float
-    usual_to: float
-    longest: float | None = None
-
-
-# What a card says before this app has timed enough similar jobs itself (Studio.expected_finish):
-# real jobs take 1 to 5 minutes, now and then up to 10; the built-in demo gateway finishes well
-# within a minute. These are facts about the gateway and belong with the domain in studio/.
-TYPICAL_WAIT = {
-    BILLED: TypicalWait(usual_from=60, usual_to=300, longest=600),
-    DEMO: TypicalWait(usual_from=0, usual_to=60),
-}
-# What an in-flight job is doing, in words for someone who never saw an API.
-_STAGES = {
-    JobStatus.SUBMITTING: "Sending it to the video service",
-    JobStatus.QUEUED: "Waiting its turn at the video service",
-    JobStatus.RUNNING: "The model is making your video",
-    JobStatus.DOWNLOADING: "Saving the finished video",
-}
 
 
 def render_session_jobs(*, studio: Studio, session_id: str) -> None:
@@ -162,7 +135,7 @@ def _render_timing(*, job: Job, studio: Studio, zone: tzinfo, now: datetime) -> 
     when = local_time(started, zone=zone, now=now, in_sentence=True)
     if job.in_flight:
         _render_progress(job=job, studio=studio, started=started, now=now)
-        stage = _STAGES.get(job.status, job.status.label)
+        stage = expectations.stage(job.status)
         so_far = elapsed((now - started).total_seconds())
         st.caption(f"{stage} · started {when} · {so_far} so far")
     elif job.finished_at is not None:
@@ -175,37 +148,14 @@ def _render_timing(*, job: Job, studio: Studio, zone: tzinfo, now: datetime) -> 
 
 def _render_progress(*, job: Job, studio: Studio, started: datetime, now: datetime) -> None:
     """A bar and the time left when similar jobs were timed; else how long jobs usually take."""
-    expected = studio.expected_finish(job)
-    total = (expected - started).total_seconds() if expected is not None else 0.0
-    if expected is None or total <= 0:
-        st.markdown(f":material/schedule: {typical_wait_text(TYPICAL_WAIT[job.mode])}")
-        return
-    so_far = (now - started).total_seconds()
-    if expected > now:
-        text = time_left((expected - now).total_seconds())
-        text = text[:1].upper() + text[1:]
-    elif so_far < total * _OVERDUE_FACTOR:
-        text = "Should be ready any moment"
+    estimate = expectations.progress(
+        started=started, expected_finish=studio.expected_finish(job), now=now
+    )
+    if estimate is None:
+        typical = expectations.typical_wait(job.mode).describe()
+        st.markdown(f":material/schedule: {typical}")
     else:
-        text = "Taking longer than usual; it is still going"
-    # Never a full bar before the video is saved.
-    st.progress(min(0.97, so_far / total), text=text)
-
-
-def typical_wait_text(wait: TypicalWait) -> str:
-    """``Usually under a minute``, ``Usually 1–5 minutes, sometimes up to 10``."""
-    if wait.usual_from <= 0:
-        text = f"Usually under {_minutes(wait.usual_to)}"
-    else:
-        text = f"Usually {round(wait.usual_from / 60)}–{_minutes(wait.usual_to)}"
-    if wait.longest is not None:
-        text += f", sometimes up to {round(wait.longest / 60)}"
-    return text
-
-
-def _minutes(seconds: float) -> str:
-    count = round(seconds / 60)
-    return "a minute" if count == 1 else f"{count} minutes"
+        st.progress(estimate.fraction, text=estimate.text)
 
 
 def _render_cost(*, job: Job) -> None:

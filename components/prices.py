@@ -23,7 +23,7 @@ def render_catalog_table(*, catalog: Catalog) -> None:
                 {
                     "Model": f"**{_title(spec)}**  \n`{spec.id}`" if first else "",
                     "What it is for": spec.description if first else "",
-                    "Lengths": ", ".join(f"{s} s" for s in spec.durations) if first else "",
+                    "Lengths": lengths_text(spec.durations) if first else "",
                     "Resolution": resolution,
                     "Per second": money(spec.price_per_second[resolution]),
                     "5 s clip": money(clip),
@@ -34,10 +34,46 @@ def render_catalog_table(*, catalog: Catalog) -> None:
             )
     with st.container(key="prices-table"):
         st.table(pd.DataFrame(rows), hide_index=True, border="horizontal")
-    st.caption(
+    notes = [
         "You pay per second of video that was made; failed jobs cost nothing. "
         "“5 s clip” is the per-second rate × 5 s, which is what you are billed. "
         "Where the gateway's own price list shows a different 5-second price, it is shown too."
+    ]
+    notes += [
+        cheaper_note(spec, lower, higher)
+        for spec in catalog.models.values()
+        for lower, higher in cheaper_higher_resolutions(spec, catalog=catalog)
+    ]
+    with st.container(key="prices-notes"):
+        for note in notes:
+            st.caption(note)
+
+
+def lengths_text(durations: tuple[int, ...]) -> str:
+    """``5 s``, ``3–5 s`` for a run of whole seconds, else ``3 s, 5 s`` that never breaks a unit."""
+    if len(durations) > 1 and list(durations) == list(range(durations[0], durations[-1] + 1)):
+        return f"{durations[0]}–{durations[-1]}\u00a0s"
+    return ", ".join(f"{seconds}\u00a0s" for seconds in durations)
+
+
+def cheaper_higher_resolutions(spec: ModelSpec, *, catalog: Catalog) -> list[tuple[str, str]]:
+    """Pairs (lower, higher) of a model's resolutions where the higher costs less per second."""
+    by_size = sorted(spec.resolutions, key=lambda resolution: catalog.tier_pixels[resolution])
+    prices = spec.price_per_second
+    return [
+        (lower, higher)
+        for position, lower in enumerate(by_size)
+        for higher in by_size[position + 1 :]
+        if prices[higher] < prices[lower]
+    ]
+
+
+def cheaper_note(spec: ModelSpec, lower: str, higher: str) -> str:
+    """Say that a higher resolution costing less is the gateway's price, not a mistake."""
+    prices = spec.price_per_second
+    return (
+        f"{spec.label} costs less per second at {higher} ({money(prices[higher])}/s) than at "
+        f"{lower} ({money(prices[lower])}/s), as listed by the gateway."
     )
 
 
@@ -82,3 +118,6 @@ def render_calculator(*, catalog: Catalog) -> None:
             help="Billed per second of finished video; failed jobs are free.",
         )
         st.caption(f"{money(rate)} per second × {duration} s at {resolution} with {spec.label}.")
+        for lower, higher in cheaper_higher_resolutions(spec, catalog=catalog):
+            if resolution in (lower, higher):
+                st.caption(cheaper_note(spec, lower, higher))

@@ -114,11 +114,12 @@ def render_where_things_are(*, studio: Studio) -> None:
     settings = studio.settings
     with st.container(border=True, key="settings-paths"):
         st.subheader("Where things are")
-        gateway = settings.base_url
+        # Addresses as code, not links: they are API endpoints, not pages to visit.
+        gateway = f"`{settings.base_url}`"
         if studio.demo_url and not state.session_api_key() and not settings.api_key:
             gateway = (
                 f"the built-in demo gateway on this computer (`{studio.demo_url}`); "
-                f"with a key: {settings.base_url}"
+                f"with a key: `{settings.base_url}`"
             )
         hosts = ", ".join(settings.trusted_image_hosts) or "none — only public addresses"
         st.markdown(

@@ -184,10 +184,15 @@ def test_upload_generate_play_and_find_it_in_history(page: Page, tmp_path: Path)
 
     open_page(page, "Models & prices")
     expect(widget(page, "prices-table")).to_contain_text("Wan 2.1 Turbo")
+    expect(widget(page, "prices-table")).to_contain_text("3–5\u00a0s")
+    expect(widget(page, "prices-notes")).to_contain_text("as listed by the gateway")
     screenshot(page, "models-and-prices")
 
     open_page(page, "Settings")
     expect(page.get_by_text("Demo mode").first).to_be_visible()
+    paths = widget(page, "settings-paths")
+    expect(paths.locator("code").filter(has_text="https://gateway.pixazo.ai")).to_have_count(1)
+    expect(paths.locator('a[href*="gateway"], a[href*="127.0.0.1"]')).to_have_count(0)
     screenshot(page, "settings")
 
 
@@ -206,4 +211,10 @@ def test_invalid_images_get_a_clear_message_and_no_generate(page: Page, tmp_path
     expect(frame.get_by_role("button", name="Fix it")).to_be_visible()
     expect(frame.get_by_text("Ready to send.")).to_have_count(0)
     expect(generate_button(page)).to_be_disabled()
+    expect(widget(page, "gen-blockers")).to_contain_text("Your first frame needs a fix")
+    # The preview is never blown up past the picture's own size.
+    preview = frame.locator('[data-testid="stImage"] img')
+    expect(preview).to_be_visible()
+    page.wait_for_function("(i) => i.complete && i.naturalWidth", arg=preview.element_handle())
+    assert preview.evaluate("(i) => i.getBoundingClientRect().width <= i.naturalWidth")
     screenshot(page, "generate-too-small")

@@ -68,12 +68,35 @@ def test_a_small_image_is_explained_and_fixed_in_one_click(app: AppTest) -> None
     assert "300 px high: the gateway needs at least 360 px on each side." in said
     assert "Scale up to 600×360 px" in said
     assert app.button(key="gen.submit").disabled
+    # The image is there, waiting for its fix: the blocker says so, not "add a first frame".
+    assert "Your first frame needs a fix: click “Fix it”, or choose another image." in said
+    assert "Add a first frame" not in said
 
     app.button(key="gen.image.fix").click().run()
     said = texts(app)
     assert "Ready to send. What was changed:" in said
     assert "600×360 px" in said
     assert not app.button(key="gen.submit").disabled
+    assert not app.exception
+
+
+def test_an_image_no_fix_can_save_says_to_choose_another(app: AppTest) -> None:
+    upload(app, image_bytes(2400, 200, "PNG"), name="strip.png", mime="image/png")
+    said = texts(app)
+    assert "too long and thin" in said
+    assert not [button for button in app.button if button.key == "gen.image.fix"]
+    assert "Your first frame cannot be sent as it is: choose another image." in said
+    assert "Add a first frame" not in said
+    assert app.button(key="gen.submit").disabled
+    assert not app.exception
+
+
+def test_the_upload_box_states_the_gateway_limits(app: AppTest) -> None:
+    rules = (
+        "The gateway takes up to 10 MB and 360–2000 px per side; larger images can be fixed here."
+    )
+    assert rules in texts(app)
+    assert rules in app.file_uploader(key="gen.image.upload").help
     assert not app.exception
 
 
@@ -99,7 +122,7 @@ def test_a_prompt_over_the_limit_blocks_the_button(app: AppTest) -> None:
     assert not app.button(key="gen.submit").disabled
     app.text_area(key="gen.prompt").set_value("x" * 801).run()
     said = texts(app)
-    assert "1 characters too many" in said
+    assert "1 character too many" in said
     assert "The prompt is 801 characters; the limit is 800." in said
     assert app.button(key="gen.submit").disabled
     app.text_area(key="gen.prompt").set_value("x" * 800).run()

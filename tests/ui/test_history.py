@@ -117,9 +117,12 @@ def test_the_table_says_the_day_and_a_short_cost(app: AppTest, jobs: JobMaker) -
     jobs.make(mode=BILLED, model="wan2.2-i2v-plus", resolution="1080P", cost="0.75")
     jobs.make(mode=DEMO, prompt="a demo clip")
     jobs.make(mode=BILLED, status=JobStatus.FAILED, prompt="refused by the filter")
+    # A submit whose answer was lost may still be charged.
+    jobs.make(mode=BILLED, status=JobStatus.UNCERTAIN, prompt="maybe sent", cost="0.2")
     _history(app)
     table = app.dataframe[-1].value
     assert all(re.fullmatch(r"Today \d\d:\d\d", when) for when in table["Time"])
-    assert list(table["Cost"]) == ["not billed", "free (demo)", "$0.75"]  # newest first
-    assert "3 jobs, newest first" in texts(app)
+    assert list(table["Cost"]) == ["≈ $0.20", "not billed", "free (demo)", "$0.75"]  # newest first
+    assert list(table["Video"]) == ["480P · 5 s", "480P · 5 s", "480P · 5 s", "1080P · 5 s"]
+    assert "4 jobs, newest first" in texts(app)
     assert not app.exception

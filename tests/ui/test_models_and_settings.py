@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -27,6 +28,29 @@ def test_the_catalog_table_shows_listed_prices_where_they_differ(app: AppTest) -
     plus_1080 = table[table["Resolution"] == "1080P"]
     assert list(plus_1080["Price list says"]) == ["same"]
     assert "(recommended)" in table["Model"].iloc[0]
+    assert not app.exception
+
+
+def test_lengths_never_wrap_inside_a_unit(app: AppTest) -> None:
+    app.switch_page("pages/models.py").run()
+    lengths = [text for text in app.table[0].value["Lengths"] if text]
+    assert "3–5\u00a0s" in lengths  # Turbo: 3, 4 or 5 seconds
+    assert all(" s" not in text for text in lengths)  # every unit sticks to its number
+    assert not app.exception
+
+
+def test_a_higher_resolution_that_costs_less_is_explained(app: AppTest) -> None:
+    app.switch_page("pages/models.py").run()
+    note = (
+        "Wan 2.1 Turbo costs less per second at 720P ($0.04/s) than at 480P ($0.045/s), "
+        "as listed by the gateway."
+    )
+    assert note in texts(app)
+    # Only where it happens: no other model has such a note.
+    assert texts(app).count("as listed by the gateway") == 1
+    # The calculator says it too, for Turbo only.
+    app.selectbox(key="prices.model").set_value("wan2.1-i2v-turbo").run()
+    assert texts(app).count(note) == 2
     assert not app.exception
 
 
@@ -61,6 +85,15 @@ def test_a_session_key_is_only_ever_shown_masked(app: AppTest) -> None:
     app.switch_page("pages/settings.py").run()
     app.button(key="settings.forget_key").click().run()
     assert "Demo mode — nothing is billed." in texts(app)
+    assert not app.exception
+
+
+def test_gateway_addresses_are_shown_as_code_not_links(app: AppTest) -> None:
+    app.switch_page("pages/settings.py").run()
+    paths = app.main.get_by_key("settings-paths")
+    said = "\n".join(node.value for node in paths if node.type == "markdown")
+    assert "with a key: `https://gateway.pixazo.ai`" in said
+    assert re.search(r"\(`http://127\.0\.0\.1:\d+`\)", said)
     assert not app.exception
 
 
