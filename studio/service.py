@@ -146,6 +146,8 @@ class Studio:
             policy=policy,
             budget=budget,
         )
+        if demo is not None:
+            demo.on_url_change(self._demo_moved)
 
     @classmethod
     def open(
@@ -302,6 +304,18 @@ class Studio:
                     base_url=entry.base_url, api_key=entry.key, catalog=self.catalog
                 )
             return entry.submit_client
+
+    def _demo_moved(self, url: str) -> None:
+        # Another process stopped running the demo gateway and one took over at a new address.
+        with self._lock:
+            entry = self._credentials.get(self.demo_fingerprint or "")
+            if entry is None:
+                return
+            entry.base_url = url
+            for client in (entry.submit_client, entry.watch_client):
+                if client is not None:
+                    client.base_url = url.rstrip("/")
+        self.watcher.wake()
 
     def _watch_client(self, fingerprint: str | None) -> GatewayClient | None:
         return self._client(fingerprint, for_watcher=True)
