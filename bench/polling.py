@@ -1,12 +1,15 @@
 """How the job watcher polls, beside a fixed 5-second loop and the upstream SDK's schedule.
 
-Real jobs take 1-10 minutes. Here time runs ``--speed`` times faster (default 15): five job
+Real jobs take 1-10 minutes. Here time runs ``--speed`` times faster (default 5): five job
 classes (model, resolution, duration), each on its own simulator process whose ``--speed`` makes
-its tasks last about as long as real ones would, divided by that factor; within a class the
-simulator spreads task times by about ±25 %, as it always does. Every schedule polls over HTTP
-with the same client code, and every number below is reported in real (unscaled) seconds.
+its tasks last about as long as real ones would, divided by that factor. The simulator times tasks
+as the real service behaves: a skewed queue wait, then a running time that is nearly constant for
+one class (±6 % by default; ``--run-jitter 0.2`` shows how the watcher fares at ±20 %). Every
+schedule polls over HTTP with the same client code, and every number below is reported in real
+(unscaled) seconds. Faster than about 5x, two cores cannot keep up with 200 jobs: the bench's
+processes, not the schedules, then set the delays (poll round trips grow from 0.01 to 0.7 s).
 
-Three waves:
+Four waves:
 
 1. The watcher with no history of past jobs ("cold"), the doc's fixed 5-second loop and the
    upstream SDK's schedule (sleep 1, 1, 2, 2, 2, 4, 4, 4, then 5 s between polls), each on its
@@ -14,11 +17,14 @@ Three waves:
 2. The watcher again, now that the store knows how long each class takes ("warm").
 3. The warm watcher with ``--load-jobs`` (default 200) jobs in flight at once, under the request
    budget (10 per second): the most requests it made in any one-second window.
+4. The same, with every job sent before the watcher starts, as when it restarts with that many
+   in flight (jobs that end before their first poll count with their whole wait).
 
 For each job: polls made, and the delay from the gateway's ``end_time`` to the answer that told
-the engine the job had ended. Run: ``python bench/polling.py [--speed 15] [--jobs-per-class 8]
-[--load-jobs 200] [--policy near_finish_delay=4 ...]``. Targets: the watcher makes at most a third
-of the SDK's requests per job with a median delay under 3 s, and stays within the budget.
+the engine the job had ended. Run: ``python bench/polling.py [--speed 5] [--jobs-per-class 8]
+[--load-jobs 200] [--run-jitter 0.06] [--workers 16] [--policy near_finish_delay=4 ...]``.
+Targets: the watcher makes at most a third of the SDK's requests per job with a median delay
+under 3 s, and stays within the budget.
 """
 
 from __future__ import annotations
@@ -27,6 +33,7 @@ import argparse
 import contextlib
 import dataclasses
 import io
+import random
 import re
 import statistics
 import subprocess
@@ -44,6 +51,8 @@ from PIL import Image
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from simulator._rules import load_rules
+from simulator._tasks import RUN_JITTER, queue_seconds, run_seconds
 from studio.catalog import default_catalog
 from studio.errors import GatewayError
 from studio.gateway import GatewayClient, RetryPolicy, TaskSnapshot, TaskStatus
@@ -54,20 +63,38 @@ from studio.records import BILLED, JobStatus
 from studio.schedule import PollPolicy, RequestBudget
 from studio.settings import key_fingerprint
 from studio.store import JobStore, sqlite_url
-from studio.watcher import Watcher
+from studio.watcher import DEFAULT_WORKERS, Watcher
 
 REPO = Path(__file__).resolve().parents[1]
 BUDGET_PER_SECOND = 10.0
 FIXED_LOOP = (5.0,)
 SDK_SLEEPS = (1.0, 1.0, 2.0, 2.0, 2.0, 4.0, 4.0, 4.0, 5.0)  # the last one repeats
-# The simulator's own timing: 3 s queued, then 10-20 s running (half for flash and turbo).
-SIMULATOR_QUEUE = 3.0
-SIMULATOR_RUN_MEAN = 15.0
 TARGET_REQUEST_RATIO = 1 / 3
 TARGET_MEDIAN_DELAY = 3.0
 IN_FLIGHT = [status for status in JobStatus if status.in_flight]
 _ONE_REQUEST = RetryPolicy(max_attempts=1)
 _SERVING = re.compile(r"serving the Wan gateway simulator at (\S+)")
+# ``python -m simulator`` with its within-class running-time jitter set first (argv[1]).
+_LAUNCH_SIMULATOR = (
+    "import sys; import simulator._tasks as tasks; tasks.RUN_JITTER = float(sys.argv[1]); "
+    "from simulator.__main__ import main; raise SystemExit(main(sys.argv[2:]))"
+)
+
+
+def simulator_mean_seconds(model: str, resolution: str, duration: int) -> float:
+    """A class's mean time from submit to end in the simulator at speed 1 (queue plus running)."""
+    rules = load_rules()
+    draws = random.Random(0)
+    queue = statistics.fmean(queue_seconds(draws) for _ in range(20_000))
+    running = run_seconds(
+        draws,
+        fast=rules.models[model].is_fast,
+        tier_pixels=rules.tier_pixels[resolution],
+        smallest_tier_pixels=min(rules.tier_pixels.values()),
+        duration=duration,
+        jitter=0.0,
+    )
+    return queue + running
 
 
 @dataclass(frozen=True)
@@ -85,8 +112,7 @@ class JobClass:
 
     def simulator_speed(self, speed: float) -> float:
         """The simulator ``--speed`` that makes this class last ``mean_minutes / speed``."""
-        fast = self.model.endswith(("-flash", "-turbo"))
-        native = SIMULATOR_QUEUE + SIMULATOR_RUN_MEAN * (0.5 if fast else 1.0)
+        native = simulator_mean_seconds(self.model, self.resolution, self.duration)
         return native / (self.mean_minutes * 60 / speed)
 
 
@@ -162,14 +188,17 @@ class SimulatorProcess:
     process: subprocess.Popen[bytes]
 
     @classmethod
-    def start(cls, job_class: JobClass, *, speed: float, folder: Path) -> SimulatorProcess:
+    def start(
+        cls, job_class: JobClass, *, speed: float, run_jitter: float, folder: Path
+    ) -> SimulatorProcess:
         key = f"bench-{uuid.uuid4().hex[:12]}"
         folder.mkdir(parents=True)
         log_path = folder / "requests.log"
         command = [
             sys.executable,
-            "-m",
-            "simulator",
+            "-c",
+            _LAUNCH_SIMULATOR,
+            f"{run_jitter}",
             "--port",
             "0",
             "--key",
@@ -322,6 +351,7 @@ class Engine:
     policy: PollPolicy
     sims: Sequence[SimulatorProcess]
     image: PreparedImage
+    workers: int
 
     def __post_init__(self) -> None:
         salt = b"polling-bench"
@@ -355,6 +385,7 @@ class Engine:
             held_keys=lambda: list(clients),
             policy=self.policy,
             budget=RequestBudget(BUDGET_PER_SECOND * speed),
+            workers=self.workers,
         )
 
     def submit(self, arm: Arm, job_class: JobClass) -> None:
@@ -390,6 +421,44 @@ def submit_all(engine: Engine, arm: Arm, classes: Sequence[JobClass], *, threads
     """Submit one job per entry of ``classes``, several at once."""
     with ThreadPoolExecutor(threads) as pool:
         list(pool.map(lambda job_class: engine.submit(arm, job_class), classes))
+
+
+@dataclass
+class LoadWave:
+    """Many jobs at once: their arm, how long sending them took and the most in flight."""
+
+    arm: Arm
+    restart: bool
+    sending: float = 0.0
+    peak: int = 0
+
+
+def run_load(
+    engine: Engine, arm: Arm, classes: Sequence[JobClass], *, speed: float, restart: bool
+) -> LoadWave:
+    """Send one job per entry of ``classes`` and watch them all to the end.
+
+    With ``restart`` every job is sent before the watcher starts, as when it restarts with
+    that many in flight; otherwise the watcher runs while they are sent.
+    """
+    load = LoadWave(arm, restart)
+    limit = engine.policy.deadline
+
+    def all_done() -> bool:
+        in_flight = engine.in_flight()
+        load.peak = max(load.peak, in_flight)
+        return in_flight == 0
+
+    with contextlib.ExitStack() as stack:
+        if not restart:
+            stack.enter_context(watching(engine, arm, speed=speed))
+        sending = time.monotonic()
+        submit_all(engine, arm, classes, threads=4)
+        load.sending = time.monotonic() - sending
+        if restart:
+            stack.enter_context(watching(engine, arm, speed=speed))
+        wait_until(all_done, limit=limit)
+    return load
 
 
 def wait_until(done: Callable[[], bool], *, limit: float, every: float = 0.1) -> bool:
@@ -512,9 +581,18 @@ def parse_policy(overrides: Sequence[str]) -> PollPolicy:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--speed", type=float, default=15.0, help="how much faster time runs")
+    parser.add_argument("--speed", type=float, default=5.0, help="how much faster time runs")
     parser.add_argument("--jobs-per-class", type=int, default=8, help="jobs of each class per wave")
     parser.add_argument("--load-jobs", type=int, default=200, help="jobs in flight in wave 3")
+    parser.add_argument(
+        "--run-jitter",
+        type=float,
+        default=RUN_JITTER,
+        help="± share by which running times vary within a class",
+    )
+    parser.add_argument(
+        "--workers", type=int, default=DEFAULT_WORKERS, help="the watcher's concurrent workers"
+    )
     parser.add_argument(
         "--policy", action="append", default=[], metavar="NAME=VALUE", help="PollPolicy override"
     )
@@ -527,7 +605,8 @@ def main() -> None:
     started = time.monotonic()
     print(
         f"time runs {speed:g}x faster; {len(CLASSES)} classes x {options.jobs_per_class} jobs per "
-        f"schedule; request budget {BUDGET_PER_SECOND:g}/s (real)"
+        f"schedule; running times ±{options.run_jitter:.0%} within a class; request budget "
+        f"{BUDGET_PER_SECOND:g}/s (real); watcher workers {options.workers}"
     )
     if options.policy:
         print(f"watcher policy overrides: {', '.join(options.policy)}")
@@ -535,13 +614,23 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="polling-bench-") as scratch:
         folder = Path(scratch)
         sims = [
-            SimulatorProcess.start(job_class, speed=speed, folder=folder / f"sim-{index}")
+            SimulatorProcess.start(
+                job_class,
+                speed=speed,
+                run_jitter=options.run_jitter,
+                folder=folder / f"sim-{index}",
+            )
             for index, job_class in enumerate(CLASSES)
         ]
         store = JobStore.open(sqlite_url(folder / "studio.db"))
         try:
             engine = Engine(
-                store=store, home=folder / "home", policy=policy, sims=sims, image=image
+                store=store,
+                home=folder / "home",
+                policy=policy,
+                sims=sims,
+                image=image,
+                workers=options.workers,
             )
             wave = [job_class for job_class in CLASSES for _ in range(options.jobs_per_class)]
 
@@ -579,46 +668,45 @@ def main() -> None:
                 wait_until(lambda: engine.in_flight() == 0, limit=limit)
             print(f"wave 2 done after {time.monotonic() - started:.0f} s")
 
-            # Wave 3: many jobs in flight at once, under the request budget.
-            load = Arm(f"watcher, {options.load_jobs} jobs")
+            # Waves 3 and 4: many jobs in flight at once, under the request budget; sent while
+            # the watcher runs, then all sent before it starts (as after a restart).
             # The longest jobs first, so that the short ones are still in flight at the end.
             many = [CLASSES[-1 - index % len(CLASSES)] for index in range(options.load_jobs)]
-            peak = 0
-            # Sent before the watcher starts, so that all of them are in flight when it does.
-            submit_all(engine, load, many, threads=4)
-            with watching(engine, load, speed=speed):
-
-                def all_done() -> bool:
-                    nonlocal peak
-                    in_flight = engine.in_flight()
-                    peak = max(peak, in_flight)
-                    return in_flight == 0
-
-                wait_until(all_done, limit=limit)
-            print(f"wave 3 done after {time.monotonic() - started:.0f} s\n")
+            loads = []
+            for wave, restart in ((3, False), (4, True)):
+                name = f"{options.load_jobs} jobs" + (", restart" if restart else "")
+                loads.append(run_load(engine, Arm(name), many, speed=speed, restart=restart))
+                print(f"wave {wave} done after {time.monotonic() - started:.0f} s")
+            print()
         finally:
             store.close()
             for sim in sims:
                 sim.stop()
 
-    results = {arm.name: arm.results(speed) for arm in (warm, cold, fixed, sdk, load)}
-    logs = {arm.name: arm.log for arm in (warm, cold, fixed, sdk, load)}
+    arms = (warm, cold, fixed, sdk, *(load.arm for load in loads))
+    results = {arm.name: arm.results(speed) for arm in arms}
+    logs = {arm.name: arm.log for arm in arms}
     summaries = {name: summarise(name, found, logs[name], speed) for name, found in results.items()}
     reference = summaries[sdk.name]
     print_summaries([summaries[arm.name] for arm in (warm, cold, fixed, sdk)], reference=reference)
-    print_by_class([(arm.name, results[arm.name]) for arm in (warm, cold, fixed, sdk)])
+    print_by_class([(arm.name, results[arm.name]) for arm in arms])
 
-    requests = [poll.sent for poll in load.log.polls] + load.log.downloads
-    busiest = max_in_window(requests, 1.0 / speed)
-    span = (max(requests) - min(requests)) * speed
-    load_summary = summaries[load.name]
-    print(
-        f"\n{load.name}: peak {peak} in flight; {len(requests)} requests (polls and downloads) "
-        f"over {span:.0f} s, {len(requests) / span:.1f}/s on average; the busiest second held "
-        f"{busiest} (budget {BUDGET_PER_SECOND:g}); {load_summary.requests_mean:.1f} polls per "
-        f"job; delay median {load_summary.delay_median:.1f} s, p90 {load_summary.delay_p90:.1f} s; "
-        f"poll round trip {load_summary.latency_median:.2f} s"
-    )
+    busiest = 0
+    for load in loads:
+        requests = [poll.sent for poll in load.arm.log.polls] + load.arm.log.downloads
+        load_busiest = max_in_window(requests, 1.0 / speed)
+        busiest = max(busiest, load_busiest)
+        span = (max(requests) - min(requests)) * speed
+        load_summary = summaries[load.arm.name]
+        print(
+            f"\nwatcher, {load.arm.name}: sent over {load.sending * speed:.0f} s"
+            f"{' before the watcher started' if load.restart else ' while it ran'}; peak "
+            f"{load.peak} in flight; {len(requests)} requests (polls and downloads) over "
+            f"{span:.0f} s, {len(requests) / span:.1f}/s on average; the busiest second held "
+            f"{load_busiest} (budget {BUDGET_PER_SECOND:g}); {load_summary.requests_mean:.1f} "
+            f"polls per job; delay median {load_summary.delay_median:.1f} s, p90 "
+            f"{load_summary.delay_p90:.1f} s; poll round trip {load_summary.latency_median:.2f} s"
+        )
     # What each schedule would ask for with that many jobs in flight, from its own waves.
     for arm in (warm, fixed, sdk):
         per_job_second = statistics.fmean(

@@ -29,8 +29,13 @@ Endpoints (all ``POST`` with the ``Ocp-Apim-Subscription-Key`` header, JSON bodi
 Without a key: 401. A broken rule of the submit body: 400 ``{"error": "..."}``. An image that cannot
 be fetched or decoded, or breaks the size rules, fails the task later with ``InvalidParameter``.
 A task id that never existed, or was submitted more than 24 h ago, answers ``UNKNOWN``.
-Timing: about 3 s queued, then 10-20 s running (half for flash and turbo), each divided by
-``speed``; a task never succeeds before its file is completely written.
+Timing, as the real service behaves: the model's running time for one (model, resolution,
+duration) is nearly constant (fixed diffusion steps on the same GPUs), so each class has its own
+with a ±6 % jitter: 11 s for a plus model at 480P and 5 s, half for flash and turbo, ×1.44 at 720P
+and ×1.89 at 1080P, in proportion to the duration. What varies is the queue: a skewed wait of about
+3 s (median 2.5 s, 90th percentile 5.4 s, 0.5-12 s). Every time is divided by ``speed``; a task's
+times are drawn from its id when it is created, and it never succeeds before its file is
+completely written.
 
 Videos: H.264 (yuv420p, BT.601 limited range, faststart) at the tier's pixel count with the image's
 aspect ratio (sides floored to multiples of 16), exactly ``duration * fps`` frames of a camera move

@@ -3,6 +3,18 @@
 A task is a JSON file in ``<state_dir>/tasks`` and, once rendered, an MP4 in ``<state_dir>/videos``.
 Its status is derived from wall-clock times written at submit, so a simulator restarted on the
 same folder answers for earlier tasks and finishes the ones that were in flight.
+
+Timing follows how the real service behaves. A task waits in a queue, then the model runs. The
+model's running time for one (model, resolution, duration) is nearly constant: a fixed number of
+diffusion steps on the same GPUs. So each class gets a base running time with a small jitter
+(``RUN_JITTER``, ±6 %): ``RUN_SECONDS`` for a plus model at 480P and 5 s, half that for flash and
+turbo models, growing with the cube root of the tier's pixel count (×1.44 at 720P, ×1.89 at 1080P)
+and in proportion to the duration. The total varies mostly through the queue: a skewed, log-normal
+wait with a median of ``QUEUE_MEDIAN_SECONDS`` (mean ≈ 3 s, 90th percentile ≈ 5.4 s, kept
+between ``QUEUE_MIN_SECONDS`` and ``QUEUE_MAX_SECONDS``). A plus model's 1080P 5 s clip thus runs
+for about 21 s after about 3 s queued; Flash at 720P about 8 + 3 s; every time is divided by
+``speed``. Both draws come from a generator seeded with the task id, so a task's timeline is
+fixed when it is created.
 """
 
 from __future__ import annotations
@@ -10,6 +22,7 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
+import math
 import os
 import random
 import secrets
@@ -36,9 +49,14 @@ SUCCEEDED = "SUCCEEDED"
 FAILED = "FAILED"
 UNKNOWN = "UNKNOWN"
 
-QUEUE_SECONDS = 3.0
+QUEUE_MEDIAN_SECONDS = 2.5
+QUEUE_SIGMA = 0.6  # of the log-normal queue wait: a long tail, as a busy service has
+QUEUE_MIN_SECONDS = 0.5
+QUEUE_MAX_SECONDS = 12.0
+RUN_SECONDS = 11.0  # a plus model, 480P, 5 s
+FAST_RUN_FACTOR = 0.5  # flash and turbo models run about twice as fast
+RUN_JITTER = 0.06  # ± share of a class's running time
 TASK_TTL_SECONDS = 24 * 3600
-PLUS_RUN_SECONDS = (10.0, 20.0)
 # Renders at once: enough to keep two cores busy with ffmpeg without starving the HTTP server.
 RENDER_WORKERS = 1
 INTAKE_WORKERS = 4
@@ -63,6 +81,27 @@ def upstream_time(epoch: float) -> str:
     """Format a time as upstream does: UTC+8, ``YYYY-MM-DD HH:MM:SS.mmm``."""
     moment = datetime.fromtimestamp(epoch, UTC).astimezone(_UPSTREAM_TZ)
     return moment.strftime("%Y-%m-%d %H:%M:%S.") + f"{moment.microsecond // 1000:03d}"
+
+
+def queue_seconds(rng: random.Random) -> float:
+    """How long a task waits before its model starts, at speed 1 (log-normal, capped)."""
+    wait = QUEUE_MEDIAN_SECONDS * math.exp(rng.gauss(0.0, QUEUE_SIGMA))
+    return min(max(wait, QUEUE_MIN_SECONDS), QUEUE_MAX_SECONDS)
+
+
+def run_seconds(
+    rng: random.Random,
+    *,
+    fast: bool,
+    tier_pixels: int,
+    smallest_tier_pixels: int,
+    duration: int,
+    jitter: float = RUN_JITTER,
+) -> float:
+    """How long the model runs for a task of this class, at speed 1 (see the module docstring)."""
+    base = RUN_SECONDS * (FAST_RUN_FACTOR if fast else 1.0)
+    size = (tier_pixels / smallest_tier_pixels) ** (1 / 3)
+    return base * size * (duration / 5) * (1 + rng.uniform(-jitter, jitter))
 
 
 def extend_prompt(prompt: str, seed: int) -> str:
@@ -213,8 +252,15 @@ class TaskBook:
         """Create, store and start one task from a validated submit."""
         task_id = str(uuid.uuid4())
         timing = random.Random(task_id)
-        low, high = PLUS_RUN_SECONDS
-        run_seconds = timing.uniform(low, high) * (0.5 if fast else 1.0)
+        queued = queue_seconds(timing)
+        running = run_seconds(
+            timing,
+            fast=fast,
+            tier_pixels=self.rules.tier_pixels[resolution],
+            smallest_tier_pixels=min(self.rules.tier_pixels.values()),
+            duration=duration,
+            jitter=RUN_JITTER,  # read per submit, so a process can widen it for experiments
+        )
         fault = None
         for rule in task_faults:
             fault = NEVER_FINISH if rule.kind == NEVER_FINISH else f"{FAIL_TASK}:{rule.code}"
@@ -231,8 +277,8 @@ class TaskBook:
             watermark=watermark,
             seed=used_seed,
             submit_time=time.time(),
-            queue_seconds=QUEUE_SECONDS / self.speed,
-            run_seconds=run_seconds / self.speed,
+            queue_seconds=queued / self.speed,
+            run_seconds=running / self.speed,
             fault=fault,
             actual_prompt=extend_prompt(prompt, used_seed) if prompt_extend else None,
         )

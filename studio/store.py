@@ -47,7 +47,7 @@ class JobNotFound(LookupError):
 
 @dataclasses.dataclass(frozen=True)
 class RunTimeStats:
-    """How long similar jobs took from submit to finish, in seconds."""
+    """How long similar jobs took over one span of their life (such as submit to finish), in s."""
 
     samples: int
     median_seconds: float | None
@@ -713,18 +713,58 @@ class JobStore:
         )
         with self._read() as conn:
             rows = conn.execute(query).all()
-        seconds = sorted(
-            (finished - submitted).total_seconds()
-            for submitted, finished in rows
-            if finished >= submitted
+        return _span_stats(rows)
+
+    def running_time_stats(
+        self, model: str, resolution: str, duration: int, *, limit: int = 50
+    ) -> RunTimeStats:
+        """Median and 90th percentile of start-to-finish time of the last similar successes.
+
+        The gateway's own ``scheduled_time`` and ``end_time`` bound this span, so unlike
+        ``run_time_stats`` it leaves out the time spent queued, which varies with the gateway's
+        load while the model's running time for one (model, resolution, duration) barely does.
+
+        Parameters
+        ----------
+        model, resolution, duration
+            The class of job.
+        limit
+            Use at most this many of the most recent successes.
+
+        Returns
+        -------
+        RunTimeStats
+            ``samples`` is 0 (and the times None) when no similar job has a known start.
+        """
+        query = (
+            sa.select(jobs.c.started_at, jobs.c.finished_at)
+            .where(
+                jobs.c.model == model,
+                jobs.c.resolution == resolution,
+                jobs.c.duration == duration,
+                jobs.c.status == JobStatus.SUCCEEDED,
+                jobs.c.started_at.is_not(None),
+                jobs.c.finished_at.is_not(None),
+            )
+            .order_by(jobs.c.finished_at.desc())
+            .limit(limit)
         )
-        if not seconds:
-            return RunTimeStats(samples=0, median_seconds=None, p90_seconds=None)
-        return RunTimeStats(
-            samples=len(seconds),
-            median_seconds=_percentile(seconds, 0.5),
-            p90_seconds=_percentile(seconds, 0.9),
-        )
+        with self._read() as conn:
+            rows = conn.execute(query).all()
+        return _span_stats(rows)
+
+
+def _span_stats(rows: Sequence[Row[Any]]) -> RunTimeStats:
+    seconds = sorted(
+        (finished - began).total_seconds() for began, finished in rows if finished >= began
+    )
+    if not seconds:
+        return RunTimeStats(samples=0, median_seconds=None, p90_seconds=None)
+    return RunTimeStats(
+        samples=len(seconds),
+        median_seconds=_percentile(seconds, 0.5),
+        p90_seconds=_percentile(seconds, 0.9),
+    )
 
 
 def _add(left: Spend, right: Spend) -> Spend:

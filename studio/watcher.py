@@ -4,10 +4,13 @@ One watcher runs per server process (a daemon thread inside ``Studio``) or alone
 (``python -m studio watch``). It takes a short lease on each job it works on, so two watchers on
 one database never poll or download the same job at once, and a watcher that dies simply lets its
 leases expire: the next one resumes the job. Every request goes through one ``RequestBudget``.
+When more jobs are due than the budget allows at once, the ones closest to their expected finish
+go first, and enough workers run that the round trip of each request does not hold the rate down.
 """
 
 from __future__ import annotations
 
+import heapq
 import logging
 import os
 import random
@@ -43,7 +46,9 @@ from studio.schedule import (
     ExpectedRunTime,
     PollPolicy,
     RequestBudget,
+    finish_urgency,
     next_poll_delay,
+    prior_run_time,
     unknown_verdict,
 )
 from studio.store import JobStore
@@ -53,8 +58,12 @@ logger = logging.getLogger("studio.watcher")
 VIDEOS_FOLDER = "videos"
 # A real clip is hundreds of kilobytes; anything this small is an error page or a stub.
 MIN_VIDEO_BYTES = 1024
-_STATS_TTL_SECONDS = 60.0
-_DEFAULT_WORKERS = 4
+# Jobs worked on at once: at the default budget (10 a second) and round trips of up to a second
+# or a download in progress, fewer would leave the budget unused.
+DEFAULT_WORKERS = 16
+# Jobs claimed ahead of a free worker, so the most urgent of them goes first, are bounded so that
+# the budget serves them all within this share of a lease.
+_QUEUE_LEASE_SHARE = 0.25
 # Never spin: a job that looks due but could not be claimed (a race) is tried again after this.
 _MIN_IDLE_WAIT = 0.01
 
@@ -121,7 +130,8 @@ class Watcher:
     budget
         The process's request budget, shared with anything else that calls the gateway.
     workers
-        How many jobs are worked on at once (a download does not hold up the polls).
+        How many jobs are worked on at once (a download does not hold up the polls); enough that
+        ``workers / round-trip time`` exceeds the budget's rate.
     """
 
     def __init__(
@@ -134,7 +144,7 @@ class Watcher:
         held_keys: HeldKeys,
         policy: PollPolicy,
         budget: RequestBudget,
-        workers: int = _DEFAULT_WORKERS,
+        workers: int = DEFAULT_WORKERS,
         rng: random.Random | None = None,
         clock: Callable[[], datetime] = _utcnow,
     ) -> None:
@@ -154,7 +164,7 @@ class Watcher:
         self._thread: threading.Thread | None = None
         self._active = 0
         self._active_lock = threading.Lock()
-        self._stats: dict[tuple[str, str, int], tuple[float, ExpectedRunTime | None]] = {}
+        self._stats: dict[tuple[str, str, int], tuple[float, ExpectedRunTime]] = {}
         self._stats_lock = threading.Lock()
 
     def __repr__(self) -> str:
@@ -192,7 +202,7 @@ class Watcher:
         For the command line and tests; the thread started by ``start`` does the same
         continuously, several jobs at a time.
         """
-        jobs = self._claim(self._workers)
+        jobs = sorted(self._claim(self._workers), key=self._urgency)
         for job in jobs:
             self._handle(job)
         return len(jobs)
@@ -217,28 +227,60 @@ class Watcher:
         return False
 
     def _run(self) -> None:
+        # Claimed jobs no worker has taken yet, by id, and a heap of (urgency, id) over them.
+        waiting: dict[int, Job] = {}
+        most_urgent: list[tuple[float, int]] = []
         with ThreadPoolExecutor(self._workers, thread_name_prefix="wan-studio-job") as pool:
-            while not self._stop.is_set():
-                try:
-                    free = self._workers - self._active
-                    jobs = self._claim(free) if free > 0 else []
-                    for job in jobs:
-                        with self._active_lock:
-                            self._active += 1
-                        pool.submit(self._handle_in_pool, job)
-                    if jobs:
-                        wait = 0.0
-                    elif free <= 0:
-                        # Every worker is busy: a finishing one sets the wake event.
+            try:
+                while not self._stop.is_set():
+                    try:
+                        for job in self._claim(self._queue_room(len(waiting))):
+                            if job.id not in waiting:
+                                heapq.heappush(most_urgent, (self._urgency(job), job.id))
+                            waiting[job.id] = job  # a claim again renews the lease
+                        while most_urgent and self._active < self._workers:
+                            _, job_id = heapq.heappop(most_urgent)
+                            job = waiting.pop(job_id)
+                            if job.lease_until is not None and job.lease_until <= self._clock():
+                                continue  # its lease ran out while it waited: claim it afresh
+                            with self._active_lock:
+                                self._active += 1
+                            pool.submit(self._handle_in_pool, job)
+                        if waiting or self._active >= self._workers:
+                            # Every worker is busy: a finishing one sets the wake event.
+                            wait = self.policy.idle_wait
+                        else:
+                            wait = max(self._idle_wait(set(self._held_keys())), _MIN_IDLE_WAIT)
+                    except Exception:
+                        logger.exception("the watcher could not read the job store; retrying")
                         wait = self.policy.idle_wait
-                    else:
-                        wait = max(self._idle_wait(set(self._held_keys())), _MIN_IDLE_WAIT)
-                except Exception:
-                    logger.exception("the watcher could not read the job store; retrying")
-                    wait = self.policy.idle_wait
-                if wait > 0:
                     self._wake.wait(wait)
                     self._wake.clear()
+            finally:
+                for job in waiting.values():
+                    self._put_back(job)
+
+    def _queue_room(self, waiting: int) -> int:
+        """How many more jobs to claim now, besides those waiting for a worker or in hand."""
+        # Enough to choose the most urgent, never more than the budget serves well within a lease.
+        most = int(self.budget.rate_per_second * self.policy.lease_seconds * _QUEUE_LEASE_SHARE)
+        return max(max(most, self._workers) - waiting - self._active, 0)
+
+    def _put_back(self, job: Job) -> None:
+        try:
+            self.store.release(job.id, self.owner, next_poll_at=job.next_poll_at)
+        except Exception:
+            logger.exception("job %s: could not give its lease back; it expires", job.id)
+
+    def _urgency(self, job: Job) -> float:
+        """How near the job is to its expected finish (see ``finish_urgency``); smallest first."""
+        now = self._clock()
+        if job.started_at is not None:
+            running = (now - job.started_at).total_seconds()
+        else:
+            due = job.next_poll_at or now
+            running = max((now - due).total_seconds(), 0.0)
+        return finish_urgency(self.policy, running_seconds=running, expected=self._expected(job))
 
     def _idle_wait(self, held: Collection[str | None]) -> float:
         due = self.store.next_due_at(key_fingerprints=held)
@@ -279,7 +321,7 @@ class Watcher:
             outcome = self._step(job)
         except Exception:
             logger.exception("job %s: unexpected error while checking it; will retry", job.id)
-            outcome = _Outcome({}, next_poll_at=self._later(job, polls_done=job.poll_count))
+            outcome = _Outcome({}, next_poll_at=self._later(job))
         if outcome is None:
             return
         if outcome.status is not None:
@@ -320,9 +362,7 @@ class Watcher:
             wait = error.retry_after if error.retry_after is not None else self.policy.first_delay
             # The whole account is throttled, not this job: every request of the process waits.
             self.budget.hold(min(wait, self.policy.retry_after_cap))
-            return self._unless_past_deadline(
-                job, now, polls, {"poll_count": polls}, retry_after=wait
-            )
+            return self._unless_past_deadline(job, now, {"poll_count": polls}, retry_after=wait)
         except GatewayError as error:
             logger.warning("job %s: status check failed: %s", job.id, error.message)
             fields = {
@@ -330,7 +370,7 @@ class Watcher:
                 "explanation": f"The last status check failed ({error.message}) "
                 "Wan Studio keeps trying.",
             }
-            return self._unless_past_deadline(job, now, polls, fields)
+            return self._unless_past_deadline(job, now, fields)
         return self._apply(job, snapshot, now, polls)
 
     def _apply(self, job: Job, snapshot: TaskSnapshot, now: datetime, polls: int) -> _Outcome:
@@ -340,15 +380,21 @@ class Watcher:
             fields["unknown_since"] = None
         if snapshot.actual_prompt:
             fields["actual_prompt"] = snapshot.actual_prompt
-        started = job.submitted_at or job.created_at
+        sent = job.submitted_at or job.created_at
+        if job.started_at is None and snapshot.scheduled_time is not None:
+            # The gateway's own start time, in any snapshot that has it (a short job may go from
+            # queued to done between two polls): the running-time history is built from it.
+            fields["started_at"] = _within(snapshot.scheduled_time, sent, now)
+        began = fields.get("started_at") or job.started_at or sent
 
         if status is TaskStatus.PENDING:
             fields["status"] = JobStatus.QUEUED
         elif status in (TaskStatus.RUNNING, TaskStatus.SUSPENDED):
             fields["status"] = JobStatus.RUNNING
-            fields["started_at"] = job.started_at or _within(snapshot.scheduled_time, started, now)
+            # A contract without scheduled_time: it started by now at the latest.
+            fields.setdefault("started_at", job.started_at or now)
         elif status is TaskStatus.SUCCEEDED:
-            finished = _within(snapshot.end_time, started, now)
+            finished = _within(snapshot.end_time, began, now)
             return self._download(job, snapshot, {**fields, "finished_at": finished})
         elif status is TaskStatus.FAILED:
             return _Outcome(
@@ -357,7 +403,7 @@ class Watcher:
                     "error_code": snapshot.error_code,
                     "error_message": snapshot.error_message,
                     "explanation": explain_failure(snapshot.error_code, snapshot.error_message),
-                    "finished_at": _within(snapshot.end_time, started, now),
+                    "finished_at": _within(snapshot.end_time, began, now),
                 },
                 status=JobStatus.FAILED,
             )
@@ -374,7 +420,7 @@ class Watcher:
             )
         else:
             return self._unknown(job, now, fields)
-        return self._unless_past_deadline(job, now, polls, fields)
+        return self._unless_past_deadline(job, now, fields)
 
     def _unknown(self, job: Job, now: datetime, fields: dict[str, Any]) -> _Outcome:
         since = job.unknown_since or now
@@ -384,11 +430,7 @@ class Watcher:
         if verdict is None:
             fields["unknown_since"] = since
             return self._unless_past_deadline(
-                job,
-                now,
-                fields["poll_count"],
-                fields,
-                delay=self.policy.unknown_recheck_delay,
+                job, now, fields, delay=self.policy.unknown_recheck_delay
             )
         if verdict == UNKNOWN_EXPIRED:
             explanation = explain_lost_expired()
@@ -412,7 +454,7 @@ class Watcher:
         now = self._clock()
         if not snapshot.video_url:
             fields["explanation"] = explain_download_problem("the gateway gave no video link")
-            return self._unless_past_deadline(job, now, fields["poll_count"], fields)
+            return self._unless_past_deadline(job, now, fields)
         self.store.transition(
             job.id,
             expected=(JobStatus.QUEUED, JobStatus.RUNNING, JobStatus.DOWNLOADING),
@@ -439,11 +481,11 @@ class Watcher:
         except GatewayError as error:
             logger.warning("job %s: download failed: %s", job.id, error.message)
             fields["explanation"] = explain_download_problem(error)
-            return self._unless_past_deadline(job, now, fields["poll_count"], fields)
+            return self._unless_past_deadline(job, now, fields)
         if not looks_like_mp4(destination):
             destination.unlink(missing_ok=True)
             fields["explanation"] = explain_download_problem("the file was not an MP4 video")
-            return self._unless_past_deadline(job, now, fields["poll_count"], fields)
+            return self._unless_past_deadline(job, now, fields)
 
         usage = snapshot.usage.billed_seconds if snapshot.usage is not None else None
         billed = usage if usage is not None and usage > 0 else Decimal(job.duration)
@@ -463,7 +505,6 @@ class Watcher:
         self,
         job: Job,
         now: datetime,
-        polls: int,
         fields: dict[str, Any],
         *,
         retry_after: float | None = None,
@@ -476,38 +517,48 @@ class Watcher:
                 status=JobStatus.TIMED_OUT,
             )
         if delay is None:
-            return _Outcome(
-                fields, next_poll_at=self._later(job, polls_done=polls, retry_after=retry_after)
-            )
+            started_at = fields.get("started_at", job.started_at)
+            later = self._later(job, started_at=started_at, retry_after=retry_after)
+            return _Outcome(fields, next_poll_at=later)
         return _Outcome(fields, next_poll_at=now + timedelta(seconds=delay))
 
-    def _later(self, job: Job, *, polls_done: int, retry_after: float | None = None) -> datetime:
+    def _later(
+        self,
+        job: Job,
+        *,
+        started_at: datetime | None = None,
+        retry_after: float | None = None,
+    ) -> datetime:
         now = self._clock()
-        elapsed = (now - (job.submitted_at or job.created_at)).total_seconds()
+        started_at = started_at or job.started_at
         delay = next_poll_delay(
             self.policy,
-            polls_done=polls_done,
-            elapsed_seconds=elapsed,
+            elapsed_seconds=(now - (job.submitted_at or job.created_at)).total_seconds(),
+            running_seconds=None if started_at is None else (now - started_at).total_seconds(),
             expected=self._expected(job),
             retry_after=retry_after,
             rng=self._rng,
         )
         return now + timedelta(seconds=delay)
 
-    def _expected(self, job: Job) -> ExpectedRunTime | None:
+    def _expected(self, job: Job) -> ExpectedRunTime:
+        """The running time of similar past jobs (cached a while), or the prior."""
         key = (job.model, job.resolution, job.duration)
         with self._stats_lock:
             cached = self._stats.get(key)
-        if cached is not None and time.monotonic() - cached[0] < _STATS_TTL_SECONDS:
+        if cached is not None and time.monotonic() - cached[0] < self.policy.history_ttl:
             return cached[1]
-        stats = self.store.run_time_stats(*key)
-        expected = None
+        stats = self.store.running_time_stats(*key)
         if (
             stats.samples >= self.policy.min_expected_samples
             and stats.median_seconds is not None
             and stats.p90_seconds is not None
         ):
             expected = ExpectedRunTime(stats.median_seconds, stats.p90_seconds)
+        else:
+            expected = prior_run_time(
+                self.policy, model=job.model, resolution=job.resolution, duration=job.duration
+            )
         with self._stats_lock:
             self._stats[key] = (time.monotonic(), expected)
         return expected

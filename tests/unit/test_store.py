@@ -628,6 +628,35 @@ def test_run_time_stats_of_similar_successes(store: JobStore) -> None:
     assert store.run_time_stats("plus", "480P", 5) == RunTimeStats(0, None, None)
 
 
+def test_running_time_stats_leave_the_queue_out(store: JobStore) -> None:
+    submitted = NOW - timedelta(hours=2)
+    rows = [
+        bulk_row(
+            i,
+            model="flash",
+            status=JobStatus.SUCCEEDED,
+            submitted_at=submitted,
+            # Queued for 0, 100, ..., 900 s; then always 60 + i seconds running.
+            started_at=submitted + timedelta(seconds=100 * i),
+            finished_at=submitted + timedelta(seconds=100 * i + 60 + i),
+        )
+        for i in range(10)
+    ]
+    never_seen_running = bulk_row(
+        10, model="flash", status=JobStatus.SUCCEEDED, submitted_at=submitted,
+        finished_at=submitted + timedelta(seconds=30),
+    )  # fmt: skip
+    bulk_insert(store, [*rows, never_seen_running])
+
+    running = store.running_time_stats("flash", "480P", 5)
+
+    assert running == RunTimeStats(samples=10, median_seconds=64.5, p90_seconds=pytest.approx(68.1))
+    # Submit to finish mixes the queue in, and counts the job with no known start.
+    assert store.run_time_stats("flash", "480P", 5).samples == 11
+    assert store.run_time_stats("flash", "480P", 5).median_seconds > 400
+    assert store.running_time_stats("flash", "720P", 5) == RunTimeStats(0, None, None)
+
+
 # -- schema ---------------------------------------------------------------------------------
 
 

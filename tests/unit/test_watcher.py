@@ -11,7 +11,7 @@ import threading
 import uuid
 from collections.abc import Callable
 from dataclasses import replace
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, timedelta, timezone
 from decimal import Decimal
 from pathlib import Path
 
@@ -32,6 +32,7 @@ from tests.plugins.engine import (
 )
 
 REPOSITORY = Path(__file__).resolve().parents[2]
+UPSTREAM_TZ = timezone(timedelta(hours=8))
 TURBO_480P = Decimal("0.045")
 
 
@@ -177,7 +178,7 @@ MP4_BYTES = b"\x00\x00\x00\x18ftypmp42\x00\x00\x00\x00mp42isom" + bytes(4096)
 @pytest.fixture
 def scripted_gateway(httpserver):
     """A local HTTP server acting as the gateway; tests script its polls and video link."""
-    script: dict[str, list] = {"polls": [], "videos": []}
+    script: dict[str, list] = {"polls": [], "videos": [], "poll_times": []}
     seen = {"polls": 0, "videos": 0}
 
     httpserver.expect_request(
@@ -190,7 +191,12 @@ def scripted_gateway(httpserver):
         index = min(seen["polls"], len(script["polls"]) - 1)
         seen["polls"] += 1
         status = script["polls"][index]
+        script["poll_times"].append(datetime.now(UTC))
         output = {"task_id": "t-1", "task_status": status, "submit_time": "2025-07-27 21:05:15.212"}
+        if status in ("RUNNING", "SUCCEEDED") and script.get("scheduled_at_poll") is not None:
+            # It started when that poll was answered, in the gateway's UTC+8 format.
+            started = script["poll_times"][script["scheduled_at_poll"]].astimezone(UPSTREAM_TZ)
+            output["scheduled_time"] = started.strftime("%Y-%m-%d %H:%M:%S.%f")[:-3]
         if status == "SUCCEEDED":
             output["video_url"] = httpserver.url_for("/video.mp4")
             output["end_time"] = "2025-07-27 21:07:58.027"
@@ -223,6 +229,41 @@ def test_unknown_right_after_submit_is_not_final(open_studio, scripted_gateway):
     assert done.billed_seconds == 3
     assert done.cost_usd == TURBO_480P * 3
     assert seen["videos"] == 1
+
+
+def test_the_start_comes_from_the_gateway_even_if_running_was_never_seen(
+    open_studio, scripted_gateway
+):
+    server, script, _ = scripted_gateway
+    # Queued at the first poll, done at the second: only the final answer tells when it started.
+    script["polls"] = ["PENDING", "SUCCEEDED"]
+    script["scheduled_at_poll"] = 0
+    script["videos"] = [(200, MP4_BYTES)]
+    studio = open_studio(api_key="scripted-key-000", base_url=server.url_for("").rstrip("/"))
+    job = submit(studio)
+    done = wait_until(finished(studio, job))
+    assert done.status is JobStatus.SUCCEEDED
+    assert done.started_at is not None
+    assert abs(done.started_at - script["poll_times"][0]) < timedelta(milliseconds=1)
+    assert done.submitted_at <= done.started_at <= done.finished_at
+
+
+def test_the_job_nearest_its_expected_finish_is_worked_on_first(open_studio, engine_gateway):
+    studio = open_studio(api_key=ENGINE_KEY, base_url=engine_gateway.url, start_watcher=False)
+    now = datetime.now(UTC)
+    names = ("queued", "new", "old", "long overdue")
+    jobs = {name: submit(studio, seed=seed) for seed, name in enumerate(names)}
+    # Same class, so the same expected running time: the one running longest is due first. A
+    # queued job may have started just after its last poll: its urgency grows while it waits.
+    seconds = timedelta(seconds=1)
+    started = {"queued": None, "new": now - seconds, "old": now - 5 * seconds, "long overdue": None}
+    due = {"queued": now, "new": now, "old": now, "long overdue": now - 60 * seconds}
+    for name, job in jobs.items():
+        studio.store.update(job.id, started_at=started[name], next_poll_at=due[name])
+    handled: list[int] = []
+    studio.watcher._handle = lambda job: handled.append(job.id)
+    assert studio.watcher.run_once() == 4
+    assert handled == [jobs[name].id for name in ("long overdue", "old", "new", "queued")]
 
 
 def test_an_expired_link_is_said_plainly(open_studio, scripted_gateway):
