@@ -128,7 +128,7 @@ class Studio:
         self._demo = demo
         self._lock = threading.Lock()
         self._credentials: dict[str, _Credentials] = {}
-        self._expected: dict[tuple[str, str, int], tuple[float, float | None]] = {}
+        self._expected: dict[tuple[str, str, int, bool], tuple[float, float | None]] = {}
         self._submitter = Submitter(
             store=store, library=images, image_host=image_host, catalog=catalog, policy=policy
         )
@@ -478,20 +478,29 @@ class Studio:
         return self.store.totals(session_id=session_id, today_start=_local_midnight())
 
     def expected_finish(self, job: Job) -> datetime | None:
-        """When an in-flight job should be done, from similar past jobs (None: no history yet)."""
+        """When an in-flight job should be done, from similar past jobs (None: no history yet).
+
+        Once the gateway has started the job, its running time is what varies least, so the
+        estimate counts from the start; before that it counts from the submit, queue included.
+        """
         if not job.in_flight or job.submitted_at is None:
             return None
-        key = (job.model, job.resolution, job.duration)
+        running = job.started_at is not None
+        key = (job.model, job.resolution, job.duration, running)
         with self._lock:
             cached = self._expected.get(key)
         if cached is None or time.monotonic() - cached[0] > _EXPECTED_FINISH_TTL_SECONDS:
-            stats = self.store.run_time_stats(*key)
+            stats_of = self.store.running_time_stats if running else self.store.run_time_stats
+            stats = stats_of(job.model, job.resolution, job.duration)
             enough = stats.samples >= self.policy.min_expected_samples
             cached = (time.monotonic(), stats.median_seconds if enough else None)
             with self._lock:
                 self._expected[key] = cached
         median = cached[1]
-        return None if median is None else job.submitted_at + timedelta(seconds=median)
+        if median is None:
+            return None
+        since = job.started_at if running else job.submitted_at
+        return since + timedelta(seconds=median)
 
     def video_file(self, job: Job) -> Path | None:
         """The saved MP4 of a finished job, if it is on disk."""

@@ -17,11 +17,13 @@ from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection, Engine, Row
+
+if TYPE_CHECKING:
+    from sqlalchemy.dialects import postgresql, sqlite
 
 from studio.migrations import apply_migrations, jobs
 from studio.records import BILLED, DEMO, Job, JobStatus, ModeSpend, Spend, Totals
@@ -223,8 +225,15 @@ class JobStore:
             yield conn
 
     def _insert(self) -> postgresql.Insert | sqlite.Insert:
-        dialect = postgresql if self.dialect_name == "postgresql" else sqlite
-        return dialect.insert(jobs)
+        # Imported here so that a SQLite store never loads the PostgreSQL dialect (it slows the
+        # app's first page).
+        if self.dialect_name == "postgresql":
+            from sqlalchemy.dialects import postgresql
+
+            return postgresql.insert(jobs)
+        from sqlalchemy.dialects import sqlite
+
+        return sqlite.insert(jobs)
 
     # -- creating and reading ---------------------------------------------------------------
 

@@ -5,6 +5,8 @@ from __future__ import annotations
 import csv
 import io
 import uuid
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
 import pytest
@@ -236,3 +238,54 @@ def test_the_deadline_comes_from_the_settings(tmp_path):
         assert studio.budget.rate_per_second == settings.request_budget_per_second
     finally:
         studio.close()
+
+
+def _past_success(studio: Studio, *, queued_seconds: int, running_seconds: int) -> None:
+    submitted = datetime(2026, 1, 5, 12, 0, tzinfo=UTC)
+    job, _ = studio.store.create_job(
+        submission_id=uuid.uuid4().hex,
+        mode=DEMO,
+        session_id="earlier",
+        model="wan2.1-i2v-turbo",
+        resolution="480P",
+        duration=3,
+        prompt="",
+        negative_prompt="",
+        prompt_extend=False,
+        watermark=False,
+        seed=1,
+        image_sha256="0" * 64,
+        image_source=None,
+        last_image_sha256=None,
+        estimate_usd=Decimal("0.135"),
+        output_width=640,
+        output_height=480,
+        key_fingerprint=None,
+        request_json="{}",
+    )
+    started = submitted + timedelta(seconds=queued_seconds)
+    studio.store.update(
+        job.id,
+        status=JobStatus.SUCCEEDED,
+        submitted_at=submitted,
+        started_at=started,
+        finished_at=started + timedelta(seconds=running_seconds),
+    )
+
+
+def test_expected_finish_counts_from_the_start_once_the_gateway_started_the_job(
+    demo_studio: Studio,
+):
+    # Queues varied (10-50 s) but running took 60 s each time.
+    for queued in (10, 30, 50):
+        _past_success(demo_studio, queued_seconds=queued, running_seconds=60)
+    submitted = datetime(2026, 2, 1, 9, 0, tzinfo=UTC)
+    template = demo_studio.store.list_jobs(limit=1)[0]
+    queued_job = replace(template, status=JobStatus.QUEUED, submitted_at=submitted, started_at=None)
+    running_job = replace(
+        queued_job, status=JobStatus.RUNNING, started_at=submitted + timedelta(seconds=100)
+    )
+
+    assert demo_studio.expected_finish(queued_job) == submitted + timedelta(seconds=90)
+    assert demo_studio.expected_finish(running_job) == submitted + timedelta(seconds=160)
+    assert demo_studio.expected_finish(template) is None  # finished jobs expect nothing
