@@ -16,7 +16,7 @@ import streamlit as st
 from components import state
 from components.first_frame import frame_from_prepared
 from components.formatting import local_day_end, local_day_start, local_time, money
-from components.job_cards import download_name, render_first_frame, what_went_wrong
+from components.job_cards import download_name, render_job_media, what_went_wrong
 from components.sidebar import totals_rows
 from studio.catalog import Catalog
 from studio.records import BILLED, DEMO, Job, JobStatus, ModeSpend, Totals
@@ -356,11 +356,8 @@ def render_open_job(*, studio: Studio, jobs: list[Job], zone: tzinfo) -> None:
         job = by_id[chosen]
         media, details = st.columns([3, 2], gap="medium")
         with media:
-            video = studio.video_file(job) if job.has_video else None
-            if video is not None:
-                st.video(video, muted=True)
-            else:
-                render_first_frame(studio=studio, image_sha256=job.image_sha256)
+            video = render_job_media(job=job, studio=studio)
+            if video is None:
                 st.caption(_why_no_video(job))
         with details:
             _render_job_facts(job=job, studio=studio, zone=zone)

@@ -73,11 +73,7 @@ def render_job_card(
     with st.container(border=True, key=f"job-card-{job.id}"):
         media, details = st.columns([2, 3], gap="medium")
         with media:
-            video = studio.video_file(job) if job.has_video else None
-            if video is not None:
-                st.video(video, muted=True)
-            else:
-                render_first_frame(studio=studio, image_sha256=job.image_sha256)
+            video = render_job_media(job=job, studio=studio)
         with details:
             _render_status_line(job=job, studio=studio)
             if job.prompt:
@@ -107,6 +103,16 @@ def render_job_card(
                 st.info(explanation, icon=":material/lightbulb:")
             if studio.can_recheck(job) or studio.can_resend(job):
                 _render_actions(studio=studio, job=job, session_id=session_id)
+
+
+def render_job_media(*, job: Job, studio: Studio) -> Path | None:
+    """The job's video in a player when it is saved (returning its file), else its first frame."""
+    video = studio.video_file(job) if job.has_video else None
+    if video is not None:
+        st.video(video, muted=True)
+    else:
+        render_first_frame(studio=studio, image_sha256=job.image_sha256)
+    return video
 
 
 def render_first_frame(*, studio: Studio, image_sha256: str) -> None:

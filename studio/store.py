@@ -707,22 +707,7 @@ class JobStore:
         self, model: str, resolution: str, duration: int, *, limit: int = 50
     ) -> RunTimeStats:
         """Median and 90th percentile of submit-to-finish time of the last similar successes."""
-        query = (
-            sa.select(jobs.c.submitted_at, jobs.c.finished_at)
-            .where(
-                jobs.c.model == model,
-                jobs.c.resolution == resolution,
-                jobs.c.duration == duration,
-                jobs.c.status == JobStatus.SUCCEEDED,
-                jobs.c.submitted_at.is_not(None),
-                jobs.c.finished_at.is_not(None),
-            )
-            .order_by(jobs.c.finished_at.desc())
-            .limit(limit)
-        )
-        with self._read() as conn:
-            rows = conn.execute(query).all()
-        return _span_stats(rows)
+        return self._span_stats(jobs.c.submitted_at, model, resolution, duration, limit=limit)
 
     def running_time_stats(
         self, model: str, resolution: str, duration: int, *, limit: int = 50
@@ -745,14 +730,19 @@ class JobStore:
         RunTimeStats
             ``samples`` is 0 (and the times None) when no similar job has a known start.
         """
+        return self._span_stats(jobs.c.started_at, model, resolution, duration, limit=limit)
+
+    def _span_stats(
+        self, began: sa.Column, model: str, resolution: str, duration: int, *, limit: int
+    ) -> RunTimeStats:
         query = (
-            sa.select(jobs.c.started_at, jobs.c.finished_at)
+            sa.select(began, jobs.c.finished_at)
             .where(
                 jobs.c.model == model,
                 jobs.c.resolution == resolution,
                 jobs.c.duration == duration,
                 jobs.c.status == JobStatus.SUCCEEDED,
-                jobs.c.started_at.is_not(None),
+                began.is_not(None),
                 jobs.c.finished_at.is_not(None),
             )
             .order_by(jobs.c.finished_at.desc())
@@ -760,10 +750,10 @@ class JobStore:
         )
         with self._read() as conn:
             rows = conn.execute(query).all()
-        return _span_stats(rows)
+        return _spans_to_stats(rows)
 
 
-def _span_stats(rows: Sequence[Row[Any]]) -> RunTimeStats:
+def _spans_to_stats(rows: Sequence[Row[Any]]) -> RunTimeStats:
     seconds = sorted(
         (finished - began).total_seconds() for began, finished in rows if finished >= began
     )
