@@ -13,7 +13,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
@@ -85,7 +85,7 @@ class Estimate:
 
 @dataclass
 class _Credentials:
-    key: str
+    key: str = field(repr=False)
     base_url: str
     mode: str
     submit_client: GatewayClient | None = None

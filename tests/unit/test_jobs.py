@@ -101,6 +101,7 @@ def test_the_same_submission_id_never_sends_twice(
     for thread in threads:
         thread.join()
     again = billed_studio.submit(quick_draft(), submission_id=submission, session_id="s")
+    assert len(jobs) == len(threads)  # every concurrent submit came back with a job
     assert {job.id for job in [*jobs, again]} == {again.id}
     assert len(engine_gateway.tasks()) == 1
     assert billed_studio.count_history() == 1
@@ -210,12 +211,13 @@ def test_the_key_is_never_written_to_the_data_folder(
 ):
     job = billed_studio.submit(quick_draft(), submission_id=new_id(), session_id="s")
     wait_until(finished(billed_studio, job))
-    billed_studio.export_csv()
+    assert ENGINE_KEY.encode() not in billed_studio.export_csv()
     home: Path = billed_studio.settings.home
     for path in home.rglob("*"):
         if path.is_file():
             assert ENGINE_KEY.encode() not in path.read_bytes(), path.name
     assert ENGINE_KEY not in repr(billed_studio)
+    assert ENGINE_KEY not in repr(billed_studio._credentials)
     assert ENGINE_KEY not in repr(billed_studio.settings)
 
 
