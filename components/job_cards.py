@@ -24,27 +24,42 @@ CARD_IMAGE_SIDE = 640
 
 
 def render_session_jobs(*, studio: Studio, session_id: str) -> None:
-    """This session's jobs, newest first, in a fragment that ticks only while one is in flight."""
+    """This session's jobs, newest first; only the ones in flight refresh, in a ticking fragment."""
     jobs = studio.session_jobs(session_id)
     with st.container(key="session-jobs"):
         st.subheader("Your videos")
         if not jobs:
             st.caption("Videos you generate in this browser session appear here.")
             return
-        refreshing = any(job.in_flight for job in jobs)
-        # run_every is fixed when the fragment is defined, so each full run defines it afresh:
-        # with a timer while something is in flight, without one when nothing is.
-        cards = st.fragment(run_every=REFRESH_SECONDS if refreshing else None)(_render_cards)
-        cards(studio=studio, session_id=session_id, refreshing=refreshing)
+        in_flight = frozenset(job.id for job in jobs if job.in_flight)
+        if in_flight:
+            # Only in-flight cards tick: a finished card's player would re-read its whole video
+            # file every second. A fragment that is not called on a full run stops ticking.
+            cards = st.fragment(run_every=REFRESH_SECONDS)(_render_in_flight_cards)
+            cards(studio=studio, session_id=session_id, watched=in_flight)
+        _render_cards(
+            studio=studio,
+            session_id=session_id,
+            jobs=[job for job in jobs if job.id not in in_flight],
+            waiting_for_key=frozenset(),
+        )
 
 
-def _render_cards(*, studio: Studio, session_id: str, refreshing: bool) -> None:
-    jobs = studio.session_jobs(session_id)
+def _render_in_flight_cards(*, studio: Studio, session_id: str, watched: frozenset[int]) -> None:
+    jobs = [job for job in studio.session_jobs(session_id) if job.id in watched]
+    if not all(job.in_flight for job in jobs):
+        # A job just ended: a full run moves its card below, updates the sidebar totals and
+        # keeps the timer only while something is still in flight.
+        st.rerun()
+    waiting = frozenset(job.id for job in studio.jobs_waiting_for_key())
+    _render_cards(studio=studio, session_id=session_id, jobs=jobs, waiting_for_key=waiting)
+
+
+def _render_cards(
+    *, studio: Studio, session_id: str, jobs: list[Job], waiting_for_key: frozenset[int]
+) -> None:
     zone = _viewer_timezone()
     now = datetime.now(UTC)
-    waiting_for_key = (
-        {job.id for job in studio.jobs_waiting_for_key()} if refreshing else set[int]()
-    )
     for job in jobs:
         render_job_card(
             studio=studio,
@@ -54,10 +69,6 @@ def _render_cards(*, studio: Studio, session_id: str, refreshing: bool) -> None:
             now=now,
             waiting_for_key=job.id in waiting_for_key,
         )
-    if refreshing != any(job.in_flight for job in jobs):
-        # The last job just ended (or a checked one started again): a full run updates the
-        # sidebar totals and defines the fragment with, or without, its timer.
-        st.rerun()
 
 
 def render_job_card(
