@@ -8,13 +8,16 @@ from streamlit.runtime.uploaded_file_manager import UploadedFile
 from components import state
 from components.formatting import file_size, megabytes
 from studio.catalog import Limits
-from studio.images import ImageCheck, ImageRejected, PreparedImage
+from studio.images import ImageCheck, ImageRejected, PreparedImage, shrink_to_jpeg
 from studio.linkfetch import LinkRejected
 from studio.service import Studio
 
 UPLOAD_TYPES = ["jpg", "jpeg", "png", "bmp", "webp"]
 # Formats a browser can show as they are; others are previewed once converted.
 _BROWSER_FORMATS = frozenset({"JPEG", "PNG", "BMP", "WEBP", "GIF"})
+# Wider than the preview's column: a light copy, made once per image, is what every rerun sends
+# instead of the whole (up to 10 MB) file.
+PREVIEW_SIDE = 720
 
 
 def render_frame_input(*, studio: Studio, slot: str, title: str, hint: str) -> None:
@@ -125,14 +128,19 @@ def _fix(*, studio: Studio, slot: str) -> None:
     )
 
 
+@st.cache_data(max_entries=16, show_spinner=False)
+def _preview(sha256: str, _data: bytes) -> bytes:
+    return shrink_to_jpeg(_data, max_side=PREVIEW_SIDE)
+
+
 def _render_preview(*, studio: Studio, slot: str, choice: state.FrameChoice) -> None:
     check = choice.check
     shown = choice.prepared
     # At its natural size at most: a small image blown up to the column looks pixelated.
     if shown is not None:
-        st.image(shown.data, width="content")
+        st.image(_preview(shown.sha256, shown.data), width="content")
     elif check.format in _BROWSER_FORMATS:
-        st.image(choice.original, width="content")
+        st.image(_preview(check.sha256, choice.original), width="content")
     st.caption(_describe(choice.source, check))
     for note in check.notes:
         st.caption(note)

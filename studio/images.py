@@ -718,11 +718,16 @@ class ImageLibrary:
         cached = self._thumbnails / sha256[:2] / f"{sha256}-{max_side}.jpg"
         if cached.exists():
             return cached.read_bytes()
-        with Image.open(self.path(sha256), formats=_DECODABLE_FORMATS) as image:
-            image.draft("RGB", (max_side, max_side))
-            small = ImageOps.exif_transpose(image)
-            small.thumbnail((max_side, max_side))
-            small = _flatten_on_white(small) if _has_alpha(small) else small.convert("RGB")
-        data = _encode(small, "JPEG", quality=85)
+        data = shrink_to_jpeg(self.path(sha256).read_bytes(), max_side=max_side)
         _write_atomically(cached, data)
         return data
+
+
+def shrink_to_jpeg(data: bytes, *, max_side: int) -> bytes:
+    """An upright JPEG of an image at most ``max_side`` pixels on its longer side (for previews)."""
+    with Image.open(io.BytesIO(data), formats=_DECODABLE_FORMATS) as image:
+        image.draft("RGB", (max_side, max_side))
+        small = ImageOps.exif_transpose(image)
+        small.thumbnail((max_side, max_side))
+        small = _flatten_on_white(small) if _has_alpha(small) else small.convert("RGB")
+    return _encode(small, "JPEG", quality=85)

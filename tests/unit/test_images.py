@@ -16,6 +16,7 @@ from studio.images import (
     ImageRejected,
     inspect_image,
     prepare_image,
+    shrink_to_jpeg,
 )
 from tests.plugins.images import (
     animated,
@@ -403,3 +404,16 @@ def test_damaged_webp_is_called_damaged() -> None:
     data = image_bytes(640, 480, "WEBP")
     with pytest.raises(ImageRejected, match="damaged"):
         inspect_image(data[:16] + b"\x00" * 64)
+
+
+@pytest.mark.parametrize(
+    ("data", "max_side", "expected_size"),
+    [
+        (rgba_png(2000, 1000), 720, (720, 360)),  # shrunk, aspect kept, alpha flattened
+        (png(400, 300), 720, (400, 300)),  # never enlarged
+    ],
+)
+def test_previews_are_light_upright_jpegs(data: bytes, max_side: int, expected_size) -> None:
+    preview = shrink_to_jpeg(data, max_side=max_side)
+    with Image.open(io.BytesIO(preview)) as image:
+        assert (image.format, image.mode, image.size) == ("JPEG", "RGB", expected_size)
