@@ -32,14 +32,6 @@ class InvalidRequest(Exception):
         self.problems = problems
 
 
-def problems_by_field(problems: list[FieldProblem]) -> dict[str, list[str]]:
-    """Group problem messages by the field they belong to, keeping their order."""
-    grouped: dict[str, list[str]] = {}
-    for problem in problems:
-        grouped.setdefault(problem.field, []).append(problem.message)
-    return grouped
-
-
 def _or_list(items: list[str]) -> str:
     """'a', 'a or b', 'a, b or c'."""
     return items[0] if len(items) == 1 else ", ".join(items[:-1]) + " or " + items[-1]

@@ -37,10 +37,6 @@ class JobStatus(StrEnum):
         return self in _IN_FLIGHT
 
     @property
-    def is_final(self) -> bool:
-        return not self.in_flight and self is not JobStatus.UNCERTAIN
-
-    @property
     def label(self) -> str:
         return _LABELS[self]
 

@@ -164,10 +164,6 @@ class Settings:
         return BILLED if self.api_key else DEMO
 
     @property
-    def masked_key(self) -> str:
-        return mask_key(self.api_key)
-
-    @property
     def videos_dir(self) -> Path:
         return self.home / "videos"
 

@@ -9,7 +9,6 @@ from studio.generation import (
     FieldProblem,
     GenerationRequest,
     InvalidRequest,
-    problems_by_field,
 )
 
 IMAGE = "https://images.example.com/cat.png"
@@ -215,12 +214,3 @@ def test_to_payload_refuses_an_invalid_request_with_every_problem() -> None:
 )
 def test_submit_path_follows_the_model_kind(model: str, path: str) -> None:
     assert GenerationRequest(model=model, image_url=IMAGE).submit_path() == path
-
-
-def test_problems_group_by_field() -> None:
-    problems = [
-        FieldProblem("prompt", "a"),
-        FieldProblem("seed", "b"),
-        FieldProblem("prompt", "c"),
-    ]
-    assert problems_by_field(problems) == {"prompt": ["a", "c"], "seed": ["b"]}
