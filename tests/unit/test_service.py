@@ -230,12 +230,18 @@ def test_close_stops_the_watcher(open_studio):
     assert not studio.watcher.running
 
 
-def test_the_deadline_comes_from_the_settings(tmp_path):
-    settings = Settings(**{**vars(settings_for(tmp_path)), "job_deadline_minutes": 2.0})
+def test_the_deadline_and_budget_come_from_the_settings(tmp_path):
+    settings = Settings(
+        **{
+            **vars(settings_for(tmp_path)),
+            "job_deadline_minutes": 2.0,
+            "request_budget_per_second": 3.0,
+        }
+    )
     studio = Studio.open(settings, start_watcher=False)
     try:
         assert studio.policy.deadline == 120
-        assert studio.budget.rate_per_second == settings.request_budget_per_second
+        assert studio.budget.rate_per_second == 3.0
     finally:
         studio.close()
 
