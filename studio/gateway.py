@@ -11,8 +11,10 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
+import math
 import os
 import random
+import re
 import tempfile
 import time
 from collections.abc import Callable, Iterator, Mapping
@@ -40,6 +42,7 @@ from studio.errors import (
     redact,
 )
 from studio.generation import SUBMIT_PATHS, GenerationRequest
+from studio.linkfetch import declared_length
 
 logger = logging.getLogger("studio.gateway")
 
@@ -124,14 +127,43 @@ _STATUS_ALIASES: dict[str, TaskStatus] = {
 }
 
 
+# Ceilings for the numbers a gateway answer may carry: far beyond anything real, yet small enough
+# that no arithmetic on them can take noticeable time.
+MAX_VIDEO_SECONDS = Decimal(600)
+MAX_VIDEO_COUNT = 100
+MAX_SIDE_PIXELS = 100_000
+# A number written with more characters than this is not a duration, count or size.
+_MAX_NUMBER_CHARS = 32
+# Plain digits with an optional fraction: no sign, no exponent, no nan or infinity.
+_PLAIN_NUMBER = re.compile(r"[0-9]{1,15}(?:\.[0-9]{1,15})?")
+
+
 @dataclass(frozen=True)
 class TaskUsage:
-    """What a finished task reports it made, which is what gets billed."""
+    """What a finished task reports it made, which is what gets billed.
+
+    Every value lies between zero and its ceiling (``MAX_VIDEO_SECONDS``, ``MAX_VIDEO_COUNT``,
+    ``MAX_SIDE_PIXELS``), so billing arithmetic on them is always cheap.
+    """
 
     video_duration: Decimal | None = None
     video_count: int | None = None
     sr: int | None = None
     video_ratio: str | None = None
+
+    def __post_init__(self) -> None:
+        checks = (
+            ("video_duration", self.video_duration, MAX_VIDEO_SECONDS),
+            ("video_count", self.video_count, MAX_VIDEO_COUNT),
+            ("SR", self.sr, MAX_SIDE_PIXELS),
+        )
+        for name, value, ceiling in checks:
+            if value is None:
+                continue
+            if isinstance(value, Decimal) and not value.is_finite():
+                raise ValueError(f"{name} must be a finite number")
+            if not 0 <= value <= ceiling:
+                raise ValueError(f"{name} must be between 0 and {ceiling}")
 
     @property
     def billed_seconds(self) -> Decimal | None:
@@ -228,8 +260,8 @@ def parse_gateway_time(value: object) -> datetime | None:
     if isinstance(value, bool):
         return None
     if isinstance(value, int | float):
-        seconds = value / 1000 if value > 1e11 else value
         try:
+            seconds = value / 1000 if value > 1e11 else value
             return datetime.fromtimestamp(seconds, UTC)
         except (OverflowError, OSError, ValueError):
             return None
@@ -244,26 +276,64 @@ def parse_gateway_time(value: object) -> datetime | None:
     return moment.astimezone(UTC)
 
 
+def _absurd_number(name: str, shown: str) -> GatewayResponseError:
+    return GatewayResponseError(
+        f"The gateway's answer about the task gave an impossible {name} ({shown}).",
+        hint="Check the task again soon; if it keeps happening, the gateway may have changed.",
+    )
+
+
+def _usage_number(name: str, value: object, *, ceiling: Decimal, whole: bool) -> Decimal | None:
+    """Read one usage number with bounded work: None when absent or not a number at all.
+
+    Raises
+    ------
+    GatewayResponseError
+        When it is a number but not a plausible one: negative, not finite, written with an
+        exponent or too many digits, not whole where it must be, or above ``ceiling``.
+    """
+    if value is None or isinstance(value, bool):
+        return None
+    if isinstance(value, int):
+        # Compared before any conversion: turning a huge integer into text costs time too.
+        if not 0 <= value <= ceiling:
+            raise _absurd_number(name, "out of range")
+        return Decimal(value)
+    if isinstance(value, float):
+        if not math.isfinite(value) or not 0 <= value <= ceiling:
+            raise _absurd_number(name, "out of range")
+        parsed = Decimal(repr(value))
+    elif isinstance(value, str):
+        text = value.strip()
+        if len(text) > _MAX_NUMBER_CHARS:
+            raise _absurd_number(name, f"{len(text)} characters long")
+        try:
+            parsed = Decimal(text)
+        except InvalidOperation:
+            return None
+        # Decimal reads exponents cheaply, but what is done with such a value later may not be.
+        if not _PLAIN_NUMBER.fullmatch(text) or not 0 <= parsed <= ceiling:
+            raise _absurd_number(name, repr(text))
+    else:
+        return None
+    if whole and parsed != parsed.to_integral_value():
+        raise _absurd_number(name, f"{parsed}, not a whole number")
+    return parsed
+
+
 def _parse_usage(body: dict[str, Any]) -> TaskUsage | None:
     usage = body.get("usage")
     if not isinstance(usage, dict):
         usage = _output(body).get("usage")
     if not isinstance(usage, dict):
         return None
-
-    def number(key: str) -> Decimal | None:
-        value = usage.get(key)
-        if value is None or isinstance(value, bool):
-            return None
-        try:
-            parsed = Decimal(str(value).strip())
-        except InvalidOperation:
-            return None
-        return parsed if parsed.is_finite() else None
-
-    duration = number("video_duration")
-    count = number("video_count")
-    sr = number("SR")
+    duration = _usage_number(
+        "video length", usage.get("video_duration"), ceiling=MAX_VIDEO_SECONDS, whole=False
+    )
+    count = _usage_number(
+        "video count", usage.get("video_count"), ceiling=Decimal(MAX_VIDEO_COUNT), whole=True
+    )
+    sr = _usage_number("resolution", usage.get("SR"), ceiling=Decimal(MAX_SIDE_PIXELS), whole=True)
     return TaskUsage(
         video_duration=duration,
         video_count=int(count) if count is not None else None,
@@ -744,8 +814,8 @@ class GatewayClient:
                 raise error_from_response(
                     response.status_code, response.text, response.headers, secrets=self._secrets()
                 )
-            declared = response.headers.get("Content-Length")
-            if declared is not None and declared.isdigit() and int(declared) > max_bytes:
+            declared = declared_length(response.headers.get("Content-Length"))
+            if declared is not None and declared > max_bytes:
                 raise self._too_large(max_bytes)
             return self._write_atomically(
                 dest, self._chunks(response, url=url, attempt=attempt), max_bytes=max_bytes

@@ -48,6 +48,8 @@ ALLOWED_PORTS = frozenset({80, 443})
 USER_AGENT = "WanStudio/0.1 (first-frame fetch)"
 _CHUNK_BYTES = 64 * 1024
 _SNIFF_BYTES = 64
+# Enough digits for any real size (a petabyte has 16).
+_MAX_LENGTH_DIGITS = 18
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 Resolver = Callable[[str, int], Sequence[tuple[Any, ...]]]
@@ -410,13 +412,29 @@ def _size_text(size: int) -> str:
     return f"{size / 1024:.1f}".removesuffix(".0") + " KB"
 
 
+def declared_length(value: str | None) -> int | None:
+    """Read a Content-Length header with bounded work; None when missing or not plain digits.
+
+    A value of more digits than any real size is read as larger than any limit rather than
+    converted (a long digit string costs time to convert, or raises).
+    """
+    if value is None:
+        return None
+    text = value.strip()
+    if not text or not text.isascii() or not text.isdigit():
+        return None
+    if len(text) > _MAX_LENGTH_DIGITS:
+        return 10**_MAX_LENGTH_DIGITS
+    return int(text)
+
+
 def _read_body(response: requests.Response, *, max_bytes: int, deadline: _Deadline) -> bytes:
     too_large = LinkRejected(
         f"The image at this link is larger than {_size_text(max_bytes)}. Download it, make it "
         "smaller and upload it instead."
     )
-    declared = response.headers.get("Content-Length", "")
-    if declared.isdigit() and int(declared) > max_bytes:
+    declared = declared_length(response.headers.get("Content-Length"))
+    if declared is not None and declared > max_bytes:
         raise too_large
     content_type = response.headers.get("Content-Type")
     body = bytearray()

@@ -643,3 +643,17 @@ def test_a_broken_video_link_is_a_plain_error(client: GatewayClient, tmp_path: P
         client.download("not-a-link", tmp_path / "v.mp4")
     assert "again" in caught.value.hint
     assert list(tmp_path.iterdir()) == []
+
+
+def test_a_content_length_of_thousands_of_digits_is_too_large_not_a_crash(
+    httpserver: HTTPServer, client: GatewayClient, tmp_path: Path
+) -> None:
+    def answer(request: Request) -> Response:
+        response = Response(b"video-bytes", mimetype="video/mp4")
+        response.headers["Content-Length"] = "9" * 5000
+        return response
+
+    httpserver.expect_request("/v.mp4").respond_with_handler(answer)
+    with pytest.raises(GatewayResponseError, match="larger than"):
+        client.download(httpserver.url_for("/v.mp4"), tmp_path / "v.mp4")
+    assert list(tmp_path.iterdir()) == []
