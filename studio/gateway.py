@@ -40,6 +40,7 @@ from studio.errors import (
     ServerError,
     error_from_response,
     redact,
+    redaction_pattern,
 )
 from studio.generation import SUBMIT_PATHS, GenerationRequest
 from studio.linkfetch import declared_length
@@ -443,6 +444,17 @@ def parse_task(body: object, *, task_id: str | None = None) -> TaskSnapshot:
     )
 
 
+def _redacted(value: object, pattern: re.Pattern[str] | None) -> object:
+    """``value`` (decoded JSON) with every text in it, names included, passed through ``redact``."""
+    if isinstance(value, str):
+        return redact(value, pattern)
+    if isinstance(value, dict):
+        return {redact(str(key), pattern): _redacted(item, pattern) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_redacted(item, pattern) for item in value]
+    return value
+
+
 # Transport.
 
 
@@ -542,6 +554,7 @@ class GatewayClient:
     ) -> None:
         self.base_url = base_url.rstrip("/")
         self._api_key = api_key
+        self._redaction = redaction_pattern((api_key,))
         self.timeouts = timeouts
         self.retry = retry
         self._owns_session = session is None
@@ -701,8 +714,8 @@ class GatewayClient:
             KEY_HEADER: self._api_key,
         }
 
-    def _secrets(self) -> tuple[str, ...]:
-        return (self._api_key,) if self._api_key else ()
+    def _secrets(self) -> re.Pattern[str] | None:
+        return self._redaction
 
     def _delay(self, attempt: int, error: GatewayError) -> float:
         retry_after = getattr(error, "retry_after", None)
@@ -790,14 +803,16 @@ class GatewayClient:
         )
 
     def _json(self, response: requests.Response, *, what: str) -> object:
+        """The answer's body with the key hidden in every text, so no echo of it is ever stored."""
         try:
-            return response.json()
+            body = response.json()
         except ValueError:
             raise GatewayResponseError(
                 f"The gateway's answer to the {what} was not readable (it was not JSON).",
                 status_code=response.status_code,
                 body_excerpt=redact(response.text[:_BODY_EXCERPT_CHARS], self._secrets()),
             ) from None
+        return _redacted(body, self._redaction)
 
     def _download_once(self, url: str, dest: Path, *, max_bytes: int, attempt: int) -> int:
         started = time.monotonic()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import json
 import logging
@@ -657,3 +658,104 @@ def test_a_content_length_of_thousands_of_digits_is_too_large_not_a_crash(
     with pytest.raises(GatewayResponseError, match="larger than"):
         client.download(httpserver.url_for("/v.mp4"), tmp_path / "v.mp4")
     assert list(tmp_path.iterdir()) == []
+
+
+def _echoes_of(key: str) -> dict[str, str]:
+    """The key as a hostile or careless gateway might echo it: cased, and in base64 forms."""
+    raw = key.encode()
+    return {
+        "upper": key.upper(),
+        "lower": key.lower(),
+        "swapped": key.swapcase(),
+        "base64": base64.b64encode(raw).decode(),
+        "base64_unpadded": base64.b64encode(raw).decode().rstrip("="),
+        "urlsafe": base64.urlsafe_b64encode(b"\xfb\xff" + raw).decode(),
+        "urlsafe_unpadded": base64.urlsafe_b64encode(b"\xfb\xff" + raw).decode().rstrip("="),
+        "inside_at_1": base64.b64encode(b"{" + raw + b"}").decode(),
+        "inside_at_2": base64.b64encode(b'k"' + raw + b'",').decode(),
+        "upper_base64": base64.b64encode(key.upper().encode()).decode(),
+    }
+
+
+def _base64_fragments(key: str) -> list[str]:
+    """Pieces of base64 text that any unredacted base64 echo above would still contain."""
+    fragments = []
+    for offset in range(3):
+        for case in (key, key.upper(), key.lower()):
+            core = base64.b64encode(bytes(offset) + case.encode()).decode()[offset + 1 : -3]
+            fragments += [core, core.replace("+", "-").replace("/", "_")]
+    return fragments
+
+
+def _assert_no_key(text: str, key: str) -> None:
+    assert key.lower() not in text.lower()
+    for fragment in _base64_fragments(key):
+        assert fragment not in text
+
+
+def test_a_key_echoed_in_a_successful_answer_is_hidden_in_every_form(
+    httpserver: HTTPServer, client: GatewayClient
+) -> None:
+    echoes = _echoes_of(KEY)
+    text = " ".join(f"{name}={value}" for name, value in echoes.items())
+    body = {
+        "request_id": f"req {echoes['base64']}",
+        "output": {
+            "task_id": "task-1",
+            "task_status": "SUCCEEDED",
+            "video_url": "https://videos.example.com/v.mp4",
+            "orig_prompt": f"a cat {echoes['upper']}",
+            "actual_prompt": f"A cat. {text}",
+            "code": echoes["urlsafe_unpadded"],
+            "message": text,
+            "notes": [echoes["inside_at_1"], {"deeper": echoes["inside_at_2"]}],
+        },
+        "usage": {"video_duration": 5, "video_count": 1, "video_ratio": echoes["lower"]},
+    }
+    httpserver.expect_request(POLL_PATH, method="POST").respond_with_json(body)
+    snapshot = client.get_task("task-1")
+
+    for field_text in (
+        snapshot.orig_prompt,
+        snapshot.actual_prompt,
+        snapshot.error_code,
+        snapshot.error_message,
+        snapshot.request_id,
+        snapshot.usage.video_ratio if snapshot.usage else None,
+        json.dumps(snapshot.raw),
+    ):
+        assert field_text is not None
+        _assert_no_key(field_text, KEY)
+    assert snapshot.actual_prompt is not None
+    assert snapshot.actual_prompt.startswith("A cat. ")
+    assert snapshot.actual_prompt.count("[hidden]") == len(echoes)
+    assert snapshot.orig_prompt == "a cat [hidden]"
+
+
+def test_a_key_echoed_in_a_submit_answer_is_hidden(
+    httpserver: HTTPServer, client: GatewayClient
+) -> None:
+    echoes = _echoes_of(KEY)
+    httpserver.expect_request(SUBMIT_PATH, method="POST").respond_with_json(
+        {
+            "request_id": echoes["swapped"],
+            "output": {"task_id": "task-1", "task_status": "PENDING", "message": echoes["base64"]},
+        }
+    )
+    receipt = client.submit(REQUEST)
+    assert receipt.request_id == "[hidden]"
+    _assert_no_key(json.dumps(receipt.raw), KEY)
+
+
+def test_a_key_echoed_in_base64_in_an_error_answer_is_hidden(
+    httpserver: HTTPServer, client: GatewayClient
+) -> None:
+    echoes = _echoes_of(KEY)
+    httpserver.expect_request(SUBMIT_PATH, method="POST").respond_with_json(
+        {"code": echoes["upper"], "message": f"bad key {echoes['inside_at_2']}"}, status=400
+    )
+    with pytest.raises(BadRequestError) as caught:
+        client.submit(REQUEST)
+    error = caught.value
+    for text in (str(error), error.code or "", error.body_excerpt, repr(error)):
+        _assert_no_key(text, KEY)
