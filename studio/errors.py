@@ -123,6 +123,23 @@ class GatewayConnectionError(GatewayError):
         self.may_have_reached_server = may_have_reached_server
 
 
+class RequestNotSentError(GatewayConnectionError):
+    """The request could not be put together or sent at all, so no byte of it left this computer."""
+
+    default_hint = "Nothing was sent; check the settings and try again."
+
+    def __init__(self, message: str, *, hint: str | None = None) -> None:
+        super().__init__(message, may_have_reached_server=False, hint=hint)
+
+
+class UnsendableKeyError(RequestNotSentError):
+    """The API key holds a character no key has (often an invisible one pasted along with it)."""
+
+    default_hint = (
+        "Type or paste the API key again in Settings, without spaces or invisible characters."
+    )
+
+
 class GatewayTimeout(GatewayConnectionError):
     """The gateway took too long to connect or to answer."""
 

@@ -37,7 +37,9 @@ from studio.errors import (
     GatewayStatusError,
     GatewayTimeout,
     LinkExpiredError,
+    RequestNotSentError,
     ServerError,
+    UnsendableKeyError,
     error_from_response,
     redact,
     redaction_pattern,
@@ -533,6 +535,24 @@ def _loggable(url: str) -> str:
     return f"{parts.scheme}://{parts.netloc}{parts.path}"
 
 
+def key_problem(api_key: str) -> str | None:
+    """Say why this API key cannot be sent to the gateway, or return None when it can.
+
+    Keys are plain visible ASCII. Anything else (a space, a zero-width space pasted with the key, a
+    letter from another alphabet) cannot travel in an HTTP header as typed and was never part of a
+    key. The message names the character by its code and position, never the key.
+    """
+    for position, character in enumerate(api_key, start=1):
+        if not "!" <= character <= "~":
+            name = "a space" if character == " " else f"the character U+{ord(character):04X}"
+            return (
+                f"The API key contains {name} (character {position} of {len(api_key)}), which an "
+                "API key never has, so it cannot be sent. It often comes from copying the key "
+                "with invisible characters around it."
+            )
+    return None
+
+
 class GatewayClient:
     """One connection to the gateway: its address, the key, a session, timeouts and retries.
 
@@ -554,6 +574,7 @@ class GatewayClient:
     ) -> None:
         self.base_url = base_url.rstrip("/")
         self._api_key = api_key
+        self._key_problem = key_problem(api_key)
         self._redaction = redaction_pattern((api_key,))
         self.timeouts = timeouts
         self.retry = retry
@@ -732,17 +753,18 @@ class GatewayClient:
         safe_to_repeat: bool,
     ) -> requests.Response:
         """Send one gateway request, repeating it only where that cannot create a second task."""
+        if self._key_problem is not None:
+            raise UnsendableKeyError(self._key_problem)
         attempt = 1
         while True:
+            prepared, environment = self._prepare(method, url, json_body)
             started = time.monotonic()
             try:
-                response = self._session.request(
-                    method,
-                    url,
-                    json=json_body,
-                    headers=self._headers(),
+                response = self._session.send(
+                    prepared,
                     timeout=self.timeouts.as_requests(),
                     allow_redirects=False,
+                    **environment,
                 )
             except requests.RequestException as exc:
                 error = self._transport_error(exc, method=method, url=url, attempt=attempt)
@@ -762,6 +784,37 @@ class GatewayClient:
                 error = status_error
             self._sleep(self._delay(attempt, error))
             attempt += 1
+
+    def _prepare(
+        self, method: str, url: str, json_body: Mapping[str, Any] | None
+    ) -> tuple[requests.PreparedRequest, dict[str, Any]]:
+        """Build the request completely, so that any failure here is known to have sent nothing.
+
+        Raises
+        ------
+        RequestNotSentError
+            For anything that stops the request being built, including a header that HTTP
+            cannot carry.
+        """
+        try:
+            prepared = self._session.prepare_request(
+                requests.Request(method, url, json=json_body, headers=self._headers())
+            )
+            environment = self._session.merge_environment_settings(
+                prepared.url, {}, None, None, None
+            )
+            for value in prepared.headers.values():
+                if isinstance(value, str):
+                    # What the HTTP library does later, while it may already be connected.
+                    value.encode("latin-1")
+        except _BAD_ADDRESS as exc:
+            raise self._transport_error(exc, method=method, url=url, attempt=1) from None
+        except Exception as exc:
+            logger.warning("%s %s was not sent: %s", method, _loggable(url), type(exc).__name__)
+            raise RequestNotSentError(
+                "Wan Studio could not put the request together, so it was not sent."
+            ) from None
+        return prepared, environment
 
     def _transport_error(
         self, exc: requests.RequestException, *, method: str, url: str, attempt: int

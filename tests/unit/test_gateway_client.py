@@ -30,6 +30,7 @@ from studio.errors import (
     PermissionDeniedError,
     RateLimitError,
     ServerError,
+    UnsendableKeyError,
 )
 from studio.gateway import (
     KEY_HEADER,
@@ -759,3 +760,22 @@ def test_a_key_echoed_in_base64_in_an_error_answer_is_hidden(
     error = caught.value
     for text in (str(error), error.code or "", error.body_excerpt, repr(error)):
         _assert_no_key(text, KEY)
+
+
+@pytest.mark.parametrize(
+    ("key", "named"),
+    [(KEY + "\u200b", "U+200B"), ("\u00e9" + KEY, "U+00E9"), (KEY + " x", "a space")],
+)
+def test_a_key_that_cannot_be_sent_is_refused_before_any_byte_leaves(
+    httpserver: HTTPServer, key: str, named: str
+) -> None:
+    client = GatewayClient(base_url=httpserver.url_for("/"), api_key=key, timeouts=FAST)
+    for call in (lambda: client.submit(REQUEST), lambda: client.get_task("task-1")):
+        with pytest.raises(UnsendableKeyError) as caught:
+            call()
+        error = caught.value
+        assert error.may_have_reached_server is False
+        assert named in error.message
+        assert KEY not in str(error)
+        assert "Settings" in error.hint
+    assert httpserver.log == []

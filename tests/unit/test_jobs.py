@@ -12,8 +12,10 @@ import pytest
 
 import simulator
 from studio.catalog import default_catalog
+from studio.gateway import GatewayClient
 from studio.generation import InvalidRequest
-from studio.jobs import JobDraft, draft_problems, draw_seed, recordable_payload
+from studio.imagehost import DataUriHost
+from studio.jobs import JobDraft, Submitter, draft_problems, draw_seed, recordable_payload
 from studio.records import BILLED, JobStatus
 from studio.service import Studio
 from tests.plugins.engine import (
@@ -233,3 +235,63 @@ def test_drafts_are_frozen():
     draft = JobDraft(model="wan2.2-i2v-flash")
     with pytest.raises(AttributeError):
         draft.model = "other"  # type: ignore[misc]
+
+
+def _submitter_for(studio: Studio) -> Submitter:
+    return Submitter(
+        store=studio.store,
+        library=studio.images,
+        image_host=DataUriHost(),
+        catalog=studio.catalog,
+        policy=studio.policy,
+    )
+
+
+def test_a_key_with_an_invisible_character_is_rejected_as_never_sent(
+    billed_studio: Studio, engine_gateway: simulator.RunningSimulator
+):
+    pasted = ENGINE_KEY + "\u200b"
+    job = _submitter_for(billed_studio).submit(
+        quick_draft(),
+        client=GatewayClient(base_url=engine_gateway.url, api_key=pasted),
+        submission_id=new_id(),
+        session_id="s",
+        mode=BILLED,
+        key_fingerprint=None,
+    )
+    assert job.status is JobStatus.REJECTED
+    assert job.error_code == "UnsendableKeyError"
+    assert "U+200B" in job.explanation
+    assert "never reached the gateway" in job.explanation
+    assert "Nothing was billed" in job.explanation
+    assert "may have" not in job.explanation
+    assert ENGINE_KEY not in job.explanation
+    assert ENGINE_KEY not in (job.error_message or "")
+    assert engine_gateway.tasks() == []
+    # Nothing is left for the watcher to call uncertain later.
+    billed_studio.watcher.run_once()
+    assert billed_studio.job(job.id).status is JobStatus.REJECTED
+
+
+class _BrokenBeforeSending(GatewayClient):
+    """A client whose request cannot even be built (a failure no gateway error describes)."""
+
+    def _headers(self) -> dict[str, str]:
+        raise RuntimeError("the request could not be built")
+
+
+def test_any_failure_before_the_request_leaves_is_never_sent(
+    billed_studio: Studio, engine_gateway: simulator.RunningSimulator
+):
+    job = _submitter_for(billed_studio).submit(
+        quick_draft(),
+        client=_BrokenBeforeSending(base_url=engine_gateway.url, api_key=ENGINE_KEY),
+        submission_id=new_id(),
+        session_id="s",
+        mode=BILLED,
+        key_fingerprint=None,
+    )
+    assert job.status is JobStatus.REJECTED
+    assert "Nothing was billed" in job.explanation
+    assert "may have" not in job.explanation
+    assert engine_gateway.tasks() == []
