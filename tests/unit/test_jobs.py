@@ -9,6 +9,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
+from pytest_httpserver import HTTPServer
 
 import simulator
 from studio.catalog import default_catalog
@@ -119,7 +120,6 @@ def test_an_invalid_draft_raises_and_writes_nothing(billed_studio: Studio):
 @pytest.mark.parametrize(
     ("key_suffix", "code", "words"),
     [
-        ("+server_error:endpoint=submit", "ServerError", "problem on its side"),
         ("+rate_limit:endpoint=submit:retry_after=7", "RateLimitError", "about 7 seconds"),
     ],
 )
@@ -295,3 +295,55 @@ def test_any_failure_before_the_request_leaves_is_never_sent(
     assert "Nothing was billed" in job.explanation
     assert "may have" not in job.explanation
     assert engine_gateway.tasks() == []
+
+
+@pytest.mark.parametrize(
+    ("status", "body"),
+    [
+        (500, '{"message": "Internal server error"}'),
+        (503, "Service Unavailable"),
+        (502, '{"error": {"code": "BadGateway", "message": "upstream failed"}}'),
+        (599, ""),
+    ],
+)
+def test_a_5xx_answer_to_a_submit_leaves_the_job_uncertain(
+    billed_studio: Studio, httpserver: HTTPServer, status: int, body: str
+):
+    httpserver.expect_request(
+        "/wan-i2v/v1/generateImageToVideoRequest", method="POST"
+    ).respond_with_data(body, status=status)
+    job = _submitter_for(billed_studio).submit(
+        quick_draft(),
+        client=GatewayClient(base_url=httpserver.url_for("/"), api_key=ENGINE_KEY),
+        submission_id=new_id(),
+        session_id="s",
+        mode=BILLED,
+        key_fingerprint=None,
+    )
+    assert job.status is JobStatus.UNCERTAIN
+    stored = billed_studio.job(job.id)
+    assert stored.status is JobStatus.UNCERTAIN
+    assert "may have reached the gateway" in stored.explanation
+    assert "nothing was billed" not in stored.explanation.lower()
+    assert "not billed" not in stored.explanation.lower()
+    assert stored.cost_usd is None
+    assert stored.next_poll_at is None
+    # Sent once, and never again on its own.
+    billed_studio.watcher.run_once()
+    assert billed_studio.job(job.id).status is JobStatus.UNCERTAIN
+    assert len(httpserver.log) == 1
+
+
+def test_a_5xx_from_the_simulated_gateway_is_uncertain_too(
+    billed_studio: Studio, engine_gateway: simulator.RunningSimulator
+):
+    job = billed_studio.submit(
+        quick_draft(),
+        submission_id=new_id(),
+        session_id="s",
+        api_key=ENGINE_KEY + "+server_error:endpoint=submit",
+    )
+    assert job.status is JobStatus.UNCERTAIN
+    assert job.error_message is not None
+    assert "problem on its side" in job.explanation
+    assert "Nothing was billed" not in job.explanation
