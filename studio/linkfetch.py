@@ -115,6 +115,9 @@ def non_public_reason(address: IPAddress) -> str | None:
             return "the unspecified address"
         if address.is_loopback:
             return "this computer (a loopback address)"
+        if address.is_site_local:
+            # fec0::/10, deprecated but still routed inside some networks like a private range.
+            return "a private network address (IPv6 site-local)"
         for network, description in _TRANSLATION_NETWORKS:
             if address in network:
                 return description
