@@ -8,7 +8,6 @@ a submit that reached the server creates (and bills) a task.
 
 from __future__ import annotations
 
-import contextlib
 import json
 import logging
 import math
@@ -45,7 +44,14 @@ from studio.errors import (
     redaction_pattern,
 )
 from studio.generation import SUBMIT_PATHS, GenerationRequest
-from studio.linkfetch import declared_length
+from studio.linkfetch import (
+    LinkRejected,
+    LinkTooSlow,
+    LinkUnreachable,
+    OpenedLink,
+    declared_length,
+    open_link,
+)
 
 logger = logging.getLogger("studio.gateway")
 
@@ -56,7 +62,9 @@ DEFAULT_MAX_DOWNLOAD_BYTES = 512 * 1024 * 1024
 # Upstream times are Beijing time without an offset.
 GATEWAY_TIMEZONE = timezone(timedelta(hours=8))
 
+DEFAULT_DOWNLOAD_DEADLINE_SECONDS = 600.0
 _DOWNLOAD_CHUNK_BYTES = 256 * 1024
+_DOWNLOAD_HEADERS = {"User-Agent": "WanStudio/0.1 (video download)", "Accept-Encoding": "identity"}
 _BODY_EXCERPT_CHARS = 300
 
 
@@ -571,6 +579,7 @@ class GatewayClient:
         catalog: Catalog | None = None,
         sleep: Callable[[float], None] = time.sleep,
         rng: random.Random | None = None,
+        download_deadline: float = DEFAULT_DOWNLOAD_DEADLINE_SECONDS,
     ) -> None:
         self.base_url = base_url.rstrip("/")
         self._api_key = api_key
@@ -583,6 +592,7 @@ class GatewayClient:
         self._catalog = catalog
         self._sleep = sleep
         self._rng = rng or random.Random()
+        self.download_deadline = download_deadline
 
     def __repr__(self) -> str:
         key = "<hidden>" if self._api_key else "<none>"
@@ -671,6 +681,12 @@ class GatewayClient:
     def download(self, url: str, dest: Path, *, max_bytes: int = DEFAULT_MAX_DOWNLOAD_BYTES) -> int:
         """Save a video link to ``dest`` atomically; the key is never sent to the link's host.
 
+        The link and every redirect go through the link guard (``studio.linkfetch.open_link``):
+        only public addresses on ports 80 and 443, each name resolved once and pinned, one deadline
+        (``download_deadline``) for the whole download. The gateway's storage hosts get no
+        exemption; only the gateway's own address (``base_url``), which the client talks to
+        anyway, may be private, which is how the embedded demo gateway serves videos on loopback.
+
         Parameters
         ----------
         url
@@ -690,6 +706,8 @@ class GatewayClient:
         ------
         LinkExpiredError
             When the link answers 403 (signed links last 24 hours).
+        GatewayResponseError
+            When the guard refuses the link or a redirect (not retried).
         GatewayError
             Any other subclass, after retries.
         """
@@ -870,30 +888,67 @@ class GatewayClient:
     def _download_once(self, url: str, dest: Path, *, max_bytes: int, attempt: int) -> int:
         started = time.monotonic()
         try:
-            # No gateway headers: the link is signed, and the key must not travel to another host.
-            response = self._session.get(
-                url, stream=True, timeout=self.timeouts.as_requests(), headers={}
-            )
-        except requests.RequestException as exc:
-            raise self._transport_error(exc, method="GET", url=url, attempt=attempt) from None
-        with contextlib.closing(response):
-            self._log("GET", url, response.status_code, started, attempt)
-            if response.status_code >= 300:
-                raise error_from_response(
-                    response.status_code, response.text, response.headers, secrets=self._secrets()
+            # Through the link guard: every hop checked and pinned, no gateway headers (the link is
+            # signed, and the key must not travel to another host).
+            with open_link(
+                url,
+                headers=_DOWNLOAD_HEADERS,
+                trusted_hosts=self._own_hosts(),
+                deadline_seconds=self.download_deadline,
+                timeouts=self.timeouts.as_requests(),
+                trust_hint="",
+            ) as opened:
+                response = opened.response
+                self._log("GET", url, response.status_code, started, attempt)
+                if response.status_code >= 300:
+                    raise error_from_response(
+                        response.status_code,
+                        response.text,
+                        response.headers,
+                        secrets=self._secrets(),
+                    )
+                declared = declared_length(response.headers.get("Content-Length"))
+                if declared is not None and declared > max_bytes:
+                    raise self._too_large(max_bytes)
+                return self._write_atomically(
+                    dest, self._chunks(opened, url=url, attempt=attempt), max_bytes=max_bytes
                 )
-            declared = declared_length(response.headers.get("Content-Length"))
-            if declared is not None and declared > max_bytes:
-                raise self._too_large(max_bytes)
-            return self._write_atomically(
-                dest, self._chunks(response, url=url, attempt=attempt), max_bytes=max_bytes
-            )
+        except LinkTooSlow:
+            raise self._download_too_slow() from None
+        except LinkUnreachable as failure:
+            logger.warning("GET %s failed on attempt %d: %s", _loggable(url), attempt, failure)
+            raise GatewayConnectionError(
+                "Wan Studio could not reach the server holding the video.",
+                may_have_reached_server=False,
+            ) from None
+        except LinkRejected as refusal:
+            logger.warning("GET %s refused: %s", _loggable(url), refusal)
+            raise GatewayResponseError(
+                f"The gateway gave a video link that Wan Studio does not follow: {refusal}",
+                hint="Generate the video again; if it keeps happening, check the gateway address.",
+            ) from None
 
-    def _chunks(self, response: requests.Response, *, url: str, attempt: int) -> Iterator[bytes]:
+    def _own_hosts(self) -> tuple[str, ...]:
+        """The gateway's own address: a video there reaches nothing the client does not already."""
+        own = urlsplit(self.base_url)
+        return (own.netloc.lower(),) if own.netloc else ()
+
+    def _download_too_slow(self) -> GatewayTimeout:
+        return GatewayTimeout(
+            f"The video took longer than {self.download_deadline:g} seconds to download.",
+            may_have_reached_server=True,
+        )
+
+    def _chunks(self, opened: OpenedLink, *, url: str, attempt: int) -> Iterator[bytes]:
         try:
-            yield from response.iter_content(_DOWNLOAD_CHUNK_BYTES)
+            yield from opened.response.iter_content(_DOWNLOAD_CHUNK_BYTES)
         except requests.RequestException as exc:
+            if opened.deadline_passed():
+                raise self._download_too_slow() from None
             raise self._transport_error(exc, method="GET", url=url, attempt=attempt) from None
+        # A socket shut down at the deadline can look like a normal end of the body.
+        if opened.deadline_passed():
+            raise self._download_too_slow()
 
     @staticmethod
     def _too_large(max_bytes: int) -> GatewayResponseError:

@@ -32,7 +32,7 @@ import ipaddress
 import socket
 import threading
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urljoin, urlsplit
@@ -86,6 +86,14 @@ _IMAGE_SIGNATURES: tuple[tuple[int, bytes], ...] = (
 
 class LinkRejected(Exception):
     """A link that was not fetched; its text says why in words a user can act on."""
+
+
+class LinkUnreachable(LinkRejected):
+    """The link's server could not be found or reached; trying again later may work."""
+
+
+class LinkTooSlow(LinkRejected):
+    """The whole fetch took longer than its deadline."""
 
 
 @dataclass(frozen=True)
@@ -170,7 +178,12 @@ _TRUST_HINT = (
 )
 
 
-def _check(url: str, trusted: set[tuple[str, int | None]], resolve: Resolver) -> _Target:
+def _check(
+    url: str,
+    trusted: set[tuple[str, int | None]],
+    resolve: Resolver,
+    trust_hint: str = _TRUST_HINT,
+) -> _Target:
     scheme = urlsplit(url.strip()).scheme.lower()
     if scheme not in ("http", "https"):
         shown = f"starts with {scheme}:" if scheme else "has no http:// or https:// in front"
@@ -193,7 +206,7 @@ def _check(url: str, trusted: set[tuple[str, int | None]], resolve: Resolver) ->
     if not is_trusted and port not in ALLOWED_PORTS:
         raise LinkRejected(
             f"The link asks for port {port}; only the standard web ports (80 and 443) are "
-            f"allowed. {_TRUST_HINT}"
+            f"allowed. {trust_hint}".rstrip()
         )
     addresses = _resolve(host, port, resolve)
     if not is_trusted:
@@ -202,7 +215,7 @@ def _check(url: str, trusted: set[tuple[str, int | None]], resolve: Resolver) ->
             if reason:
                 raise LinkRejected(
                     f"The link leads to {reason} at {address}, not the public internet, so it is "
-                    f"not fetched. {_TRUST_HINT}"
+                    f"not fetched. {trust_hint}".rstrip()
                 )
     return _Target(url=normalised, host=host, address=str(addresses[0]))
 
@@ -215,7 +228,7 @@ def _resolve(host: str, port: int, resolve: Resolver) -> list[IPAddress]:
     try:
         answers = resolve(host, port)
     except (OSError, UnicodeError):
-        raise LinkRejected(f"The host {host} could not be found; check the link.") from None
+        raise LinkUnreachable(f"The host {host} could not be found; check the link.") from None
     addresses: list[IPAddress] = []
     for family, *_, socket_address in answers:
         if family in (socket.AF_INET, socket.AF_INET6):
@@ -252,8 +265,8 @@ class _Deadline:
             raise self.too_slow()
         return left
 
-    def too_slow(self) -> LinkRejected:
-        return LinkRejected(
+    def too_slow(self) -> LinkTooSlow:
+        return LinkTooSlow(
             f"The server took longer than {self.seconds:g} seconds to send the image. Try again "
             "later, or download the image and upload it instead."
         )
@@ -329,6 +342,9 @@ def _open(
     target: _Target,
     deadline: _Deadline,
     session_factory: Callable[[], requests.Session],
+    *,
+    headers: Mapping[str, str],
+    timeouts: tuple[float, float] | None,
 ) -> tuple[requests.Session, requests.Response]:
     session = session_factory()
     session.trust_env = False
@@ -336,21 +352,18 @@ def _open(
     session.mount("http://", adapter)
     session.mount("https://", adapter)
     remaining = deadline.remaining()
+    connect, read = timeouts if timeouts is not None else (remaining, remaining)
     try:
         response = session.get(
             target.url,
-            headers={
-                "User-Agent": USER_AGENT,
-                "Accept": "image/*",
-                "Accept-Encoding": "identity",
-            },
+            headers=dict(headers),
             allow_redirects=False,
             stream=True,
-            timeout=(remaining, remaining),
+            timeout=(min(connect, remaining), min(read, remaining)),
         )
     except requests.exceptions.SSLError:
         session.close()
-        raise LinkRejected(
+        raise LinkUnreachable(
             f"The secure connection to {target.host} failed (its certificate is not valid for "
             "it). Check the link."
         ) from None
@@ -358,7 +371,7 @@ def _open(
         session.close()
         if deadline.expired or _passed(deadline):
             raise deadline.too_slow() from None
-        raise LinkRejected(
+        raise LinkUnreachable(
             f"Could not connect to {target.host}. Check the link, or try again later."
         ) from None
     return session, response
@@ -469,6 +482,93 @@ def _read_body(response: requests.Response, *, max_bytes: int, deadline: _Deadli
     return bytes(body)
 
 
+@dataclass(frozen=True)
+class OpenedLink:
+    """The answer at the end of a guarded link, its body not yet read."""
+
+    response: requests.Response
+    final_url: str
+    _deadline: _Deadline = field(repr=False)
+
+    def deadline_passed(self) -> bool:
+        """True once the fetch's deadline has passed (its sockets are then shut down)."""
+        return self._deadline.expired or _passed(self._deadline)
+
+
+@contextlib.contextmanager
+def open_link(
+    url: str,
+    *,
+    headers: Mapping[str, str],
+    trusted_hosts: Iterable[str] = (),
+    deadline_seconds: float = DEFAULT_DEADLINE_SECONDS,
+    timeouts: tuple[float, float] | None = None,
+    session_factory: Callable[[], requests.Session] | None = None,
+    resolve: Resolver = socket.getaddrinfo,
+    trust_hint: str = _TRUST_HINT,
+) -> Iterator[OpenedLink]:
+    """Follow a link through the guard described in this module, up to its first non-redirect.
+
+    Parameters
+    ----------
+    url
+        The link.
+    headers
+        Sent with every hop; nothing else is (no cookies, no credentials).
+    trusted_hosts
+        Hosts (``name`` or ``name:port``) allowed even though their address is not public or their
+        port is not 80/443.
+    deadline_seconds
+        The time allowed for everything, redirects and reading the body included: when it
+        passes, the sockets are shut down and ``OpenedLink.deadline_passed`` turns true.
+    timeouts
+        Seconds to connect and between bytes, each capped by what is left of the deadline.
+    session_factory
+        Makes the ``requests.Session`` for each hop (the guard mounts its own adapter on it).
+    resolve
+        Turns ``(host, port)`` into ``getaddrinfo``-style entries; the system resolver by default.
+    trust_hint
+        Said after a refused address or port: how to trust a host, or nothing where it cannot be.
+
+    Yields
+    ------
+    OpenedLink
+        The final answer, whatever its status, with its body still to be streamed.
+
+    Raises
+    ------
+    LinkRejected
+        For every refused hop; ``LinkUnreachable`` and ``LinkTooSlow`` for failures that may pass.
+    """
+    trusted = _parse_trusted_hosts(trusted_hosts)
+    make_session = session_factory or requests.Session
+    current = url
+    with _Deadline(deadline_seconds) as deadline:
+        for hop in range(MAX_REDIRECTS + 1):
+            try:
+                target = _check(current, trusted, resolve, trust_hint)
+            except LinkRejected as refusal:
+                if hop == 0:
+                    raise
+                raise type(refusal)(f"The link redirects to another address. {refusal}") from None
+            session, response = _open(
+                target, deadline, make_session, headers=headers, timeouts=timeouts
+            )
+            with session, response:
+                if response.is_redirect:
+                    current = urljoin(target.url, response.headers["Location"])
+                    continue
+                yield OpenedLink(response=response, final_url=target.url, _deadline=deadline)
+                return
+    raise LinkRejected(
+        f"The link redirects more than {MAX_REDIRECTS} times. Open it in your browser and use "
+        "the address the image finally comes from."
+    )
+
+
+_IMAGE_HEADERS = {"User-Agent": USER_AGENT, "Accept": "image/*", "Accept-Encoding": "identity"}
+
+
 def fetch_image_link(
     url: str,
     *,
@@ -507,30 +607,18 @@ def fetch_image_link(
     LinkRejected
         With a sentence saying why, for every refusal and failure.
     """
-    trusted = _parse_trusted_hosts(trusted_hosts)
-    make_session = session_factory or requests.Session
-    current = url
-    with _Deadline(deadline_seconds) as deadline:
-        for hop in range(MAX_REDIRECTS + 1):
-            try:
-                target = _check(current, trusted, resolve)
-            except LinkRejected as refusal:
-                if hop == 0:
-                    raise
-                raise LinkRejected(f"The link redirects to another address. {refusal}") from None
-            session, response = _open(target, deadline, make_session)
-            with session, response:
-                if response.is_redirect:
-                    current = urljoin(target.url, response.headers["Location"])
-                    continue
-                _raise_for_status(response)
-                data = _read_body(response, max_bytes=max_bytes, deadline=deadline)
-                return FetchedImage(
-                    data=data,
-                    content_type=response.headers.get("Content-Type"),
-                    final_url=target.url,
-                )
-    raise LinkRejected(
-        f"The link redirects more than {MAX_REDIRECTS} times. Open it in your browser and use "
-        "the address the image finally comes from."
-    )
+    with open_link(
+        url,
+        headers=_IMAGE_HEADERS,
+        trusted_hosts=trusted_hosts,
+        deadline_seconds=deadline_seconds,
+        session_factory=session_factory,
+        resolve=resolve,
+    ) as opened:
+        _raise_for_status(opened.response)
+        data = _read_body(opened.response, max_bytes=max_bytes, deadline=opened._deadline)
+        return FetchedImage(
+            data=data,
+            content_type=opened.response.headers.get("Content-Type"),
+            final_url=opened.final_url,
+        )

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import contextlib
+import ipaddress
 import json
 import logging
 import socket
@@ -13,6 +14,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+import urllib3.util.connection
 from pytest_httpserver import HTTPServer
 from werkzeug import Request, Response
 
@@ -779,3 +781,104 @@ def test_a_key_that_cannot_be_sent_is_refused_before_any_byte_leaves(
         assert KEY not in str(error)
         assert "Settings" in error.hint
     assert httpserver.log == []
+
+
+# Video links go through the link guard.
+
+
+@pytest.fixture
+def connections(monkeypatch: pytest.MonkeyPatch) -> list[tuple[str, int]]:
+    """Every address a connection is opened to; only loopback ones really connect."""
+    attempts: list[tuple[str, int]] = []
+    real_create_connection = urllib3.util.connection.create_connection
+
+    def recording_create_connection(address, *args, **kwargs):
+        host, port = address
+        attempts.append((host, port))
+        if not ipaddress.ip_address(host).is_loopback:
+            raise OSError("tests never connect outside this machine")
+        return real_create_connection(address, *args, **kwargs)
+
+    monkeypatch.setattr(urllib3.util.connection, "create_connection", recording_create_connection)
+    return attempts
+
+
+@pytest.fixture
+def other_server() -> Iterator[HTTPServer]:
+    """A second local server, not the gateway: a hostile redirect's target."""
+    server = HTTPServer(host="127.0.0.1", port=0)
+    server.start()
+    yield server
+    server.stop()
+
+
+@pytest.mark.parametrize(
+    "target",
+    [
+        "http://127.0.0.1/internal",
+        "http://127.0.0.1:{other}/internal",
+        "http://localhost:{other}/internal",
+        "http://[::1]/internal",
+        "http://10.0.0.5/v.mp4",
+        "http://169.254.169.254/latest/meta-data/",
+        "http://[fec0::1]/v.mp4",
+        "http://[::ffff:127.0.0.1]:{other}/internal",
+    ],
+)
+def test_a_video_link_redirecting_to_a_private_address_is_never_followed(
+    httpserver: HTTPServer,
+    other_server: HTTPServer,
+    connections: list[tuple[str, int]],
+    tmp_path: Path,
+    target: str,
+) -> None:
+    other_server.expect_request("/internal").respond_with_data(b"secret internal bytes")
+    location = target.format(other=other_server.port)
+    httpserver.expect_request("/v.mp4").respond_with_data(
+        "", status=302, headers={"Location": location}
+    )
+    sleeps = Sleeps()
+    with (
+        make_client(httpserver.url_for("/"), sleeps=sleeps) as gateway,
+        pytest.raises(GatewayResponseError) as caught,
+    ):
+        gateway.download(httpserver.url_for("/v.mp4"), tmp_path / "v.mp4")
+    assert "video link that Wan Studio does not follow" in caught.value.message
+    assert "redirects to another address" in caught.value.message
+    assert other_server.log == []
+    assert len(httpserver.log) == 1  # refused once, not retried
+    assert sleeps.calls == []
+    assert {port for _, port in connections} == {httpserver.port}
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_video_link_on_another_local_server_is_never_contacted(
+    httpserver: HTTPServer, other_server: HTTPServer, connections: list, tmp_path: Path
+) -> None:
+    other_server.expect_request("/v.mp4").respond_with_data(b"video-bytes")
+    with make_client(httpserver.url_for("/")) as gateway, pytest.raises(GatewayResponseError):
+        gateway.download(other_server.url_for("/v.mp4"), tmp_path / "v.mp4")
+    assert other_server.log == []
+    assert connections == []
+
+
+def test_endless_video_redirects_stop(httpserver: HTTPServer, tmp_path: Path) -> None:
+    httpserver.expect_request("/loop").respond_with_data(
+        "", status=302, headers={"Location": "/loop"}
+    )
+    with make_client(httpserver.url_for("/")) as gateway, pytest.raises(GatewayResponseError):
+        gateway.download(httpserver.url_for("/loop"), tmp_path / "v.mp4")
+    assert len(httpserver.log) == 6  # the link and five redirects, once
+
+
+def test_a_redirect_within_the_gateway_address_is_followed(
+    httpserver: HTTPServer, tmp_path: Path
+) -> None:
+    httpserver.expect_request("/v.mp4").respond_with_data(
+        "", status=302, headers={"Location": "/stored/v.mp4?Signature=s"}
+    )
+    httpserver.expect_request("/stored/v.mp4").respond_with_data(b"video-bytes")
+    with make_client(httpserver.url_for("/")) as gateway:
+        assert gateway.download(httpserver.url_for("/v.mp4"), tmp_path / "v.mp4") == 11
+    assert (tmp_path / "v.mp4").read_bytes() == b"video-bytes"
+    assert all(KEY_HEADER not in request.headers for request, _ in httpserver.log)

@@ -347,3 +347,17 @@ def test_a_5xx_from_the_simulated_gateway_is_uncertain_too(
     assert job.error_message is not None
     assert "problem on its side" in job.explanation
     assert "Nothing was billed" not in job.explanation
+
+
+def test_a_demo_video_is_saved_through_the_link_guard(demo_studio: Studio):
+    # The embedded gateway serves its videos on 127.0.0.1, its own address: the one private
+    # address the guard lets a video come from.
+    assert demo_studio.demo_url is not None
+    assert demo_studio.demo_url.startswith("http://127.0.0.1:")
+    job = demo_studio.submit(quick_draft(), submission_id=new_id(), session_id="s")
+    done = wait_until(finished(demo_studio, job), what="the demo job to finish")
+    assert done.status is JobStatus.SUCCEEDED, done.explanation
+    assert done.video_url is not None
+    assert done.video_url.startswith(demo_studio.demo_url)
+    saved = demo_studio.settings.home / done.video_path
+    assert saved.read_bytes()[4:8] == b"ftyp"
