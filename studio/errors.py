@@ -372,6 +372,7 @@ def error_from_response(
     error_class = status_error_class(status_code)
     code, detail, request_id = _read_error_body(body_text)
     request_id = request_id or _header(headers, "x-request-id")
+    request_id = redact(request_id, secrets) if request_id else None
     retry_after = parse_retry_after(_header(headers, "retry-after"))
 
     message = error_class.summary

@@ -757,11 +757,18 @@ def test_a_key_echoed_in_base64_in_an_error_answer_is_hidden(
     httpserver.expect_request(SUBMIT_PATH, method="POST").respond_with_json(
         {"code": echoes["upper"], "message": f"bad key {echoes['inside_at_2']}"}, status=400
     )
-    with pytest.raises(BadRequestError) as caught:
+    httpserver.expect_request(POLL_PATH, method="POST").respond_with_json(
+        {"message": "no such task"}, status=404, headers={"X-Request-Id": echoes["urlsafe"]}
+    )
+    with pytest.raises(BadRequestError) as refused:
         client.submit(REQUEST)
-    error = caught.value
-    for text in (str(error), error.code or "", error.body_excerpt, repr(error)):
-        _assert_no_key(text, KEY)
+    with pytest.raises(NotFoundError) as unknown:
+        client.get_task("task-1")
+    for error in (refused.value, unknown.value):
+        for text in (str(error), error.code, error.request_id, error.body_excerpt, repr(error)):
+            _assert_no_key(text or "", KEY)
+    assert unknown.value.request_id is not None
+    assert "[hidden]" in unknown.value.request_id
 
 
 @pytest.mark.parametrize(
