@@ -85,11 +85,10 @@ def redact(text: str, secrets: Iterable[str] | re.Pattern[str] | None = ()) -> s
     str
         The text with each secret replaced by ``[hidden]``.
     """
-    pattern = secrets if isinstance(secrets, re.Pattern) or secrets is None else None
-    if not isinstance(secrets, re.Pattern) and secrets is not None:
-        pattern = redaction_pattern(secrets)
-    if pattern is not None:
-        text = pattern.sub(REDACTED, text)
+    if secrets is not None and not isinstance(secrets, re.Pattern):
+        secrets = redaction_pattern(secrets)
+    if secrets is not None:
+        text = secrets.sub(REDACTED, text)
     return _KEY_ECHO.sub(lambda match: match.group(1) + REDACTED, text)
 
 

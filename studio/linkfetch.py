@@ -23,6 +23,9 @@ header and ``server_hostname``/``assert_hostname`` set to the name) is the same 
 
 Trusted hosts (exact ``host`` or ``host:port``) skip the address and port checks only, so a user can
 allow an internal image server; the scheme, size and deadline rules still apply.
+
+``open_link`` is the guard on its own, for any link a server hands us: the gateway client fetches
+the videos the gateway links to through it too.
 """
 
 from __future__ import annotations
