@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, date, datetime, timedelta, tzinfo
 from decimal import Decimal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -17,6 +18,24 @@ TONE_ICONS = {
     "warning": ":material/help:",
     "error": ":material/error:",
 }
+
+# Every ASCII punctuation character can be backslash-escaped in Markdown, which turns it into a
+# literal: no link, image, emphasis, code, HTML, LaTeX or coloured text can start.
+_MARKDOWN_PUNCTUATION = re.compile(r"([!-/:-@\[-`{-~])")
+# Emoji and icon shortcodes (``:smile:``, ``:material/home:``) are matched in the text after
+# parsing, escaped or not; a word joiner after the colon keeps the word from being read as one.
+_SHORTCODE_START = re.compile(r"\\:(?=\\?[\w+-])")
+_WORD_JOINER = "\u2060"
+
+
+def plain(text: str) -> str:
+    """User or gateway text made safe to put inside a Markdown-capable element, shown as typed.
+
+    Streamlit reads Markdown (links, images, HTML, ``:red[...]``, ``$...$``, shortcodes) in
+    ``st.markdown``, captions, alerts, toasts and labels; this escapes all of it.
+    """
+    escaped = _MARKDOWN_PUNCTUATION.sub(r"\\\1", text)
+    return _SHORTCODE_START.sub("\\\\:" + _WORD_JOINER, escaped)
 
 
 def money(amount: Decimal | None) -> str:
