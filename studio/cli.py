@@ -536,6 +536,14 @@ def _check(options: argparse.Namespace, context: _Context) -> int:
 def _resend(options: argparse.Namespace, context: _Context) -> int:
     with context.studio(watch=options.wait) as studio:
         old = _existing_job(studio, options.job)
+        if not studio.can_resend(old):
+            # Also a second `resend`: the job was already sent again (its explanation says how).
+            raise CommandFailed(
+                EXIT_INVALID,
+                f"Job {old.id} is {old.status.label.lower()}; only a job whose sending is "
+                "uncertain can be sent again.",
+                hint=old.explanation,
+            )
         try:
             # Only with a key this process holds: the environment's key, or the demo gateway.
             new = studio.resend(
