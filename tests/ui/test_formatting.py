@@ -42,6 +42,7 @@ def test_local_time_in_a_sentence_lowers_relative_days() -> None:
         ":+1: :-1: :smile: :material/home: :streamlit: :red-background[x]",
         "$E = mc^2$ and &amp; and \\*already escaped\\*",
         "www.example.com and someone@example.com",
+        "see https://example.com or HTTP://EXAMPLE.COM, ftp://a or WWW.EXAMPLE.COM",
     ],
 )
 def test_plain_text_keeps_every_character_and_escapes_every_construct(text: str) -> None:
@@ -50,5 +51,12 @@ def test_plain_text_keeps_every_character_and_escapes_every_construct(text: str)
     # Every ASCII punctuation character comes escaped: none is left once the escapes are gone.
     unescaped = re.sub(r"\\[!-/:-@\[-`{-~]", "", escaped)
     assert not re.search(r"[!-/:-@\[-`{-~]", unescaped)
-    # Shortcodes are matched after the escapes are read, so their colons are kept apart.
-    assert not re.search(r":[\w+-]+:", escaped.replace("\\", ""))
+    # Shortcodes and bare links are matched after the escapes are read: they must not match.
+    assert_no_link_or_shortcode(escaped)
+
+
+def assert_no_link_or_shortcode(markdown: str) -> None:
+    """Nothing in ``markdown`` reads as a shortcode or a bare link once its escapes are gone."""
+    read = markdown.replace("\\", "")
+    assert not re.search(r":[\w+-]+[:/]", read), read
+    assert not re.search(r"(?i)https?:/|www\.|[\w.+-]@[\w-]", read), read
