@@ -185,7 +185,7 @@ def _render_cost(*, job: Job) -> None:
 
 
 def render_job_actions(*, studio: Studio, job: Job, session_id: str | None) -> None:
-    """ "Check again", "Send again" and "Dismiss" for a job whose outcome is unsure or late."""
+    """The Check again, Send again and Dismiss buttons of a job whose outcome is unsure or late."""
     if not (studio.can_recheck(job) or studio.can_resend(job)):
         return
     with st.container(horizontal=True, key=f"job-actions-{job.id}"):
