@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import streamlit as st
-from sqlalchemy.engine import make_url
-from sqlalchemy.exc import ArgumentError
-
 from components import state
 from components.sidebar import key_in_use
 from studio.service import Studio
-from studio.settings import KEY_FROM_ENVIRONMENT, KEY_FROM_SECRETS, mask_key
+from studio.settings import (
+    KEY_FROM_ENVIRONMENT,
+    KEY_FROM_SECRETS,
+    mask_key,
+    redacted_database_url,
+)
 
 
 def render_mode_and_key(*, studio: Studio) -> None:
@@ -141,7 +143,4 @@ def render_where_things_are(*, studio: Studio) -> None:
 
 def masked_database_url(url: str) -> str:
     """The database URL with any password replaced by stars."""
-    try:
-        return make_url(url).render_as_string(hide_password=True)
-    except ArgumentError:
-        return "(not a valid database URL)"
+    return redacted_database_url(url)
