@@ -37,7 +37,7 @@ from studio.pricing import (
 )
 from studio.records import BILLED, DEMO, Job, JobStatus, Totals
 from studio.schedule import PollPolicy, RequestBudget, shared_budget
-from studio.settings import Settings
+from studio.settings import Settings, key_problem
 from studio.store import JobStore
 from studio.watcher import Watcher
 
@@ -88,6 +88,10 @@ class _Credentials:
     key: str = field(repr=False)
     base_url: str
     mode: str
+    # The browser sessions holding a key typed in Settings; the configured and the demo keys
+    # are held for the process's lifetime instead.
+    holders: set[str] = field(default_factory=set)
+    permanent: bool = False
     submit_client: GatewayClient | None = None
     watch_client: GatewayClient | None = None
 
@@ -133,10 +137,10 @@ class Studio:
             store=store, library=images, image_host=image_host, catalog=catalog, policy=policy
         )
         if settings.api_key:
-            self._hold_key(settings.api_key, settings.base_url, BILLED)
+            self._hold_key(settings.api_key, settings.base_url, BILLED, holder=None)
         self.demo_fingerprint: str | None = None
         if demo is not None:
-            self.demo_fingerprint = self._hold_key(demo.key, demo.url, DEMO)
+            self.demo_fingerprint = self._hold_key(demo.key, demo.url, DEMO, holder=None)
         self.watcher = Watcher(
             store=store,
             home=settings.home,
@@ -248,32 +252,68 @@ class Studio:
         """The mode a job would have if sent with this session key (or none)."""
         return BILLED if (api_key and api_key.strip()) or self.settings.api_key else DEMO
 
-    def _hold_key(self, key: str, base_url: str, mode: str) -> str:
+    def _hold_key(self, key: str, base_url: str, mode: str, *, holder: str | None) -> str:
+        """Hold a key for one browser session (``holder``), or for good with ``None``."""
         fingerprint = self.settings.fingerprint(key)
         with self._lock:
-            if fingerprint not in self._credentials:
-                self._credentials[fingerprint] = _Credentials(key, base_url, mode)
+            entry = self._credentials.get(fingerprint)
+            if entry is None:
+                entry = self._credentials[fingerprint] = _Credentials(key, base_url, mode)
+            if holder is None:
+                entry.permanent = True
+            else:
+                entry.holders.add(holder)
         return fingerprint
 
-    def use_session_key(self, key: str) -> str:
+    def use_session_key(self, key: str, *, holder: str) -> str:
         """Hold a key typed in Settings, in memory only, so its jobs can be sent and watched.
 
         Parameters
         ----------
         key
-            The API key.
+            The API key (surrounding whitespace is ignored).
+        holder
+            Who holds it: an id of one browser session that no other browser can have (not the
+            session id in the page address, which a shared link passes on). The key stays in
+            this process while at least one holder has not forgotten it.
 
         Returns
         -------
         str
             Its salted fingerprint (what jobs made with it record).
+
+        Raises
+        ------
+        ValueError
+            For an empty key, or one with a character no key can have.
         """
         key = key.strip()
         if not key:
             raise ValueError("The API key is empty.")
-        fingerprint = self._hold_key(key, self.settings.base_url, BILLED)
+        problem = key_problem(key)
+        if problem:
+            raise ValueError(problem)
+        fingerprint = self._hold_key(key, self.settings.base_url, BILLED, holder=holder)
         self.watcher.wake()
         return fingerprint
+
+    def forget_session_key(self, key: str, *, holder: str) -> None:
+        """The browser session ``holder`` lets go of a key it entered.
+
+        When no other browser session holds it (and it is not the configured key), the process
+        lets go of it too: nothing can be sent with it any more, and its jobs still in flight wait,
+        visibly, until someone enters it again.
+        """
+        fingerprint = self.settings.fingerprint(key.strip())
+        with self._lock:
+            entry = self._credentials.get(fingerprint)
+            if entry is None:
+                return
+            entry.holders.discard(holder)
+            if entry.holders or entry.permanent:
+                return
+            # Dropped, not closed: the watcher may be in the middle of a poll with its client.
+            del self._credentials[fingerprint]
 
     def held_key_fingerprints(self) -> list[str]:
         """Fingerprints of every key this process holds (configured, session and demo)."""
@@ -320,10 +360,10 @@ class Studio:
     def _watch_client(self, fingerprint: str | None) -> GatewayClient | None:
         return self._client(fingerprint, for_watcher=True)
 
-    def _sender(self, api_key: str | None) -> tuple[str, str]:
+    def _sender(self, api_key: str | None, holder: str) -> tuple[str, str]:
         """The (fingerprint, mode) a new job is sent with."""
         if api_key and api_key.strip():
-            return self.use_session_key(api_key), BILLED
+            return self.use_session_key(api_key, holder=holder), BILLED
         if self.settings.api_key:
             return self.settings.fingerprint(self.settings.api_key), BILLED
         if self.demo_fingerprint is None:
@@ -415,6 +455,7 @@ class Studio:
         submission_id: str,
         session_id: str | None,
         api_key: str | None = None,
+        key_holder: str | None = None,
     ) -> Job:
         """Write the job, send it once, and hand it to the watcher.
 
@@ -427,7 +468,11 @@ class Studio:
         session_id
             The browser session (for "this session" lists and totals).
         api_key
-            A key typed in Settings for this session; otherwise the configured key, or demo mode.
+            The key this browser session holds (typed in Settings); without one, the configured
+            key, or demo mode. Never a key another session entered: the caller gives its own.
+        key_holder
+            The browser session that holds ``api_key`` (see ``use_session_key``); by default
+            ``session_id``. The key stays held for the watcher until that holder forgets it.
 
         Returns
         -------
@@ -443,7 +488,7 @@ class Studio:
         existing = self.store.get_by_submission(submission_id)
         if existing is not None:
             return existing
-        fingerprint, mode = self._sender(api_key)
+        fingerprint, mode = self._sender(api_key, key_holder or session_id or "")
         client = self._client(fingerprint, for_watcher=False)
         assert client is not None  # _sender holds the key
         job = self._submitter.submit(
@@ -558,12 +603,14 @@ class Studio:
         submission_id: str,
         session_id: str | None,
         api_key: str | None = None,
+        key_holder: str | None = None,
     ) -> Job:
         """Send an uncertain job again, as the user's explicit choice; return the new job.
 
         The old job is marked cancelled (pointing to the new one) so it is never counted twice.
-        Demo jobs are resent in demo mode; billed ones need their key (configured, held for
-        the session, or given as ``api_key``).
+        Demo jobs are resent in demo mode. Billed ones are sent with ``api_key``, the key the
+        asking browser session holds now, or else with the configured key when the job was
+        made with it; a key some other session entered is never used.
 
         Raises
         ------
@@ -582,21 +629,21 @@ class Studio:
                 f"Job {job_id} is {old.status.label.lower()}; only jobs whose "
                 "sending is uncertain can be sent again."
             )
-        if api_key is None and old.mode == BILLED:
-            with self._lock:
-                entry = self._credentials.get(old.key_fingerprint or "")
-            if entry is None:
+        billed = old.mode == BILLED
+        configured = self.settings.api_key
+        if billed and not (api_key and api_key.strip()):
+            if not configured or self.settings.fingerprint(configured) != old.key_fingerprint:
                 raise KeyRequired(
-                    "This job was made with an API key that is not entered here; enter it in "
-                    "Settings to send the job again."
+                    "This job was made with an API key that is not entered in this browser "
+                    "session; enter it in Settings to send the job again."
                 )
-            api_key = entry.key
         draft = self.reuse(job_id)
         new = self.submit(
             draft,
             submission_id=submission_id,
             session_id=session_id,
-            api_key=api_key if old.mode == BILLED else None,
+            api_key=api_key if billed else None,
+            key_holder=key_holder,
         )
         self.store.transition(
             job_id,
