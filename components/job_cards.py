@@ -223,6 +223,7 @@ def _resend(*, studio: Studio, job: Job, session_id: str) -> None:
             submission_id=submission_id,
             session_id=session_id,
             api_key=state.session_api_key(),
+            key_holder=state.key_holder().id,
         )
     except (KeyRequired, ValueError) as problem:
         st.toast(str(problem), icon=":material/error:")

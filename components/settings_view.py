@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import streamlit as st
+
 from components import state
 from components.sidebar import key_in_use
 from studio.service import Studio
 from studio.settings import (
     KEY_FROM_ENVIRONMENT,
     KEY_FROM_SECRETS,
+    key_problem,
     mask_key,
     redacted_database_url,
 )
@@ -63,8 +65,8 @@ def render_session_key(*, studio: Studio) -> None:
                 "Forget this key",
                 key=state.SETTINGS_FORGET_KEY,
                 icon=":material/key_off:",
-                on_click=state.set_session_api_key,
-                args=(None,),
+                on_click=_forget_session_key,
+                kwargs={"studio": studio},
             )
             return
         st.text_input(
@@ -74,6 +76,9 @@ def render_session_key(*, studio: Studio) -> None:
             placeholder="Paste your Pixazo subscription key",
             autocomplete="off",
         )
+        problem = state.key_error()
+        if problem:
+            st.error(problem, icon=":material/error:")
         st.button(
             "Use this key",
             key=state.SETTINGS_SAVE_KEY,
@@ -88,10 +93,23 @@ def _save_session_key(*, studio: Studio) -> None:
     key = (st.session_state.get(state.SETTINGS_KEY_INPUT) or "").strip()
     # The typed key leaves the widget at once, so it is never sent back to the browser.
     st.session_state[state.SETTINGS_KEY_INPUT] = ""
+    state.set_key_error(None)
     if not key:
         return
-    studio.use_session_key(key)
+    problem = key_problem(key)
+    if problem:
+        state.set_key_error(problem)
+        return
+    holder = state.key_holder()
+    studio.use_session_key(key, holder=holder.id, alive=holder)
     state.set_session_api_key(key)
+
+
+def _forget_session_key(*, studio: Studio) -> None:
+    key = state.session_api_key()
+    if key:
+        studio.forget_session_key(key, holder=state.key_holder().id)
+    state.set_session_api_key(None)
 
 
 def render_waiting_jobs(*, studio: Studio) -> None:

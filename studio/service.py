@@ -12,6 +12,8 @@ import io
 import logging
 import threading
 import time
+import weakref
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -132,6 +134,10 @@ class Studio:
         self._demo = demo
         self._lock = threading.Lock()
         self._credentials: dict[str, _Credentials] = {}
+        # (fingerprint, holder) of browser sessions that ended without forgetting their key.
+        # Filled by garbage-collection callbacks, which must not take the lock (the collector
+        # may run while this very thread holds it), so they only append; see _let_go_of_ended.
+        self._ended_holders: deque[tuple[str, str]] = deque()
         self._expected: dict[tuple[str, str, int, bool], tuple[float, float | None]] = {}
         self._submitter = Submitter(
             store=store, library=images, image_host=image_host, catalog=catalog, policy=policy
@@ -256,6 +262,7 @@ class Studio:
         """Hold a key for one browser session (``holder``), or for good with ``None``."""
         fingerprint = self.settings.fingerprint(key)
         with self._lock:
+            self._let_go_of_ended()
             entry = self._credentials.get(fingerprint)
             if entry is None:
                 entry = self._credentials[fingerprint] = _Credentials(key, base_url, mode)
@@ -265,7 +272,22 @@ class Studio:
                 entry.holders.add(holder)
         return fingerprint
 
-    def use_session_key(self, key: str, *, holder: str) -> str:
+    def _release(self, fingerprint: str, holder: str) -> None:
+        # Called with the lock held.
+        entry = self._credentials.get(fingerprint)
+        if entry is None:
+            return
+        entry.holders.discard(holder)
+        if not entry.holders and not entry.permanent:
+            # Dropped, not closed: the watcher may be in the middle of a poll with its client.
+            del self._credentials[fingerprint]
+
+    def _let_go_of_ended(self) -> None:
+        # Called with the lock held.
+        while self._ended_holders:
+            self._release(*self._ended_holders.popleft())
+
+    def use_session_key(self, key: str, *, holder: str, alive: object | None = None) -> str:
         """Hold a key typed in Settings, in memory only, so its jobs can be sent and watched.
 
         Parameters
@@ -276,6 +298,10 @@ class Studio:
             Who holds it: an id of one browser session that no other browser can have (not the
             session id in the page address, which a shared link passes on). The key stays in
             this process while at least one holder has not forgotten it.
+        alive
+            An object that lives exactly as long as the holder's browser session (kept in its
+            session state): once it is collected, the session is gone and its hold ends as if
+            it had forgotten the key.
 
         Returns
         -------
@@ -294,6 +320,8 @@ class Studio:
         if problem:
             raise ValueError(problem)
         fingerprint = self._hold_key(key, self.settings.base_url, BILLED, holder=holder)
+        if alive is not None:
+            weakref.finalize(alive, self._ended_holders.append, (fingerprint, holder))
         self.watcher.wake()
         return fingerprint
 
@@ -306,18 +334,13 @@ class Studio:
         """
         fingerprint = self.settings.fingerprint(key.strip())
         with self._lock:
-            entry = self._credentials.get(fingerprint)
-            if entry is None:
-                return
-            entry.holders.discard(holder)
-            if entry.holders or entry.permanent:
-                return
-            # Dropped, not closed: the watcher may be in the middle of a poll with its client.
-            del self._credentials[fingerprint]
+            self._let_go_of_ended()
+            self._release(fingerprint, holder)
 
     def held_key_fingerprints(self) -> list[str]:
         """Fingerprints of every key this process holds (configured, session and demo)."""
         with self._lock:
+            self._let_go_of_ended()
             return list(self._credentials)
 
     def jobs_waiting_for_key(self) -> list[Job]:
@@ -327,6 +350,7 @@ class Studio:
 
     def _client(self, fingerprint: str | None, *, for_watcher: bool) -> GatewayClient | None:
         with self._lock:
+            self._let_go_of_ended()
             entry = self._credentials.get(fingerprint) if fingerprint else None
             if entry is None:
                 return None
@@ -631,12 +655,14 @@ class Studio:
             )
         billed = old.mode == BILLED
         configured = self.settings.api_key
-        if billed and not (api_key and api_key.strip()):
-            if not configured or self.settings.fingerprint(configured) != old.key_fingerprint:
-                raise KeyRequired(
-                    "This job was made with an API key that is not entered in this browser "
-                    "session; enter it in Settings to send the job again."
-                )
+        made_with_configured = (
+            configured is not None and self.settings.fingerprint(configured) == old.key_fingerprint
+        )
+        if billed and not (api_key and api_key.strip()) and not made_with_configured:
+            raise KeyRequired(
+                "This job was made with an API key that is not entered in this browser "
+                "session; enter it in Settings to send the job again."
+            )
         draft = self.reuse(job_id)
         new = self.submit(
             draft,

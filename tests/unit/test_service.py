@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import gc
 import io
 import uuid
 from dataclasses import replace
@@ -127,6 +128,22 @@ def test_a_key_stays_held_while_any_browser_session_holds_it(open_studio, engine
     assert fingerprint not in studio.held_key_fingerprints()
     # Only the demo key is left in the process.
     assert studio.held_key_fingerprints() == [studio.demo_fingerprint]
+
+
+def test_a_browser_session_that_ends_lets_go_of_its_key(demo_studio: Studio):
+    class Session:
+        pass
+
+    ended, still_open = Session(), Session()
+    typed = "pz-typed-key-0123456789"
+    fingerprint = demo_studio.use_session_key(typed, holder="browser-a", alive=ended)
+    demo_studio.use_session_key(typed, holder="browser-b", alive=still_open)
+    del ended
+    gc.collect()
+    assert fingerprint in demo_studio.held_key_fingerprints()
+    del still_open
+    gc.collect()
+    assert fingerprint not in demo_studio.held_key_fingerprints()
 
 
 def test_forgetting_the_configured_key_in_a_session_keeps_it_for_the_app(billed_studio: Studio):
