@@ -195,6 +195,26 @@ def test_a_job_in_flight_waits_once_its_key_is_forgotten_and_resumes_when_entere
     assert wait_until(finished(studio, job)).status is JobStatus.SUCCEEDED
 
 
+@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
+def database_url(request: pytest.FixtureRequest, tmp_path) -> str:
+    if request.param == "sqlite":
+        return settings_for(tmp_path / "data").database_url
+    return request.getfixturevalue("postgres_database_url")
+
+
+@pytest.mark.parametrize("field", ["prompt", "negative_prompt"])
+def test_a_nul_in_a_prompt_is_refused_before_anything_is_stored(
+    database_url: str, tmp_path, field: str
+):
+    settings = replace(settings_for(tmp_path / "data"), database_url=database_url)
+    with Studio.open(settings, start_watcher=False) as studio:
+        with pytest.raises(InvalidRequest) as caught:
+            submit(studio, **{field: "waves\x00 at dusk"})
+        assert [problem.field for problem in caught.value.problems] == [field]
+        assert "control character (U+0000" in str(caught.value)
+        assert studio.count_history() == 0
+
+
 def test_history_reuse_gives_back_the_settings_and_image(demo_studio: Studio):
     job = submit(demo_studio, prompt="waves at dusk", watermark=True)
     draft = demo_studio.reuse(job.id)
