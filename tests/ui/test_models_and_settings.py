@@ -236,3 +236,17 @@ def test_a_configured_key_with_an_invisible_character_is_named_on_the_page(
     assert "PIXAZO_API_KEY contains a character that can't be part of a key" in said
     assert not _shown_anywhere(at, ENVIRONMENT_KEY[:-4])
     assert not at.exception
+
+
+def test_an_empty_history_database_is_refused_on_the_page(studio_home: Path) -> None:
+    studio_home.mkdir(parents=True)
+    (studio_home / "studio.db").touch()
+    at = AppTest.from_file(str(APP), default_timeout=30).run()
+    said = [error.value for error in at.error]
+    assert len(said) == 1
+    assert said[0].startswith(
+        f"Wan Studio could not start. The history database at {studio_home / 'studio.db'} "
+        "is empty (0 bytes), so Wan Studio won't start over it"
+    )
+    assert (studio_home / "studio.db").stat().st_size == 0
+    assert not at.exception
