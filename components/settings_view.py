@@ -53,8 +53,11 @@ def render_session_key(*, studio: Studio) -> None:
     with st.container(border=True, key="settings-session-key"):
         st.subheader("Use a key for this browser session only")
         st.caption(
-            "The key stays in this server's memory while this tab is open and is never written "
-            "to disk, the history or an export. Jobs sent with it keep going if you close the tab."
+            "The key stays in this server's memory while this browser session holds it and is "
+            "never written to disk, the history or an export. Other browsers can't use it, even "
+            "with this page's link. Jobs sent with it are followed while it is held; once it is "
+            "forgotten (or this tab has been closed for a few minutes) they wait, visibly, until "
+            "it is entered again."
         )
         saved = state.session_api_key()
         if saved:
@@ -121,8 +124,8 @@ def render_waiting_jobs(*, studio: Studio) -> None:
         st.subheader("Jobs waiting for a key")
         st.warning(
             f"{len(waiting)} job{'s' if len(waiting) != 1 else ''} sent with a key this app no "
-            "longer holds (it was entered in a browser session before a restart). Enter that "
-            "key above and they carry on.",
+            "longer holds (it was forgotten, or entered in a browser session before a restart). "
+            "Enter that key above and they carry on.",
             icon=":material/hourglass_empty:",
         )
         for job in waiting[:20]:

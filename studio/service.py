@@ -514,7 +514,9 @@ class Studio:
             return existing
         fingerprint, mode = self._sender(api_key, key_holder or session_id or "")
         client = self._client(fingerprint, for_watcher=False)
-        assert client is not None  # _sender holds the key
+        if client is None:
+            # The one session holding the key forgot it between these two lines.
+            raise KeyRequired("That API key was just forgotten; enter it in Settings again.")
         job = self._submitter.submit(
             draft,
             client=client,
