@@ -188,7 +188,11 @@ def render_summary_and_submit(*, studio: Studio, session_id: str) -> None:
         return
     try:
         job = studio.submit(
-            draft, submission_id=submission_id, session_id=session_id, api_key=api_key
+            draft,
+            submission_id=submission_id,
+            session_id=session_id,
+            api_key=api_key,
+            key_holder=state.key_holder().id,
         )
     except InvalidRequest as invalid:
         state.submission_done()

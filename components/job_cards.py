@@ -222,6 +222,7 @@ def _resend(*, studio: Studio, job: Job, session_id: str | None) -> None:
             submission_id=resend_submission_id(job),
             session_id=session_id,
             api_key=state.session_api_key(),
+            key_holder=state.key_holder().id,
         )
     except (KeyRequired, ValueError) as problem:
         st.toast(plain(str(problem)), icon=":material/error:")
