@@ -1,4 +1,4 @@
-"""Engine paths end to end: billed usage, first-and-last-frame jobs, cancelled and link-less tasks."""
+"""Engine paths end to end: billed usage, keyframe jobs, cancelled and link-less tasks."""
 
 from __future__ import annotations
 
@@ -95,7 +95,8 @@ def test_a_keyframe_job_goes_through_the_frames_path_to_a_saved_video(
     done = wait_until(finished(billed_studio, job), what="the keyframe job")
     assert done.status is JobStatus.SUCCEEDED, done.explanation
     video = billed_studio.video_file(done)
-    assert video is not None and looks_like_mp4(video)
+    assert video is not None
+    assert looks_like_mp4(video)
     assert done.last_image_sha256 is not None
     assert done.last_image_sha256 != done.image_sha256
     assert done.cost_usd == KEYFRAME_720P_PER_SECOND * 5
