@@ -22,6 +22,8 @@ import pytest
 import requests
 from playwright.sync_api import Browser, sync_playwright
 
+from tests.plugins.ci import skip_unless_ci
+
 REPO = Path(__file__).resolve().parents[2]
 APP = REPO / "app.py"
 DEBIAN_CHROMIUM = Path("/usr/bin/chromium")
@@ -161,9 +163,7 @@ def chromium_path() -> str:
     """Debian's Chromium; skipped where it is missing, but a failure in CI."""
     found = find_chromium()
     if found is None:
-        if os.environ.get("CI", "").lower() == "true":
-            pytest.fail("Chromium not found, and CI=true: install Debian's chromium package")
-        pytest.skip(
+        skip_unless_ci(
             "Chromium not found: the browser tests were skipped "
             "(install Debian's chromium to run them)"
         )
@@ -209,3 +209,26 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
     if report.failed and server is not None:
         report.sections.append(("streamlit log", server.log()))
     return report
+
+
+_SCREENSHOTS = pytest.StashKey[Path]()
+
+
+@pytest.fixture(scope="session")
+def screenshot_dir(tmp_path_factory: pytest.TempPathFactory, pytestconfig: pytest.Config) -> Path:
+    """Where browser tests save screenshots: pytest's temporary folder, never the source tree.
+
+    The path is printed at the end of the run.
+    """
+    folder = tmp_path_factory.mktemp("screenshots", numbered=False)
+    pytestconfig.stash[_SCREENSHOTS] = folder
+    return folder
+
+
+def pytest_terminal_summary(
+    terminalreporter: pytest.TerminalReporter, config: pytest.Config
+) -> None:
+    """Say where this run's screenshots are, when it took any."""
+    folder = config.stash.get(_SCREENSHOTS, None)
+    if folder is not None and any(folder.iterdir()):
+        terminalreporter.write_line(f"browser screenshots: {folder}")
