@@ -1,8 +1,8 @@
 """A new user's first visit, in a real Chromium against ``streamlit run app.py`` in demo mode.
 
 Upload a picture, pick a model and options, generate, watch the video really play, then find the
-job and its totals in History. Screenshots of every page go to pytest's temporary folder (the run
-ends by printing where) for a person to look at.
+job and its totals in History. Screenshots of every page go to a new folder in the system's
+temporary folder (the run ends by printing where) for a person to look at.
 """
 
 from __future__ import annotations

@@ -14,6 +14,7 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Iterator, Mapping
 from pathlib import Path
@@ -215,12 +216,13 @@ _SCREENSHOTS = pytest.StashKey[Path]()
 
 
 @pytest.fixture(scope="session")
-def screenshot_dir(tmp_path_factory: pytest.TempPathFactory, pytestconfig: pytest.Config) -> Path:
-    """Where browser tests save screenshots: pytest's temporary folder, never the source tree.
+def screenshot_dir(pytestconfig: pytest.Config) -> Path:
+    """Where browser tests save screenshots: a new folder in the system's temporary folder.
 
-    The path is printed at the end of the run.
+    Never the source tree. pytest prunes its own temporary folders after a few runs, so this one is
+    separate: a person can look at it later. The path is printed at the end of the run.
     """
-    folder = tmp_path_factory.mktemp("screenshots", numbered=False)
+    folder = Path(tempfile.mkdtemp(prefix="wan-studio-screenshots-"))
     pytestconfig.stash[_SCREENSHOTS] = folder
     return folder
 
