@@ -98,7 +98,7 @@ def test_an_opened_job_plays_and_its_settings_fill_the_form(app: AppTest, jobs: 
     videos = app.get("video")
     assert len(videos) == 1
     assert videos[0].proto.url
-    assert app.download_button(key="hist.download") is not None
+    assert app.download_button(key="hist.download").label == "Download video"
 
     app.button(key="hist.reuse").click().run()
     assert app.selectbox(key="gen.model").value == "wan2.2-i2v-flash"
