@@ -207,7 +207,9 @@ def test_history_sends_again_only_with_a_key_this_session_holds(
     monkeypatch.delenv("PIXAZO_API_KEY")
     at = _open_in_history(uncertain.id)
     at.button(key=f"job.{uncertain.id}.resend").click().run()
-    assert "not entered in this browser session" in as_read(" ".join(str(toast.value) for toast in at.toast))
+    assert "not entered in this browser session" in as_read(
+        " ".join(str(toast.value) for toast in at.toast)
+    )
     store = JobStore.open(sqlite_url(studio_home / "studio.db"))
     try:
         assert store.count_jobs() == 1
