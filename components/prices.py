@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import pandas as pd
 import streamlit as st
 
 from components import state
@@ -12,32 +11,20 @@ from studio.pricing import LISTED_CLIP_SECONDS, estimate_cost, listed_price_diff
 
 
 def render_catalog_table(*, catalog: Catalog) -> None:
-    """One block of rows per model: what it is for, then each resolution's prices."""
-    rows = []
-    for spec in catalog.models.values():
-        for position, resolution in enumerate(spec.resolutions):
-            first = position == 0
-            clip = estimate_cost(spec, resolution, LISTED_CLIP_SECONDS)
-            listed = spec.listed_clip_price.get(resolution)
-            rows.append(
-                {
-                    "Model": f"**{_title(spec)}**  \n`{spec.id}`" if first else "",
-                    "What it is for": spec.description if first else "",
-                    "Lengths": lengths_text(spec.durations) if first else "",
-                    "Resolution": resolution,
-                    "Per second": money(spec.price_per_second[resolution]),
-                    "5 s clip": money(clip),
-                    "Price list says": (
-                        money(listed) if listed_price_differs(spec, resolution) else "same"
-                    ),
-                }
-            )
+    """A card per model: what it is for, its lengths, and each resolution's price."""
+    models = list(catalog.models.values())
     with st.container(key="prices-table"):
-        st.table(pd.DataFrame(rows), hide_index=True, border="horizontal")
+        for row_start in range(0, len(models), _CARDS_PER_ROW):
+            columns = st.columns(_CARDS_PER_ROW, gap="medium")
+            for column, spec in zip(
+                columns, models[row_start : row_start + _CARDS_PER_ROW], strict=False
+            ):
+                with column, st.container(border=True, key=f"prices-model-{spec.id}"):
+                    _render_model_card(spec)
     notes = [
-        "You pay per second of video that was made; failed jobs cost nothing. "
-        "“5 s clip” is the per-second rate × 5 s, which is what you are billed. "
-        "Where the gateway's own price list shows a different 5-second price, it is shown too."
+        "You pay per second of video that was made; failed jobs cost nothing. A 5-second clip "
+        "costs the per-second rate × 5 s. Where Pixazo's own price list shows a different "
+        "5-second price, it is shown beside ours: you are billed per second."
     ]
     notes += [
         cheaper_note(spec, lower, higher)
@@ -47,6 +34,30 @@ def render_catalog_table(*, catalog: Catalog) -> None:
     with st.container(key="prices-notes"):
         for note in notes:
             st.caption(note)
+
+
+# Three cards a row on a laptop; Streamlit stacks the columns on a phone.
+_CARDS_PER_ROW = 3
+
+
+def _render_model_card(spec: ModelSpec) -> None:
+    st.markdown(f"**{_title(spec)}**")
+    st.caption(spec.description)
+    st.markdown(f"Lengths: {lengths_text(spec.durations)}")
+    for resolution in spec.resolutions:
+        st.markdown(resolution_price_line(spec, resolution))
+
+
+def resolution_price_line(spec: ModelSpec, resolution: str) -> str:
+    """``720P: $0.045/s · $0.225 for 5 s (Pixazo's list says $0.20)``."""
+    clip = estimate_cost(spec, resolution, LISTED_CLIP_SECONDS)
+    line = (
+        f"{resolution}: {money(spec.price_per_second[resolution])}/s · "
+        f"{money(clip)} for {LISTED_CLIP_SECONDS}\u00a0s"
+    )
+    if listed_price_differs(spec, resolution):
+        line += f" (Pixazo's list says {money(spec.listed_clip_price[resolution])})"
+    return line
 
 
 def lengths_text(durations: tuple[int, ...]) -> str:
@@ -73,7 +84,7 @@ def cheaper_note(spec: ModelSpec, lower: str, higher: str) -> str:
     prices = spec.price_per_second
     return (
         f"{spec.label} costs less per second at {higher} ({money(prices[higher])}/s) than at "
-        f"{lower} ({money(prices[lower])}/s), as listed by the gateway."
+        f"{lower} ({money(prices[lower])}/s): that is Pixazo's price, not a mistake."
     )
 
 

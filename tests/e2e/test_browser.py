@@ -185,7 +185,7 @@ def test_upload_generate_play_and_find_it_in_history(
     open_page(page, "Models & prices")
     expect(widget(page, "prices-table")).to_contain_text("Wan 2.1 Turbo")
     expect(widget(page, "prices-table")).to_contain_text("3–5\u00a0s")
-    expect(widget(page, "prices-notes")).to_contain_text("as listed by the gateway")
+    expect(widget(page, "prices-notes")).to_contain_text("that is Pixazo's price")
     screenshot(page, "models-and-prices", screenshot_dir)
 
     open_page(page, "Settings")

@@ -24,34 +24,50 @@ def _shown_anywhere(at: AppTest, secret: str) -> bool:
     return any(secret in str(proto) for proto in protos if proto is not None)
 
 
-def test_the_catalog_table_shows_listed_prices_where_they_differ(app: AppTest) -> None:
+def _model_card(app: AppTest, model_id: str) -> str:
+    card = app.main.get_by_key(f"prices-model-{model_id}")
+    return "\n".join(str(node.value) for node in card if node.type in ("markdown", "caption"))
+
+
+def test_each_model_card_shows_its_prices_and_the_listed_price_where_it_differs(
+    app: AppTest,
+) -> None:
     app.switch_page("pages/models.py").run()
-    table = app.table[0].value
-    flash_720 = table[(table["Resolution"] == "720P") & (table["5 s clip"] == "$0.225")]
-    assert list(flash_720["Price list says"]) == ["$0.20"]
-    plus_1080 = table[table["Resolution"] == "1080P"]
-    assert list(plus_1080["Price list says"]) == ["same"]
-    assert "(recommended)" in table["Model"].iloc[0]
+    flash = _model_card(app, "wan2.2-i2v-flash")
+    assert "720P: $0.045/s · $0.225 for 5\u00a0s (Pixazo's list says $0.20)" in flash
+    assert "480P: $0.017/s · $0.085 for 5\u00a0s" in flash
+    plus = _model_card(app, "wan2.2-i2v-plus")
+    assert "1080P: $0.15/s · $0.75 for 5\u00a0s" in plus
+    assert "Pixazo's list" not in plus  # the same price: nothing to add
+    assert "Wan 2.2 Plus (recommended)" in plus
+    assert not app.exception
+
+
+def test_model_cards_never_show_model_ids(app: AppTest) -> None:
+    app.switch_page("pages/models.py").run()
+    said = texts(app)
+    for model_id in app.session_state["gen.model"], "wan2.1-i2v-turbo", "wan2.1-kf2v-plus":
+        assert model_id not in said
     assert not app.exception
 
 
 def test_lengths_never_wrap_inside_a_unit(app: AppTest) -> None:
     app.switch_page("pages/models.py").run()
-    lengths = [text for text in app.table[0].value["Lengths"] if text]
-    assert "3–5\u00a0s" in lengths  # Turbo: 3, 4 or 5 seconds
-    assert all(" s" not in text for text in lengths)  # every unit sticks to its number
+    turbo = _model_card(app, "wan2.1-i2v-turbo")
+    assert "Lengths: 3–5\u00a0s" in turbo  # Turbo: 3, 4 or 5 seconds
+    assert not re.search(r"\d s\b", turbo)  # every unit sticks to its number
     assert not app.exception
 
 
 def test_a_higher_resolution_that_costs_less_is_explained(app: AppTest) -> None:
     app.switch_page("pages/models.py").run()
     note = (
-        "Wan 2.1 Turbo costs less per second at 720P ($0.04/s) than at 480P ($0.045/s), "
-        "as listed by the gateway."
+        "Wan 2.1 Turbo costs less per second at 720P ($0.04/s) than at 480P ($0.045/s): "
+        "that is Pixazo's price, not a mistake."
     )
     assert note in texts(app)
     # Only where it happens: no other model has such a note.
-    assert texts(app).count("as listed by the gateway") == 1
+    assert texts(app).count("not a mistake") == 1
     # The calculator says it too, for Turbo only.
     app.selectbox(key="prices.model").set_value("wan2.1-i2v-turbo").run()
     assert texts(app).count(note) == 2
