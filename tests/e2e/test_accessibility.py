@@ -31,6 +31,14 @@ PAGES = {
 }
 WCAG_A_AA = {"runOnly": {"type": "tag", "values": ["wcag2a", "wcag2aa"]}}
 BLOCKING_IMPACTS = {"serious", "critical"}
+# A busy machine can take seconds per rerun.
+WAIT_MS = 30_000
+
+
+@pytest.fixture(autouse=True)
+def patient_expectations() -> None:
+    """Give every ``expect`` in this module time for a loaded machine."""
+    expect.set_options(timeout=WAIT_MS)
 
 
 @pytest.fixture
@@ -100,7 +108,7 @@ def check_every_page(
     found: dict[str, list[str]] = {}
     for width_name, viewport in (("laptop", LAPTOP), ("phone", PHONE)):
         context = browser.new_context(viewport=viewport)
-        context.set_default_timeout(30_000)
+        context.set_default_timeout(WAIT_MS)
         page = context.new_page()
         for address, heading in PAGES.items():
             page.goto(f"{base_url}/{address}")
