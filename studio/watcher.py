@@ -79,9 +79,10 @@ _MIN_IDLE_WAIT = 0.01
 # Room kept free on the disk of the data folder, so that a video never takes the last bytes the
 # database needs to record what happened.
 DISK_RESERVE_BYTES = 32 * 1024 * 1024
-# A video that could not be written (a full disk) is tried again after waits doubling to this.
-SAVE_RETRY_FIRST_SECONDS = 5.0
-SAVE_RETRY_MOST_SECONDS = 300.0
+# A job that failed on our side (a video that could not be written, an unexpected error) is
+# worked on again after waits doubling from the first to the most.
+FAILURE_RETRY_FIRST_SECONDS = 5.0
+FAILURE_RETRY_MOST_SECONDS = 300.0
 # An unreachable job store is tried again after waits doubling to this.
 STORE_RETRY_MOST_SECONDS = 60.0
 # A partial download untouched for this long is abandoned, whoever holds its job.
@@ -247,8 +248,9 @@ class Watcher:
     disk_free
         Bytes free on the disk of a folder; a download stops as "disk full" when fewer than
         ``DISK_RESERVE_BYTES`` remain.
-    save_retry
-        The waits before trying again to save a video that could not be written.
+    failure_retry
+        The waits before working again on a job that failed on this side: a video that could
+        not be written (a full disk), an unexpected error.
     """
 
     def __init__(
@@ -265,7 +267,7 @@ class Watcher:
         rng: random.Random | None = None,
         clock: Callable[[], datetime] = _utcnow,
         disk_free: FreeBytes = free_bytes,
-        save_retry: Backoff = Backoff(SAVE_RETRY_FIRST_SECONDS, SAVE_RETRY_MOST_SECONDS),
+        failure_retry: Backoff = Backoff(FAILURE_RETRY_FIRST_SECONDS, FAILURE_RETRY_MOST_SECONDS),
     ) -> None:
         self.store = store
         self.home = Path(home)
@@ -286,7 +288,7 @@ class Watcher:
         self._stats: dict[tuple[str, str, int], tuple[float, ExpectedRunTime]] = {}
         self._stats_lock = threading.Lock()
         self._disk_free = disk_free
-        self._save_retry = save_retry
+        self._failure_retry = failure_retry
         self._store_retry = Backoff(policy.idle_wait, STORE_RETRY_MOST_SECONDS)
         # Failures in a row of each job in hand (a full disk, an unexpected error), for backoff.
         self._failures: dict[int, int] = {}
@@ -473,7 +475,7 @@ class Watcher:
             return
         except Exception as error:
             failures = self._failed(job.id)
-            wait = self._save_retry.wait(failures)
+            wait = self._failure_retry.wait(failures)
             if failures == 1 and not isinstance(error, SQLAlchemyError):
                 logger.exception("job %s: unexpected error while checking it", job.id)
             logger.warning(
@@ -694,7 +696,7 @@ class Watcher:
         download after it answers "expired".
         """
         failures = self._failed(job.id)
-        wait = self._save_retry.wait(failures)
+        wait = self._failure_retry.wait(failures)
         if error.errno in _DISK_FULL_ERRNOS:
             logger.warning(
                 "job %s: the disk is full, so the video was not saved; trying again in %g s",

@@ -620,7 +620,7 @@ def test_a_full_disk_is_said_once_and_the_video_saved_later(
         policy=FAST_POLICY,
         budget=studio.budget,
         disk_free=disk_free,
-        save_retry=Backoff(first=0.05, most=0.15),
+        failure_retry=Backoff(first=0.05, most=0.15),
     )
     job = submit(studio)
     caplog.set_level(logging.INFO, logger="studio.watcher")
