@@ -725,7 +725,7 @@ class JobStore:
         _check_values({"today_start": today_start})
         # The cost is recorded once, when the gateway reports the video made, and never cleared:
         # a video whose link expired before it was saved was billed all the same.
-        made = jobs.c.cost_usd.is_not(None)
+        made = sa.or_(jobs.c.status == JobStatus.SUCCEEDED, jobs.c.cost_usd.is_not(None))
         slices: dict[str, sa.ColumnElement[bool]] = {
             "all": sa.true(),
             "today": jobs.c.created_at >= today_start,
