@@ -103,6 +103,15 @@ def explain_timed_out(minutes: float) -> str:
     )
 
 
+def explain_not_saved(minutes: float) -> str:
+    """Explain a video the gateway made and billed that could not be saved before the deadline."""
+    return (
+        f"The video was made and billed, but saving it kept failing for {minutes:.0f} minutes, "
+        "so Wan Studio stopped trying. Use Check again to try once more while its download "
+        "link lasts (24 hours)."
+    )
+
+
 def explain_expired() -> str:
     """Explain a video the gateway made and billed whose link expired before it could be saved."""
     return (

@@ -45,6 +45,7 @@ from studio.explain import (
     explain_failure,
     explain_lost,
     explain_lost_expired,
+    explain_not_saved,
     explain_timed_out,
     explain_uncertain,
 )
@@ -781,10 +782,12 @@ class Watcher:
     ) -> _Outcome:
         if job.deadline_at is not None and now >= job.deadline_at:
             watched = (job.deadline_at - (job.submitted_at or job.created_at)).total_seconds()
-            return _Outcome(
-                {**fields, "explanation": explain_timed_out(watched / 60)},
-                status=JobStatus.TIMED_OUT,
-            )
+            if fields.get("cost_usd") is not None:
+                # The gateway made it; only saving it failed until the deadline.
+                explanation = explain_not_saved(watched / 60)
+            else:
+                explanation = explain_timed_out(watched / 60)
+            return _Outcome({**fields, "explanation": explanation}, status=JobStatus.TIMED_OUT)
         if delay is None:
             started_at = fields.get("started_at", job.started_at)
             later = self._later(job, started_at=started_at, retry_after=retry_after)

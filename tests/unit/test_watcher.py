@@ -302,6 +302,23 @@ def test_a_failed_or_bogus_download_is_tried_again(open_studio, scripted_gateway
     assert leftovers == [f"{done.id}.mp4"]
 
 
+def test_a_video_not_saved_by_the_deadline_is_still_billed(open_studio, scripted_gateway):
+    server, script, _ = scripted_gateway
+    script["polls"] = ["SUCCEEDED"]
+    script["videos"] = [(500, b"oops")]
+    policy = replace(FAST_POLICY, deadline=0.5)
+    studio = open_studio(
+        api_key="scripted-key-000", base_url=server.url_for("").rstrip("/"), policy=policy
+    )
+    job = submit(studio)
+    done = wait_until(finished(studio, job))
+    assert done.status is JobStatus.TIMED_OUT
+    assert done.cost_usd == TURBO_480P * 3
+    assert "made and billed, but saving it kept failing" in done.explanation
+    assert studio.can_recheck(done)
+    assert studio.totals("s").session.billed.videos == 1
+
+
 # Restarts and several watchers.
 
 _WORKER = """
@@ -488,8 +505,8 @@ def slow_video_gateway(httpserver):
 
 def test_a_download_longer_than_the_lease_is_not_taken_over(open_studio, slow_video_gateway):
     server, seen = slow_video_gateway
-    lease = 0.3
-    # The whole download takes about ten leases.
+    lease = 1.0
+    # The whole download takes three leases.
     server.expect_request("/video.mp4").respond_with_handler(drip_video(seen, lease / 4))
     policy = replace(FAST_POLICY, lease_seconds=lease)
     url = server.url_for("").rstrip("/")
