@@ -314,7 +314,7 @@ def _table(*, studio: Studio, jobs: list[Job], zone: tzinfo) -> pd.DataFrame:
 def _short_cost(job: Job) -> str:
     if job.is_demo:
         return "free (demo)"
-    if job.status is JobStatus.SUCCEEDED:
+    if job.has_cost:
         return money(job.cost_usd)
     return f"≈ {money(job.estimate_usd)}" if _may_be_billed(job) else "not billed"
 
@@ -327,7 +327,7 @@ def _may_be_billed(job: Job) -> bool:
 def _cost(job: Job) -> str:
     if job.is_demo:
         return f"demo, not billed (would be ≈ {money(job.estimate_usd)})"
-    if job.status is JobStatus.SUCCEEDED:
+    if job.has_cost:
         return money(job.cost_usd)
     if _may_be_billed(job):
         return f"≈ {money(job.estimate_usd)}, charged only if it succeeds"

@@ -175,7 +175,8 @@ def _render_progress(*, job: Job, studio: Studio, started: datetime, now: dateti
 def _render_cost(*, job: Job) -> None:
     if job.is_demo:
         st.caption(f"Demo: not billed (would be ≈ {money(job.estimate_usd)})")
-    elif job.status is JobStatus.SUCCEEDED:
+    elif job.has_cost:
+        # Billed once the gateway made it, even when the video could not be saved.
         seconds = f" for {job.billed_seconds} s" if job.billed_seconds else ""
         st.caption(f"Cost: {money(job.cost_usd)}{seconds}")
     elif job.in_flight or job.status is JobStatus.UNCERTAIN:
@@ -230,6 +231,8 @@ def _resend(*, studio: Studio, job: Job, session_id: str | None) -> None:
 
 def what_went_wrong(job: Job) -> str | None:
     """What happened to a job that did not end well and what to do; None when it is fine."""
+    if job.in_flight and job.explanation:
+        return job.explanation  # a problem it is working around, such as a full disk
     if job.status.tone not in ("error", "warning"):
         return None
     if job.explanation:

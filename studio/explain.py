@@ -103,11 +103,29 @@ def explain_timed_out(minutes: float) -> str:
     )
 
 
-def explain_expired() -> str:
-    """Explain a video whose signed link expired before it could be saved."""
+def explain_not_saved(minutes: float) -> str:
+    """Explain a video the gateway made and billed that could not be saved before the deadline."""
     return (
-        "The video was made, but its download link expired (links last 24 hours) before Wan "
-        "Studio could save it, so it cannot be fetched any more. Generate it again."
+        f"The video was made and billed, but saving it kept failing for {minutes:.0f} minutes, "
+        "so Wan Studio stopped trying. Use Check again to try once more while its download "
+        "link lasts (24 hours)."
+    )
+
+
+def explain_expired() -> str:
+    """Explain a video the gateway made and billed whose link expired before it could be saved."""
+    return (
+        "The video was made and billed, but it could not be fetched in time: its download link "
+        "expired (links last 24 hours) before Wan Studio could save it, so it cannot be "
+        "downloaded any more. Generate it again if you still need it."
+    )
+
+
+def explain_disk_full() -> str:
+    """Explain a finished video that could not be saved because the disk is full."""
+    return (
+        "The disk is full, so the video could not be saved. Free some space and it will be "
+        "saved automatically."
     )
 
 

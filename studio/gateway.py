@@ -678,7 +678,14 @@ class GatewayClient:
             )
         return parse_task(self._json(response, what="status check"), task_id=task_id)
 
-    def download(self, url: str, dest: Path, *, max_bytes: int = DEFAULT_MAX_DOWNLOAD_BYTES) -> int:
+    def download(
+        self,
+        url: str,
+        dest: Path,
+        *,
+        max_bytes: int = DEFAULT_MAX_DOWNLOAD_BYTES,
+        progress: Callable[[int], None] | None = None,
+    ) -> int:
         """Save a video link to ``dest`` atomically; the key is never sent to the link's host.
 
         The link and every redirect go through the link guard (``studio.linkfetch.open_link``):
@@ -696,6 +703,9 @@ class GatewayClient:
             nothing behind.
         max_bytes
             Refuse files larger than this.
+        progress
+            Called with the bytes written so far after each chunk; whatever it raises stops the
+            download (the partial file is removed) and comes out of this call unchanged.
 
         Returns
         -------
@@ -716,7 +726,9 @@ class GatewayClient:
         attempt = 1
         while True:
             try:
-                return self._download_once(url, dest, max_bytes=max_bytes, attempt=attempt)
+                return self._download_once(
+                    url, dest, max_bytes=max_bytes, attempt=attempt, progress=progress
+                )
             except (GatewayConnectionError, ServerError) as error:
                 retryable = error
             except GatewayStatusError as error:
@@ -885,7 +897,15 @@ class GatewayClient:
             ) from None
         return _redacted(body, self._redaction)
 
-    def _download_once(self, url: str, dest: Path, *, max_bytes: int, attempt: int) -> int:
+    def _download_once(
+        self,
+        url: str,
+        dest: Path,
+        *,
+        max_bytes: int,
+        attempt: int,
+        progress: Callable[[int], None] | None,
+    ) -> int:
         started = time.monotonic()
         try:
             # Through the link guard: every hop checked and pinned, no gateway headers (the link is
@@ -911,7 +931,10 @@ class GatewayClient:
                 if declared is not None and declared > max_bytes:
                     raise self._too_large(max_bytes)
                 return self._write_atomically(
-                    dest, self._chunks(opened, url=url, attempt=attempt), max_bytes=max_bytes
+                    dest,
+                    self._chunks(opened, url=url, attempt=attempt),
+                    max_bytes=max_bytes,
+                    progress=progress,
                 )
         except LinkTooSlow:
             raise self._download_too_slow() from None
@@ -957,7 +980,14 @@ class GatewayClient:
             hint="Raise the download size limit, or generate a shorter or smaller video.",
         )
 
-    def _write_atomically(self, dest: Path, chunks: Iterator[bytes], *, max_bytes: int) -> int:
+    def _write_atomically(
+        self,
+        dest: Path,
+        chunks: Iterator[bytes],
+        *,
+        max_bytes: int,
+        progress: Callable[[int], None] | None = None,
+    ) -> int:
         handle = tempfile.NamedTemporaryFile(  # noqa: SIM115 - closed below, removed on failure.
             dir=dest.parent, prefix=f".{dest.name}.", suffix=".part", delete=False
         )
@@ -970,6 +1000,8 @@ class GatewayClient:
                     if written > max_bytes:
                         raise self._too_large(max_bytes)
                     handle.write(chunk)
+                    if progress is not None:
+                        progress(written)
                 handle.flush()
                 os.fsync(handle.fileno())
             if written == 0:

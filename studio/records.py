@@ -29,7 +29,7 @@ class JobStatus(StrEnum):
     CANCELED = "canceled"
     LOST = "lost"  # the gateway does not know the task (UNKNOWN, confirmed)
     TIMED_OUT = "timed_out"  # we stopped watching after the deadline; it can be checked again
-    EXPIRED = "expired"  # it succeeded but the video link expired before it was saved
+    EXPIRED = "expired"  # made and billed, but the video link expired before it was saved
 
     @property
     def in_flight(self) -> bool:
@@ -140,6 +140,11 @@ class Job:
         return self.status is JobStatus.SUCCEEDED and self.video_path is not None
 
     @property
+    def has_cost(self) -> bool:
+        """True once the gateway reported the video made: it is billed, saved or not."""
+        return self.cost_usd is not None
+
+    @property
     def prompt_was_improved(self) -> bool:
         return bool(self.actual_prompt) and self.actual_prompt != self.prompt
 
@@ -149,7 +154,7 @@ class Spend:
     """Counts and money for one slice of the jobs."""
 
     jobs: int = 0
-    videos: int = 0  # succeeded jobs
+    videos: int = 0  # videos the gateway made and billed, saved or not
     seconds: int = 0  # billed seconds of video
     cost_usd: Decimal = Decimal(0)
 

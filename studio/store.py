@@ -511,6 +511,32 @@ class JobStore:
             row = conn.execute(statement).first()
         return None if row is None else _job(row)
 
+    def renew_lease(
+        self, job_id: int, owner: str, *, now: datetime | None = None, lease_seconds: float
+    ) -> datetime | None:
+        """Extend ``owner``'s lease on an in-flight job to ``now + lease_seconds``.
+
+        A compare-and-set, for work that outlasts a lease (a long download): it returns the new
+        end of the lease, or ``None`` (changing nothing) when ``owner`` no longer holds it because
+        another watcher claimed the job, or the job is no longer in flight.
+        """
+        now = now or _utcnow()
+        _check_values({"now": now})
+        until = now + timedelta(seconds=lease_seconds)
+        statement = (
+            sa.update(jobs)
+            .where(
+                jobs.c.id == job_id,
+                jobs.c.lease_owner == owner,
+                jobs.c.status.in_(IN_FLIGHT_STATUSES),
+            )
+            .values(lease_until=until)
+            .returning(jobs.c.id)
+        )
+        with self._write() as conn:
+            row = conn.execute(statement).first()
+        return None if row is None else until
+
     def finish_with_lease(
         self, job_id: int, owner: str, *, status: JobStatus, **fields: Any
     ) -> Job | None:
@@ -692,11 +718,14 @@ class JobStore:
         Returns
         -------
         Totals
-            ``jobs`` counts every job in a slice, ``videos`` the succeeded ones, ``seconds`` and
+            ``jobs`` counts every job in a slice, ``videos`` the ones the gateway made (their
+            cost is recorded, whether or not the video could be saved), ``seconds`` and
             ``cost_usd`` their billed seconds and cost. ``by_model`` covers all time.
         """
         _check_values({"today_start": today_start})
-        succeeded = jobs.c.status == JobStatus.SUCCEEDED
+        # The cost is recorded once, when the gateway reports the video made, and never cleared:
+        # a video whose link expired before it was saved was billed all the same.
+        made = sa.or_(jobs.c.status == JobStatus.SUCCEEDED, jobs.c.cost_usd.is_not(None))
         slices: dict[str, sa.ColumnElement[bool]] = {
             "all": sa.true(),
             "today": jobs.c.created_at >= today_start,
@@ -704,7 +733,7 @@ class JobStore:
         }
         columns: list[sa.ColumnElement[Any]] = [jobs.c.mode, jobs.c.model]
         for name, condition in slices.items():
-            done = sa.and_(condition, succeeded)
+            done = sa.and_(condition, made)
             columns += [
                 sa.func.sum(sa.case((condition, 1), else_=0)).label(f"{name}_jobs"),
                 sa.func.sum(sa.case((done, 1), else_=0)).label(f"{name}_videos"),

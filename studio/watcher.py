@@ -6,14 +6,21 @@ one database never poll or download the same job at once, and a watcher that die
 leases expire: the next one resumes the job. Every request goes through one ``RequestBudget``.
 When more jobs are due than the budget allows at once, the ones closest to their expected finish
 go first, and enough workers run that the round trip of each request does not hold the rate down.
+
+Nothing it meets makes it spin: a store that cannot be reached, a full disk or an unexpected error
+is logged in one line and tried again after a wait that doubles up to a bound. A download longer
+than a lease renews the lease while it runs, so no other watcher starts the same download.
 """
 
 from __future__ import annotations
 
+import errno
 import heapq
 import logging
 import os
 import random
+import re
+import shutil
 import socket
 import threading
 import time
@@ -26,15 +33,19 @@ from decimal import ROUND_HALF_UP, Decimal
 from pathlib import Path
 from typing import Any
 
+from sqlalchemy.exc import SQLAlchemyError
+
 from studio.catalog import Catalog
 from studio.errors import GatewayError, LinkExpiredError, RateLimitError
 from studio.explain import (
     explain_canceled,
+    explain_disk_full,
     explain_download_problem,
     explain_expired,
     explain_failure,
     explain_lost,
     explain_lost_expired,
+    explain_not_saved,
     explain_timed_out,
     explain_uncertain,
 )
@@ -66,9 +77,56 @@ DEFAULT_WORKERS = 16
 _QUEUE_LEASE_SHARE = 0.25
 # Never spin: a job that looks due but could not be claimed (a race) is tried again after this.
 _MIN_IDLE_WAIT = 0.01
+# Room kept free on the disk of the data folder, so that a video never takes the last bytes the
+# database needs to record what happened.
+DISK_RESERVE_BYTES = 32 * 1024 * 1024
+# A job that failed on our side (a video that could not be written, an unexpected error) is
+# worked on again after waits doubling from the first to the most.
+FAILURE_RETRY_FIRST_SECONDS = 5.0
+FAILURE_RETRY_MOST_SECONDS = 300.0
+# An unreachable job store is tried again after waits doubling to this.
+STORE_RETRY_MOST_SECONDS = 60.0
+# A partial download untouched for this long is abandoned, whoever holds its job.
+STALE_PART_SECONDS = 3600.0
+# How the download writes a partial file: ``.<job id>.mp4.<random>.part`` in the videos folder.
+_PART_FILE = re.compile(r"^\.(\d+)\.mp4\..+\.part$")
+_DISK_FULL_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT})
 
 ClientForKey = Callable[[str | None], GatewayClient | None]
 HeldKeys = Callable[[], Collection[str | None]]
+FreeBytes = Callable[[Path], int]
+
+
+class LeaseLost(Exception):
+    """Another watcher took over a job while this one was still working on it."""
+
+
+@dataclass(frozen=True)
+class Backoff:
+    """Waits that double from ``first`` seconds after each failure in a row, up to ``most``."""
+
+    first: float
+    most: float
+
+    def wait(self, failures: int) -> float:
+        """The wait after ``failures`` failures in a row (1 for the first)."""
+        exponent = min(max(failures - 1, 0), 32)
+        return min(self.first * 2**exponent, self.most)
+
+
+def free_bytes(folder: Path) -> int:
+    """Bytes free for this process on the disk that holds ``folder``."""
+    return shutil.disk_usage(folder).free
+
+
+def _in_one_line(error: BaseException) -> str:
+    """A short description of an error for a log line: no traceback, no SQL statement."""
+    if isinstance(error, OSError) and error.strerror:
+        return error.strerror
+    cause = getattr(error, "orig", None)  # a database driver's own error under SQLAlchemy's
+    text = str(cause if cause is not None else error).strip().splitlines()
+    first = text[0] if text else ""
+    return f"{type(cause or error).__name__}: {first[:200]}" if first else type(error).__name__
 
 
 def looks_like_mp4(path: Path) -> bool:
@@ -107,6 +165,62 @@ class _Outcome:
     fields: dict[str, Any]
     status: JobStatus | None = None
     next_poll_at: datetime | None = None
+    failed: bool = False  # it could not do its work (a full disk): the next wait is longer
+
+
+class _LeaseKeeper:
+    """Renews a job's lease in the background while a long step (a download) runs.
+
+    Renewal is a compare-and-set in the store, every third of a lease. When it finds that the
+    lease is gone (another watcher claimed the job), ``check`` raises ``LeaseLost`` at the next
+    call, so the download stops and its result is never recorded. A store that fails to answer
+    is retried at the next renewal; if it stays down, the lease runs out and so does the claim.
+    """
+
+    def __init__(self, watcher: Watcher, job: Job) -> None:
+        self._store = watcher.store
+        self._owner = watcher.owner
+        self._clock = watcher._clock
+        self._job_id = job.id
+        self._lease_seconds = watcher.policy.lease_seconds
+        self._lost = threading.Event()
+        self._done = threading.Event()
+        self._thread = threading.Thread(
+            target=self._keep, name=f"wan-studio-lease-{job.id}", daemon=True
+        )
+
+    def __enter__(self) -> _LeaseKeeper:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        self._done.set()
+        self._thread.join()
+
+    def check(self) -> None:
+        """Raise ``LeaseLost`` once another watcher holds the job."""
+        if self._lost.is_set():
+            raise LeaseLost(f"job {self._job_id}: the lease was taken over")
+
+    def _keep(self) -> None:
+        while not self._done.wait(self._lease_seconds / 3):
+            try:
+                renewed = self._store.renew_lease(
+                    self._job_id,
+                    self._owner,
+                    now=self._clock(),
+                    lease_seconds=self._lease_seconds,
+                )
+            except Exception as error:
+                logger.warning(
+                    "job %s: could not renew its lease (%s); trying again",
+                    self._job_id,
+                    _in_one_line(error),
+                )
+                continue
+            if renewed is None:
+                self._lost.set()
+                return
 
 
 class Watcher:
@@ -132,6 +246,12 @@ class Watcher:
     workers
         How many jobs are worked on at once (a download does not hold up the polls); enough that
         ``workers / round-trip time`` exceeds the budget's rate.
+    disk_free
+        Bytes free on the disk of a folder; a download stops as "disk full" when fewer than
+        ``DISK_RESERVE_BYTES`` remain.
+    failure_retry
+        The waits before working again on a job that failed on this side: a video that could
+        not be written (a full disk), an unexpected error.
     """
 
     def __init__(
@@ -147,6 +267,8 @@ class Watcher:
         workers: int = DEFAULT_WORKERS,
         rng: random.Random | None = None,
         clock: Callable[[], datetime] = _utcnow,
+        disk_free: FreeBytes = free_bytes,
+        failure_retry: Backoff = Backoff(FAILURE_RETRY_FIRST_SECONDS, FAILURE_RETRY_MOST_SECONDS),
     ) -> None:
         self.store = store
         self.home = Path(home)
@@ -166,6 +288,14 @@ class Watcher:
         self._active_lock = threading.Lock()
         self._stats: dict[tuple[str, str, int], tuple[float, ExpectedRunTime]] = {}
         self._stats_lock = threading.Lock()
+        self._disk_free = disk_free
+        self._failure_retry = failure_retry
+        self._store_retry = Backoff(policy.idle_wait, STORE_RETRY_MOST_SECONDS)
+        # Failures in a row of each job in hand (a full disk, an unexpected error), for backoff.
+        self._failures: dict[int, int] = {}
+        # Jobs whose video this watcher is downloading now: their partial files are alive.
+        self._downloading: set[int] = set()
+        self._downloading_lock = threading.Lock()
 
     def __repr__(self) -> str:
         return f"Watcher(owner={self.owner!r}, running={self.running})"
@@ -227,9 +357,14 @@ class Watcher:
         return False
 
     def _run(self) -> None:
+        try:
+            self.remove_stale_part_files()
+        except Exception as error:
+            logger.warning("could not look for abandoned partial videos: %s", _in_one_line(error))
         # Claimed jobs no worker has taken yet, by id, and a heap of (urgency, id) over them.
         waiting: dict[int, Job] = {}
         most_urgent: list[tuple[float, int]] = []
+        store_failures = 0
         with ThreadPoolExecutor(self._workers, thread_name_prefix="wan-studio-job") as pool:
             try:
                 while not self._stop.is_set():
@@ -251,9 +386,17 @@ class Watcher:
                             wait = self.policy.idle_wait
                         else:
                             wait = max(self._idle_wait(set(self._held_keys())), _MIN_IDLE_WAIT)
-                    except Exception:
-                        logger.exception("the watcher could not read the job store; retrying")
-                        wait = self.policy.idle_wait
+                        store_failures = 0
+                    except Exception as error:
+                        # Most likely the database is locked or down: one line, then wait longer
+                        # each time it happens again, so a long outage neither spins nor floods.
+                        store_failures += 1
+                        wait = self._store_retry.wait(store_failures)
+                        logger.warning(
+                            "the watcher could not use the job store (%s); trying again in %g s",
+                            _in_one_line(error),
+                            wait,
+                        )
                     self._wake.wait(wait)
                     self._wake.clear()
             finally:
@@ -269,8 +412,12 @@ class Watcher:
     def _put_back(self, job: Job) -> None:
         try:
             self.store.release(job.id, self.owner, next_poll_at=job.next_poll_at)
-        except Exception:
-            logger.exception("job %s: could not give its lease back; it expires", job.id)
+        except Exception as error:
+            logger.warning(
+                "job %s: could not give its lease back (%s); it expires",
+                job.id,
+                _in_one_line(error),
+            )
 
     def _urgency(self, job: Job) -> float:
         """How near the job is to its expected finish (see ``finish_urgency``); smallest first."""
@@ -306,9 +453,14 @@ class Watcher:
     def _handle_in_pool(self, job: Job) -> None:
         try:
             self._handle(job)
-        except Exception:
+        except Exception as error:
             # Most likely the store is unreachable; the lease expires and the job is retried.
-            logger.exception("job %s: could not record the result of a check", job.id)
+            logger.warning(
+                "job %s: could not record the result of a check (%s); its lease expires and it "
+                "is checked again",
+                job.id,
+                _in_one_line(error),
+            )
         finally:
             with self._active_lock:
                 self._active -= 1
@@ -319,9 +471,26 @@ class Watcher:
     def _handle(self, job: Job) -> None:
         try:
             outcome = self._step(job)
-        except Exception:
-            logger.exception("job %s: unexpected error while checking it; will retry", job.id)
-            outcome = _Outcome({}, next_poll_at=self._later(job))
+        except LeaseLost:
+            logger.warning("job %s: another watcher took it over; leaving it to that one", job.id)
+            return
+        except Exception as error:
+            failures = self._failed(job.id)
+            wait = self._failure_retry.wait(failures)
+            if failures == 1 and not isinstance(error, SQLAlchemyError):
+                logger.exception("job %s: unexpected error while checking it", job.id)
+            logger.warning(
+                "job %s: could not check it (%s); trying again in %g s",
+                job.id,
+                _in_one_line(error),
+                wait,
+            )
+            outcome = _Outcome(
+                {}, next_poll_at=self._clock() + timedelta(seconds=wait), failed=True
+            )
+        else:
+            if outcome is None or not outcome.failed:
+                self._failures.pop(job.id, None)
         if outcome is None:
             return
         if outcome.status is not None:
@@ -452,6 +621,12 @@ class Watcher:
 
     def _download(self, job: Job, snapshot: TaskSnapshot, fields: dict[str, Any]) -> _Outcome:
         now = self._clock()
+        # The gateway made the video, so it is billed whatever happens to the download: the cost
+        # is recorded now, once, and kept if the link expires or the disk is full.
+        usage = snapshot.usage.billed_seconds if snapshot.usage is not None else None
+        billed = usage if usage is not None and usage > 0 else Decimal(job.duration)
+        fields["billed_seconds"] = int(billed.to_integral_value(rounding=ROUND_HALF_UP))
+        fields["cost_usd"] = cost_for_usage(job.model, job.resolution, billed, catalog=self.catalog)
         if not snapshot.video_url:
             fields["explanation"] = explain_download_problem("the gateway gave no video link")
             return self._unless_past_deadline(job, now, fields)
@@ -462,6 +637,8 @@ class Watcher:
             finished_at=fields["finished_at"],
             video_url=snapshot.video_url,
             actual_prompt=snapshot.actual_prompt or job.actual_prompt,
+            billed_seconds=fields["billed_seconds"],
+            cost_usd=fields["cost_usd"],
         )
         fields["status"] = JobStatus.DOWNLOADING
         fields["video_url"] = snapshot.video_url
@@ -470,9 +647,7 @@ class Watcher:
         relative = video_relative_path(job.id)
         destination = self.home / relative
         try:
-            client = self._client_for_key(job.key_fingerprint)
-            assert client is not None  # it just answered the poll
-            client.download(snapshot.video_url, destination)
+            self._save_video(job, snapshot.video_url, destination)
         except LinkExpiredError:
             return _Outcome(
                 {**fields, "error_code": "LinkExpired", "explanation": explain_expired()},
@@ -482,22 +657,117 @@ class Watcher:
             logger.warning("job %s: download failed: %s", job.id, error.message)
             fields["explanation"] = explain_download_problem(error)
             return self._unless_past_deadline(job, now, fields)
+        except OSError as error:
+            return self._not_written(job, fields, error)
         if not looks_like_mp4(destination):
             destination.unlink(missing_ok=True)
             fields["explanation"] = explain_download_problem("the file was not an MP4 video")
             return self._unless_past_deadline(job, now, fields)
+        return _Outcome({**fields, "video_path": relative}, status=JobStatus.SUCCEEDED)
 
-        usage = snapshot.usage.billed_seconds if snapshot.usage is not None else None
-        billed = usage if usage is not None and usage > 0 else Decimal(job.duration)
+    def _save_video(self, job: Job, url: str, destination: Path) -> None:
+        """Download under a lease kept alive throughout, stopping early if the disk fills up."""
+        destination.parent.mkdir(parents=True, exist_ok=True)
+        self._check_room(destination.parent)
+        client = self._client_for_key(job.key_fingerprint)
+        assert client is not None  # it just answered the poll
+
+        with self._downloading_lock:
+            self._downloading.add(job.id)
+        try:
+            with _LeaseKeeper(self, job) as lease:
+
+                def progress(_written: int) -> None:
+                    lease.check()
+                    self._check_room(destination.parent)
+
+                client.download(url, destination, progress=progress)
+        finally:
+            with self._downloading_lock:
+                self._downloading.discard(job.id)
+
+    def _check_room(self, folder: Path) -> None:
+        if self._disk_free(folder) < DISK_RESERVE_BYTES:
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(folder))
+
+    def _not_written(self, job: Job, fields: dict[str, Any], error: OSError) -> _Outcome:
+        """A video that could not be written: say so, and try again later while the link lasts.
+
+        The gateway's deadline no longer applies (the video is made); the link's does, and a
+        download after it answers "expired".
+        """
+        failures = self._failed(job.id)
+        wait = self._failure_retry.wait(failures)
+        if error.errno in _DISK_FULL_ERRNOS:
+            logger.warning(
+                "job %s: the disk is full, so the video was not saved; trying again in %g s",
+                job.id,
+                wait,
+            )
+            explanation = explain_disk_full()
+        else:
+            logger.warning(
+                "job %s: the video could not be written (%s); trying again in %g s",
+                job.id,
+                _in_one_line(error),
+                wait,
+            )
+            explanation = explain_download_problem(
+                f"the videos folder could not be written: {_in_one_line(error)}"
+            )
         return _Outcome(
-            {
-                **fields,
-                "video_path": relative,
-                "billed_seconds": int(billed.to_integral_value(rounding=ROUND_HALF_UP)),
-                "cost_usd": cost_for_usage(job.model, job.resolution, billed, catalog=self.catalog),
-            },
-            status=JobStatus.SUCCEEDED,
+            {**fields, "explanation": explanation},
+            next_poll_at=self._clock() + timedelta(seconds=wait),
+            failed=True,
         )
+
+    def _failed(self, job_id: int) -> int:
+        """Count one more failure in a row of a job and return the count."""
+        failures = self._failures.get(job_id, 0) + 1
+        self._failures[job_id] = failures
+        return failures
+
+    # -- partial downloads -----------------------------------------------------------------
+
+    def remove_stale_part_files(self) -> int:
+        """Delete the partial videos that no download will finish; return how many.
+
+        A killed download leaves its ``.part`` file behind. Several processes may share the data
+        folder, so a file is kept while a download may still be writing it: one of this watcher,
+        or one of another watcher holding a live lease on the job and writing within a lease.
+        Files untouched for ``STALE_PART_SECONDS``, or of jobs no longer in flight, go.
+        """
+        folder = self.home / VIDEOS_FOLDER
+        try:
+            names = [entry.name for entry in os.scandir(folder)]
+        except FileNotFoundError:
+            return 0
+        now = self._clock()
+        removed = 0
+        for name in names:
+            match = _PART_FILE.match(name)
+            if match is None:
+                continue
+            job_id = int(match.group(1))
+            with self._downloading_lock:
+                if job_id in self._downloading:
+                    continue
+            path = folder / name
+            try:
+                idle = time.time() - path.stat().st_mtime
+            except FileNotFoundError:
+                continue
+            if idle < STALE_PART_SECONDS:
+                job = self.store.get(job_id)
+                if job is not None and job.in_flight:
+                    leased = job.lease_until is not None and job.lease_until > now
+                    if leased or idle < self.policy.lease_seconds:
+                        continue
+            path.unlink(missing_ok=True)
+            removed += 1
+        if removed:
+            logger.info("removed %d abandoned partial video file(s)", removed)
+        return removed
 
     # -- timing ----------------------------------------------------------------------------
 
@@ -512,10 +782,12 @@ class Watcher:
     ) -> _Outcome:
         if job.deadline_at is not None and now >= job.deadline_at:
             watched = (job.deadline_at - (job.submitted_at or job.created_at)).total_seconds()
-            return _Outcome(
-                {**fields, "explanation": explain_timed_out(watched / 60)},
-                status=JobStatus.TIMED_OUT,
-            )
+            if fields.get("cost_usd") is not None:
+                # The gateway made it; only saving it failed until the deadline.
+                explanation = explain_not_saved(watched / 60)
+            else:
+                explanation = explain_timed_out(watched / 60)
+            return _Outcome({**fields, "explanation": explanation}, status=JobStatus.TIMED_OUT)
         if delay is None:
             started_at = fields.get("started_at", job.started_at)
             later = self._later(job, started_at=started_at, retry_after=retry_after)

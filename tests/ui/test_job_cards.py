@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 from datetime import UTC, datetime, timedelta
+from decimal import Decimal
 from pathlib import Path
 
 import pytest
@@ -185,4 +186,42 @@ def test_a_finished_job_from_an_earlier_day_says_when(jobs: JobMaker, studio_hom
     said = _card_text(at, job.id)
     assert "took 1 min 35 s" in said
     assert "today" not in said.lower()
+    assert not at.exception
+
+
+def test_a_billed_video_that_could_not_be_saved_shows_its_cost(
+    jobs: JobMaker, demo_key: str
+) -> None:
+    expired = jobs.make(
+        mode=BILLED,
+        status=JobStatus.EXPIRED,
+        session_id=SESSION_ID,
+        task_id="task-old",
+        billed_seconds=5,
+        cost_usd=Decimal("0.5"),
+        error_code="LinkExpired",
+        explanation=explain.explain_expired(),
+    )
+    disk_full = jobs.make(
+        mode=BILLED,
+        status=JobStatus.DOWNLOADING,
+        session_id=SESSION_ID,
+        submitted_at=datetime.now(UTC),
+        key_fingerprint=demo_key,
+        billed_seconds=5,
+        cost_usd=Decimal("0.5"),
+        explanation=explain.explain_disk_full(),
+    )
+    at = _session_app()
+
+    said = _card_text(at, expired.id)
+    assert "Cost: $0.50 for 5 s" in said
+    assert "Not billed" not in said
+    assert "made and billed" in said
+    assert "could not be fetched in time" in said
+    saving = _card_text(at, disk_full.id)
+    assert "Cost: $0.50 for 5 s" in saving
+    assert "The disk is full, so the video could not be saved" in saving
+    sidebar = "\n".join(element.value for element in at.sidebar.markdown)
+    assert "This session: **$1.00** · 2 videos" in sidebar
     assert not at.exception

@@ -433,6 +433,75 @@ def test_finish_with_lease_records_the_cost_exactly_once(store: JobStore) -> Non
     assert totals.all_time.billed == Spend(jobs=1, videos=1, seconds=5, cost_usd=Decimal("0.085"))
 
 
+def test_finish_with_lease_never_changes_a_final_job_even_for_its_lease_holder(
+    store: JobStore,
+) -> None:
+    job = make_due(store, create(store).id)
+    store.claim_due("watcher-1", now=NOW)
+    # It ended by another path while watcher-1 still held the lease.
+    store.transition(
+        job.id,
+        expected=[JobStatus.QUEUED],
+        status=JobStatus.EXPIRED,
+        billed_seconds=5,
+        cost_usd=Decimal("0.085"),
+    )
+    assert store.get(job.id).lease_owner == "watcher-1"
+
+    again = store.finish_with_lease(
+        job.id, "watcher-1", status=JobStatus.SUCCEEDED, cost_usd=Decimal("0.170")
+    )
+
+    assert again is None
+    after = store.get(job.id)
+    assert (after.status, after.cost_usd) == (JobStatus.EXPIRED, Decimal("0.085"))
+    totals = store.totals(session_id=None, today_start=NOW - timedelta(days=1))
+    assert totals.all_time.billed == Spend(jobs=1, videos=1, seconds=5, cost_usd=Decimal("0.085"))
+
+
+def test_renew_lease_extends_only_the_holders_lease_on_a_job_in_flight(store: JobStore) -> None:
+    job = make_due(store, create(store).id)
+    store.claim_due("watcher-1", now=NOW, lease_seconds=30)
+
+    later = NOW + timedelta(seconds=20)
+    assert store.renew_lease(job.id, "watcher-1", now=later, lease_seconds=30) == later + timedelta(
+        seconds=30
+    )
+    assert store.get(job.id).lease_until == later + timedelta(seconds=30)
+    # Past the first lease's end, nobody else can claim it.
+    assert store.claim_due("watcher-2", now=NOW + timedelta(seconds=40)) == []
+    # Someone who does not hold it cannot renew it.
+    assert store.renew_lease(job.id, "watcher-2", now=later, lease_seconds=600) is None
+    # Once the lease ran out and another watcher claimed the job, the first has lost it.
+    reclaimed = store.claim_due("watcher-2", now=NOW + timedelta(seconds=51), lease_seconds=30)
+    assert [claimed.id for claimed in reclaimed] == [job.id]
+    assert (
+        store.renew_lease(job.id, "watcher-1", now=NOW + timedelta(seconds=52), lease_seconds=30)
+        is None
+    )
+    assert store.get(job.id).lease_owner == "watcher-2"
+    # A final job's lease is not renewed.
+    store.finish_with_lease(job.id, "watcher-2", status=JobStatus.FAILED)
+    assert store.renew_lease(job.id, "watcher-2", now=NOW, lease_seconds=30) is None
+
+
+def test_totals_count_a_billed_video_that_could_not_be_saved(store: JobStore) -> None:
+    rows = [
+        bulk_row(1, status=JobStatus.SUCCEEDED, billed_seconds=5, cost_usd=Decimal("0.085")),
+        # Made and billed, but its link expired before it was saved.
+        bulk_row(2, status=JobStatus.EXPIRED, billed_seconds=5, cost_usd=Decimal("0.085")),
+        # Made and billed, still being saved (a full disk, a retried download).
+        bulk_row(3, status=JobStatus.DOWNLOADING, billed_seconds=3, cost_usd=Decimal("0.051")),
+        bulk_row(4, status=JobStatus.EXPIRED),  # recorded before costs were: nothing known
+        bulk_row(5, status=JobStatus.FAILED),
+    ]
+    bulk_insert(store, rows)
+
+    totals = store.totals(session_id=None, today_start=NOW - timedelta(days=1))
+
+    assert totals.all_time.billed == Spend(jobs=5, videos=3, seconds=13, cost_usd=Decimal("0.221"))
+
+
 def test_in_flight_jobs_and_next_due_at(store: JobStore) -> None:
     assert store.in_flight_jobs() == []
     assert store.next_due_at() is None

@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import json
+import logging
 import os
 import signal
+import sqlite3
 import subprocess
 import sys
 import threading
+import time
 import uuid
 from collections.abc import Callable
 from dataclasses import replace
@@ -16,12 +19,15 @@ from decimal import Decimal
 from pathlib import Path
 
 import pytest
+import requests
 from werkzeug.wrappers import Response
 
 import simulator
+from studio import store as store_module
+from studio.explain import explain_disk_full
 from studio.records import JobStatus
 from studio.service import Studio
-from studio.watcher import looks_like_mp4
+from studio.watcher import Backoff, Watcher, looks_like_mp4
 from tests.plugins.engine import (
     ENGINE_KEY,
     FAST_POLICY,
@@ -30,6 +36,7 @@ from tests.plugins.engine import (
     quick_draft,
     wait_until,
 )
+from tests.plugins.simulator import wait_for_task
 
 REPOSITORY = Path(__file__).resolve().parents[2]
 UPSTREAM_TZ = timezone(timedelta(hours=8))
@@ -275,7 +282,8 @@ def test_an_expired_link_is_said_plainly(open_studio, scripted_gateway):
     done = wait_until(finished(studio, job))
     assert done.status is JobStatus.EXPIRED
     assert "link expired" in done.explanation
-    assert done.cost_usd is None
+    # The gateway made it: it is billed even though it could not be saved.
+    assert done.cost_usd == TURBO_480P * 3
     assert studio.video_file(done) is None
 
 
@@ -292,6 +300,23 @@ def test_a_failed_or_bogus_download_is_tried_again(open_studio, scripted_gateway
     assert done.explanation is None
     leftovers = [p.name for p in (studio.settings.home / "videos").iterdir()]
     assert leftovers == [f"{done.id}.mp4"]
+
+
+def test_a_video_not_saved_by_the_deadline_is_still_billed(open_studio, scripted_gateway):
+    server, script, _ = scripted_gateway
+    script["polls"] = ["SUCCEEDED"]
+    script["videos"] = [(500, b"oops")]
+    policy = replace(FAST_POLICY, deadline=0.5)
+    studio = open_studio(
+        api_key="scripted-key-000", base_url=server.url_for("").rstrip("/"), policy=policy
+    )
+    job = submit(studio)
+    done = wait_until(finished(studio, job))
+    assert done.status is JobStatus.TIMED_OUT
+    assert done.cost_usd == TURBO_480P * 3
+    assert "made and billed, but saving it kept failing" in done.explanation
+    assert studio.can_recheck(done)
+    assert studio.totals("s").session.billed.videos == 1
 
 
 # Restarts and several watchers.
@@ -391,3 +416,321 @@ def test_a_worker_can_run_until_nothing_is_in_flight(open_studio, engine_gateway
     jobs = [submit(studio, seed=seed) for seed in range(2)]
     assert studio.watcher.run_until_idle(timeout=60)
     assert [studio.job(job.id).status for job in jobs] == [JobStatus.SUCCEEDED] * 2
+
+
+# A video made and billed, but not saved.
+
+
+def test_a_video_whose_link_expired_before_the_download_is_still_billed(
+    open_studio, start_simulator, tmp_path: Path
+):
+    gateway = start_simulator(key=ENGINE_KEY, link_ttl_seconds=0.01, state_dir=tmp_path / "gateway")
+    # The watcher is down while the gateway makes the video and its link expires.
+    studio = open_studio(api_key=ENGINE_KEY, base_url=gateway.url, start_watcher=False)
+    job = submit(studio)
+    answer, _ = wait_for_task(gateway.url, studio.job(job.id).task_id, key=ENGINE_KEY)
+    assert answer["output"]["task_status"] == "SUCCEEDED"
+    link = answer["output"]["video_url"]
+    wait_until(lambda: requests.get(link, timeout=10).status_code == 403, what="the link to expire")
+
+    wait_until(drive(studio, job.id), what="the watcher to find the finished task")
+
+    done = studio.job(job.id)
+    assert done.status is JobStatus.EXPIRED
+    assert done.billed_seconds == 3  # from the answer's usage
+    assert done.cost_usd == TURBO_480P * 3
+    assert "made and billed" in done.explanation
+    assert "could not be fetched in time" in done.explanation
+    assert studio.video_file(done) is None
+    billed = studio.totals("s").session.billed
+    assert (billed.jobs, billed.videos, billed.seconds) == (1, 1, 3)
+    assert billed.cost_usd == TURBO_480P * 3
+
+    # Checking it again finds the same expired link: still counted once.
+    assert studio.recheck(job.id).status is JobStatus.QUEUED
+    assert studio.totals("s").session.billed.cost_usd == TURBO_480P * 3
+    wait_until(drive(studio, job.id), what="the recheck")
+    assert studio.job(job.id).status is JobStatus.EXPIRED
+    billed = studio.totals("s").all_time.billed
+    assert (billed.videos, billed.cost_usd) == (1, TURBO_480P * 3)
+
+
+# Long downloads keep their lease.
+
+DRIP_PIECES = 12
+
+
+def drip_video(seen: dict, pause: float) -> Callable:
+    """A video handler that sends an MP4 in pieces with a pause before each, counting requests."""
+    piece = 64 * 1024
+    body = MP4_BYTES + bytes(piece * DRIP_PIECES - len(MP4_BYTES))
+
+    def video(_request):
+        seen["videos"] += 1
+
+        def pieces():
+            for start in range(0, len(body), piece):
+                time.sleep(pause)
+                seen["sent"] = seen.get("sent", 0) + 1
+                yield body[start : start + piece]
+
+        return Response(
+            pieces(), content_type="video/mp4", headers={"Content-Length": str(len(body))}
+        )
+
+    return video
+
+
+@pytest.fixture
+def slow_video_gateway(httpserver):
+    """A gateway whose task is done at once and whose video takes a while to download."""
+    seen = {"videos": 0}
+    httpserver.expect_request(
+        "/wan-i2v/v1/generateImageToVideoRequest", method="POST"
+    ).respond_with_json(
+        {"request_id": "r-1", "output": {"task_id": "t-1", "task_status": "PENDING"}}
+    )
+    httpserver.expect_request("/wan-video-polling/getTextToVideoResult").respond_with_json(
+        {
+            "request_id": "r",
+            "output": {
+                "task_id": "t-1",
+                "task_status": "SUCCEEDED",
+                "video_url": httpserver.url_for("/video.mp4"),
+            },
+        }
+    )
+    return httpserver, seen
+
+
+def test_a_download_longer_than_the_lease_is_not_taken_over(open_studio, slow_video_gateway):
+    server, seen = slow_video_gateway
+    lease = 1.0
+    # The whole download takes three leases.
+    server.expect_request("/video.mp4").respond_with_handler(drip_video(seen, lease / 4))
+    policy = replace(FAST_POLICY, lease_seconds=lease)
+    url = server.url_for("").rstrip("/")
+    studios = [
+        open_studio(api_key="scripted-key-000", base_url=url, policy=policy) for _ in range(3)
+    ]
+    job = submit(studios[0])
+    done = wait_until(finished(studios[1], job))
+    assert done.status is JobStatus.SUCCEEDED
+    assert seen["videos"] == 1
+    assert done.cost_usd == TURBO_480P * 3
+    assert studios[2].totals("s").session.billed.videos == 1
+    assert [p.name for p in (studios[0].settings.home / "videos").iterdir()] == [f"{job.id}.mp4"]
+
+
+def test_a_download_stops_when_its_lease_is_taken_over(open_studio, slow_video_gateway):
+    server, seen = slow_video_gateway
+    server.expect_request("/video.mp4").respond_with_handler(drip_video(seen, 0.1))
+    policy = replace(FAST_POLICY, lease_seconds=0.3)
+    studio = open_studio(
+        api_key="scripted-key-000",
+        base_url=server.url_for("").rstrip("/"),
+        policy=policy,
+        start_watcher=False,
+    )
+    job = submit(studio)
+    studio.store.update(job.id, next_poll_at=datetime.now(UTC))
+    worker = threading.Thread(target=studio.watcher.run_once)
+    worker.start()
+    wait_until(lambda: seen.get("sent", 0) >= 2, what="the download to start")
+    # Another watcher claims the job (as it would after a lease ran out unrenewed).
+    studio.store.update(
+        job.id, lease_owner="another-watcher", lease_until=datetime.now(UTC) + timedelta(hours=1)
+    )
+    worker.join(timeout=60)
+    assert not worker.is_alive()
+
+    after = studio.job(job.id)
+    assert after.status is JobStatus.DOWNLOADING  # not finished by the watcher that lost it
+    assert after.lease_owner == "another-watcher"
+    assert after.video_path is None
+    assert seen["sent"] < DRIP_PIECES  # it stopped early
+    assert list((studio.settings.home / "videos").iterdir()) == []
+
+
+# Partial files left by killed downloads.
+
+
+def test_stale_partial_videos_are_removed_at_start(open_studio, engine_gateway):
+    studio = open_studio(api_key=ENGINE_KEY, base_url=engine_gateway.url, start_watcher=False)
+    store, now = studio.store, datetime.now(UTC)
+    videos = studio.settings.home / "videos"
+    videos.mkdir(parents=True, exist_ok=True)
+
+    def job_with_part(*, status=JobStatus.DOWNLOADING, lease=None, idle=0.0, **fields):
+        job = submit(studio)
+        store.update(
+            job.id,
+            status=status,
+            lease_owner=None if lease is None else "another-process",
+            lease_until=None if lease is None else now + timedelta(seconds=lease),
+            next_poll_at=None,
+            **fields,
+        )
+        part = videos / f".{job.id}.mp4.k3j9x2ab.part"
+        part.write_bytes(b"partial")
+        os.utime(part, (time.time() - idle, time.time() - idle))
+        return part
+
+    lease = FAST_POLICY.lease_seconds
+    kept = [
+        # Another process is downloading it under a live lease.
+        job_with_part(lease=60),
+        # Written a moment ago: its download may be starting.
+        job_with_part(idle=0),
+    ]
+    removed = [
+        job_with_part(status=JobStatus.SUCCEEDED, lease=None),
+        job_with_part(status=JobStatus.EXPIRED, lease=None, idle=lease * 2),
+        # In flight, but nobody holds it and nothing wrote it for longer than a lease.
+        job_with_part(lease=None, idle=lease * 2),
+        # Its lease ran out long ago.
+        job_with_part(lease=-600, idle=lease * 2),
+        # Untouched for hours, whatever its lease says.
+        job_with_part(lease=60, idle=2 * 3600),
+    ]
+    unrelated = videos / "notes.part"
+    unrelated.write_bytes(b"not ours")
+    finished_video = videos / "1.mp4"
+    finished_video.write_bytes(MP4_BYTES)
+
+    studio.watcher.start()
+    wait_until(lambda: not any(part.exists() for part in removed), what="the clean-up")
+    assert all(part.exists() for part in kept)
+    assert unrelated.exists()
+    assert finished_video.read_bytes() == MP4_BYTES
+
+
+# A full disk.
+
+
+def test_a_full_disk_is_said_once_and_the_video_saved_later(
+    open_studio, scripted_gateway, caplog: pytest.LogCaptureFixture
+):
+    server, script, seen = scripted_gateway
+    script["polls"] = ["SUCCEEDED"]
+    script["videos"] = [(200, MP4_BYTES)]
+    studio = open_studio(
+        api_key="scripted-key-000",
+        base_url=server.url_for("").rstrip("/"),
+        start_watcher=False,
+    )
+    videos = studio.settings.home / "videos"
+    disk = {"full": True}
+
+    def disk_free(folder: Path) -> int:
+        # The disk fills up as soon as the video starts being written.
+        if disk["full"] and any(folder.glob(".*.part")):
+            return 0
+        return 10**12
+
+    watcher = Watcher(
+        store=studio.store,
+        home=studio.settings.home,
+        catalog=studio.catalog,
+        client_for_key=studio._watch_client,
+        held_keys=studio.held_key_fingerprints,
+        policy=FAST_POLICY,
+        budget=studio.budget,
+        disk_free=disk_free,
+        failure_retry=Backoff(first=0.05, most=0.15),
+    )
+    job = submit(studio)
+    caplog.set_level(logging.INFO, logger="studio.watcher")
+
+    for _ in range(4):
+        studio.store.update(job.id, next_poll_at=datetime.now(UTC))
+        before = datetime.now(UTC)
+        assert watcher.run_once() == 1
+        waiting = studio.job(job.id)
+        assert waiting.status is JobStatus.DOWNLOADING
+        assert waiting.explanation == explain_disk_full()
+        assert waiting.next_poll_at > before
+        # Billed already, and counted once however often the download fails.
+        assert studio.totals("s").session.billed.cost_usd == TURBO_480P * 3
+        assert list(videos.iterdir()) == []  # no partial file left behind
+    assert seen["videos"] == 4
+    said = [r for r in caplog.records if r.name == "studio.watcher"]
+    assert [r.exc_info for r in said] == [None] * len(said)
+    full = [r.getMessage() for r in said if "disk is full" in r.getMessage()]
+    assert len(full) == 4
+    # Waits doubling up to the bound.
+    waits = [message.rsplit("in ", 1)[1] for message in full]
+    assert waits == ["0.05 s", "0.1 s", "0.15 s", "0.15 s"]
+
+    disk["full"] = False
+    wait_until(lambda: watcher.run_once() >= 0 and not studio.job(job.id).in_flight)
+    done = studio.job(job.id)
+    assert done.status is JobStatus.SUCCEEDED
+    assert done.explanation is None
+    assert studio.video_file(done).read_bytes() == MP4_BYTES
+    billed = studio.totals("s").session.billed
+    assert (billed.videos, billed.cost_usd) == (1, TURBO_480P * 3)
+
+
+# The job store failing.
+
+
+def test_a_locked_store_is_logged_in_one_line_and_retried_less_and_less_often(
+    monkeypatch: pytest.MonkeyPatch,
+    open_studio,
+    engine_gateway,
+    caplog: pytest.LogCaptureFixture,
+):
+    # Writers give up on a locked database at once instead of after ten seconds.
+    monkeypatch.setattr(store_module, "SQLITE_BUSY_TIMEOUT_SECONDS", 0.01)
+    studio = open_studio(api_key=ENGINE_KEY, base_url=engine_gateway.url, start_watcher=False)
+    caplog.set_level(logging.INFO, logger="studio.watcher")
+    blocker = sqlite3.connect(studio.settings.home / "studio.db", isolation_level=None)
+    blocker.execute("BEGIN IMMEDIATE")  # another process holds the write lock
+    try:
+        studio.watcher.start()
+
+        def complaints() -> list[logging.LogRecord]:
+            return [r for r in caplog.records if "job store" in r.getMessage()]
+
+        wait_until(lambda: len(complaints()) >= 5, what="five failed rounds")
+    finally:
+        blocker.execute("ROLLBACK")
+        blocker.close()
+    said = complaints()[:5]
+    assert all(record.exc_info is None for record in said)
+    assert all("database is locked" in record.getMessage() for record in said)
+    waits = [float(record.getMessage().rsplit("in ", 1)[1].split()[0]) for record in said]
+    assert waits == [0.05, 0.1, 0.2, 0.4, 0.8]
+
+    # Once the store answers again the watcher carries on.
+    job = submit(studio)
+    assert wait_until(finished(studio, job)).status is JobStatus.SUCCEEDED
+
+
+# The lease holder cannot finish a job twice.
+
+
+def test_a_final_job_is_never_finished_again_by_its_lease_holder(open_studio, engine_gateway):
+    studio = open_studio(api_key=ENGINE_KEY, base_url=engine_gateway.url, start_watcher=False)
+    job = submit(studio)
+    store, owner = studio.store, studio.watcher.owner
+    store.update(job.id, next_poll_at=datetime.now(UTC))
+    assert [j.id for j in store.claim_due(owner)] == [job.id]
+    # Ended elsewhere (a recheck's answer, another path) while this watcher still held the lease.
+    store.transition(
+        job.id,
+        expected=(JobStatus.QUEUED,),
+        status=JobStatus.EXPIRED,
+        billed_seconds=3,
+        cost_usd=TURBO_480P * 3,
+    )
+    assert store.get(job.id).lease_owner == owner
+
+    again = store.finish_with_lease(
+        job.id, owner, status=JobStatus.SUCCEEDED, billed_seconds=5, cost_usd=TURBO_480P * 5
+    )
+    assert again is None
+    after = store.get(job.id)
+    assert (after.status, after.cost_usd) == (JobStatus.EXPIRED, TURBO_480P * 3)
+    assert store.renew_lease(job.id, owner, lease_seconds=60) is None
