@@ -3,37 +3,36 @@
 Pure arithmetic plus one small thread-safe token bucket, so the watcher's timing can be tested
 without a clock.
 
-How the schedule works: real jobs take 1-10 minutes, but the model's running time for one (model,
-resolution, duration) is nearly constant (a fixed number of diffusion steps on the same GPUs); what
-varies is the wait in the gateway's queue. Every snapshot from RUNNING on carries the gateway's
-``scheduled_time``, so the moment a job started running is known exactly however late it is seen.
-So the watcher polls sparsely while a job is queued, then sleeps until shortly before the expected
-finish (its start plus the running time of similar past jobs), polls densely in a narrow window
-around it, and backs off gradually if the job is late. Without enough history it falls back to a
-prior (``PRIOR_*`` below) and to waits capped at a fraction of the time elapsed, so that a job that
-ends far earlier than the prior says is not seen very late.
+How the schedule works: the model's running time for one (model, resolution, duration) varies
+far less than the wait in the gateway's queue, and every snapshot from RUNNING on carries the
+gateway's ``scheduled_time``, so the moment a job started running is known exactly however late it
+is seen. An expected running time (``ExpectedRunTime``) comes from past jobs of the class on the
+same gateway, from the demo gateway's known timing model, or from the catalog's guess. It is a
+hint, never a promise:
+
+- Queued: polls grow sparser with the wait but stay close enough to see the start soon, and
+  never so far apart that a job could start and end between two of them unseen.
+- Running on a trusted expectation: one bounded sleep towards the moment the job could plausibly
+  end (``watch_from``: the class's fastest recent jobs, and never later than ``early_share`` of the
+  expected time, so a gateway that got faster is still seen), then polls at most ``watch_gap``
+  apart, denser in the window where similar jobs ended, and the same ``watch_gap`` when the job
+  runs late; only far past anything expected does the interval grow.
+- Running on the catalog's guess (a cold start): no sleep on the strength of a guess; polls at
+  most ``watch_gap`` apart from the start, closer while the job is young.
 """
 
 from __future__ import annotations
 
 import random
+import statistics
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, fields, replace
 from datetime import datetime, timedelta
-from types import MappingProxyType
 
 UNKNOWN_EXPIRED = "expired"
 UNKNOWN_CONFIRMED = "confirmed"
-
-# The prior for running time, before this app has timed enough similar jobs itself. The catalog has
-# no timing data, so this is a guess from the gateway's documentation (jobs take 1-5 minutes, now
-# and then up to 10; flash is about twice as fast as plus): ``PollPolicy.prior_running_seconds``
-# for a plus model at 720P and 5 s, times these factors, in proportion to the duration.
-PRIOR_FAST_FACTOR = 0.5  # flash and turbo models
-PRIOR_RESOLUTION_FACTOR = MappingProxyType({"480P": 0.6, "720P": 1.0, "1080P": 1.6})
-PRIOR_SPREAD = 1.0  # the prior's 90th percentile is this share above its median
 
 
 @dataclass(frozen=True)
@@ -42,20 +41,24 @@ class PollPolicy:
 
     first_delay: float = 2.0  # first poll after the submit answer (refusals show at once)
     min_delay: float = 0.5  # never closer than this, whatever else applies
-    max_delay: float = 30.0  # longest wait once a job is running, however late it is
-    queued_max_delay: float = 30.0  # longest wait while queued (a failure there shows this late)
-    queued_fraction: float = 0.5  # ... and at most this share of the shortest likely running time
-    longest_sleep: float = 120.0  # longest single sleep towards the finish window
-    near_finish_delay: float = 2.0  # the interval inside the finish window
-    window_min_lead: float = 4.0  # the window opens at least this long before the expected finish
-    window_spread_factor: float = 1.0  # ... and this many (p90 - median) spreads before it
-    late_fraction: float = 0.2  # past the window, wait at most this share of the lateness
-    cold_fraction: float = 0.1  # with only the prior: wait at most this share of the elapsed time
-    cold_early_fraction: float = 0.25  # ... and this share before the prior's earliest finish
-    prior_earliest_fraction: float = 0.5  # the prior's earliest likely finish, as a share of it
-    prior_running_seconds: float = 180.0  # the prior for a plus model at 720P, 5 s
-    min_expected_samples: int = 3  # past jobs needed before their times are trusted
-    history_ttl: float = 60.0  # how long the watcher reuses the running times it looked up
+    max_delay: float = 30.0  # longest wait once a job is running far past anything expected
+    queued_max_delay: float = 15.0  # longest wait while queued, so the start shows soon
+    queued_growth: float = 0.3  # while queued, wait this share of the time since the submit
+    queued_fraction: float = 0.5  # ... and at most this share of the earliest plausible end
+    watch_gap: float = 5.0  # the longest wait whenever the job may plausibly have ended
+    near_finish_delay: float = 2.0  # the shortest interval, inside the finish window
+    window_polls: int = 12  # about this many polls span the window where similar jobs ended
+    window_min_lead: float = 4.0  # the window reaches at least this far around their times
+    early_share: float = 0.8  # watching starts by this share of the expected time at the latest
+    longest_sleep: float = 90.0  # longest single sleep on a running job
+    late_after: float = 2.0  # past this many times the slowest expected, the interval grows
+    late_fraction: float = 0.1  # ... to this share of the time beyond it (up to ``max_delay``)
+    cold_fraction: float = 0.25  # on the catalog's guess, wait at most this share of the elapsed
+    recent_samples: int = 3  # the expected time is the median of this many latest jobs
+    spread_samples: int = 5  # past jobs needed before their own spread is trusted
+    default_spread: float = 0.25  # with fewer, jobs end within this share either side
+    min_spread: float = 0.03  # never assume a class steadier than this share either side
+    history_ttl: float = 30.0  # how long the estimator reuses the times it looked up
     jitter: float = 0.15  # ± share of every delay, so that jobs do not poll in lockstep
     retry_after_cap: float = 300.0  # longest Retry-After honoured as given
     unknown_confirm_polls: int = 3  # UNKNOWN answers needed before a young task counts as lost
@@ -67,7 +70,7 @@ class PollPolicy:
     idle_wait: float = 1.0  # the watcher's longest sleep when nothing is due
 
     def scaled(self, factor: float) -> PollPolicy:
-        """Return this policy with every duration divided by ``factor`` (for tests and benches).
+        """Return this policy with every duration divided by ``factor`` (for demo mode and tests).
 
         Parameters
         ----------
@@ -80,13 +83,17 @@ class PollPolicy:
             The same fractions, counts and jitter; shorter times.
         """
         unitless = {
+            "queued_growth",
             "queued_fraction",
-            "window_spread_factor",
+            "window_polls",
+            "early_share",
+            "late_after",
             "late_fraction",
             "cold_fraction",
-            "cold_early_fraction",
-            "prior_earliest_fraction",
-            "min_expected_samples",
+            "recent_samples",
+            "spread_samples",
+            "default_spread",
+            "min_spread",
             "jitter",
             "unknown_confirm_polls",
         }
@@ -105,69 +112,104 @@ class PollPolicy:
 class ExpectedRunTime:
     """How long the model runs for a job like this one, from its start to its end, in seconds.
 
-    ``measured`` is True for the running times of similar past jobs, False for the prior.
+    ``low_seconds`` and ``high_seconds`` bound where most such jobs end (about the 10th and
+    90th percentiles). ``trusted`` is False for the catalog's guess, which the schedule takes as a
+    hint only; True for timings of past jobs and for the demo gateway's known timing model.
+    ``samples`` counts the past jobs behind it.
     """
 
     median_seconds: float
-    p90_seconds: float
-    measured: bool = True
+    low_seconds: float
+    high_seconds: float
+    trusted: bool = True
+    samples: int = 0
 
 
-def prior_run_time(
-    policy: PollPolicy, *, model: str, resolution: str, duration: int
+def spread_around(
+    median_seconds: float, *, low_share: float, high_share: float, trusted: bool
 ) -> ExpectedRunTime:
-    """Return the prior guess of a job's running time (see ``PRIOR_FAST_FACTOR``).
+    """An expectation from a median and the shares of it that bound most jobs."""
+    return ExpectedRunTime(
+        median_seconds, median_seconds * low_share, median_seconds * high_share, trusted=trusted
+    )
+
+
+def expected_from_samples(
+    policy: PollPolicy, recent_first: Sequence[float], *, fallback: ExpectedRunTime
+) -> ExpectedRunTime:
+    """Turn the running times of past jobs of one class into an expectation for the next.
 
     Parameters
     ----------
     policy
-        The timing knobs (``prior_running_seconds``).
-    model, resolution, duration
-        The job's class; an unknown resolution counts as 720P.
+        The timing knobs (``recent_samples``, ``spread_samples``, the spreads).
+    recent_first
+        Running times in seconds, the most recent job first.
+    fallback
+        What to expect with no past job at all (a prior).
 
     Returns
     -------
     ExpectedRunTime
-        Not ``measured``, with a wide spread.
+        Trusted from a single job on. The median of the latest few jobs is the centre, so a
+        whole class that got faster or slower moves the expectation within a couple of jobs;
+        the spread is that of all the jobs given (a default with only a few), and the bounds
+        cover both the latest jobs and the older ones while they disagree.
     """
-    fast = model.endswith(("-flash", "-turbo"))
-    median = (
-        policy.prior_running_seconds
-        * (PRIOR_FAST_FACTOR if fast else 1.0)
-        * PRIOR_RESOLUTION_FACTOR.get(resolution, 1.0)
-        * duration
-        / 5
-    )
-    return ExpectedRunTime(median, median * (1 + PRIOR_SPREAD), measured=False)
+    times = [seconds for seconds in recent_first if seconds > 0]
+    if not times:
+        return fallback
+    centre = statistics.median(times[: policy.recent_samples])
+    if len(times) >= policy.spread_samples:
+        ordered = sorted(times)
+        overall = statistics.median(ordered)
+        low = min(centre * _percentile(ordered, 0.1) / overall, _percentile(ordered, 0.1))
+        high = max(centre * _percentile(ordered, 0.9) / overall, _percentile(ordered, 0.9))
+    else:
+        low = min(centre, min(times)) * (1 - policy.default_spread)
+        high = max(centre, max(times)) * (1 + policy.default_spread)
+    low = min(low, centre * (1 - policy.min_spread))
+    high = max(high, centre * (1 + policy.min_spread))
+    return ExpectedRunTime(centre, low, high, trusted=True, samples=len(times))
+
+
+def _percentile(ordered: Sequence[float], fraction: float) -> float:
+    position = fraction * (len(ordered) - 1)
+    below = int(position)
+    above = min(below + 1, len(ordered) - 1)
+    return ordered[below] + (ordered[above] - ordered[below]) * (position - below)
 
 
 def finish_window(policy: PollPolicy, expected: ExpectedRunTime) -> tuple[float, float]:
-    """Return when to poll every ``near_finish_delay``, in seconds after the job started running.
+    """Return where similar jobs ended, padded, in seconds after the job started running.
 
     Parameters
     ----------
     policy
         The timing knobs.
     expected
-        Running times of similar past jobs.
+        The expected running time.
 
     Returns
     -------
     tuple of float
-        ``(start, end)``: from a lead of one spread (p90 - median, at least
-        ``window_min_lead``) before the median until as long after it.
+        ``(start, end)``: from ``low_seconds`` to ``high_seconds``, each widened by a tenth of
+        their distance and at least ``window_min_lead``; the start never below zero.
     """
-    median = max(expected.median_seconds, 0.0)
-    spread = max(expected.p90_seconds - median, 0.0)
-    lead = max(policy.window_min_lead, policy.window_spread_factor * spread)
-    return max(median - lead, 0.0), median + lead
+    pad = max(policy.window_min_lead, 0.1 * (expected.high_seconds - expected.low_seconds))
+    return max(expected.low_seconds - pad, 0.0), expected.high_seconds + pad
 
 
-def earliest_likely_finish(policy: PollPolicy, expected: ExpectedRunTime) -> float:
-    """Seconds of running before which a job of this kind is unlikely to end."""
-    if expected.measured:
-        return finish_window(policy, expected)[0]
-    return expected.median_seconds * policy.prior_earliest_fraction
+def watch_from(policy: PollPolicy, expected: ExpectedRunTime) -> float:
+    """Seconds of running before which the job is not expected to end (0 on a guess).
+
+    The window's start, but never later than ``early_share`` of the expected time: history
+    says when similar jobs ended, not that this one cannot end sooner.
+    """
+    if not expected.trusted:
+        return 0.0
+    start, _ = finish_window(policy, expected)
+    return min(start, policy.early_share * expected.median_seconds)
 
 
 def next_poll_delay(
@@ -190,7 +232,7 @@ def next_poll_delay(
     running_seconds
         Seconds since the gateway started running it, None while it is queued.
     expected
-        Its running time: from similar past jobs, or the prior.
+        Its expected running time.
     retry_after
         The gateway's Retry-After in seconds, if it asked us to slow down.
     rng
@@ -199,35 +241,23 @@ def next_poll_delay(
     Returns
     -------
     float
-        Queued: a sparse interval (the start time comes back in a later snapshot anyway), short
-        enough that the next poll comes before the finish could. Running with history: a sleep
-        until the finish window (never past its start), ``near_finish_delay`` inside it, then
-        ``late_fraction`` of the lateness. Running on the prior: at most ``cold_fraction`` of the
-        elapsed time (``cold_early_fraction`` before the prior's earliest likely finish). Each
-        jittered, never below ``min_delay`` and never before a Retry-After.
+        See the module's docstring. Each delay is jittered (a sleep towards a moment not to
+        overshoot only ever comes earlier), never below ``min_delay`` and never before a
+        Retry-After.
     """
     rng = rng or random
-    earliest = earliest_likely_finish(policy, expected)
     sleep_until = None  # a moment not to overshoot, so jitter only brings it forward
     if running_seconds is None:
-        delay = _clamp(policy.queued_fraction * earliest, policy, cap=policy.queued_max_delay)
-    elif not expected.measured:
-        if running_seconds < earliest:
-            cap = max(policy.cold_early_fraction * elapsed_seconds, policy.near_finish_delay)
-            sleep_until = earliest - running_seconds
-            delay = min(sleep_until, cap)
-        else:
-            delay = _clamp(policy.cold_fraction * elapsed_seconds, policy, cap=policy.max_delay)
+        delay = _queued_delay(policy, elapsed_seconds, expected)
+    elif not expected.trusted:
+        delay = _cold_delay(policy, elapsed_seconds, running_seconds, expected)
     else:
-        start, end = finish_window(policy, expected)
-        if running_seconds < start:
-            sleep_until = start - running_seconds
+        earliest = watch_from(policy, expected)
+        if running_seconds < earliest:
+            sleep_until = earliest - running_seconds
             delay = min(sleep_until, policy.longest_sleep)
-        elif running_seconds <= end:
-            delay = policy.near_finish_delay
         else:
-            late = running_seconds - expected.median_seconds
-            delay = _clamp(policy.late_fraction * late, policy, cap=policy.max_delay)
+            delay = _watching_delay(policy, running_seconds, expected)
     if sleep_until is not None and delay >= sleep_until:
         delay -= rng.uniform(0, policy.jitter * policy.near_finish_delay)
     else:
@@ -240,8 +270,37 @@ def next_poll_delay(
     return delay
 
 
-def _clamp(delay: float, policy: PollPolicy, *, cap: float) -> float:
-    return min(max(delay, policy.near_finish_delay), cap)
+def _queued_delay(policy: PollPolicy, elapsed: float, expected: ExpectedRunTime) -> float:
+    # A job that starts just after this poll must not end before the next one: half its earliest
+    # plausible end (on a guess, where it could end any time, the watch gap).
+    earliest = watch_from(policy, expected)
+    cap = policy.queued_fraction * earliest if expected.trusted else policy.watch_gap
+    cap = min(max(cap, policy.near_finish_delay), policy.queued_max_delay)
+    return min(max(policy.queued_growth * elapsed, policy.near_finish_delay), cap)
+
+
+def _cold_delay(
+    policy: PollPolicy, elapsed: float, running: float, expected: ExpectedRunTime
+) -> float:
+    if running > policy.late_after * expected.high_seconds:
+        return _late_delay(policy, running, expected)
+    return min(max(policy.cold_fraction * elapsed, policy.near_finish_delay), policy.watch_gap)
+
+
+def _watching_delay(policy: PollPolicy, running: float, expected: ExpectedRunTime) -> float:
+    start, end = finish_window(policy, expected)
+    if start <= running <= end:
+        # About ``window_polls`` polls across the window, however wide it is.
+        spaced = (end - start) / policy.window_polls
+        return min(max(spaced, policy.near_finish_delay), policy.watch_gap)
+    if running > policy.late_after * expected.high_seconds:
+        return _late_delay(policy, running, expected)
+    return policy.watch_gap
+
+
+def _late_delay(policy: PollPolicy, running: float, expected: ExpectedRunTime) -> float:
+    beyond = running - policy.late_after * expected.high_seconds
+    return min(max(policy.late_fraction * beyond, policy.watch_gap), policy.max_delay)
 
 
 def finish_urgency(
@@ -258,7 +317,7 @@ def finish_urgency(
         poll has been overdue (it may have started just after the last one), so that a job
         waiting for a poll under a saturated budget grows urgent instead of starving.
     expected
-        Its running time: from similar past jobs, or the prior.
+        Its expected running time.
 
     Returns
     -------
@@ -268,8 +327,8 @@ def finish_urgency(
         class's job a few seconds from its finish on a par with a looser class's job that much
         further out.
     """
-    spread = max(expected.p90_seconds - expected.median_seconds, 0.0)
-    lead = max(policy.window_min_lead, policy.window_spread_factor * spread)
+    start, end = finish_window(policy, expected)
+    lead = max((end - start) / 2, policy.window_min_lead)
     return (expected.median_seconds - running_seconds) / lead
 
 

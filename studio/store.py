@@ -9,10 +9,9 @@ watcher or a restart can never apply them twice.
 from __future__ import annotations
 
 import dataclasses
-import math
 import sqlite3
 import time
-from collections.abc import Collection, Iterator, Sequence
+from collections.abc import Collection, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
@@ -45,15 +44,6 @@ _WRITE_OPTION = "wan_studio_write"
 
 class JobNotFound(LookupError):
     """No job has this id."""
-
-
-@dataclasses.dataclass(frozen=True)
-class RunTimeStats:
-    """How long similar jobs took over one span of their life (such as submit to finish), in s."""
-
-    samples: int
-    median_seconds: float | None
-    p90_seconds: float | None
 
 
 def sqlite_url(path: Path) -> str:
@@ -95,14 +85,6 @@ def _fingerprint_clause(key_fingerprints: Collection[str | None] | None) -> sa.C
     if None in key_fingerprints:
         clauses.append(jobs.c.key_fingerprint.is_(None))
     return sa.or_(sa.false(), *clauses)
-
-
-def _percentile(ordered: Sequence[float], fraction: float) -> float:
-    # Linear interpolation between the two nearest ranks (numpy's default).
-    position = fraction * (len(ordered) - 1)
-    lower = math.floor(position)
-    upper = min(lower + 1, len(ordered) - 1)
-    return ordered[lower] + (ordered[upper] - ordered[lower]) * (position - lower)
 
 
 def _configure_sqlite(engine: Engine) -> None:
@@ -703,41 +685,42 @@ class JobStore:
             },
         )
 
-    def run_time_stats(
-        self, model: str, resolution: str, duration: int, *, limit: int = 50
-    ) -> RunTimeStats:
-        """Median and 90th percentile of submit-to-finish time of the last similar successes."""
-        return self._span_stats(jobs.c.submitted_at, model, resolution, duration, limit=limit)
-
-    def running_time_stats(
-        self, model: str, resolution: str, duration: int, *, limit: int = 50
-    ) -> RunTimeStats:
-        """Median and 90th percentile of start-to-finish time of the last similar successes.
-
-        The gateway's own ``scheduled_time`` and ``end_time`` bound this span, so unlike
-        ``run_time_stats`` it leaves out the time spent queued, which varies with the gateway's
-        load while the model's running time for one (model, resolution, duration) barely does.
+    def recent_run_times(
+        self,
+        model: str,
+        resolution: str,
+        duration: int,
+        *,
+        mode: str,
+        from_start: bool,
+        limit: int = 50,
+    ) -> list[float]:
+        """How long the latest similar successes on one gateway took, the most recent first.
 
         Parameters
         ----------
         model, resolution, duration
             The class of job.
+        mode
+            ``billed`` or ``demo``: the two gateways run at their own speeds, so their times
+            never mix.
+        from_start
+            True: from the gateway's ``scheduled_time`` to its ``end_time`` (the model's running
+            time, which varies far less than the queue; jobs never seen started are left out).
+            False: from the submit to the end, queue included.
         limit
             Use at most this many of the most recent successes.
 
         Returns
         -------
-        RunTimeStats
-            ``samples`` is 0 (and the times None) when no similar job has a known start.
+        list of float
+            Seconds, one per job; empty when no similar job qualifies.
         """
-        return self._span_stats(jobs.c.started_at, model, resolution, duration, limit=limit)
-
-    def _span_stats(
-        self, began: sa.Column, model: str, resolution: str, duration: int, *, limit: int
-    ) -> RunTimeStats:
+        began = jobs.c.started_at if from_start else jobs.c.submitted_at
         query = (
             sa.select(began, jobs.c.finished_at)
             .where(
+                jobs.c.mode == mode,
                 jobs.c.model == model,
                 jobs.c.resolution == resolution,
                 jobs.c.duration == duration,
@@ -750,20 +733,8 @@ class JobStore:
         )
         with self._read() as conn:
             rows = conn.execute(query).all()
-        return _spans_to_stats(rows)
-
-
-def _spans_to_stats(rows: Sequence[Row[Any]]) -> RunTimeStats:
-    seconds = sorted(
-        (finished - began).total_seconds() for began, finished in rows if finished >= began
-    )
-    if not seconds:
-        return RunTimeStats(samples=0, median_seconds=None, p90_seconds=None)
-    return RunTimeStats(
-        samples=len(seconds),
-        median_seconds=_percentile(seconds, 0.5),
-        p90_seconds=_percentile(seconds, 0.9),
-    )
+        spans = ((finished - started).total_seconds() for started, finished in rows)
+        return [seconds for seconds in spans if seconds >= 0]
 
 
 def _add(left: Spend, right: Spend) -> Spend:

@@ -191,7 +191,7 @@ def test_expected_finish_comes_from_similar_past_jobs(demo_studio: Studio):
     for seed in range(3):
         wait_until(finished(demo_studio, submit(demo_studio, seed=seed)))
     wait_until(finished(demo_studio, first))
-    demo_studio._expected.clear()
+    demo_studio._estimator.forget()
     pending = submit(demo_studio, seed=99)
     expected = demo_studio.expected_finish(pending)
     assert expected is not None
