@@ -42,24 +42,28 @@ class PollPolicy:
     first_delay: float = 2.0  # first poll after the submit answer (refusals show at once)
     min_delay: float = 0.5  # never closer than this, whatever else applies
     max_delay: float = 30.0  # longest wait once a job is running far past anything expected
-    queued_max_delay: float = 15.0  # longest wait while queued, so the start shows soon
-    queued_growth: float = 0.3  # while queued, wait this share of the time since the submit
-    queued_fraction: float = 0.5  # ... and at most this share of the earliest plausible end
-    watch_gap: float = 5.0  # the longest wait whenever the job may plausibly have ended
+    queued_max_delay: float = 30.0  # longest wait while queued
+    queued_growth: float = 1.0  # while queued, wait this share of the time since the submit
+    queued_fraction: float = 0.1  # ... and at most this share of the earliest plausible end
+    watch_gap: float = 6.0  # the longest wait whenever the job may plausibly have ended
+    cold_gap: float = 4.5  # the same on the catalog's guess, when ends are as likely anywhere
     near_finish_delay: float = 2.0  # the shortest interval, inside the finish window
+    window_gap: float = 4.5  # the longest interval inside the finish window
     window_polls: int = 12  # about this many polls span the window where similar jobs ended
     window_min_lead: float = 4.0  # the window reaches at least this far around their times
+    window_pad_share: float = 0.5  # ... and this share of their distance from the median
     early_share: float = 0.8  # watching starts by this share of the expected time at the latest
     longest_sleep: float = 90.0  # longest single sleep on a running job
     late_after: float = 2.0  # past this many times the slowest expected, the interval grows
+    late_floor: float = 900.0  # ... but never before the job has run this long
     late_fraction: float = 0.1  # ... to this share of the time beyond it (up to ``max_delay``)
     cold_fraction: float = 0.25  # on the catalog's guess, wait at most this share of the elapsed
-    recent_samples: int = 3  # the expected time is the median of this many latest jobs
+    recent_samples: int = 3  # the median of this many latest jobs shows a change of pace
     spread_samples: int = 5  # past jobs needed before their own spread is trusted
     default_spread: float = 0.25  # with fewer, jobs end within this share either side
     min_spread: float = 0.03  # never assume a class steadier than this share either side
     history_ttl: float = 30.0  # how long the estimator reuses the times it looked up
-    jitter: float = 0.15  # ± share of every delay, so that jobs do not poll in lockstep
+    jitter: float = 0.1  # ± share of every delay, so that jobs do not poll in lockstep
     retry_after_cap: float = 300.0  # longest Retry-After honoured as given
     unknown_confirm_polls: int = 3  # UNKNOWN answers needed before a young task counts as lost
     unknown_confirm_seconds: float = 10.0  # ... spread over at least this long
@@ -86,6 +90,7 @@ class PollPolicy:
             "queued_growth",
             "queued_fraction",
             "window_polls",
+            "window_pad_share",
             "early_share",
             "late_after",
             "late_fraction",
@@ -151,23 +156,29 @@ def expected_from_samples(
     Returns
     -------
     ExpectedRunTime
-        Trusted from a single job on. The median of the latest few jobs is the centre, so a
-        whole class that got faster or slower moves the expectation within a couple of jobs;
-        the spread is that of all the jobs given (a default with only a few), and the bounds
-        cover both the latest jobs and the older ones while they disagree.
+        Trusted from a single job on. With enough jobs: their median and 10th and 90th
+        percentiles; but when the latest few jobs' median lies outside the middle of that spread,
+        the class may have changed pace (a faster or slower gateway): the expectation moves to
+        the latest jobs, and the bounds cover the spread around both. With only a few jobs: their median, and
+        bounds ``default_spread`` beyond the fastest and the slowest.
     """
     times = [seconds for seconds in recent_first if seconds > 0]
     if not times:
         return fallback
-    centre = statistics.median(times[: policy.recent_samples])
-    if len(times) >= policy.spread_samples:
-        ordered = sorted(times)
-        overall = statistics.median(ordered)
-        low = min(centre * _percentile(ordered, 0.1) / overall, _percentile(ordered, 0.1))
-        high = max(centre * _percentile(ordered, 0.9) / overall, _percentile(ordered, 0.9))
+    ordered = sorted(times)
+    overall = statistics.median(ordered)
+    if len(times) < policy.spread_samples:
+        low = ordered[0] * (1 - policy.default_spread)
+        high = ordered[-1] * (1 + policy.default_spread)
+        centre = overall
     else:
-        low = min(centre, min(times)) * (1 - policy.default_spread)
-        high = max(centre, max(times)) * (1 + policy.default_spread)
+        low, high = _percentile(ordered, 0.1), _percentile(ordered, 0.9)
+        latest = statistics.median(times[: policy.recent_samples])
+        centre = overall
+        if abs(latest - overall) > (high - low) / 2:
+            # Until it is clear, cover both the old pace and the new one.
+            centre = latest
+            low, high = min(low, low * latest / overall), max(high, high * latest / overall)
     low = min(low, centre * (1 - policy.min_spread))
     high = max(high, centre * (1 + policy.min_spread))
     return ExpectedRunTime(centre, low, high, trusted=True, samples=len(times))
@@ -193,11 +204,14 @@ def finish_window(policy: PollPolicy, expected: ExpectedRunTime) -> tuple[float,
     Returns
     -------
     tuple of float
-        ``(start, end)``: from ``low_seconds`` to ``high_seconds``, each widened by a tenth of
-        their distance and at least ``window_min_lead``; the start never below zero.
+        ``(start, end)``: from ``low_seconds`` to ``high_seconds``, each widened by half its
+        distance from the median (a tenth of the jobs end beyond each, and the bounds of a few
+        samples are loose), and by at least ``window_min_lead``; the start never below zero.
     """
-    pad = max(policy.window_min_lead, 0.1 * (expected.high_seconds - expected.low_seconds))
-    return max(expected.low_seconds - pad, 0.0), expected.high_seconds + pad
+    median, low, high = expected.median_seconds, expected.low_seconds, expected.high_seconds
+    before = max(policy.window_min_lead, policy.window_pad_share * (median - low))
+    after = max(policy.window_min_lead, policy.window_pad_share * (high - median))
+    return max(low - before, 0.0), high + after
 
 
 def watch_from(policy: PollPolicy, expected: ExpectedRunTime) -> float:
@@ -274,17 +288,21 @@ def _queued_delay(policy: PollPolicy, elapsed: float, expected: ExpectedRunTime)
     # A job that starts just after this poll must not end before the next one: half its earliest
     # plausible end (on a guess, where it could end any time, the watch gap).
     earliest = watch_from(policy, expected)
-    cap = policy.queued_fraction * earliest if expected.trusted else policy.watch_gap
-    cap = min(max(cap, policy.near_finish_delay), policy.queued_max_delay)
+    if expected.trusted:
+        cap = max(policy.queued_fraction * earliest, policy.near_finish_delay)
+    else:
+        # Any running time is possible, but not one shorter than two polls of a running job.
+        cap = 2 * policy.cold_gap
+    cap = min(cap, policy.queued_max_delay)
     return min(max(policy.queued_growth * elapsed, policy.near_finish_delay), cap)
 
 
 def _cold_delay(
     policy: PollPolicy, elapsed: float, running: float, expected: ExpectedRunTime
 ) -> float:
-    if running > policy.late_after * expected.high_seconds:
+    if running > _late_from(policy, expected):
         return _late_delay(policy, running, expected)
-    return min(max(policy.cold_fraction * elapsed, policy.near_finish_delay), policy.watch_gap)
+    return min(max(policy.cold_fraction * elapsed, policy.near_finish_delay), policy.cold_gap)
 
 
 def _watching_delay(policy: PollPolicy, running: float, expected: ExpectedRunTime) -> float:
@@ -292,14 +310,18 @@ def _watching_delay(policy: PollPolicy, running: float, expected: ExpectedRunTim
     if start <= running <= end:
         # About ``window_polls`` polls across the window, however wide it is.
         spaced = (end - start) / policy.window_polls
-        return min(max(spaced, policy.near_finish_delay), policy.watch_gap)
-    if running > policy.late_after * expected.high_seconds:
+        return min(max(spaced, policy.near_finish_delay), policy.window_gap)
+    if running > _late_from(policy, expected):
         return _late_delay(policy, running, expected)
     return policy.watch_gap
 
 
+def _late_from(policy: PollPolicy, expected: ExpectedRunTime) -> float:
+    return max(policy.late_after * expected.high_seconds, policy.late_floor)
+
+
 def _late_delay(policy: PollPolicy, running: float, expected: ExpectedRunTime) -> float:
-    beyond = running - policy.late_after * expected.high_seconds
+    beyond = running - _late_from(policy, expected)
     return min(max(policy.late_fraction * beyond, policy.watch_gap), policy.max_delay)
 
 
