@@ -152,6 +152,18 @@ class History:
         began = (lambda t: t.started) if from_start else (lambda t: t.submitted)
         return [timeline.ended - began(timeline) for timeline in known[:limit]]
 
+    def latest_running_times(self, *, mode: str, limit: int) -> list[tuple[str, str, int, float]]:
+        known = [
+            timeline
+            for seen_at, timeline in self.entries
+            if seen_at <= self.now and timeline.job_class.mode == mode
+        ]
+        known.sort(key=lambda timeline: timeline.ended, reverse=True)
+        return [
+            (t.job_class.model, t.job_class.resolution, t.job_class.duration, t.ended - t.started)
+            for t in known[:limit]
+        ]
+
 
 def follow_sdk(timeline: Timeline, rng: random.Random) -> Outcome:
     """The upstream SDK: poll at once, then sleep 1, 1, 2, 2, 2, 4, 4, 4, then 5 s."""

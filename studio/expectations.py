@@ -7,6 +7,7 @@ show them as they are.
 
 from __future__ import annotations
 
+import statistics
 import threading
 import time
 from collections.abc import Callable
@@ -20,6 +21,7 @@ from studio.schedule import (
     ExpectedRunTime,
     PollPolicy,
     expected_from_samples,
+    gateway_pace,
     spread_around,
 )
 from studio.store import JobStore
@@ -108,17 +110,39 @@ class RunTimeEstimator:
         self._clock = clock
         self._lock = threading.Lock()
         self._cache: dict[tuple[JobClass, bool], tuple[float, list[float]]] = {}
+        self._latest: dict[str, tuple[float, list[tuple[str, str, int, float]]]] = {}
 
     def forget(self) -> None:
         """Read the store afresh on the next question."""
         with self._lock:
             self._cache.clear()
+            self._latest.clear()
 
     def running_time(self, job_class: JobClass) -> ExpectedRunTime:
         """The model's running time (gateway start to end) for a job of this class."""
         return expected_from_samples(
-            self._policy, self._times(job_class, from_start=True), fallback=self._prior(job_class)
+            self._policy,
+            self._times(job_class, from_start=True),
+            fallback=self._prior(job_class),
+            pace=self._pace(job_class.mode),
         )
+
+    def _pace(self, mode: str) -> float | None:
+        """How the gateway's latest jobs ran against their classes' medians (``gateway_pace``)."""
+        now = self._clock()
+        with self._lock:
+            cached = self._latest.get(mode)
+        if cached is None or now - cached[0] >= self._policy.history_ttl:
+            latest = self._store.latest_running_times(mode=mode, limit=self._policy.recent_samples)
+            cached = (now, latest)
+            with self._lock:
+                self._latest[mode] = cached
+        ratios = []
+        for model, resolution, duration, seconds in cached[1]:
+            times = self._times(JobClass(mode, model, resolution, duration), from_start=True)
+            if len(times) >= self._policy.spread_samples:
+                ratios.append(seconds / statistics.median(times))
+        return gateway_pace(self._policy, ratios)
 
     def total_time(self, job_class: JobClass) -> ExpectedRunTime:
         """The time from the submit to the end, queue included, for a job of this class."""

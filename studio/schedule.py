@@ -51,7 +51,7 @@ class PollPolicy:
     window_gap: float = 4.5  # the longest interval inside the finish window
     window_polls: int = 12  # about this many polls span the window where similar jobs ended
     window_min_lead: float = 4.0  # the window reaches at least this far around their times
-    window_pad_share: float = 0.5  # ... and this share of their distance from the median
+    window_pad_share: float = 0.25  # ... and this share of their distance from the median
     early_share: float = 0.8  # watching starts by this share of the expected time at the latest
     longest_sleep: float = 90.0  # longest single sleep on a running job
     late_after: float = 2.0  # past this many times the slowest expected, the interval grows
@@ -117,8 +117,8 @@ class PollPolicy:
 class ExpectedRunTime:
     """How long the model runs for a job like this one, from its start to its end, in seconds.
 
-    ``low_seconds`` and ``high_seconds`` bound where most such jobs end (about the 10th and
-    90th percentiles). ``trusted`` is False for the catalog's guess, which the schedule takes as a
+    ``low_seconds`` and ``high_seconds`` bound where such jobs end (from history: the fastest
+    and the 90th percentile). ``trusted`` is False for the catalog's guess, which the schedule takes as a
     hint only; True for timings of past jobs and for the demo gateway's known timing model.
     ``samples`` counts the past jobs behind it.
     """
@@ -140,7 +140,11 @@ def spread_around(
 
 
 def expected_from_samples(
-    policy: PollPolicy, recent_first: Sequence[float], *, fallback: ExpectedRunTime
+    policy: PollPolicy,
+    recent_first: Sequence[float],
+    *,
+    fallback: ExpectedRunTime,
+    pace: float | None = None,
 ) -> ExpectedRunTime:
     """Turn the running times of past jobs of one class into an expectation for the next.
 
@@ -152,36 +156,62 @@ def expected_from_samples(
         Running times in seconds, the most recent job first.
     fallback
         What to expect with no past job at all (a prior).
+    pace
+        How the gateway's latest jobs of any class ran against their own classes' medians
+        (``gateway_pace``), if known: 0.75 when they all ran a quarter faster than usual.
 
     Returns
     -------
     ExpectedRunTime
-        Trusted from a single job on. With enough jobs: their median and 10th and 90th
-        percentiles; but when the latest few jobs' median lies outside the middle of that spread,
-        the class may have changed pace (a faster or slower gateway): the expectation moves to
-        the latest jobs, and the bounds cover the spread around both. With only a few jobs: their median, and
-        bounds ``default_spread`` beyond the fastest and the slowest.
+        Trusted from a single job on. With enough jobs: their median, the fastest and the 90th
+        percentile; but when the latest few jobs of the class, or else the gateway's pace, lie
+        outside the middle of that spread, the gateway may have got faster or slower: the
+        expectation moves with them, and the bounds cover the spread at both paces. With only a
+        few jobs: their median, and bounds ``default_spread`` beyond the fastest and the slowest
+        (moved with the gateway's pace likewise).
     """
     times = [seconds for seconds in recent_first if seconds > 0]
     if not times:
         return fallback
     ordered = sorted(times)
     overall = statistics.median(ordered)
+    centre = overall
     if len(times) < policy.spread_samples:
         low = ordered[0] * (1 - policy.default_spread)
         high = ordered[-1] * (1 + policy.default_spread)
-        centre = overall
+        shift = pace
     else:
-        low, high = _percentile(ordered, 0.1), _percentile(ordered, 0.9)
+        # The fastest, not a percentile: a few samples hide how early a job can end.
+        low, high = ordered[0], _percentile(ordered, 0.9)
         latest = statistics.median(times[: policy.recent_samples])
-        centre = overall
-        if abs(latest - overall) > (high - low) / 2:
-            # Until it is clear, cover both the old pace and the new one.
-            centre = latest
-            low, high = min(low, low * latest / overall), max(high, high * latest / overall)
+        shift = latest / overall if abs(latest - overall) > (high - low) / 2 else pace
+    if shift is not None and abs(shift - 1) * overall > (high - low) / 2:
+        # Until the history has caught up, cover both the old pace and the new one.
+        centre = overall * shift
+        low, high = min(low, low * shift), max(high, high * shift)
     low = min(low, centre * (1 - policy.min_spread))
     high = max(high, centre * (1 + policy.min_spread))
     return ExpectedRunTime(centre, low, high, trusted=True, samples=len(times))
+
+
+def gateway_pace(policy: PollPolicy, ratios_recent_first: Sequence[float]) -> float | None:
+    """How fast the gateway's latest jobs ran against their own classes' medians (1: as usual).
+
+    Parameters
+    ----------
+    policy
+        The timing knobs (``recent_samples``).
+    ratios_recent_first
+        For each latest job of any class, its running time over its class's median, the most
+        recent first.
+
+    Returns
+    -------
+    float or None
+        The median of the latest ``recent_samples`` ratios; None with fewer than two.
+    """
+    latest = [ratio for ratio in ratios_recent_first if ratio > 0][: policy.recent_samples]
+    return statistics.median(latest) if len(latest) >= 2 else None
 
 
 def _percentile(ordered: Sequence[float], fraction: float) -> float:

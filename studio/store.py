@@ -736,6 +736,43 @@ class JobStore:
         spans = ((finished - started).total_seconds() for started, finished in rows)
         return [seconds for seconds in spans if seconds >= 0]
 
+    def latest_running_times(self, *, mode: str, limit: int) -> list[tuple[str, str, int, float]]:
+        """The running times of the latest successes on one gateway, of any class.
+
+        Parameters
+        ----------
+        mode
+            ``billed`` or ``demo``.
+        limit
+            How many of the most recent successes with a known start.
+
+        Returns
+        -------
+        list of tuple
+            ``(model, resolution, duration, seconds)``, the most recent first.
+        """
+        query = (
+            sa.select(
+                jobs.c.model, jobs.c.resolution, jobs.c.duration, jobs.c.started_at,
+                jobs.c.finished_at,
+            )
+            .where(
+                jobs.c.mode == mode,
+                jobs.c.status == JobStatus.SUCCEEDED,
+                jobs.c.started_at.is_not(None),
+                jobs.c.finished_at.is_not(None),
+            )
+            .order_by(jobs.c.finished_at.desc())
+            .limit(limit)
+        )  # fmt: skip
+        with self._read() as conn:
+            rows = conn.execute(query).all()
+        return [
+            (model, resolution, duration, (finished - started).total_seconds())
+            for model, resolution, duration, started, finished in rows
+            if finished >= started
+        ]
+
 
 def _add(left: Spend, right: Spend) -> Spend:
     return Spend(
