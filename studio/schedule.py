@@ -46,7 +46,7 @@ class PollPolicy:
     queued_growth: float = 1.0  # while queued, wait this share of the time since the submit
     queued_fraction: float = 0.1  # ... and at most this share of the earliest plausible end
     watch_gap: float = 6.0  # the longest wait whenever the job may plausibly have ended
-    cold_gap: float = 4.5  # the same on the catalog's guess, when ends are as likely anywhere
+    cold_gap: float = 5.0  # the same on the catalog's guess, when ends are as likely anywhere
     near_finish_delay: float = 2.0  # the shortest interval, inside the finish window
     window_gap: float = 4.5  # the longest interval inside the finish window
     window_polls: int = 12  # about this many polls span the window where similar jobs ended
