@@ -44,12 +44,12 @@ class PollPolicy:
     max_delay: float = 30.0  # longest wait once a job is running far past anything expected
     queued_max_delay: float = 30.0  # longest wait while queued
     queued_growth: float = 1.0  # while queued, wait this share of the time since the submit
-    queued_fraction: float = 0.1  # ... and at most this share of the earliest plausible end
+    queued_fraction: float = 0.2  # ... and at most this share of the earliest plausible end
     watch_gap: float = 6.0  # the longest wait whenever the job may plausibly have ended
     cold_gap: float = 5.0  # the same on the catalog's guess, when ends are as likely anywhere
     near_finish_delay: float = 2.0  # the shortest interval, inside the finish window
-    window_gap: float = 4.5  # the longest interval inside the finish window
-    window_polls: int = 12  # about this many polls span the window where similar jobs ended
+    window_gap: float = 5.0  # the longest interval inside the finish window
+    window_polls: int = 8  # about this many polls span the window where similar jobs ended
     window_min_lead: float = 4.0  # the window reaches at least this far around their times
     window_pad_share: float = 0.25  # ... and this share of their distance from the median
     early_share: float = 0.8  # watching starts by this share of the expected time at the latest
