@@ -43,15 +43,17 @@ class TypicalWait:
     longest: float | None = None
 
     def describe(self) -> str:
-        """``Usually under a minute``, ``Usually 1–5 minutes, sometimes up to 10``."""
+        """``Usually under a minute``, ``Usually 1–5 minutes, sometimes up to 10``, ``Usually
+        under a minute, sometimes up to 2 minutes``."""
         upper = max(round(self.usual_to / 60), 1)
         lower = round(self.usual_from / 60)
         if lower < 1 or lower >= upper:
             text = f"Usually under {_minutes(upper)}"
         else:
             text = f"Usually {lower}–{_minutes(upper)}"
-        if self.longest is not None and round(self.longest / 60) > upper:
-            text += f", sometimes up to {round(self.longest / 60)}"
+        if self.longest is not None and (longest := round(self.longest / 60)) > upper:
+            # After a range in minutes the unit goes without saying; after "a minute" it does not.
+            text += f", sometimes up to {longest if upper > 1 else _minutes(longest)}"
         return text
 
 

@@ -10,15 +10,20 @@ is seen. An expected running time (``ExpectedRunTime``) comes from past jobs of 
 same gateway, from the demo gateway's known timing model, or from the catalog's guess. It is a
 hint, never a promise:
 
-- Queued: polls grow sparser with the wait but stay close enough to see the start soon, and
-  never so far apart that a job could start and end between two of them unseen.
-- Running on a trusted expectation: one bounded sleep towards the moment the job could plausibly
-  end (``watch_from``: the class's fastest recent jobs, and never later than ``early_share`` of the
-  expected time, so a gateway that got faster is still seen), then polls at most ``watch_gap``
-  apart, denser in the window where similar jobs ended, and the same ``watch_gap`` when the job
-  runs late; only far past anything expected does the interval grow.
+- Queued: polls grow sparser with the wait, but stay within a fifth of the earliest plausible
+  end (so the start shows soon and a job cannot start and end between two polls unseen) and
+  within ``queued_max_delay``.
+- Running on a trusted expectation: sleeps of at most ``longest_sleep`` towards the moment the
+  job could plausibly end (``watch_from``: the window where similar jobs ended, opened below the
+  fastest of them, and never later than ``early_share`` of the expected time, so a gateway that
+  got faster is still seen); then polls at most ``watch_gap`` apart, about ``window_polls`` across
+  the window (at most ``window_gap`` apart there), and ``watch_gap`` again when the job runs late;
+  only far past anything expected, and past ``late_floor``, does the interval grow.
 - Running on the catalog's guess (a cold start): no sleep on the strength of a guess; polls at
-  most ``watch_gap`` apart from the start, closer while the job is young.
+  most ``cold_gap`` apart from the start, closer while the job is young.
+
+``expected_from_samples`` turns past jobs into an expectation (one job is enough) and follows a
+change of pace, of the class or of the whole gateway (``gateway_pace``).
 """
 
 from __future__ import annotations
@@ -118,8 +123,9 @@ class ExpectedRunTime:
     """How long the model runs for a job like this one, from its start to its end, in seconds.
 
     ``low_seconds`` and ``high_seconds`` bound where such jobs end (from history: the fastest
-    and the 90th percentile). ``trusted`` is False for the catalog's guess, which the schedule takes as a
-    hint only; True for timings of past jobs and for the demo gateway's known timing model.
+    and the 90th percentile). ``trusted`` is False for the catalog's guess, which the schedule
+    takes as a hint only; True for timings of past jobs and for the demo gateway's known timing
+    model.
     ``samples`` counts the past jobs behind it.
     """
 

@@ -89,6 +89,10 @@ def test_typical_waits_read_plainly() -> None:
         TypicalWait(usual_from=60, usual_to=300, longest=600).describe()
         == "Usually 1–5 minutes, sometimes up to 10"
     )
+    assert (
+        TypicalWait(usual_from=30, usual_to=50, longest=130).describe()
+        == "Usually under a minute, sometimes up to 2 minutes"
+    )
     # A longest that rounds to the usual end says nothing more.
     assert TypicalWait(usual_from=0, usual_to=40, longest=50).describe() == "Usually under a minute"
 
