@@ -9,6 +9,8 @@ import streamlit as st
 from components import state
 from components.services import get_studio
 from components.sidebar import render_sidebar
+from studio.settings import SettingsError
+from studio.store import EmptyDatabase
 
 _log = logging.getLogger("wan_studio")
 
@@ -18,6 +20,10 @@ def main() -> None:
     st.set_page_config(page_title="Wan Studio", page_icon=":material/movie:", layout="wide")
     try:
         studio = get_studio()
+    except (SettingsError, EmptyDatabase) as problem:
+        # A wrong setting, or a history that is not there: the message names it and what to do.
+        st.error(f"Wan Studio could not start. {problem}", icon=":material/error:")
+        st.stop()
     except Exception:
         # Users see plain words; the details (which may name a database host) go to the log.
         _log.exception("Wan Studio could not start")

@@ -6,7 +6,7 @@ import streamlit as st
 from streamlit.runtime.uploaded_file_manager import UploadedFile
 
 from components import state
-from components.formatting import file_size, megabytes
+from components.formatting import file_size, megabytes, plain
 from studio.catalog import Limits
 from studio.images import ImageCheck, ImageRejected, PreparedImage, shrink_to_jpeg
 from studio.linkfetch import LinkRejected
@@ -141,7 +141,8 @@ def _render_preview(*, studio: Studio, slot: str, choice: state.FrameChoice) -> 
         st.image(_preview(shown.sha256, shown.data), width="content")
     elif check.format in _BROWSER_FORMATS:
         st.image(_preview(check.sha256, choice.original), width="content")
-    st.caption(_describe(choice.source, check))
+    # The image's name is the user's (or, reused from History, someone else's) text.
+    st.caption(plain(_describe(choice.source, check)))
     for note in check.notes:
         st.caption(note)
     if shown is None:

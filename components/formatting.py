@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, date, datetime, timedelta, tzinfo
 from decimal import Decimal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -17,6 +18,25 @@ TONE_ICONS = {
     "warning": ":material/help:",
     "error": ":material/error:",
 }
+
+# Every ASCII punctuation character can be backslash-escaped in Markdown, which turns it into a
+# literal: no link, image, emphasis, code, HTML, LaTeX or coloured text can start.
+_MARKDOWN_PUNCTUATION = re.compile(r"([!-/:-@\[-`{-~])")
+# Shortcodes (``:smile:``, ``:material/home:``) and bare links (``https://…``, ``www.…``,
+# ``someone@host``) are found in the text after its escapes are read; an invisible word joiner
+# after each colon and at sign, and after ``www``, keeps them from matching.
+_LINK_OR_SHORTCODE = re.compile(r"(\\[:@]|www(?=\\\.))", re.IGNORECASE)
+_WORD_JOINER = "\u2060"
+
+
+def plain(text: str) -> str:
+    """User or gateway text made safe to put inside a Markdown-capable element, shown as typed.
+
+    Streamlit reads Markdown (links, images, HTML, ``:red[...]``, ``$...$``, shortcodes, bare
+    addresses) in ``st.markdown``, captions, alerts, toasts and labels; this escapes all of it.
+    """
+    escaped = _MARKDOWN_PUNCTUATION.sub(r"\\\1", text)
+    return _LINK_OR_SHORTCODE.sub(lambda found: found.group() + _WORD_JOINER, escaped)
 
 
 def money(amount: Decimal | None) -> str:

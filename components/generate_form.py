@@ -5,7 +5,7 @@ from __future__ import annotations
 import streamlit as st
 
 from components import state
-from components.formatting import money
+from components.formatting import money, plain
 from studio.catalog import Catalog, ModelSpec
 from studio.generation import FieldProblem, InvalidRequest
 from studio.jobs import JobDraft
@@ -188,7 +188,11 @@ def render_summary_and_submit(*, studio: Studio, session_id: str) -> None:
         return
     try:
         job = studio.submit(
-            draft, submission_id=submission_id, session_id=session_id, api_key=api_key
+            draft,
+            submission_id=submission_id,
+            session_id=session_id,
+            api_key=api_key,
+            key_holder=state.key_holder().id,
         )
     except InvalidRequest as invalid:
         state.submission_done()
@@ -240,5 +244,6 @@ def _render_price_and_size(*, draft: JobDraft, estimate: Estimate) -> None:
 
 def _render_blockers(problems: list[FieldProblem]) -> None:
     with st.container(key="gen-blockers"):
-        lines = "\n".join(f"- {problem.message}" for problem in problems)
+        # A message may repeat what was typed or picked, so it is shown as plain text.
+        lines = "\n".join(f"- {plain(problem.message)}" for problem in problems)
         st.markdown(f"**Before you can generate:**\n{lines}")

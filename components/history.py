@@ -15,8 +15,13 @@ import streamlit as st
 
 from components import state
 from components.first_frame import frame_from_prepared
-from components.formatting import local_day_end, local_day_start, local_time, money
-from components.job_cards import download_name, render_job_media, what_went_wrong
+from components.formatting import local_day_end, local_day_start, local_time, money, plain
+from components.job_cards import (
+    download_name,
+    render_job_actions,
+    render_job_media,
+    what_went_wrong,
+)
 from components.sidebar import totals_rows
 from studio.catalog import Catalog
 from studio.records import BILLED, DEMO, Job, JobStatus, ModeSpend, Totals
@@ -338,7 +343,11 @@ def thumbnail_uri(studio: Studio, image_sha256: str) -> str | None:
 
 
 def render_open_job(*, studio: Studio, jobs: list[Job], zone: tzinfo) -> None:
-    """Pick a job from the page to play it, download it, or use its settings again."""
+    """Pick a job from the page to play it, download it, use its settings again, or settle it.
+
+    A job whose sending is uncertain or that took too long gets the job cards' actions, so jobs
+    sent from another session or the command line can be settled here too.
+    """
     if not jobs:
         return
     by_id = {job.id: job for job in jobs}
@@ -378,6 +387,8 @@ def render_open_job(*, studio: Studio, jobs: list[Job], zone: tzinfo) -> None:
                 icon=":material/replay:",
             ):
                 _reuse(studio=studio, job=job)
+            # A job sent again from here belongs to this browser session from then on.
+            render_job_actions(studio=studio, job=job, session_id=state.session_id())
 
 
 def _why_no_video(job: Job) -> str:
@@ -395,8 +406,9 @@ def _job_title(job: Job, *, zone: tzinfo) -> str:
 
 
 def _render_job_facts(*, job: Job, studio: Studio, zone: tzinfo) -> None:
+    model = plain(_model_label(studio.catalog, job.model))
     facts = [
-        f"**{_model_label(studio.catalog, job.model)}** · {job.resolution} · {job.duration} s",
+        f"**{model}** · {job.resolution} · {job.duration} s",
         f"Status: {job.status.label}" + (" (demo)" if job.is_demo else ""),
         f"Made {local_time(job.created_at, zone=zone, in_sentence=True)}",
         f"Cost: {_cost(job)}",
@@ -404,17 +416,17 @@ def _render_job_facts(*, job: Job, studio: Studio, zone: tzinfo) -> None:
         "Improve my prompt: on" if job.prompt_extend else "Improve my prompt: off",
     ]
     if job.image_source:
-        facts.append(f"Image: {job.image_source}")
+        facts.append(f"Image: {plain(job.image_source)}")
     st.markdown("\n".join(f"- {fact}" for fact in facts))
     if job.prompt:
-        st.markdown(f"**Prompt:** {job.prompt}")
+        st.markdown(f"**Prompt:** {plain(job.prompt)}")
     if job.negative_prompt:
-        st.markdown(f"**Avoid:** {job.negative_prompt}")
+        st.markdown(f"**Avoid:** {plain(job.negative_prompt)}")
     if job.prompt_was_improved:
         with st.expander("Improved prompt the model used"):
-            st.write(job.actual_prompt)
+            st.markdown(plain(job.actual_prompt or ""))
     if explanation := what_went_wrong(job):
-        st.info(explanation, icon=":material/lightbulb:")
+        st.info(plain(explanation), icon=":material/lightbulb:")
 
 
 def _reuse(*, studio: Studio, job: Job) -> None:

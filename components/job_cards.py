@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import uuid
 from datetime import UTC, datetime, tzinfo
 from functools import partial
 from pathlib import Path
@@ -10,15 +9,14 @@ from pathlib import Path
 import streamlit as st
 
 from components import state
-from components.formatting import TONE_COLORS, TONE_ICONS, elapsed, local_time, money
+from components.formatting import TONE_COLORS, TONE_ICONS, elapsed, local_time, money, plain
 from components.formatting import viewer_timezone as _viewer_timezone
 from studio import expectations
 from studio.records import Job, JobStatus
-from studio.service import KeyRequired, Studio
+from studio.service import KeyRequired, Studio, resend_submission_id
 
 # How often the cards re-read the store while something is in flight.
 REFRESH_SECONDS = 1.0
-_RESEND_NAMESPACE = uuid.UUID("5d0c3c1e-6f0a-4d55-9a43-7b1f2f0b8e21")
 # Card images: sharper than the table's thumbnails, far lighter than the original.
 CARD_IMAGE_SIDE = 640
 
@@ -88,7 +86,7 @@ def render_job_card(
         with details:
             _render_status_line(job=job, studio=studio)
             if job.prompt:
-                st.markdown(f"“{_shorten(job.prompt, 240)}”")
+                st.markdown(f"“{plain(_shorten(job.prompt, 240))}”")
             _render_timing(job=job, studio=studio, zone=zone, now=now)
             if waiting_for_key:
                 st.warning(
@@ -99,7 +97,7 @@ def render_job_card(
             _render_cost(job=job)
             if job.prompt_was_improved:
                 with st.expander("Improved prompt the model used"):
-                    st.write(job.actual_prompt)
+                    st.markdown(plain(job.actual_prompt or ""))
             if video is not None:
                 st.download_button(
                     "Download video",
@@ -111,9 +109,8 @@ def render_job_card(
                     on_click="ignore",
                 )
             if explanation := what_went_wrong(job):
-                st.info(explanation, icon=":material/lightbulb:")
-            if studio.can_recheck(job) or studio.can_resend(job):
-                _render_actions(studio=studio, job=job, session_id=session_id)
+                st.info(plain(explanation), icon=":material/lightbulb:")
+            render_job_actions(studio=studio, job=job, session_id=session_id)
 
 
 def render_job_media(*, job: Job, studio: Studio) -> Path | None:
@@ -138,7 +135,7 @@ def render_first_frame(*, studio: Studio, image_sha256: str) -> None:
 
 def _render_status_line(*, job: Job, studio: Studio) -> None:
     spec = studio.catalog.models.get(job.model)
-    label = spec.label if spec else job.model
+    label = plain(spec.label if spec else job.model)
     tone = job.status.tone
     st.markdown(
         f":{TONE_COLORS[tone]}-badge[{TONE_ICONS[tone]} {job.status.label}] "
@@ -187,7 +184,10 @@ def _render_cost(*, job: Job) -> None:
         st.caption("Not billed")
 
 
-def _render_actions(*, studio: Studio, job: Job, session_id: str) -> None:
+def render_job_actions(*, studio: Studio, job: Job, session_id: str | None) -> None:
+    """The Check again, Send again and Dismiss buttons of a job whose outcome is unsure or late."""
+    if not (studio.can_recheck(job) or studio.can_resend(job)):
+        return
     with st.container(horizontal=True, key=f"job-actions-{job.id}"):
         if studio.can_recheck(job):
             st.button(
@@ -214,18 +214,18 @@ def _render_actions(*, studio: Studio, job: Job, session_id: str) -> None:
             )
 
 
-def _resend(*, studio: Studio, job: Job, session_id: str) -> None:
-    # Derived from the old job, so a double click on "Send again" still makes one new job.
-    submission_id = str(uuid.uuid5(_RESEND_NAMESPACE, job.submission_id))
+def _resend(*, studio: Studio, job: Job, session_id: str | None) -> None:
     try:
         studio.resend(
             job.id,
-            submission_id=submission_id,
+            # Derived from the old job, so a double click on "Send again" makes one new job.
+            submission_id=resend_submission_id(job),
             session_id=session_id,
             api_key=state.session_api_key(),
+            key_holder=state.key_holder().id,
         )
     except (KeyRequired, ValueError) as problem:
-        st.toast(str(problem), icon=":material/error:")
+        st.toast(plain(str(problem)), icon=":material/error:")
 
 
 def what_went_wrong(job: Job) -> str | None:

@@ -31,9 +31,10 @@ def get_studio() -> Studio:
 
 
 def _settings_identity(settings: Settings) -> str:
-    # The cache key: every setting, with the key itself only as a digest.
-    key_digest = hashlib.sha256((settings.api_key or "").encode()).hexdigest()
-    return f"{settings!r}|{key_digest}"
+    # The cache key: every setting, with the key and the database URL (whose password the repr
+    # hides) only as digests.
+    secret = f"{settings.api_key or ''}|{settings.database_url}"
+    return f"{settings!r}|{hashlib.sha256(secret.encode()).hexdigest()}"
 
 
 def _close_studio(studio: Studio) -> None:

@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 import streamlit as st
-from sqlalchemy.engine import make_url
-from sqlalchemy.exc import ArgumentError
 
 from components import state
 from components.sidebar import key_in_use
 from studio.service import Studio
-from studio.settings import KEY_FROM_ENVIRONMENT, KEY_FROM_SECRETS, mask_key
+from studio.settings import (
+    KEY_FROM_ENVIRONMENT,
+    KEY_FROM_SECRETS,
+    key_problem,
+    mask_key,
+    redacted_database_url,
+)
 
 
 def render_mode_and_key(*, studio: Studio) -> None:
@@ -49,8 +53,11 @@ def render_session_key(*, studio: Studio) -> None:
     with st.container(border=True, key="settings-session-key"):
         st.subheader("Use a key for this browser session only")
         st.caption(
-            "The key stays in this server's memory while this tab is open and is never written "
-            "to disk, the history or an export. Jobs sent with it keep going if you close the tab."
+            "The key stays in this server's memory while this browser session holds it and is "
+            "never written to disk, the history or an export. Other browsers can't use it, even "
+            "with this page's link. Jobs sent with it are followed while it is held; once it is "
+            "forgotten (or this tab has been closed for a few minutes) they wait, visibly, until "
+            "it is entered again."
         )
         saved = state.session_api_key()
         if saved:
@@ -61,8 +68,8 @@ def render_session_key(*, studio: Studio) -> None:
                 "Forget this key",
                 key=state.SETTINGS_FORGET_KEY,
                 icon=":material/key_off:",
-                on_click=state.set_session_api_key,
-                args=(None,),
+                on_click=_forget_session_key,
+                kwargs={"studio": studio},
             )
             return
         st.text_input(
@@ -72,6 +79,9 @@ def render_session_key(*, studio: Studio) -> None:
             placeholder="Paste your Pixazo subscription key",
             autocomplete="off",
         )
+        problem = state.key_error()
+        if problem:
+            st.error(problem, icon=":material/error:")
         st.button(
             "Use this key",
             key=state.SETTINGS_SAVE_KEY,
@@ -86,10 +96,23 @@ def _save_session_key(*, studio: Studio) -> None:
     key = (st.session_state.get(state.SETTINGS_KEY_INPUT) or "").strip()
     # The typed key leaves the widget at once, so it is never sent back to the browser.
     st.session_state[state.SETTINGS_KEY_INPUT] = ""
+    state.set_key_error(None)
     if not key:
         return
-    studio.use_session_key(key)
+    problem = key_problem(key)
+    if problem:
+        state.set_key_error(problem)
+        return
+    holder = state.key_holder()
+    studio.use_session_key(key, holder=holder.id, alive=holder)
     state.set_session_api_key(key)
+
+
+def _forget_session_key(*, studio: Studio) -> None:
+    key = state.session_api_key()
+    if key:
+        studio.forget_session_key(key, holder=state.key_holder().id)
+    state.set_session_api_key(None)
 
 
 def render_waiting_jobs(*, studio: Studio) -> None:
@@ -101,8 +124,8 @@ def render_waiting_jobs(*, studio: Studio) -> None:
         st.subheader("Jobs waiting for a key")
         st.warning(
             f"{len(waiting)} job{'s' if len(waiting) != 1 else ''} sent with a key this app no "
-            "longer holds (it was entered in a browser session before a restart). Enter that "
-            "key above and they carry on.",
+            "longer holds (it was forgotten, or entered in a browser session before a restart). "
+            "Enter that key above and they carry on.",
             icon=":material/hourglass_empty:",
         )
         for job in waiting[:20]:
@@ -141,7 +164,4 @@ def render_where_things_are(*, studio: Studio) -> None:
 
 def masked_database_url(url: str) -> str:
     """The database URL with any password replaced by stars."""
-    try:
-        return make_url(url).render_as_string(hide_password=True)
-    except ArgumentError:
-        return "(not a valid database URL)"
+    return redacted_database_url(url)

@@ -96,10 +96,24 @@ _FRAME_ERRORS = "_gen.frame_errors"
 _PENDING_SUBMISSION = "_gen.pending_submission"
 _LAST_SUBMISSION = "_gen.last_submission"
 _SESSION_API_KEY = "_settings.session_api_key"
+_KEY_HOLDER = "_settings.key_holder"
+_KEY_ERROR = "_settings.key_error"
 _NOTICE = "_notice"
 
 # A second click on Generate this soon after the first, with the same form, is a double click.
 DOUBLE_CLICK_SECONDS = 2.0
+
+
+@dataclass(eq=False)
+class KeyHolder:
+    """This browser session, as the holder of a key typed in Settings.
+
+    Its id is made here and never read from the page address: a shared ``?session=`` link gives
+    another browser the same session id, but not this holder, so not the key either. The object
+    lives in this session's state, so it is collected when Streamlit drops the session.
+    """
+
+    id: str
 
 
 @dataclass(frozen=True)
@@ -281,3 +295,24 @@ def set_session_api_key(key: str | None) -> None:
         st.session_state[_SESSION_API_KEY] = key
     else:
         st.session_state.pop(_SESSION_API_KEY, None)
+
+
+def key_holder() -> KeyHolder:
+    """This browser session as the holder of its typed key (made once per session)."""
+    if _KEY_HOLDER not in st.session_state:
+        st.session_state[_KEY_HOLDER] = KeyHolder(id=str(uuid.uuid4()))
+    holder: KeyHolder = st.session_state[_KEY_HOLDER]
+    return holder
+
+
+def key_error() -> str | None:
+    """Why the key last typed in Settings was not taken, if it was not."""
+    return st.session_state.get(_KEY_ERROR)
+
+
+def set_key_error(message: str | None) -> None:
+    """Remember (or clear, with ``None``) why a typed key was not taken."""
+    if message:
+        st.session_state[_KEY_ERROR] = message
+    else:
+        st.session_state.pop(_KEY_ERROR, None)

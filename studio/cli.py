@@ -13,6 +13,7 @@ import argparse
 import json
 import logging
 import os
+import re
 import signal
 import sys
 import threading
@@ -35,7 +36,7 @@ from studio.linkfetch import LinkRejected
 from studio.pricing import format_usd
 from studio.records import Job, JobStatus, ModeSpend, Spend, Totals
 from studio.schedule import PollPolicy
-from studio.service import Studio
+from studio.service import RECHECKABLE, KeyRequired, Studio, resend_submission_id
 from studio.settings import Settings
 
 EXIT_OK = 0
@@ -109,12 +110,28 @@ class _Context:
             studio.close()
 
 
+# Characters a terminal acts on rather than shows: C0 controls but tab and line break, DEL, C1
+# controls, and the marks that reorder text on screen. A prompt or a gateway message holding
+# ESC [ 31 m would colour the terminal, one with U+202E would show its words reversed.
+_TERMINAL_CONTROLS = re.compile(
+    r"[\x00-\x08\x0b-\x1f\x7f-\x9f\u061c\u200e\u200f\u2028\u2029\u202a-\u202e\u2066-\u2069]"
+)
+
+
+def terminal_safe(text: str) -> str:
+    """``text`` with every terminal control written out as ``\\uXXXX``, so it shows, not acts.
+
+    Inside a JSON string that is the character's own escape, so ``--json`` output keeps it.
+    """
+    return _TERMINAL_CONTROLS.sub(lambda found: f"\\u{ord(found.group()):04x}", text)
+
+
 def _say(text: str = "") -> None:
-    print(text, file=sys.stderr, flush=True)
+    print(terminal_safe(text), file=sys.stderr, flush=True)
 
 
 def _out(text: str) -> None:
-    print(text, flush=True)
+    print(terminal_safe(text), flush=True)
 
 
 # -- formatting ----------------------------------------------------------------------------------
@@ -342,28 +359,35 @@ def _generate(options: argparse.Namespace, context: _Context) -> int:
         if estimate.listed_usd is not None:
             _say(f"(the gateway's price list says {format_usd(estimate.listed_usd)} per clip)")
 
-        job = studio.submit(
-            draft, submission_id=str(uuid.uuid4()), session_id=f"cli-{uuid.uuid4().hex[:12]}"
-        )
+        job = studio.submit(draft, submission_id=str(uuid.uuid4()), session_id=_cli_session())
         if not job.in_flight:
             raise _job_failure(job)
         _say(f"Job {job.id} sent ({job.status.label.lower()}), task {job.task_id}.")
-        if not options.wait:
-            _out(str(job.id))
-            _say(
-                f"The app or `python -m studio watch` finishes it; `python -m studio show "
-                f"{job.id}` tells where it is."
-            )
-            return EXIT_OK
-        job = _wait_for(studio, job)
-        video = studio.video_file(job)
-        if job.status is not JobStatus.SUCCEEDED or video is None:
-            raise _job_failure(job)
-        cost = format_usd(job.cost_usd) if job.cost_usd is not None else "—"
-        billed = " (demo: not billed)" if job.is_demo else ""
-        _say(f"Done: {job.billed_seconds or job.duration} s of video, {cost}{billed}.")
-        _out(str(video))
+        return _follow(studio, job, wait=options.wait)
+
+
+def _cli_session() -> str:
+    return f"cli-{uuid.uuid4().hex[:12]}"
+
+
+def _follow(studio: Studio, job: Job, *, wait: bool) -> int:
+    """Print the job's id and where it goes from here; with ``wait``, follow it to its video."""
+    if not wait:
+        _out(str(job.id))
+        _say(
+            f"The app or `python -m studio watch` finishes it; `python -m studio show "
+            f"{job.id}` tells where it is."
+        )
         return EXIT_OK
+    job = _wait_for(studio, job)
+    video = studio.video_file(job)
+    if job.status is not JobStatus.SUCCEEDED or video is None:
+        raise _job_failure(job)
+    cost = format_usd(job.cost_usd) if job.cost_usd is not None else "—"
+    billed = " (demo: not billed)" if job.is_demo else ""
+    _say(f"Done: {job.billed_seconds or job.duration} s of video, {cost}{billed}.")
+    _out(str(video))
+    return EXIT_OK
 
 
 def _source_label(source: str) -> str:
@@ -388,18 +412,27 @@ def _wait_for(studio: Studio, job: Job) -> Job:
         ) from None
 
 
-# The app has buttons for these; say where they are.
-_APP_ACTIONS = {
-    JobStatus.UNCERTAIN: "In the app's History, send it again or dismiss it.",
-    JobStatus.TIMED_OUT: "In the app's History, Check again looks once more.",
-}
+def next_steps(job: Job) -> str | None:
+    """The commands that settle a job whose sending is uncertain or that ended unseen, if any."""
+    if job.status is JobStatus.UNCERTAIN:
+        return (
+            f"`python -m studio resend {job.id}` sends it again (it may be billed twice); "
+            f"`python -m studio dismiss {job.id}` gives up on it. The app's History has the "
+            "same buttons."
+        )
+    if job.status in RECHECKABLE and job.task_id:
+        return (
+            f"`python -m studio check {job.id}` asks the gateway about it once more, as Check "
+            "again does in the app's History."
+        )
+    return None
 
 
 def _job_failure(job: Job) -> CommandFailed:
     said = f" The gateway said: {job.error_code}" if job.error_code else ""
     if job.error_message:
         said += f" ({job.error_message})" if said else f" The gateway said: {job.error_message}"
-    hint = " ".join(part for part in (job.explanation, _APP_ACTIONS.get(job.status)) if part)
+    hint = " ".join(part for part in (job.explanation, next_steps(job)) if part)
     return CommandFailed(
         EXIT_JOB_FAILED, f"Job {job.id}: {job.status.label.lower()}.{said}", hint=hint or None
     )
@@ -437,15 +470,18 @@ def _jobs(options: argparse.Namespace, context: _Context) -> int:
         return EXIT_OK
 
 
+def _existing_job(studio: Studio, job_id: int) -> Job:
+    job = studio.job(job_id)
+    if job is None:
+        raise CommandFailed(
+            EXIT_INVALID, f"There is no job {job_id}.", hint="`python -m studio jobs` lists them."
+        )
+    return job
+
+
 def _show(options: argparse.Namespace, context: _Context) -> int:
     with context.studio(watch=False) as studio:
-        job = studio.job(options.job)
-        if job is None:
-            raise CommandFailed(
-                EXIT_INVALID,
-                f"There is no job {options.job}.",
-                hint="`python -m studio jobs` lists them.",
-            )
+        job = _existing_job(studio, options.job)
         video = studio.video_file(job)
         if options.json:
             _out(_dumps(job_to_json(job, video)))
@@ -475,9 +511,82 @@ def _show(options: argparse.Namespace, context: _Context) -> int:
             lines.append(("Gateway said", said))
         if job.explanation:
             lines.append(("What to do", job.explanation))
+        if steps := next_steps(job):
+            lines.append(("Next", steps))
         width = max(len(label) for label, _ in lines)
         _out("\n".join(f"{label + ':':<{width + 1}} {value}" for label, value in lines))
         return EXIT_OK
+
+
+def _check(options: argparse.Namespace, context: _Context) -> int:
+    with context.studio(watch=options.wait) as studio:
+        job = _existing_job(studio, options.job)
+        if not studio.can_recheck(job):
+            raise CommandFailed(
+                EXIT_INVALID,
+                f"Job {job.id} is {job.status.label.lower()}; only a job that took too long, "
+                "was lost or expired, and that the gateway may still know, can be checked again.",
+            )
+        _require_key(studio, job, doing="check it again")
+        job = studio.recheck(job.id)
+        _say(f"Job {job.id}: asking the gateway about task {job.task_id} again.")
+        return _follow(studio, job, wait=options.wait)
+
+
+def _resend(options: argparse.Namespace, context: _Context) -> int:
+    with context.studio(watch=options.wait) as studio:
+        old = _existing_job(studio, options.job)
+        if not studio.can_resend(old):
+            # Also a second `resend`: the job was already sent again (its explanation says how).
+            raise CommandFailed(
+                EXIT_INVALID,
+                f"Job {old.id} is {old.status.label.lower()}; only a job whose sending is "
+                "uncertain can be sent again.",
+                hint=old.explanation,
+            )
+        try:
+            # Only with a key this process holds: the environment's key, or the demo gateway.
+            new = studio.resend(
+                old.id, submission_id=resend_submission_id(old), session_id=_cli_session()
+            )
+        except KeyRequired:
+            raise _key_not_held(old, doing="send it again") from None
+        except ValueError as refusal:
+            raise CommandFailed(EXIT_INVALID, str(refusal)) from None
+        if not new.in_flight:
+            raise _job_failure(new)
+        _say(
+            f"Job {old.id} sent again as job {new.id} ({new.status.label.lower()}), task "
+            f"{new.task_id}. If the first attempt did reach the gateway, it may be billed twice."
+        )
+        return _follow(studio, new, wait=options.wait)
+
+
+def _dismiss(options: argparse.Namespace, context: _Context) -> int:
+    with context.studio(watch=False) as studio:
+        job = _existing_job(studio, options.job)
+        if not studio.can_resend(job):
+            raise CommandFailed(
+                EXIT_INVALID,
+                f"Job {job.id} is {job.status.label.lower()}; only a job whose sending is "
+                "uncertain can be dismissed.",
+            )
+        dismissed = studio.dismiss(job.id)
+        _say(f"Job {job.id}: {dismissed.status.label.lower()}. {dismissed.explanation or ''}")
+        return EXIT_OK
+
+
+def _require_key(studio: Studio, job: Job, *, doing: str) -> None:
+    if job.key_fingerprint not in set(studio.held_key_fingerprints()):
+        raise _key_not_held(job, doing=doing)
+
+
+def _key_not_held(job: Job, *, doing: str) -> CommandFailed:
+    return CommandFailed(
+        EXIT_INVALID,
+        f"Job {job.id} was made with an API key this process does not hold, so it cannot {doing}.",
+        hint="Set PIXAZO_API_KEY to the key the job was made with and run again.",
+    )
 
 
 def _totals(options: argparse.Namespace, context: _Context) -> int:
@@ -659,6 +768,36 @@ def build_parser() -> argparse.ArgumentParser:
     show.add_argument("job", type=_positive_int, metavar="JOB", help="the job's id")
     show.add_argument("--json", action="store_true", help="print JSON")
     show.set_defaults(handler=_show)
+
+    check = commands.add_parser(
+        "check",
+        help="ask the gateway about a job that took too long once more",
+        description="For a job that timed out, was lost or expired: ask the gateway about its "
+        "task again (with --wait, follow it and print the video's path).",
+    )
+    check.add_argument("job", type=_positive_int, metavar="JOB", help="the job's id")
+    check.add_argument("--wait", action="store_true", help="follow the job until done")
+    check.set_defaults(handler=_check)
+
+    resend = commands.add_parser(
+        "resend",
+        help="send a job whose sending is uncertain again (it may be billed twice)",
+        description="For a job whose submit answer was lost: send it again as a new job, with "
+        "the key of this process (PIXAZO_API_KEY). If the first attempt did reach the gateway, "
+        "both may be billed.",
+    )
+    resend.add_argument("job", type=_positive_int, metavar="JOB", help="the job's id")
+    resend.add_argument("--wait", action="store_true", help="follow the new job until done")
+    resend.set_defaults(handler=_resend)
+
+    dismiss = commands.add_parser(
+        "dismiss",
+        help="give up on a job whose sending is uncertain",
+        description="For a job whose submit answer was lost: stop counting on it, without "
+        "sending it again.",
+    )
+    dismiss.add_argument("job", type=_positive_int, metavar="JOB", help="the job's id")
+    dismiss.set_defaults(handler=_dismiss)
 
     totals = commands.add_parser("totals", help="costs today, all time and by model")
     totals.add_argument("--json", action="store_true", help="print JSON")

@@ -7,6 +7,7 @@ turns an HTTP error answer into the right class.
 
 from __future__ import annotations
 
+import base64
 import json
 import math
 import re
@@ -26,7 +27,49 @@ _DETAIL_CHARS = 200
 _KEY_ECHO = re.compile(r"(subscription-key[\"']?\s*[:=]\s*[\"']?)([^\s\"',}]+)", re.IGNORECASE)
 
 
-def redact(text: str, secrets: Iterable[str] = ()) -> str:
+def _base64_cores(secret: bytes) -> set[str]:
+    """The base64 characters that depend only on ``secret``, at each of the three byte alignments.
+
+    Inside a longer base64 text the secret can start at any byte offset modulo 3; at each offset
+    the characters that mix in a neighbouring byte (and any padding) differ, the rest do not.
+    """
+    cores: set[str] = set()
+    for offset in range(3):
+        encoded = base64.b64encode(bytes(offset) + secret).decode("ascii")
+        start = -(-8 * offset // 6)
+        end = 8 * (offset + len(secret)) // 6
+        core = encoded[start:end]
+        cores.add(core)
+        cores.add(core.translate(_URLSAFE))
+    return cores
+
+
+_URLSAFE = str.maketrans("+/", "-_")
+
+
+def redaction_pattern(secrets: Iterable[str]) -> re.Pattern[str] | None:
+    """One pattern matching every form a secret may be echoed in, or None when there is none.
+
+    Each secret matches in plain text in any letter case, and as base64 (standard or URL-safe,
+    padded or not, alone or at any alignment inside a longer base64 text).
+    """
+    plain: set[str] = set()
+    encoded: set[str] = set()
+    for secret in secrets:
+        if not secret or len(secret) < _MIN_SECRET_LENGTH:
+            continue
+        plain.add(secret)
+        for variant in {secret, secret.lower(), secret.upper()}:
+            encoded |= _base64_cores(variant.encode("utf-8"))
+    if not plain:
+        return None
+    # Longest first, so a longer form is hidden whole rather than around a shorter one.
+    alternatives = [f"(?i:{re.escape(text)})" for text in sorted(plain, key=len, reverse=True)]
+    alternatives += [re.escape(text) for text in sorted(encoded, key=len, reverse=True) if text]
+    return re.compile("|".join(alternatives))
+
+
+def redact(text: str, secrets: Iterable[str] | re.Pattern[str] | None = ()) -> str:
     """Return ``text`` with every secret, and anything that looks like an echoed key, hidden.
 
     Parameters
@@ -34,16 +77,18 @@ def redact(text: str, secrets: Iterable[str] = ()) -> str:
     text
         Any text that may end up in a message, a log line or the database.
     secrets
-        Exact values to hide (the API key).
+        Exact values to hide (the API key), or a pattern from ``redaction_pattern``. Each is hidden
+        in any letter case and in base64 too.
 
     Returns
     -------
     str
         The text with each secret replaced by ``[hidden]``.
     """
-    for secret in secrets:
-        if secret and len(secret) >= _MIN_SECRET_LENGTH:
-            text = text.replace(secret, REDACTED)
+    if secrets is not None and not isinstance(secrets, re.Pattern):
+        secrets = redaction_pattern(secrets)
+    if secrets is not None:
+        text = secrets.sub(REDACTED, text)
     return _KEY_ECHO.sub(lambda match: match.group(1) + REDACTED, text)
 
 
@@ -75,6 +120,23 @@ class GatewayConnectionError(GatewayError):
     ) -> None:
         super().__init__(message, hint=hint)
         self.may_have_reached_server = may_have_reached_server
+
+
+class RequestNotSentError(GatewayConnectionError):
+    """The request could not be put together or sent at all, so no byte of it left this computer."""
+
+    default_hint = "Nothing was sent; check the settings and try again."
+
+    def __init__(self, message: str, *, hint: str | None = None) -> None:
+        super().__init__(message, may_have_reached_server=False, hint=hint)
+
+
+class UnsendableKeyError(RequestNotSentError):
+    """The API key holds a character no key has (often an invisible one pasted along with it)."""
+
+    default_hint = (
+        "Type or paste the API key again in Settings, without spaces or invisible characters."
+    )
 
 
 class GatewayTimeout(GatewayConnectionError):
@@ -282,7 +344,7 @@ def error_from_response(
     body_text: str,
     headers: Mapping[str, str],
     *,
-    secrets: Iterable[str] = (),
+    secrets: Iterable[str] | re.Pattern[str] | None = (),
 ) -> GatewayStatusError:
     """Turn an HTTP error answer from the gateway into the matching error.
 
@@ -296,17 +358,20 @@ def error_from_response(
     headers
         The answer's headers (``Retry-After`` and a request id are read from them).
     secrets
-        Values that must never appear in the error (the API key), even if the server echoes them.
+        Values that must never appear in the error (the API key), even if the server echoes them,
+        or a pattern from ``redaction_pattern``.
 
     Returns
     -------
     GatewayStatusError
         An instance of the subclass for this status, with a plain message and a hint.
     """
-    secrets = tuple(secrets)
+    if not isinstance(secrets, re.Pattern) and secrets is not None:
+        secrets = redaction_pattern(secrets)
     error_class = status_error_class(status_code)
     code, detail, request_id = _read_error_body(body_text)
     request_id = request_id or _header(headers, "x-request-id")
+    request_id = redact(request_id, secrets) if request_id else None
     retry_after = parse_retry_after(_header(headers, "retry-after"))
 
     message = error_class.summary

@@ -17,7 +17,6 @@ from studio.errors import (
 )
 
 NOTHING_BILLED = "Nothing was billed."
-_PROXY_GAVE_UP = frozenset({502, 504})
 
 _FAILURE_CODES: dict[str, str] = {
     "DataInspectionFailed": (
@@ -170,14 +169,14 @@ def explain_rejection(error: GatewayError) -> str:
 def submit_was_certainly_refused(error: GatewayError) -> bool:
     """True when a failed submit certainly created no task (so the job is rejected, not uncertain).
 
-    A status error is an answer from the gateway refusing the request, and a connection that never
-    opened sent nothing. A broken connection after sending, a read timeout, a proxy's 502 or 504,
-    or a success answer we could not read may each hide a task that exists and will be billed.
+    A 4xx answer is the gateway refusing the request, and a connection that never opened sent
+    nothing. A broken connection after sending, a read timeout, any 5xx answer or a success answer
+    we could not read may each hide a task that exists and will be billed.
     """
     if isinstance(error, GatewayConnectionError):
         return not error.may_have_reached_server
     if isinstance(error, GatewayStatusError):
-        # A proxy's 502/504 means the service behind it broke or was slow after getting the
-        # request: it may have started the task.
-        return error.status_code not in _PROXY_GAVE_UP
+        # A 5xx says the gateway, or a proxy or service behind it, failed after getting the
+        # request: the task may have been started (and billed) before the failure.
+        return error.status_code < 500
     return not isinstance(error, GatewayResponseError)

@@ -8,11 +8,12 @@ a submit that reached the server creates (and bills) a task.
 
 from __future__ import annotations
 
-import contextlib
 import json
 import logging
+import math
 import os
 import random
+import re
 import tempfile
 import time
 from collections.abc import Callable, Iterator, Mapping
@@ -35,11 +36,22 @@ from studio.errors import (
     GatewayStatusError,
     GatewayTimeout,
     LinkExpiredError,
+    RequestNotSentError,
     ServerError,
+    UnsendableKeyError,
     error_from_response,
     redact,
+    redaction_pattern,
 )
 from studio.generation import SUBMIT_PATHS, GenerationRequest
+from studio.linkfetch import (
+    LinkRejected,
+    LinkTooSlow,
+    LinkUnreachable,
+    OpenedLink,
+    declared_length,
+    open_link,
+)
 
 logger = logging.getLogger("studio.gateway")
 
@@ -50,7 +62,9 @@ DEFAULT_MAX_DOWNLOAD_BYTES = 512 * 1024 * 1024
 # Upstream times are Beijing time without an offset.
 GATEWAY_TIMEZONE = timezone(timedelta(hours=8))
 
+DEFAULT_DOWNLOAD_DEADLINE_SECONDS = 600.0
 _DOWNLOAD_CHUNK_BYTES = 256 * 1024
+_DOWNLOAD_HEADERS = {"User-Agent": "WanStudio/0.1 (video download)", "Accept-Encoding": "identity"}
 _BODY_EXCERPT_CHARS = 300
 
 
@@ -124,14 +138,43 @@ _STATUS_ALIASES: dict[str, TaskStatus] = {
 }
 
 
+# Ceilings for the numbers a gateway answer may carry: far beyond anything real, yet small enough
+# that no arithmetic on them can take noticeable time.
+MAX_VIDEO_SECONDS = Decimal(600)
+MAX_VIDEO_COUNT = 100
+MAX_SIDE_PIXELS = 100_000
+# A number written with more characters than this is not a duration, count or size.
+_MAX_NUMBER_CHARS = 32
+# Plain digits with an optional fraction: no sign, no exponent, no nan or infinity.
+_PLAIN_NUMBER = re.compile(r"[0-9]{1,15}(?:\.[0-9]{1,15})?")
+
+
 @dataclass(frozen=True)
 class TaskUsage:
-    """What a finished task reports it made, which is what gets billed."""
+    """What a finished task reports it made, which is what gets billed.
+
+    Every value lies between zero and its ceiling (``MAX_VIDEO_SECONDS``, ``MAX_VIDEO_COUNT``,
+    ``MAX_SIDE_PIXELS``), so billing arithmetic on them is always cheap.
+    """
 
     video_duration: Decimal | None = None
     video_count: int | None = None
     sr: int | None = None
     video_ratio: str | None = None
+
+    def __post_init__(self) -> None:
+        checks = (
+            ("video_duration", self.video_duration, MAX_VIDEO_SECONDS),
+            ("video_count", self.video_count, MAX_VIDEO_COUNT),
+            ("SR", self.sr, MAX_SIDE_PIXELS),
+        )
+        for name, value, ceiling in checks:
+            if value is None:
+                continue
+            if isinstance(value, Decimal) and not value.is_finite():
+                raise ValueError(f"{name} must be a finite number")
+            if not 0 <= value <= ceiling:
+                raise ValueError(f"{name} must be between 0 and {ceiling}")
 
     @property
     def billed_seconds(self) -> Decimal | None:
@@ -228,8 +271,8 @@ def parse_gateway_time(value: object) -> datetime | None:
     if isinstance(value, bool):
         return None
     if isinstance(value, int | float):
-        seconds = value / 1000 if value > 1e11 else value
         try:
+            seconds = value / 1000 if value > 1e11 else value
             return datetime.fromtimestamp(seconds, UTC)
         except (OverflowError, OSError, ValueError):
             return None
@@ -244,26 +287,64 @@ def parse_gateway_time(value: object) -> datetime | None:
     return moment.astimezone(UTC)
 
 
+def _absurd_number(name: str, shown: str) -> GatewayResponseError:
+    return GatewayResponseError(
+        f"The gateway's answer about the task gave an impossible {name} ({shown}).",
+        hint="Check the task again soon; if it keeps happening, the gateway may have changed.",
+    )
+
+
+def _usage_number(name: str, value: object, *, ceiling: Decimal, whole: bool) -> Decimal | None:
+    """Read one usage number with bounded work: None when absent or not a number at all.
+
+    Raises
+    ------
+    GatewayResponseError
+        When it is a number but not a plausible one: negative, not finite, written with an
+        exponent or too many digits, not whole where it must be, or above ``ceiling``.
+    """
+    if value is None or isinstance(value, bool):
+        return None
+    if isinstance(value, int):
+        # Compared before any conversion: turning a huge integer into text costs time too.
+        if not 0 <= value <= ceiling:
+            raise _absurd_number(name, "out of range")
+        return Decimal(value)
+    if isinstance(value, float):
+        if not math.isfinite(value) or not 0 <= value <= ceiling:
+            raise _absurd_number(name, "out of range")
+        parsed = Decimal(repr(value))
+    elif isinstance(value, str):
+        text = value.strip()
+        if len(text) > _MAX_NUMBER_CHARS:
+            raise _absurd_number(name, f"{len(text)} characters long")
+        try:
+            parsed = Decimal(text)
+        except InvalidOperation:
+            return None
+        # Decimal reads exponents cheaply, but what is done with such a value later may not be.
+        if not _PLAIN_NUMBER.fullmatch(text) or not 0 <= parsed <= ceiling:
+            raise _absurd_number(name, repr(text))
+    else:
+        return None
+    if whole and parsed != parsed.to_integral_value():
+        raise _absurd_number(name, f"{parsed}, not a whole number")
+    return parsed
+
+
 def _parse_usage(body: dict[str, Any]) -> TaskUsage | None:
     usage = body.get("usage")
     if not isinstance(usage, dict):
         usage = _output(body).get("usage")
     if not isinstance(usage, dict):
         return None
-
-    def number(key: str) -> Decimal | None:
-        value = usage.get(key)
-        if value is None or isinstance(value, bool):
-            return None
-        try:
-            parsed = Decimal(str(value).strip())
-        except InvalidOperation:
-            return None
-        return parsed if parsed.is_finite() else None
-
-    duration = number("video_duration")
-    count = number("video_count")
-    sr = number("SR")
+    duration = _usage_number(
+        "video length", usage.get("video_duration"), ceiling=MAX_VIDEO_SECONDS, whole=False
+    )
+    count = _usage_number(
+        "video count", usage.get("video_count"), ceiling=Decimal(MAX_VIDEO_COUNT), whole=True
+    )
+    sr = _usage_number("resolution", usage.get("SR"), ceiling=Decimal(MAX_SIDE_PIXELS), whole=True)
     return TaskUsage(
         video_duration=duration,
         video_count=int(count) if count is not None else None,
@@ -373,6 +454,17 @@ def parse_task(body: object, *, task_id: str | None = None) -> TaskSnapshot:
     )
 
 
+def _redacted(value: object, pattern: re.Pattern[str] | None) -> object:
+    """``value`` (decoded JSON) with every text in it, names included, passed through ``redact``."""
+    if isinstance(value, str):
+        return redact(value, pattern)
+    if isinstance(value, dict):
+        return {redact(str(key), pattern): _redacted(item, pattern) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_redacted(item, pattern) for item in value]
+    return value
+
+
 # Transport.
 
 
@@ -451,6 +543,24 @@ def _loggable(url: str) -> str:
     return f"{parts.scheme}://{parts.netloc}{parts.path}"
 
 
+def key_problem(api_key: str) -> str | None:
+    """Say why this API key cannot be sent to the gateway, or return None when it can.
+
+    Keys are plain visible ASCII. Anything else (a space, a zero-width space pasted with the key, a
+    letter from another alphabet) cannot travel in an HTTP header as typed and was never part of a
+    key. The message names the character by its code and position, never the key.
+    """
+    for position, character in enumerate(api_key, start=1):
+        if not "!" <= character <= "~":
+            name = "a space" if character == " " else f"the character U+{ord(character):04X}"
+            return (
+                f"The API key contains {name} (character {position} of {len(api_key)}), which an "
+                "API key never has, so it cannot be sent. It often comes from copying the key "
+                "with invisible characters around it."
+            )
+    return None
+
+
 class GatewayClient:
     """One connection to the gateway: its address, the key, a session, timeouts and retries.
 
@@ -469,9 +579,12 @@ class GatewayClient:
         catalog: Catalog | None = None,
         sleep: Callable[[float], None] = time.sleep,
         rng: random.Random | None = None,
+        download_deadline: float = DEFAULT_DOWNLOAD_DEADLINE_SECONDS,
     ) -> None:
         self.base_url = base_url.rstrip("/")
         self._api_key = api_key
+        self._key_problem = key_problem(api_key)
+        self._redaction = redaction_pattern((api_key,))
         self.timeouts = timeouts
         self.retry = retry
         self._owns_session = session is None
@@ -479,6 +592,7 @@ class GatewayClient:
         self._catalog = catalog
         self._sleep = sleep
         self._rng = rng or random.Random()
+        self.download_deadline = download_deadline
 
     def __repr__(self) -> str:
         key = "<hidden>" if self._api_key else "<none>"
@@ -567,6 +681,12 @@ class GatewayClient:
     def download(self, url: str, dest: Path, *, max_bytes: int = DEFAULT_MAX_DOWNLOAD_BYTES) -> int:
         """Save a video link to ``dest`` atomically; the key is never sent to the link's host.
 
+        The link and every redirect go through the link guard (``studio.linkfetch.open_link``):
+        only public addresses on ports 80 and 443, each name resolved once and pinned, one deadline
+        (``download_deadline``) for the whole download. The gateway's storage hosts get no
+        exemption; only the gateway's own address (``base_url``), which the client talks to
+        anyway, may be private, which is how the embedded demo gateway serves videos on loopback.
+
         Parameters
         ----------
         url
@@ -586,6 +706,8 @@ class GatewayClient:
         ------
         LinkExpiredError
             When the link answers 403 (signed links last 24 hours).
+        GatewayResponseError
+            When the guard refuses the link or a redirect (not retried).
         GatewayError
             Any other subclass, after retries.
         """
@@ -631,8 +753,8 @@ class GatewayClient:
             KEY_HEADER: self._api_key,
         }
 
-    def _secrets(self) -> tuple[str, ...]:
-        return (self._api_key,) if self._api_key else ()
+    def _secrets(self) -> re.Pattern[str] | None:
+        return self._redaction
 
     def _delay(self, attempt: int, error: GatewayError) -> float:
         retry_after = getattr(error, "retry_after", None)
@@ -649,17 +771,18 @@ class GatewayClient:
         safe_to_repeat: bool,
     ) -> requests.Response:
         """Send one gateway request, repeating it only where that cannot create a second task."""
+        if self._key_problem is not None:
+            raise UnsendableKeyError(self._key_problem)
         attempt = 1
         while True:
+            prepared, environment = self._prepare(method, url, json_body)
             started = time.monotonic()
             try:
-                response = self._session.request(
-                    method,
-                    url,
-                    json=json_body,
-                    headers=self._headers(),
+                response = self._session.send(
+                    prepared,
                     timeout=self.timeouts.as_requests(),
                     allow_redirects=False,
+                    **environment,
                 )
             except requests.RequestException as exc:
                 error = self._transport_error(exc, method=method, url=url, attempt=attempt)
@@ -679,6 +802,37 @@ class GatewayClient:
                 error = status_error
             self._sleep(self._delay(attempt, error))
             attempt += 1
+
+    def _prepare(
+        self, method: str, url: str, json_body: Mapping[str, Any] | None
+    ) -> tuple[requests.PreparedRequest, dict[str, Any]]:
+        """Build the request completely, so that any failure here is known to have sent nothing.
+
+        Raises
+        ------
+        RequestNotSentError
+            For anything that stops the request being built, including a header that HTTP
+            cannot carry.
+        """
+        try:
+            prepared = self._session.prepare_request(
+                requests.Request(method, url, json=json_body, headers=self._headers())
+            )
+            environment = self._session.merge_environment_settings(
+                prepared.url, {}, None, None, None
+            )
+            for value in prepared.headers.values():
+                if isinstance(value, str):
+                    # What the HTTP library does later, while it may already be connected.
+                    value.encode("latin-1")
+        except _BAD_ADDRESS as exc:
+            raise self._transport_error(exc, method=method, url=url, attempt=1) from None
+        except Exception as exc:
+            logger.warning("%s %s was not sent: %s", method, _loggable(url), type(exc).__name__)
+            raise RequestNotSentError(
+                "Wan Studio could not put the request together, so it was not sent."
+            ) from None
+        return prepared, environment
 
     def _transport_error(
         self, exc: requests.RequestException, *, method: str, url: str, attempt: int
@@ -720,42 +874,81 @@ class GatewayClient:
         )
 
     def _json(self, response: requests.Response, *, what: str) -> object:
+        """The answer's body with the key hidden in every text, so no echo of it is ever stored."""
         try:
-            return response.json()
+            body = response.json()
         except ValueError:
             raise GatewayResponseError(
                 f"The gateway's answer to the {what} was not readable (it was not JSON).",
                 status_code=response.status_code,
                 body_excerpt=redact(response.text[:_BODY_EXCERPT_CHARS], self._secrets()),
             ) from None
+        return _redacted(body, self._redaction)
 
     def _download_once(self, url: str, dest: Path, *, max_bytes: int, attempt: int) -> int:
         started = time.monotonic()
         try:
-            # No gateway headers: the link is signed, and the key must not travel to another host.
-            response = self._session.get(
-                url, stream=True, timeout=self.timeouts.as_requests(), headers={}
-            )
-        except requests.RequestException as exc:
-            raise self._transport_error(exc, method="GET", url=url, attempt=attempt) from None
-        with contextlib.closing(response):
-            self._log("GET", url, response.status_code, started, attempt)
-            if response.status_code >= 300:
-                raise error_from_response(
-                    response.status_code, response.text, response.headers, secrets=self._secrets()
+            # Through the link guard: every hop checked and pinned, no gateway headers (the link is
+            # signed, and the key must not travel to another host).
+            with open_link(
+                url,
+                headers=_DOWNLOAD_HEADERS,
+                trusted_hosts=self._own_hosts(),
+                deadline_seconds=self.download_deadline,
+                timeouts=self.timeouts.as_requests(),
+                trust_hint="",
+            ) as opened:
+                response = opened.response
+                self._log("GET", url, response.status_code, started, attempt)
+                if response.status_code >= 300:
+                    raise error_from_response(
+                        response.status_code,
+                        response.text,
+                        response.headers,
+                        secrets=self._secrets(),
+                    )
+                declared = declared_length(response.headers.get("Content-Length"))
+                if declared is not None and declared > max_bytes:
+                    raise self._too_large(max_bytes)
+                return self._write_atomically(
+                    dest, self._chunks(opened, url=url, attempt=attempt), max_bytes=max_bytes
                 )
-            declared = response.headers.get("Content-Length")
-            if declared is not None and declared.isdigit() and int(declared) > max_bytes:
-                raise self._too_large(max_bytes)
-            return self._write_atomically(
-                dest, self._chunks(response, url=url, attempt=attempt), max_bytes=max_bytes
-            )
+        except LinkTooSlow:
+            raise self._download_too_slow() from None
+        except LinkUnreachable as failure:
+            logger.warning("GET %s failed on attempt %d: %s", _loggable(url), attempt, failure)
+            raise GatewayConnectionError(
+                "Wan Studio could not reach the server holding the video.",
+                may_have_reached_server=False,
+            ) from None
+        except LinkRejected as refusal:
+            logger.warning("GET %s refused: %s", _loggable(url), refusal)
+            raise GatewayResponseError(
+                f"The gateway gave a video link that Wan Studio does not follow: {refusal}",
+                hint="Generate the video again; if it keeps happening, check the gateway address.",
+            ) from None
 
-    def _chunks(self, response: requests.Response, *, url: str, attempt: int) -> Iterator[bytes]:
+    def _own_hosts(self) -> tuple[str, ...]:
+        """The gateway's own address: a video there reaches nothing the client does not already."""
+        own = urlsplit(self.base_url)
+        return (own.netloc.lower(),) if own.netloc else ()
+
+    def _download_too_slow(self) -> GatewayTimeout:
+        return GatewayTimeout(
+            f"The video took longer than {self.download_deadline:g} seconds to download.",
+            may_have_reached_server=True,
+        )
+
+    def _chunks(self, opened: OpenedLink, *, url: str, attempt: int) -> Iterator[bytes]:
         try:
-            yield from response.iter_content(_DOWNLOAD_CHUNK_BYTES)
+            yield from opened.response.iter_content(_DOWNLOAD_CHUNK_BYTES)
         except requests.RequestException as exc:
+            if opened.deadline_passed():
+                raise self._download_too_slow() from None
             raise self._transport_error(exc, method="GET", url=url, attempt=attempt) from None
+        # A socket shut down at the deadline can look like a normal end of the body.
+        if opened.deadline_passed():
+            raise self._download_too_slow()
 
     @staticmethod
     def _too_large(max_bytes: int) -> GatewayResponseError:

@@ -37,6 +37,19 @@ def _or_list(items: list[str]) -> str:
     return items[0] if len(items) == 1 else ", ".join(items[:-1]) + " or " + items[-1]
 
 
+# Line breaks and tabs belong in a prompt; no other control character does, and NUL can't even
+# be stored (PostgreSQL text refuses it).
+_ALLOWED_CONTROLS = frozenset("\n\r\t")
+
+
+def _first_control_character(text: str) -> int | None:
+    """The index of the first control character other than a line break or tab, if any."""
+    for index, character in enumerate(text):
+        if (character < " " or character == "\x7f") and character not in _ALLOWED_CONTROLS:
+            return index
+    return None
+
+
 def _image_problem(value: object, *, what: str) -> str | None:
     if not isinstance(value, str) or not value.strip():
         return None if value is None else f"The {what} is empty."
@@ -124,6 +137,15 @@ class GenerationRequest:
             text = getattr(self, field)
             if not isinstance(text, str):
                 problems.append(FieldProblem(field, f"The {label} must be text."))
+            elif (where := _first_control_character(text)) is not None:
+                problems.append(
+                    FieldProblem(
+                        field,
+                        f"The {label} contains an invisible control character (U+"
+                        f"{ord(text[where]):04X}, character {where + 1}) that can't be sent; "
+                        "delete it or type that part again.",
+                    )
+                )
             elif len(text) > limit:
                 problems.append(
                     FieldProblem(

@@ -9,13 +9,14 @@ reached the gateway leaves the job ``uncertain`` for the user to decide.
 from __future__ import annotations
 
 import json
+import logging
 import secrets
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from studio.catalog import Catalog
-from studio.errors import GatewayError
+from studio.errors import GatewayConnectionError, GatewayError, RequestNotSentError
 from studio.explain import explain_rejection, explain_uncertain, submit_was_certainly_refused
 from studio.gateway import GatewayClient
 from studio.generation import FieldProblem, GenerationRequest, InvalidRequest
@@ -25,6 +26,8 @@ from studio.pricing import estimate_cost, output_size
 from studio.records import Job, JobStatus
 from studio.schedule import PollPolicy
 from studio.store import JobStore
+
+logger = logging.getLogger("studio.jobs")
 
 # Stands in for an image while a draft is checked, before any image is hosted.
 _PENDING_IMAGE_URL = "data:image/png;base64,"
@@ -122,6 +125,13 @@ def recordable_payload(payload: dict[str, Any], images: dict[str, str]) -> str:
 
 def _utcnow() -> datetime:
     return datetime.now(UTC)
+
+
+def _not_sent() -> RequestNotSentError:
+    return RequestNotSentError(
+        "Wan Studio hit a problem before sending the job, so it was not sent.",
+        hint="Try again in a moment.",
+    )
 
 
 @dataclass(frozen=True)
@@ -225,17 +235,33 @@ class Submitter:
             return job
 
         sent_at = _utcnow()
-        # If this process dies while sending, the watcher finds the job after the grace period and
-        # marks it uncertain rather than leaving it "sending" for ever.
-        self.store.update(
-            job.id,
-            submitted_at=sent_at,
-            next_poll_at=sent_at + timedelta(seconds=self.policy.submit_grace),
-        )
         try:
-            receipt = client.submit(payload, path=request.submit_path(self.catalog))
+            # If this process dies while sending, the watcher finds the job after the grace period
+            # and marks it uncertain rather than leaving it "sending" for ever.
+            self.store.update(
+                job.id,
+                submitted_at=sent_at,
+                next_poll_at=sent_at + timedelta(seconds=self.policy.submit_grace),
+            )
+            submit_path = request.submit_path(self.catalog)
+        except Exception:
+            logger.exception("job %s: could not get ready to send it", job.id)
+            return self._record_failure(job.id, _not_sent())
+        try:
+            receipt = client.submit(payload, path=submit_path)
         except GatewayError as error:
             return self._record_failure(job.id, error)
+        except Exception:
+            # The client turns every failure before the request leaves into a GatewayError that
+            # says it was not sent, so this one came while the request may have been on its way.
+            logger.exception("job %s: unexpected error while sending it", job.id)
+            return self._record_failure(
+                job.id,
+                GatewayConnectionError(
+                    "Wan Studio hit an unexpected problem while sending the job.",
+                    may_have_reached_server=True,
+                ),
+            )
 
         answered = _utcnow()
         queued = self.store.transition(

@@ -23,6 +23,9 @@ header and ``server_hostname``/``assert_hostname`` set to the name) is the same 
 
 Trusted hosts (exact ``host`` or ``host:port``) skip the address and port checks only, so a user can
 allow an internal image server; the scheme, size and deadline rules still apply.
+
+``open_link`` is the guard on its own, for any link a server hands us: the gateway client fetches
+the videos the gateway links to through it too.
 """
 
 from __future__ import annotations
@@ -32,7 +35,7 @@ import ipaddress
 import socket
 import threading
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urljoin, urlsplit
@@ -48,6 +51,8 @@ ALLOWED_PORTS = frozenset({80, 443})
 USER_AGENT = "WanStudio/0.1 (first-frame fetch)"
 _CHUNK_BYTES = 64 * 1024
 _SNIFF_BYTES = 64
+# Enough digits for any real size (a petabyte has 16).
+_MAX_LENGTH_DIGITS = 18
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 Resolver = Callable[[str, int], Sequence[tuple[Any, ...]]]
@@ -86,6 +91,14 @@ class LinkRejected(Exception):
     """A link that was not fetched; its text says why in words a user can act on."""
 
 
+class LinkUnreachable(LinkRejected):
+    """The link's server could not be found or reached; trying again later may work."""
+
+
+class LinkTooSlow(LinkRejected):
+    """The whole fetch took longer than its deadline."""
+
+
 @dataclass(frozen=True)
 class FetchedImage:
     """The bytes behind a link and where they finally came from."""
@@ -113,6 +126,9 @@ def non_public_reason(address: IPAddress) -> str | None:
             return "the unspecified address"
         if address.is_loopback:
             return "this computer (a loopback address)"
+        if address.is_site_local:
+            # fec0::/10, deprecated but still routed inside some networks like a private range.
+            return "a private network address (IPv6 site-local)"
         for network, description in _TRANSLATION_NETWORKS:
             if address in network:
                 return description
@@ -165,7 +181,12 @@ _TRUST_HINT = (
 )
 
 
-def _check(url: str, trusted: set[tuple[str, int | None]], resolve: Resolver) -> _Target:
+def _check(
+    url: str,
+    trusted: set[tuple[str, int | None]],
+    resolve: Resolver,
+    trust_hint: str = _TRUST_HINT,
+) -> _Target:
     scheme = urlsplit(url.strip()).scheme.lower()
     if scheme not in ("http", "https"):
         shown = f"starts with {scheme}:" if scheme else "has no http:// or https:// in front"
@@ -188,7 +209,7 @@ def _check(url: str, trusted: set[tuple[str, int | None]], resolve: Resolver) ->
     if not is_trusted and port not in ALLOWED_PORTS:
         raise LinkRejected(
             f"The link asks for port {port}; only the standard web ports (80 and 443) are "
-            f"allowed. {_TRUST_HINT}"
+            f"allowed. {trust_hint}".rstrip()
         )
     addresses = _resolve(host, port, resolve)
     if not is_trusted:
@@ -197,7 +218,7 @@ def _check(url: str, trusted: set[tuple[str, int | None]], resolve: Resolver) ->
             if reason:
                 raise LinkRejected(
                     f"The link leads to {reason} at {address}, not the public internet, so it is "
-                    f"not fetched. {_TRUST_HINT}"
+                    f"not fetched. {trust_hint}".rstrip()
                 )
     return _Target(url=normalised, host=host, address=str(addresses[0]))
 
@@ -210,7 +231,7 @@ def _resolve(host: str, port: int, resolve: Resolver) -> list[IPAddress]:
     try:
         answers = resolve(host, port)
     except (OSError, UnicodeError):
-        raise LinkRejected(f"The host {host} could not be found; check the link.") from None
+        raise LinkUnreachable(f"The host {host} could not be found; check the link.") from None
     addresses: list[IPAddress] = []
     for family, *_, socket_address in answers:
         if family in (socket.AF_INET, socket.AF_INET6):
@@ -247,8 +268,8 @@ class _Deadline:
             raise self.too_slow()
         return left
 
-    def too_slow(self) -> LinkRejected:
-        return LinkRejected(
+    def too_slow(self) -> LinkTooSlow:
+        return LinkTooSlow(
             f"The server took longer than {self.seconds:g} seconds to send the image. Try again "
             "later, or download the image and upload it instead."
         )
@@ -324,6 +345,9 @@ def _open(
     target: _Target,
     deadline: _Deadline,
     session_factory: Callable[[], requests.Session],
+    *,
+    headers: Mapping[str, str],
+    timeouts: tuple[float, float] | None,
 ) -> tuple[requests.Session, requests.Response]:
     session = session_factory()
     session.trust_env = False
@@ -331,21 +355,18 @@ def _open(
     session.mount("http://", adapter)
     session.mount("https://", adapter)
     remaining = deadline.remaining()
+    connect, read = timeouts if timeouts is not None else (remaining, remaining)
     try:
         response = session.get(
             target.url,
-            headers={
-                "User-Agent": USER_AGENT,
-                "Accept": "image/*",
-                "Accept-Encoding": "identity",
-            },
+            headers=dict(headers),
             allow_redirects=False,
             stream=True,
-            timeout=(remaining, remaining),
+            timeout=(min(connect, remaining), min(read, remaining)),
         )
     except requests.exceptions.SSLError:
         session.close()
-        raise LinkRejected(
+        raise LinkUnreachable(
             f"The secure connection to {target.host} failed (its certificate is not valid for "
             "it). Check the link."
         ) from None
@@ -353,7 +374,7 @@ def _open(
         session.close()
         if deadline.expired or _passed(deadline):
             raise deadline.too_slow() from None
-        raise LinkRejected(
+        raise LinkUnreachable(
             f"Could not connect to {target.host}. Check the link, or try again later."
         ) from None
     return session, response
@@ -410,13 +431,29 @@ def _size_text(size: int) -> str:
     return f"{size / 1024:.1f}".removesuffix(".0") + " KB"
 
 
+def declared_length(value: str | None) -> int | None:
+    """Read a Content-Length header with bounded work; None when missing or not plain digits.
+
+    A value of more digits than any real size is read as larger than any limit rather than
+    converted (a long digit string costs time to convert, or raises).
+    """
+    if value is None:
+        return None
+    text = value.strip()
+    if not text or not text.isascii() or not text.isdigit():
+        return None
+    if len(text) > _MAX_LENGTH_DIGITS:
+        return 10**_MAX_LENGTH_DIGITS
+    return int(text)
+
+
 def _read_body(response: requests.Response, *, max_bytes: int, deadline: _Deadline) -> bytes:
     too_large = LinkRejected(
         f"The image at this link is larger than {_size_text(max_bytes)}. Download it, make it "
         "smaller and upload it instead."
     )
-    declared = response.headers.get("Content-Length", "")
-    if declared.isdigit() and int(declared) > max_bytes:
+    declared = declared_length(response.headers.get("Content-Length"))
+    if declared is not None and declared > max_bytes:
         raise too_large
     content_type = response.headers.get("Content-Type")
     body = bytearray()
@@ -446,6 +483,93 @@ def _read_body(response: requests.Response, *, max_bytes: int, deadline: _Deadli
     if not sniffed and not looks_like_image(bytes(body)):
         raise _not_an_image(bytes(body), content_type)
     return bytes(body)
+
+
+@dataclass(frozen=True)
+class OpenedLink:
+    """The answer at the end of a guarded link, its body not yet read."""
+
+    response: requests.Response
+    final_url: str
+    _deadline: _Deadline = field(repr=False)
+
+    def deadline_passed(self) -> bool:
+        """True once the fetch's deadline has passed (its sockets are then shut down)."""
+        return self._deadline.expired or _passed(self._deadline)
+
+
+@contextlib.contextmanager
+def open_link(
+    url: str,
+    *,
+    headers: Mapping[str, str],
+    trusted_hosts: Iterable[str] = (),
+    deadline_seconds: float = DEFAULT_DEADLINE_SECONDS,
+    timeouts: tuple[float, float] | None = None,
+    session_factory: Callable[[], requests.Session] | None = None,
+    resolve: Resolver = socket.getaddrinfo,
+    trust_hint: str = _TRUST_HINT,
+) -> Iterator[OpenedLink]:
+    """Follow a link through the guard described in this module, up to its first non-redirect.
+
+    Parameters
+    ----------
+    url
+        The link.
+    headers
+        Sent with every hop; nothing else is (no cookies, no credentials).
+    trusted_hosts
+        Hosts (``name`` or ``name:port``) allowed even though their address is not public or their
+        port is not 80/443.
+    deadline_seconds
+        The time allowed for everything, redirects and reading the body included: when it
+        passes, the sockets are shut down and ``OpenedLink.deadline_passed`` turns true.
+    timeouts
+        Seconds to connect and between bytes, each capped by what is left of the deadline.
+    session_factory
+        Makes the ``requests.Session`` for each hop (the guard mounts its own adapter on it).
+    resolve
+        Turns ``(host, port)`` into ``getaddrinfo``-style entries; the system resolver by default.
+    trust_hint
+        Said after a refused address or port: how to trust a host, or nothing where it cannot be.
+
+    Yields
+    ------
+    OpenedLink
+        The final answer, whatever its status, with its body still to be streamed.
+
+    Raises
+    ------
+    LinkRejected
+        For every refused hop; ``LinkUnreachable`` and ``LinkTooSlow`` for failures that may pass.
+    """
+    trusted = _parse_trusted_hosts(trusted_hosts)
+    make_session = session_factory or requests.Session
+    current = url
+    with _Deadline(deadline_seconds) as deadline:
+        for hop in range(MAX_REDIRECTS + 1):
+            try:
+                target = _check(current, trusted, resolve, trust_hint)
+            except LinkRejected as refusal:
+                if hop == 0:
+                    raise
+                raise type(refusal)(f"The link redirects to another address. {refusal}") from None
+            session, response = _open(
+                target, deadline, make_session, headers=headers, timeouts=timeouts
+            )
+            with session, response:
+                if response.is_redirect:
+                    current = urljoin(target.url, response.headers["Location"])
+                    continue
+                yield OpenedLink(response=response, final_url=target.url, _deadline=deadline)
+                return
+    raise LinkRejected(
+        f"The link redirects more than {MAX_REDIRECTS} times. Open it in your browser and use "
+        "the address the image finally comes from."
+    )
+
+
+_IMAGE_HEADERS = {"User-Agent": USER_AGENT, "Accept": "image/*", "Accept-Encoding": "identity"}
 
 
 def fetch_image_link(
@@ -486,30 +610,18 @@ def fetch_image_link(
     LinkRejected
         With a sentence saying why, for every refusal and failure.
     """
-    trusted = _parse_trusted_hosts(trusted_hosts)
-    make_session = session_factory or requests.Session
-    current = url
-    with _Deadline(deadline_seconds) as deadline:
-        for hop in range(MAX_REDIRECTS + 1):
-            try:
-                target = _check(current, trusted, resolve)
-            except LinkRejected as refusal:
-                if hop == 0:
-                    raise
-                raise LinkRejected(f"The link redirects to another address. {refusal}") from None
-            session, response = _open(target, deadline, make_session)
-            with session, response:
-                if response.is_redirect:
-                    current = urljoin(target.url, response.headers["Location"])
-                    continue
-                _raise_for_status(response)
-                data = _read_body(response, max_bytes=max_bytes, deadline=deadline)
-                return FetchedImage(
-                    data=data,
-                    content_type=response.headers.get("Content-Type"),
-                    final_url=target.url,
-                )
-    raise LinkRejected(
-        f"The link redirects more than {MAX_REDIRECTS} times. Open it in your browser and use "
-        "the address the image finally comes from."
-    )
+    with open_link(
+        url,
+        headers=_IMAGE_HEADERS,
+        trusted_hosts=trusted_hosts,
+        deadline_seconds=deadline_seconds,
+        session_factory=session_factory,
+        resolve=resolve,
+    ) as opened:
+        _raise_for_status(opened.response)
+        data = _read_body(opened.response, max_bytes=max_bytes, deadline=opened._deadline)
+        return FetchedImage(
+            data=data,
+            content_type=opened.response.headers.get("Content-Type"),
+            final_url=opened.final_url,
+        )

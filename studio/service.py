@@ -12,6 +12,9 @@ import io
 import logging
 import threading
 import time
+import uuid
+import weakref
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -38,7 +41,7 @@ from studio.pricing import (
 )
 from studio.records import BILLED, DEMO, Job, JobStatus, Totals
 from studio.schedule import PollPolicy, RequestBudget, shared_budget
-from studio.settings import Settings
+from studio.settings import Settings, key_problem
 from studio.store import JobStore
 from studio.watcher import Watcher
 
@@ -67,6 +70,25 @@ _EXPORT_PAGE = 1000
 _WATCHER_RETRY = RetryPolicy(max_attempts=1)
 
 
+_RESEND_NAMESPACE = uuid.UUID("5d0c3c1e-6f0a-4d55-9a43-7b1f2f0b8e21")
+
+
+def resend_submission_id(job: Job) -> str:
+    """The submission id of sending ``job`` again: the same every time, so a repeat is one job."""
+    return str(uuid.uuid5(_RESEND_NAMESPACE, job.submission_id))
+
+
+# A cell starting with one of these is a formula to a spreadsheet (``=HYPERLINK(...)``).
+_FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+
+
+def _spreadsheet_safe(cell: object) -> object:
+    """A CSV cell that a spreadsheet shows as text: a leading formula character gets a quote."""
+    if isinstance(cell, str) and cell.startswith(_FORMULA_STARTS):
+        return "'" + cell
+    return cell
+
+
 class KeyRequired(LookupError):
     """The job was made with an API key this server does not hold; its text says what to do."""
 
@@ -88,6 +110,10 @@ class _Credentials:
     key: str = field(repr=False)
     base_url: str
     mode: str
+    # The browser sessions holding a key typed in Settings; the configured and the demo keys
+    # are held for the process's lifetime instead.
+    holders: set[str] = field(default_factory=set)
+    permanent: bool = False
     submit_client: GatewayClient | None = None
     watch_client: GatewayClient | None = None
 
@@ -132,14 +158,18 @@ class Studio:
         self._estimator = RunTimeEstimator(
             store=store, catalog=catalog, policy=policy, demo_speed=settings.demo_speed
         )
+        # (fingerprint, holder) of browser sessions that ended without forgetting their key.
+        # Filled by garbage-collection callbacks, which must not take the lock (the collector
+        # may run while this very thread holds it), so they only append; see _let_go_of_ended.
+        self._ended_holders: deque[tuple[str, str]] = deque()
         self._submitter = Submitter(
             store=store, library=images, image_host=image_host, catalog=catalog, policy=policy
         )
         if settings.api_key:
-            self._hold_key(settings.api_key, settings.base_url, BILLED)
+            self._hold_key(settings.api_key, settings.base_url, BILLED, holder=None)
         self.demo_fingerprint: str | None = None
         if demo is not None:
-            self.demo_fingerprint = self._hold_key(demo.key, demo.url, DEMO)
+            self.demo_fingerprint = self._hold_key(demo.key, demo.url, DEMO, holder=None)
         self.watcher = Watcher(
             store=store,
             home=settings.home,
@@ -258,36 +288,89 @@ class Studio:
         """The mode a job would have if sent with this session key (or none)."""
         return BILLED if (api_key and api_key.strip()) or self.settings.api_key else DEMO
 
-    def _hold_key(self, key: str, base_url: str, mode: str) -> str:
+    def _hold_key(self, key: str, base_url: str, mode: str, *, holder: str | None) -> str:
+        """Hold a key for one browser session (``holder``), or for good with ``None``."""
         fingerprint = self.settings.fingerprint(key)
         with self._lock:
-            if fingerprint not in self._credentials:
-                self._credentials[fingerprint] = _Credentials(key, base_url, mode)
+            self._let_go_of_ended()
+            entry = self._credentials.get(fingerprint)
+            if entry is None:
+                entry = self._credentials[fingerprint] = _Credentials(key, base_url, mode)
+            if holder is None:
+                entry.permanent = True
+            else:
+                entry.holders.add(holder)
         return fingerprint
 
-    def use_session_key(self, key: str) -> str:
+    def _release(self, fingerprint: str, holder: str) -> None:
+        # Called with the lock held.
+        entry = self._credentials.get(fingerprint)
+        if entry is None:
+            return
+        entry.holders.discard(holder)
+        if not entry.holders and not entry.permanent:
+            # Dropped, not closed: the watcher may be in the middle of a poll with its client.
+            del self._credentials[fingerprint]
+
+    def _let_go_of_ended(self) -> None:
+        # Called with the lock held.
+        while self._ended_holders:
+            self._release(*self._ended_holders.popleft())
+
+    def use_session_key(self, key: str, *, holder: str, alive: object | None = None) -> str:
         """Hold a key typed in Settings, in memory only, so its jobs can be sent and watched.
 
         Parameters
         ----------
         key
-            The API key.
+            The API key (surrounding whitespace is ignored).
+        holder
+            Who holds it: an id of one browser session that no other browser can have (not the
+            session id in the page address, which a shared link passes on). The key stays in
+            this process while at least one holder has not forgotten it.
+        alive
+            An object that lives exactly as long as the holder's browser session (kept in its
+            session state): once it is collected, the session is gone and its hold ends as if
+            it had forgotten the key.
 
         Returns
         -------
         str
             Its salted fingerprint (what jobs made with it record).
+
+        Raises
+        ------
+        ValueError
+            For an empty key, or one with a character no key can have.
         """
         key = key.strip()
         if not key:
             raise ValueError("The API key is empty.")
-        fingerprint = self._hold_key(key, self.settings.base_url, BILLED)
+        problem = key_problem(key)
+        if problem:
+            raise ValueError(problem)
+        fingerprint = self._hold_key(key, self.settings.base_url, BILLED, holder=holder)
+        if alive is not None:
+            weakref.finalize(alive, self._ended_holders.append, (fingerprint, holder))
         self.watcher.wake()
         return fingerprint
+
+    def forget_session_key(self, key: str, *, holder: str) -> None:
+        """The browser session ``holder`` lets go of a key it entered.
+
+        When no other browser session holds it (and it is not the configured key), the process
+        lets go of it too: nothing can be sent with it any more, and its jobs still in flight wait,
+        visibly, until someone enters it again.
+        """
+        fingerprint = self.settings.fingerprint(key.strip())
+        with self._lock:
+            self._let_go_of_ended()
+            self._release(fingerprint, holder)
 
     def held_key_fingerprints(self) -> list[str]:
         """Fingerprints of every key this process holds (configured, session and demo)."""
         with self._lock:
+            self._let_go_of_ended()
             return list(self._credentials)
 
     def jobs_waiting_for_key(self) -> list[Job]:
@@ -297,6 +380,7 @@ class Studio:
 
     def _client(self, fingerprint: str | None, *, for_watcher: bool) -> GatewayClient | None:
         with self._lock:
+            self._let_go_of_ended()
             entry = self._credentials.get(fingerprint) if fingerprint else None
             if entry is None:
                 return None
@@ -330,10 +414,10 @@ class Studio:
     def _watch_client(self, fingerprint: str | None) -> GatewayClient | None:
         return self._client(fingerprint, for_watcher=True)
 
-    def _sender(self, api_key: str | None) -> tuple[str, str]:
+    def _sender(self, api_key: str | None, holder: str) -> tuple[str, str]:
         """The (fingerprint, mode) a new job is sent with."""
         if api_key and api_key.strip():
-            return self.use_session_key(api_key), BILLED
+            return self.use_session_key(api_key, holder=holder), BILLED
         if self.settings.api_key:
             return self.settings.fingerprint(self.settings.api_key), BILLED
         if self.demo_fingerprint is None:
@@ -425,6 +509,7 @@ class Studio:
         submission_id: str,
         session_id: str | None,
         api_key: str | None = None,
+        key_holder: str | None = None,
     ) -> Job:
         """Write the job, send it once, and hand it to the watcher.
 
@@ -437,7 +522,11 @@ class Studio:
         session_id
             The browser session (for "this session" lists and totals).
         api_key
-            A key typed in Settings for this session; otherwise the configured key, or demo mode.
+            The key this browser session holds (typed in Settings); without one, the configured
+            key, or demo mode. Never a key another session entered: the caller gives its own.
+        key_holder
+            The browser session that holds ``api_key`` (see ``use_session_key``); by default
+            ``session_id``. The key stays held for the watcher until that holder forgets it.
 
         Returns
         -------
@@ -453,9 +542,11 @@ class Studio:
         existing = self.store.get_by_submission(submission_id)
         if existing is not None:
             return existing
-        fingerprint, mode = self._sender(api_key)
+        fingerprint, mode = self._sender(api_key, key_holder or session_id or "")
         client = self._client(fingerprint, for_watcher=False)
-        assert client is not None  # _sender holds the key
+        if client is None:
+            # The one session holding the key forgot it between these two lines.
+            raise KeyRequired("That API key was just forgotten; enter it in Settings again.")
         job = self._submitter.submit(
             draft,
             client=client,
@@ -551,12 +642,14 @@ class Studio:
         submission_id: str,
         session_id: str | None,
         api_key: str | None = None,
+        key_holder: str | None = None,
     ) -> Job:
         """Send an uncertain job again, as the user's explicit choice; return the new job.
 
         The old job is marked cancelled (pointing to the new one) so it is never counted twice.
-        Demo jobs are resent in demo mode; billed ones need their key (configured, held for
-        the session, or given as ``api_key``).
+        Demo jobs are resent in demo mode. Billed ones are sent with ``api_key``, the key the
+        asking browser session holds now, or else with the configured key when the job was
+        made with it; a key some other session entered is never used.
 
         Raises
         ------
@@ -575,21 +668,23 @@ class Studio:
                 f"Job {job_id} is {old.status.label.lower()}; only jobs whose "
                 "sending is uncertain can be sent again."
             )
-        if api_key is None and old.mode == BILLED:
-            with self._lock:
-                entry = self._credentials.get(old.key_fingerprint or "")
-            if entry is None:
-                raise KeyRequired(
-                    "This job was made with an API key that is not entered here; enter it in "
-                    "Settings to send the job again."
-                )
-            api_key = entry.key
+        billed = old.mode == BILLED
+        configured = self.settings.api_key
+        made_with_configured = (
+            configured is not None and self.settings.fingerprint(configured) == old.key_fingerprint
+        )
+        if billed and not (api_key and api_key.strip()) and not made_with_configured:
+            raise KeyRequired(
+                "This job was made with an API key that is not entered in this browser "
+                "session; enter it in Settings to send the job again."
+            )
         draft = self.reuse(job_id)
         new = self.submit(
             draft,
             submission_id=submission_id,
             session_id=session_id,
-            api_key=api_key if old.mode == BILLED else None,
+            api_key=api_key if billed else None,
+            key_holder=key_holder,
         )
         self.store.transition(
             job_id,
@@ -660,7 +755,8 @@ class Studio:
     def export_csv(self, **filters: Any) -> bytes:
         """Every job matching ``history``'s filters as CSV (UTF-8), demo and billed labelled.
 
-        The key is never in it: only the columns of ``CSV_COLUMNS``.
+        The key is never in it: only the columns of ``CSV_COLUMNS``. A text cell a spreadsheet
+        would read as a formula starts with a quote instead.
         """
         filters = {k: v for k, v in filters.items() if k not in {"limit", "offset"}}
         buffer = io.StringIO()
@@ -670,7 +766,7 @@ class Studio:
         while True:
             page = self.store.list_jobs(**filters, limit=_EXPORT_PAGE, offset=offset)
             for job in page:
-                writer.writerow(self._csv_row(job))
+                writer.writerow([_spreadsheet_safe(cell) for cell in self._csv_row(job)])
             if len(page) < _EXPORT_PAGE:
                 break
             offset += _EXPORT_PAGE

@@ -8,11 +8,15 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import math
 import os
 import secrets as token_source
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError
 
 from studio.records import BILLED, DEMO
 
@@ -27,6 +31,37 @@ KEY_FROM_SECRETS = "secrets"
 KEY_FROM_NOWHERE = "none"
 
 _SALT_FILE = "key-fingerprint.salt"
+
+# Each numeric setting's accepted range and what its number counts. Outside these a value is a
+# typo, not a choice: a budget of 1e-300 requests a second never sends the next one, and a
+# deadline of a week leaves a lost job looking busy long after the gateway forgot it.
+_NUMBER_RANGES = {
+    "WAN_STUDIO_JOB_DEADLINE_MINUTES": (1.0, 1440.0, "minutes"),
+    "WAN_STUDIO_REQUEST_BUDGET": (0.1, 20.0, "requests per second"),
+    "WAN_STUDIO_DEMO_SPEED": (0.1, 100.0, "times the normal demo speed"),
+}
+# A key travels in an HTTP header, which carries Latin-1 only; no key has a space or a control
+# character inside, so those (plain and non-breaking spaces included) are paste slips too.
+_KEY_CHARACTERS = frozenset(chr(code) for code in (*range(0x21, 0x7F), *range(0xA1, 0x100)))
+BAD_KEY_MESSAGE = (
+    "That key contains a character that can't be part of a key (an invisible space?). "
+    "Paste it again."
+)
+
+
+class SettingsError(ValueError):
+    """A setting Wan Studio cannot start with; its text names the setting and what it accepts."""
+
+
+def key_problem(key: str) -> str | None:
+    """Why ``key`` (already stripped) cannot be an API key, or None when it can.
+
+    A key pasted with a zero-width space or a line break inside would fail only when the first
+    job is sent; this catches it where the key is entered.
+    """
+    if all(character in _KEY_CHARACTERS for character in key):
+        return None
+    return BAD_KEY_MESSAGE
 
 
 def mask_key(key: str | None) -> str:
@@ -79,16 +114,35 @@ def _secret(secrets: Mapping | None, name: str) -> str | None:
 
 
 def _number(env: Mapping[str, str], name: str, default: float) -> float:
+    low, high, unit = _NUMBER_RANGES[name]
+    accepted = f"a number from {low:g} to {high:g} ({unit})"
     raw = env.get(name, "").strip()
     if not raw:
         return default
     try:
         value = float(raw)
     except ValueError:
-        raise ValueError(f"{name} must be a number, not {raw!r}") from None
-    if value <= 0:
-        raise ValueError(f"{name} must be greater than zero, not {raw!r}")
+        raise SettingsError(f"{name} must be {accepted}, not {raw!r}.") from None
+    if not math.isfinite(value) or not low <= value <= high:
+        raise SettingsError(f"{name} must be {accepted}, not {raw!r}.")
     return value
+
+
+def _checked_key(key: str, where: str) -> str:
+    if key_problem(key):
+        raise SettingsError(
+            f"The API key in {where} contains a character that can't be part of a key "
+            "(an invisible space?). Set it again."
+        )
+    return key
+
+
+def redacted_database_url(url: str) -> str:
+    """The database URL with any password replaced by stars (safe to show or log)."""
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except ArgumentError:
+        return "(not a valid database URL)"
 
 
 @dataclass(frozen=True)
@@ -122,13 +176,21 @@ class Settings:
         -------
         Settings
             Demo mode (no key) unless ``PIXAZO_API_KEY`` or ``[pixazo] api_key`` is set.
+
+        Raises
+        ------
+        SettingsError
+            For a number outside its range (or not finite) or a key with a character no key
+            can have; the text names the setting.
         """
         env_key = env.get("PIXAZO_API_KEY", "").strip()
         secret_key = _secret(secrets, "api_key")
         if env_key:
-            api_key, key_source = env_key, KEY_FROM_ENVIRONMENT
+            api_key = _checked_key(env_key, "PIXAZO_API_KEY")
+            key_source = KEY_FROM_ENVIRONMENT
         elif secret_key:
-            api_key, key_source = secret_key, KEY_FROM_SECRETS
+            api_key = _checked_key(secret_key, ".streamlit/secrets.toml ([pixazo] api_key)")
+            key_source = KEY_FROM_SECRETS
         else:
             api_key, key_source = None, KEY_FROM_NOWHERE
         base_url = (
@@ -157,6 +219,19 @@ class Settings:
             ),
             demo_speed=_number(env, "WAN_STUDIO_DEMO_SPEED", DEFAULT_DEMO_SPEED),
         )
+
+    def __repr__(self) -> str:
+        # The key is left out and the database password starred: reprs end up in logs.
+        return (
+            f"Settings(key_source={self.key_source!r}, base_url={self.base_url!r}, "
+            f"home={str(self.home)!r}, database_url={redacted_database_url(self.database_url)!r}, "
+            f"trusted_image_hosts={self.trusted_image_hosts!r}, "
+            f"job_deadline_minutes={self.job_deadline_minutes!r}, "
+            f"request_budget_per_second={self.request_budget_per_second!r}, "
+            f"demo_speed={self.demo_speed!r})"
+        )
+
+    __str__ = __repr__
 
     @property
     def mode(self) -> str:

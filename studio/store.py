@@ -8,7 +8,10 @@ watcher or a restart can never apply them twice.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
+import os
+import secrets
 import sqlite3
 import time
 from collections.abc import Collection, Iterator
@@ -40,10 +43,17 @@ _LEASE_FIELDS = frozenset({"lease_owner", "lease_until"})
 _MONEY_FIELDS = frozenset({"estimate_usd", "cost_usd"})
 # Tells the SQLite "begin" hook to take the write lock at once (see _configure_sqlite).
 _WRITE_OPTION = "wan_studio_write"
+# Written into the header of every SQLite file the store creates ("WANS"), so a new file is
+# never empty, even for the moment before its tables exist.
+_SQLITE_APPLICATION_ID = 0x57414E53
 
 
 class JobNotFound(LookupError):
     """No job has this id."""
+
+
+class EmptyDatabase(RuntimeError):
+    """The SQLite file is there but empty: not a history this app made; the text says so."""
 
 
 def sqlite_url(path: Path) -> str:
@@ -126,13 +136,47 @@ def _enable_wal(cursor: Any, *, attempts: int = 50) -> None:
             time.sleep(0.02 * (attempt + 1))
 
 
+def _prepare_sqlite_file(path: Path) -> None:
+    """Create a new database file readable by this user only, or check an existing one.
+
+    A new file is made aside with mode 0600, given a header, then linked into place, so the real
+    path never holds an empty file of ours; SQLite gives its -wal and -shm files the same mode.
+    An empty file found there is somebody else's (truncated, or replaced): refused, not taken for
+    a new history.
+    """
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if path.exists():
+        if path.stat().st_size == 0:
+            raise EmptyDatabase(
+                f"The history database at {path} is empty (0 bytes), so Wan Studio won't start "
+                "over it: a history it made is never empty, so this file was truncated or "
+                "replaced. Restore it from a backup, or delete it to start a new, empty history."
+            )
+        # Files made before they were private: take away what others could read.
+        for file in (path, path.with_name(f"{path.name}-wal"), path.with_name(f"{path.name}-shm")):
+            with contextlib.suppress(FileNotFoundError, PermissionError):
+                if file.stat().st_mode & 0o077:
+                    file.chmod(0o600)
+        return
+    draft = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}.new")
+    os.close(os.open(draft, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+    try:
+        with contextlib.closing(sqlite3.connect(draft)) as connection:
+            connection.execute(f"PRAGMA application_id = {_SQLITE_APPLICATION_ID}")
+        # When two processes race to create it, exactly one link wins; both use the winner's.
+        with contextlib.suppress(FileExistsError):
+            os.link(draft, path)
+    finally:
+        draft.unlink(missing_ok=True)
+
+
 def _create_engine(database_url: str) -> Engine:
     url = sa.make_url(database_url)
     backend = url.get_backend_name()
     if backend == "sqlite":
         if not url.database or url.database == ":memory:":
             raise ValueError("the job store needs a SQLite file, not an in-memory database")
-        Path(url.database).parent.mkdir(parents=True, exist_ok=True)
+        _prepare_sqlite_file(Path(url.database))
         engine = sa.create_engine(
             url,
             connect_args={"check_same_thread": False, "timeout": SQLITE_BUSY_TIMEOUT_SECONDS},

@@ -78,8 +78,6 @@ class StreamlitServer:
             str(script),
             "--server.headless",
             "true",
-            "--server.address",
-            "127.0.0.1",
             "--server.port",
             str(self.port),
             "--browser.gatherUsageStats",

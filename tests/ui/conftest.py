@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -69,14 +70,19 @@ def run_until(
     return at
 
 
+def as_read(markdown: str) -> str:
+    """What a reader sees of Markdown text escaped as plain: the escapes and word joiners gone."""
+    return re.sub(r"\\([!-/:-@\[-`{-~])", r"\1", markdown).replace("\u2060", "")
+
+
 def texts(at: AppTest) -> str:
-    """Every piece of text on the page (main area and sidebar), for "is it said" checks."""
+    """Every piece of text on the page (main area and sidebar), as read, for "is it said" checks."""
     parts = [element.value for element in at.markdown]
     for kind in ("caption", "success", "warning", "error", "info", "title", "subheader"):
         parts += [str(element.value) for element in at.get(kind)]
     parts += [str(metric.value) for metric in at.metric]
     parts += [str(metric.label) for metric in at.metric]
-    return "\n".join(parts)
+    return as_read("\n".join(parts))
 
 
 def upload(at: AppTest, data: bytes, *, name: str, mime: str) -> AppTest:

@@ -3,11 +3,23 @@
 from __future__ import annotations
 
 import re
+import uuid
+from datetime import UTC, datetime
+from pathlib import Path
 
+import pytest
 from streamlit.testing.v1 import AppTest
 
-from studio.records import BILLED, DEMO, JobStatus
-from tests.ui.conftest import JobMaker, texts
+import simulator
+from components.services import get_studio
+from studio import explain
+from studio.jobs import JobDraft
+from studio.records import BILLED, DEMO, Job, JobStatus
+from studio.service import Studio
+from studio.settings import Settings
+from studio.store import JobStore, sqlite_url
+from tests.plugins.engine import ENGINE_KEY, FAST_POLICY, quick_draft
+from tests.ui.conftest import APP, JobMaker, as_read, texts
 
 
 def _history(app: AppTest) -> AppTest:
@@ -125,4 +137,102 @@ def test_the_table_says_the_day_and_a_short_cost(app: AppTest, jobs: JobMaker) -
     assert list(table["Cost"]) == ["≈ $0.20", "not billed", "free (demo)", "$0.75"]  # newest first
     assert list(table["Video"]) == ["480P · 5 s", "480P · 5 s", "480P · 5 s", "1080P · 5 s"]
     assert "4 jobs, newest first" in texts(app)
+    assert not app.exception
+
+
+def _send_from_the_command_line(*drafts: JobDraft) -> list[Job]:
+    """Jobs sent the way ``python -m studio generate`` sends them: its own engine, same data."""
+    cli = Studio.open(Settings.from_environment(), start_watcher=False, poll_policy=FAST_POLICY)
+    try:
+        return [
+            cli.submit(draft, submission_id=str(uuid.uuid4()), session_id="cli-0123456789ab")
+            for draft in drafts
+        ]
+    finally:
+        cli.close()
+
+
+def _open_in_history(job_id: int) -> AppTest:
+    at = AppTest.from_file(str(APP), default_timeout=30).run()
+    at.switch_page("pages/history.py").run()
+    return at.selectbox(key="hist.open").set_value(job_id).run()
+
+
+def test_history_settles_the_uncertain_jobs_the_command_line_sent(
+    studio_home: Path,
+    engine_gateway: simulator.RunningSimulator,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # The gateway loses every submit answer of this key: each job sent with it is uncertain.
+    monkeypatch.setenv("PIXAZO_API_KEY", f"{ENGINE_KEY}+lost_submit")
+    monkeypatch.setenv("PIXAZO_BASE_URL", engine_gateway.url)
+    dismissed, resent = _send_from_the_command_line(
+        quick_draft(prompt="dismiss me"), quick_draft(prompt="send me again")
+    )
+    assert dismissed.status is resent.status is JobStatus.UNCERTAIN
+
+    at = _open_in_history(dismissed.id)
+    assert at.button(key=f"job.{dismissed.id}.resend").label == "Send again (may be billed twice)"
+    at.button(key=f"job.{dismissed.id}.dismiss").click().run()
+    store = JobStore.open(sqlite_url(studio_home / "studio.db"))
+    try:
+        settled = store.get(dismissed.id)
+        assert settled is not None
+        assert settled.status is JobStatus.CANCELED
+        assert "Dismissed" in (settled.explanation or "")
+
+        at.selectbox(key="hist.open").set_value(resent.id).run()
+        at.button(key=f"job.{resent.id}.resend").click().run()
+        old = store.get(resent.id)
+        assert old is not None
+        assert old.status is JobStatus.CANCELED
+        newest = store.list_jobs(limit=1)[0]
+        assert newest.id not in (dismissed.id, resent.id)
+        assert newest.prompt == "send me again"
+        assert f"Sent again as job {newest.id}" in (old.explanation or "")
+    finally:
+        store.close()
+    assert not at.exception
+
+
+def test_history_sends_again_only_with_a_key_this_session_holds(
+    studio_home: Path,
+    engine_gateway: simulator.RunningSimulator,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("PIXAZO_API_KEY", f"{ENGINE_KEY}+lost_submit")
+    monkeypatch.setenv("PIXAZO_BASE_URL", engine_gateway.url)
+    (uncertain,) = _send_from_the_command_line(quick_draft())
+    # The app runs without that key: it may not spend it.
+    monkeypatch.delenv("PIXAZO_API_KEY")
+    at = _open_in_history(uncertain.id)
+    at.button(key=f"job.{uncertain.id}.resend").click().run()
+    assert "not entered here" in as_read(" ".join(str(toast.value) for toast in at.toast))
+    store = JobStore.open(sqlite_url(studio_home / "studio.db"))
+    try:
+        assert store.count_jobs() == 1
+        unchanged = store.get(uncertain.id)
+        assert unchanged is not None
+        assert unchanged.status is JobStatus.UNCERTAIN
+    finally:
+        store.close()
+    assert not at.exception
+
+
+def test_history_checks_again_on_a_job_that_took_too_long(app: AppTest, jobs: JobMaker) -> None:
+    demo_key = get_studio().demo_fingerprint
+    slow = jobs.make(
+        status=JobStatus.TIMED_OUT,
+        task_id="task-slow",
+        key_fingerprint=demo_key,
+        submitted_at=datetime.now(UTC),
+        explanation=explain.explain_timed_out(30),
+    )
+    _history(app)
+    app.selectbox(key="hist.open").set_value(slow.id).run()
+    app.button(key=f"job.{slow.id}.recheck").click().run()
+    checked = jobs.store.get(slow.id)
+    assert checked is not None
+    assert checked.status is not JobStatus.TIMED_OUT
+    assert checked.explanation != explain.explain_timed_out(30)
     assert not app.exception

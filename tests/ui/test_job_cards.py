@@ -14,7 +14,7 @@ from components.services import get_studio
 from studio import explain
 from studio.errors import InsufficientBalanceError
 from studio.records import BILLED, DEMO, JobStatus
-from tests.ui.conftest import APP, JobMaker
+from tests.ui.conftest import APP, JobMaker, as_read
 
 SESSION_ID = "6f1d2c3b-4a5e-4f60-8a7b-9c0d1e2f3a4b"
 DATA_INSPECTION = "Input data may contain inappropriate content."
@@ -91,7 +91,7 @@ def _card_text(at: AppTest, job_id: int) -> str:
             said.append(value)
         if node.type == "progress":
             said.append(node.proto.text)
-    return "\n".join(said)
+    return as_read("\n".join(said))
 
 
 def _session_app() -> AppTest:

@@ -8,7 +8,11 @@ from pathlib import Path
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from tests.ui.conftest import APP, texts
+from components.services import get_studio
+from studio.records import BILLED, JobStatus
+from studio.store import JobStore, sqlite_url
+from tests.plugins.engine import ENGINE_KEY
+from tests.ui.conftest import APP, JobMaker, texts
 
 SESSION_KEY = "pz-session-key-0123456789-abcd"
 ENVIRONMENT_KEY = "pz-environment-key-9876543210-wxyz"
@@ -133,3 +137,116 @@ def test_a_database_url_password_is_masked() -> None:
     shown = masked_database_url("postgresql+psycopg://studio:s3cret@db.internal:5432/wan")
     assert "s3cret" not in shown
     assert shown == "postgresql+psycopg://studio:***@db.internal:5432/wan"
+
+
+@pytest.mark.parametrize("invisible", ["\u200b", "\ufeff", "\u00a0"])
+def test_a_key_with_an_invisible_character_is_refused_where_it_is_entered(
+    app: AppTest, invisible: str
+) -> None:
+    app.switch_page("pages/settings.py").run()
+    app.text_input(key="settings.key_input").input(SESSION_KEY[:10] + invisible + SESSION_KEY[10:])
+    app.button(key="settings.save_key").click().run()
+    assert [error.value for error in app.error] == [
+        "That key contains a character that can't be part of a key (an invisible space?). "
+        "Paste it again."
+    ]
+    assert "Demo mode — nothing is billed." in texts(app)
+    assert get_studio().held_key_fingerprints() == [get_studio().demo_fingerprint]
+    assert not _shown_anywhere(app, SESSION_KEY[:10])
+
+    # Pasted again with only a stray space and line break around it, it is taken.
+    app.text_input(key="settings.key_input").input(f"  {SESSION_KEY}\n")
+    app.button(key="settings.save_key").click().run()
+    assert not app.error
+    assert "Using key ••••••••abcd in this browser session." in texts(app)
+    assert not app.exception
+
+
+def test_a_forgotten_key_cannot_be_spent_from_a_shared_session_link(
+    studio_home: Path, monkeypatch: pytest.MonkeyPatch, engine_gateway
+) -> None:
+    monkeypatch.setenv("PIXAZO_BASE_URL", engine_gateway.url)
+    first = AppTest.from_file(str(APP), default_timeout=30).run()
+    session_id = first.query_params["session"]
+    first.switch_page("pages/settings.py").run()
+    first.text_input(key="settings.key_input").input(ENGINE_KEY)
+    first.button(key="settings.save_key").click().run()
+    studio = get_studio()
+    fingerprint = studio.settings.fingerprint(ENGINE_KEY)
+    assert fingerprint in studio.held_key_fingerprints()
+
+    store = JobStore.open(sqlite_url(studio_home / "studio.db"))
+    try:
+        lost = JobMaker(store=store, home=studio_home).make(
+            mode=BILLED,
+            status=JobStatus.UNCERTAIN,
+            session_id=session_id,
+            key_fingerprint=fingerprint,
+            prompt="answer lost",
+        )
+        # A second browser opens the first one's link: it sees the job, but holds no key.
+        second = AppTest.from_file(str(APP), default_timeout=30)
+        second.query_params["session"] = session_id
+        second.run()
+        second.button(key=f"job.{lost.id}.resend").click().run()
+        assert any("not entered in this browser session" in toast.value for toast in second.toast)
+        assert store.get(lost.id).status is JobStatus.UNCERTAIN
+
+        # The first browser forgets the key: the process lets go of it too.
+        first.button(key="settings.forget_key").click().run()
+        assert "Demo mode — nothing is billed." in texts(first)
+        assert fingerprint not in studio.held_key_fingerprints()
+        for browser in (second, first):
+            browser.switch_page("pages/generate.py").run()
+            browser.button(key=f"job.{lost.id}.resend").click().run()
+            assert store.get(lost.id).status is JobStatus.UNCERTAIN
+        assert store.count_jobs(session_id=session_id) == 1
+        assert engine_gateway.tasks() == []
+        assert not first.exception
+        assert not second.exception
+    finally:
+        store.close()
+
+
+@pytest.mark.parametrize(
+    ("name", "value", "accepted"),
+    [
+        ("WAN_STUDIO_REQUEST_BUDGET", "nan", "from 0.1 to 20 (requests per second)"),
+        ("WAN_STUDIO_JOB_DEADLINE_MINUTES", "inf", "from 1 to 1440 (minutes)"),
+        ("WAN_STUDIO_DEMO_SPEED", "1e-300", "from 0.1 to 100 (times the normal demo speed)"),
+    ],
+)
+def test_an_absurd_setting_is_named_on_the_page(
+    studio_home: Path, monkeypatch: pytest.MonkeyPatch, name: str, value: str, accepted: str
+) -> None:
+    monkeypatch.setenv(name, value)
+    at = AppTest.from_file(str(APP), default_timeout=30).run()
+    assert [error.value for error in at.error] == [
+        f"Wan Studio could not start. {name} must be a number {accepted}, not {value!r}."
+    ]
+    assert not at.exception
+
+
+def test_a_configured_key_with_an_invisible_character_is_named_on_the_page(
+    studio_home: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("PIXAZO_API_KEY", ENVIRONMENT_KEY + "\u200b")
+    at = AppTest.from_file(str(APP), default_timeout=30).run()
+    said = texts(at)
+    assert "PIXAZO_API_KEY contains a character that can't be part of a key" in said
+    assert not _shown_anywhere(at, ENVIRONMENT_KEY[:-4])
+    assert not at.exception
+
+
+def test_an_empty_history_database_is_refused_on_the_page(studio_home: Path) -> None:
+    studio_home.mkdir(parents=True)
+    (studio_home / "studio.db").touch()
+    at = AppTest.from_file(str(APP), default_timeout=30).run()
+    said = [error.value for error in at.error]
+    assert len(said) == 1
+    assert said[0].startswith(
+        f"Wan Studio could not start. The history database at {studio_home / 'studio.db'} "
+        "is empty (0 bytes), so Wan Studio won't start over it"
+    )
+    assert (studio_home / "studio.db").stat().st_size == 0
+    assert not at.exception

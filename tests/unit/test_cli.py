@@ -7,6 +7,7 @@ import json
 import os
 import subprocess
 import sys
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -14,7 +15,9 @@ from PIL import Image
 from pytest_httpserver import HTTPServer
 
 import simulator
-from studio import cli
+from studio import cli, explain
+from studio.records import JobStatus
+from studio.store import JobStore, sqlite_url
 from tests.plugins.engine import ENGINE_KEY, FAST_POLICY, SIMULATOR_SPEED
 
 REPO = Path(__file__).resolve().parents[2]
@@ -327,3 +330,189 @@ def test_settings_errors_are_invalid_input(
     code, _, err = run(capsys, "jobs")
     assert code == 2
     assert "WAN_STUDIO_DEMO_SPEED" in err
+
+
+# ESC [ 31 m colours a terminal red, BEL rings it, U+202E shows what follows reversed, C1 CSI
+# (U+009B) starts an escape sequence on some terminals, CR returns to the start of the line.
+HOSTILE_PROMPT = "a \x1b[31mred\x1b[0m sea\x07 at \u202edusk\u202c, \x9b2J \rquiet"
+_TERMINAL_CONTROLS = ("\x1b", "\x07", "\u202e", "\u202c", "\x9b", "\r")
+
+
+def test_terminal_controls_in_prompts_are_shown_not_obeyed(
+    home: Path, frame: Path, capsys: pytest.CaptureFixture[str]
+):
+    code, out, err = run(
+        capsys,
+        "generate",
+        "--image",
+        str(frame),
+        "--prompt",
+        HOSTILE_PROMPT,
+        "--negative-prompt",
+        "\x1b]0;a new window title\x07",
+        *QUICK,
+        "--wait",
+    )
+    assert code == 0, err
+    said = [out, err]
+    for argv in (["jobs"], ["show", "1"], ["jobs", "--json"], ["show", "1", "--json"]):
+        code, out, err = run(capsys, *argv)
+        assert code == 0, err
+        said += [out, err]
+    for text in said:
+        for control in _TERMINAL_CONTROLS:
+            assert control not in text
+    shown = run(capsys, "show", "1")[1]
+    assert "\\u001b[31mred" in shown  # written out, so the reader sees it is there
+    assert "\\u202edusk" in shown
+    # JSON keeps the prompt exactly: each control is written as its own escape.
+    job = run_json(capsys, "show", "1", "--json")
+    assert isinstance(job, dict)
+    assert job["prompt"] == HOSTILE_PROMPT
+    assert job["negative_prompt"] == "\x1b]0;a new window title\x07"
+
+
+def test_gateway_messages_are_shown_without_their_terminal_controls(
+    home: Path, frame: Path, capsys: pytest.CaptureFixture[str]
+):
+    code, out, err = run(capsys, *generate(frame))
+    assert code == 0, err
+    store = JobStore.open(sqlite_url(home / "studio.db"))
+    try:
+        store.update(
+            int(out),
+            status=JobStatus.FAILED,
+            error_code="Bad\x1b[2JCode",
+            error_message="the screen is cleared\x1b[2J\x07",
+        )
+    finally:
+        store.close()
+    code, shown, err = run(capsys, "show", out.strip())
+    assert code == 0, err
+    assert "\x1b" not in shown
+    assert "\x07" not in shown
+    assert "Bad\\u001b[2JCode the screen is cleared\\u001b[2J\\u0007" in shown
+
+
+def _uncertain_job(frame: Path, capsys: pytest.CaptureFixture[str]) -> tuple[int, str]:
+    """Send a job whose submit answer the gateway loses; return its id and what the CLI said."""
+    code, out, err = run(capsys, *generate(frame))
+    assert code == 3, err
+    assert out == ""
+    jobs = run_json(capsys, "jobs", "--json")
+    assert isinstance(jobs, list)
+    assert jobs[0]["status"] == "uncertain"
+    return jobs[0]["id"], err
+
+
+def _status(capsys: pytest.CaptureFixture[str], job_id: int) -> str:
+    job = run_json(capsys, "show", str(job_id), "--json")
+    assert isinstance(job, dict)
+    return job["status"]
+
+
+def test_an_uncertain_job_is_sent_again_from_the_command_line(
+    home: Path,
+    frame: Path,
+    engine_gateway: simulator.RunningSimulator,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+):
+    # Only the first submit's answer is lost.
+    monkeypatch.setenv("PIXAZO_API_KEY", f"{ENGINE_KEY}+lost_submit:count=1")
+    monkeypatch.setenv("PIXAZO_BASE_URL", engine_gateway.url)
+    job_id, said = _uncertain_job(frame, capsys)
+    # The hint names commands that exist, and they settle the job.
+    assert f"python -m studio resend {job_id}" in said
+    assert f"python -m studio dismiss {job_id}" in said
+
+    code, out, err = run(capsys, "resend", str(job_id), "--wait")
+    assert code == 0, err
+    assert f"sent again as job {job_id + 1}" in err
+    assert is_mp4(Path(out.strip()))
+    assert _status(capsys, job_id) == "canceled"
+    assert _status(capsys, job_id + 1) == "succeeded"
+    # Sending it again twice would bill twice: the second time is refused.
+    code, _, err = run(capsys, "resend", str(job_id))
+    assert code == 2
+    assert "only a job whose sending is uncertain can be sent again" in err
+    assert f"Sent again as job {job_id + 1}" in err
+    assert len(run_json(capsys, "jobs", "--json")) == 2  # type: ignore[arg-type]
+
+
+def test_resend_needs_the_key_the_job_was_made_with(
+    home: Path,
+    frame: Path,
+    engine_gateway: simulator.RunningSimulator,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+):
+    monkeypatch.setenv("PIXAZO_API_KEY", f"{ENGINE_KEY}+lost_submit")
+    monkeypatch.setenv("PIXAZO_BASE_URL", engine_gateway.url)
+    job_id, _ = _uncertain_job(frame, capsys)
+    monkeypatch.setenv("PIXAZO_API_KEY", ENGINE_KEY)  # another key than the job's
+    code, out, err = run(capsys, "resend", str(job_id))
+    assert code == 2
+    assert out == ""
+    assert "API key this process does not hold" in err
+    assert "PIXAZO_API_KEY" in err
+    assert ENGINE_KEY not in err
+    assert _status(capsys, job_id) == "uncertain"
+    assert len(run_json(capsys, "jobs", "--json")) == 1  # type: ignore[arg-type]
+
+
+def test_an_uncertain_job_is_dismissed_from_the_command_line(
+    home: Path,
+    frame: Path,
+    engine_gateway: simulator.RunningSimulator,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+):
+    monkeypatch.setenv("PIXAZO_API_KEY", f"{ENGINE_KEY}+lost_submit")
+    monkeypatch.setenv("PIXAZO_BASE_URL", engine_gateway.url)
+    job_id, _ = _uncertain_job(frame, capsys)
+    code, _, err = run(capsys, "dismiss", str(job_id))
+    assert code == 0, err
+    assert "Dismissed without sending it again" in err
+    assert _status(capsys, job_id) == "canceled"
+    code, _, err = run(capsys, "dismiss", str(job_id))
+    assert code == 2
+    assert "only a job whose sending is uncertain can be dismissed" in err
+    assert run(capsys, "dismiss", "99")[0] == 2
+
+
+def test_a_job_that_took_too_long_is_checked_again_from_the_command_line(
+    home: Path,
+    frame: Path,
+    engine_gateway: simulator.RunningSimulator,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+):
+    monkeypatch.setenv("PIXAZO_API_KEY", ENGINE_KEY)
+    monkeypatch.setenv("PIXAZO_BASE_URL", engine_gateway.url)
+    code, out, err = run(capsys, *generate(frame))
+    assert code == 0, err
+    job_id = int(out)
+    # Nothing watched it: it ran past its deadline, as a watcher would have recorded.
+    store = JobStore.open(sqlite_url(home / "studio.db"))
+    try:
+        timed_out = store.transition(
+            job_id,
+            expected=(JobStatus.QUEUED, JobStatus.RUNNING),
+            status=JobStatus.TIMED_OUT,
+            explanation=explain.explain_timed_out(30),
+            finished_at=datetime.now(UTC),
+        )
+    finally:
+        store.close()
+    assert timed_out is not None
+    code, shown, _ = run(capsys, "show", str(job_id))
+    assert f"python -m studio check {job_id}" in shown
+
+    code, out, err = run(capsys, "check", str(job_id), "--wait")
+    assert code == 0, err
+    assert is_mp4(Path(out.strip()))
+    assert _status(capsys, job_id) == "succeeded"
+    code, _, err = run(capsys, "check", str(job_id))
+    assert code == 2
+    assert "can be checked again" in err

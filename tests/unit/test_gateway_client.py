@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import base64
 import contextlib
+import ipaddress
 import json
 import logging
 import socket
@@ -12,6 +14,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+import urllib3.util.connection
 from pytest_httpserver import HTTPServer
 from werkzeug import Request, Response
 
@@ -29,6 +32,7 @@ from studio.errors import (
     PermissionDeniedError,
     RateLimitError,
     ServerError,
+    UnsendableKeyError,
 )
 from studio.gateway import (
     KEY_HEADER,
@@ -643,3 +647,245 @@ def test_a_broken_video_link_is_a_plain_error(client: GatewayClient, tmp_path: P
         client.download("not-a-link", tmp_path / "v.mp4")
     assert "again" in caught.value.hint
     assert list(tmp_path.iterdir()) == []
+
+
+def test_a_content_length_of_thousands_of_digits_is_too_large_not_a_crash(
+    httpserver: HTTPServer, client: GatewayClient, tmp_path: Path
+) -> None:
+    def answer(request: Request) -> Response:
+        response = Response(b"video-bytes", mimetype="video/mp4")
+        response.headers["Content-Length"] = "9" * 5000
+        return response
+
+    httpserver.expect_request("/v.mp4").respond_with_handler(answer)
+    with pytest.raises(GatewayResponseError, match="larger than"):
+        client.download(httpserver.url_for("/v.mp4"), tmp_path / "v.mp4")
+    assert list(tmp_path.iterdir()) == []
+
+
+def _echoes_of(key: str) -> dict[str, str]:
+    """The key as a hostile or careless gateway might echo it: cased, and in base64 forms."""
+    raw = key.encode()
+    return {
+        "upper": key.upper(),
+        "lower": key.lower(),
+        "swapped": key.swapcase(),
+        "base64": base64.b64encode(raw).decode(),
+        "base64_unpadded": base64.b64encode(raw).decode().rstrip("="),
+        "urlsafe": base64.urlsafe_b64encode(b"\xfb\xff" + raw).decode(),
+        "urlsafe_unpadded": base64.urlsafe_b64encode(b"\xfb\xff" + raw).decode().rstrip("="),
+        "inside_at_1": base64.b64encode(b"{" + raw + b"}").decode(),
+        "inside_at_2": base64.b64encode(b'k"' + raw + b'",').decode(),
+        "upper_base64": base64.b64encode(key.upper().encode()).decode(),
+    }
+
+
+def _base64_fragments(key: str) -> list[str]:
+    """Pieces of base64 text that any unredacted base64 echo above would still contain."""
+    fragments = []
+    for offset in range(3):
+        for case in (key, key.upper(), key.lower()):
+            core = base64.b64encode(bytes(offset) + case.encode()).decode()[offset + 1 : -3]
+            fragments += [core, core.replace("+", "-").replace("/", "_")]
+    return fragments
+
+
+def _assert_no_key(text: str, key: str) -> None:
+    assert key.lower() not in text.lower()
+    for fragment in _base64_fragments(key):
+        assert fragment not in text
+
+
+def test_a_key_echoed_in_a_successful_answer_is_hidden_in_every_form(
+    httpserver: HTTPServer, client: GatewayClient
+) -> None:
+    echoes = _echoes_of(KEY)
+    text = " ".join(f"{name}={value}" for name, value in echoes.items())
+    body = {
+        "request_id": f"req {echoes['base64']}",
+        "output": {
+            "task_id": "task-1",
+            "task_status": "SUCCEEDED",
+            "video_url": "https://videos.example.com/v.mp4",
+            "orig_prompt": f"a cat {echoes['upper']}",
+            "actual_prompt": f"A cat. {text}",
+            "code": echoes["urlsafe_unpadded"],
+            "message": text,
+            "notes": [echoes["inside_at_1"], {"deeper": echoes["inside_at_2"]}],
+        },
+        "usage": {"video_duration": 5, "video_count": 1, "video_ratio": echoes["lower"]},
+    }
+    httpserver.expect_request(POLL_PATH, method="POST").respond_with_json(body)
+    snapshot = client.get_task("task-1")
+
+    for field_text in (
+        snapshot.orig_prompt,
+        snapshot.actual_prompt,
+        snapshot.error_code,
+        snapshot.error_message,
+        snapshot.request_id,
+        snapshot.usage.video_ratio if snapshot.usage else None,
+        json.dumps(snapshot.raw),
+    ):
+        assert field_text is not None
+        _assert_no_key(field_text, KEY)
+    assert snapshot.actual_prompt is not None
+    assert snapshot.actual_prompt.startswith("A cat. ")
+    assert snapshot.actual_prompt.count("[hidden]") == len(echoes)
+    assert snapshot.orig_prompt == "a cat [hidden]"
+
+
+def test_a_key_echoed_in_a_submit_answer_is_hidden(
+    httpserver: HTTPServer, client: GatewayClient
+) -> None:
+    echoes = _echoes_of(KEY)
+    httpserver.expect_request(SUBMIT_PATH, method="POST").respond_with_json(
+        {
+            "request_id": echoes["swapped"],
+            "output": {"task_id": "task-1", "task_status": "PENDING", "message": echoes["base64"]},
+        }
+    )
+    receipt = client.submit(REQUEST)
+    assert receipt.request_id == "[hidden]"
+    _assert_no_key(json.dumps(receipt.raw), KEY)
+
+
+def test_a_key_echoed_in_base64_in_an_error_answer_is_hidden(
+    httpserver: HTTPServer, client: GatewayClient
+) -> None:
+    echoes = _echoes_of(KEY)
+    httpserver.expect_request(SUBMIT_PATH, method="POST").respond_with_json(
+        {"code": echoes["upper"], "message": f"bad key {echoes['inside_at_2']}"}, status=400
+    )
+    httpserver.expect_request(POLL_PATH, method="POST").respond_with_json(
+        {"message": "no such task"}, status=404, headers={"X-Request-Id": echoes["urlsafe"]}
+    )
+    with pytest.raises(BadRequestError) as refused:
+        client.submit(REQUEST)
+    with pytest.raises(NotFoundError) as unknown:
+        client.get_task("task-1")
+    for error in (refused.value, unknown.value):
+        for text in (str(error), error.code, error.request_id, error.body_excerpt, repr(error)):
+            _assert_no_key(text or "", KEY)
+    assert unknown.value.request_id is not None
+    assert "[hidden]" in unknown.value.request_id
+
+
+@pytest.mark.parametrize(
+    ("key", "named"),
+    [(KEY + "\u200b", "U+200B"), ("\u00e9" + KEY, "U+00E9"), (KEY + " x", "a space")],
+)
+def test_a_key_that_cannot_be_sent_is_refused_before_any_byte_leaves(
+    httpserver: HTTPServer, key: str, named: str
+) -> None:
+    client = GatewayClient(base_url=httpserver.url_for("/"), api_key=key, timeouts=FAST)
+    for call in (lambda: client.submit(REQUEST), lambda: client.get_task("task-1")):
+        with pytest.raises(UnsendableKeyError) as caught:
+            call()
+        error = caught.value
+        assert error.may_have_reached_server is False
+        assert named in error.message
+        assert KEY not in str(error)
+        assert "Settings" in error.hint
+    assert httpserver.log == []
+
+
+# Video links go through the link guard.
+
+
+@pytest.fixture
+def connections(monkeypatch: pytest.MonkeyPatch) -> list[tuple[str, int]]:
+    """Every address a connection is opened to; only loopback ones really connect."""
+    attempts: list[tuple[str, int]] = []
+    real_create_connection = urllib3.util.connection.create_connection
+
+    def recording_create_connection(address, *args, **kwargs):
+        host, port = address
+        attempts.append((host, port))
+        if not ipaddress.ip_address(host).is_loopback:
+            raise OSError("tests never connect outside this machine")
+        return real_create_connection(address, *args, **kwargs)
+
+    monkeypatch.setattr(urllib3.util.connection, "create_connection", recording_create_connection)
+    return attempts
+
+
+@pytest.fixture
+def other_server() -> Iterator[HTTPServer]:
+    """A second local server, not the gateway: a hostile redirect's target."""
+    server = HTTPServer(host="127.0.0.1", port=0)
+    server.start()
+    yield server
+    server.stop()
+
+
+@pytest.mark.parametrize(
+    "target",
+    [
+        "http://127.0.0.1/internal",
+        "http://127.0.0.1:{other}/internal",
+        "http://localhost:{other}/internal",
+        "http://[::1]/internal",
+        "http://10.0.0.5/v.mp4",
+        "http://169.254.169.254/latest/meta-data/",
+        "http://[fec0::1]/v.mp4",
+        "http://[::ffff:127.0.0.1]:{other}/internal",
+    ],
+)
+def test_a_video_link_redirecting_to_a_private_address_is_never_followed(
+    httpserver: HTTPServer,
+    other_server: HTTPServer,
+    connections: list[tuple[str, int]],
+    tmp_path: Path,
+    target: str,
+) -> None:
+    other_server.expect_request("/internal").respond_with_data(b"secret internal bytes")
+    location = target.format(other=other_server.port)
+    httpserver.expect_request("/v.mp4").respond_with_data(
+        "", status=302, headers={"Location": location}
+    )
+    sleeps = Sleeps()
+    with (
+        make_client(httpserver.url_for("/"), sleeps=sleeps) as gateway,
+        pytest.raises(GatewayResponseError) as caught,
+    ):
+        gateway.download(httpserver.url_for("/v.mp4"), tmp_path / "v.mp4")
+    assert "video link that Wan Studio does not follow" in caught.value.message
+    assert "redirects to another address" in caught.value.message
+    assert other_server.log == []
+    assert len(httpserver.log) == 1  # refused once, not retried
+    assert sleeps.calls == []
+    assert {port for _, port in connections} == {httpserver.port}
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_video_link_on_another_local_server_is_never_contacted(
+    httpserver: HTTPServer, other_server: HTTPServer, connections: list, tmp_path: Path
+) -> None:
+    other_server.expect_request("/v.mp4").respond_with_data(b"video-bytes")
+    with make_client(httpserver.url_for("/")) as gateway, pytest.raises(GatewayResponseError):
+        gateway.download(other_server.url_for("/v.mp4"), tmp_path / "v.mp4")
+    assert other_server.log == []
+    assert connections == []
+
+
+def test_endless_video_redirects_stop(httpserver: HTTPServer, tmp_path: Path) -> None:
+    httpserver.expect_request("/loop").respond_with_data(
+        "", status=302, headers={"Location": "/loop"}
+    )
+    with make_client(httpserver.url_for("/")) as gateway, pytest.raises(GatewayResponseError):
+        gateway.download(httpserver.url_for("/loop"), tmp_path / "v.mp4")
+    assert len(httpserver.log) == 6  # the link and five redirects, once
+
+
+def test_a_redirect_within_the_gateway_address_is_followed(
+    httpserver: HTTPServer, tmp_path: Path
+) -> None:
+    httpserver.expect_request("/v.mp4").respond_with_data(
+        "", status=302, headers={"Location": "/stored/v.mp4?Signature=s"}
+    )
+    httpserver.expect_request("/stored/v.mp4").respond_with_data(b"video-bytes")
+    with make_client(httpserver.url_for("/")) as gateway:
+        assert gateway.download(httpserver.url_for("/v.mp4"), tmp_path / "v.mp4") == 11
+    assert (tmp_path / "v.mp4").read_bytes() == b"video-bytes"
+    assert all(KEY_HEADER not in request.headers for request, _ in httpserver.log)

@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import json
+import subprocess
+import sys
 from datetime import UTC, datetime
 from decimal import Decimal
+from pathlib import Path
 
 import pytest
 
@@ -280,3 +284,107 @@ def test_odd_times_are_tolerated() -> None:
 def test_a_poll_answer_without_status_is_a_response_error(body: object) -> None:
     with pytest.raises(GatewayResponseError):
         parse_task(body, task_id="t")
+
+
+# Hostile numbers: every one must be refused quickly, never turned into a huge integer.
+
+_HOSTILE_CHILD = """
+import json, sys
+from studio.errors import GatewayResponseError
+from studio.gateway import parse_task
+
+body = json.loads(sys.argv[1])
+try:
+    usage = parse_task(body).usage
+except GatewayResponseError as error:
+    print("refused:", error.message)
+else:
+    # What the watcher does with the billed seconds of a finished task.
+    billed = usage.billed_seconds if usage is not None else None
+    if billed is not None:
+        int(billed.to_integral_value())
+    print("accepted")
+"""
+
+
+@pytest.mark.parametrize(
+    "usage",
+    [
+        {"video_count": "1e999999999"},
+        {"SR": "1e999999999"},
+        {"video_duration": "1e999999999"},
+        {"video_duration": 5, "video_count": "1E999999999"},
+    ],
+)
+def test_a_huge_exponent_is_a_malformed_answer_not_a_frozen_server(usage: dict) -> None:
+    body = {"output": {"task_id": "t", "task_status": "SUCCEEDED"}, "usage": usage}
+    # In a child process: a conversion that runs for minutes holds the interpreter lock, so only
+    # killing the process can stop it; the timeout turns that into a failure, not a hung suite.
+    try:
+        finished = subprocess.run(
+            [sys.executable, "-c", _HOSTILE_CHILD, json.dumps(body)],
+            capture_output=True,
+            text=True,
+            timeout=30,
+            cwd=Path(__file__).resolve().parents[2],
+        )
+    except subprocess.TimeoutExpired:
+        pytest.fail(f"reading usage {usage} did not finish")
+    assert finished.returncode == 0, finished.stderr
+    assert finished.stdout.startswith("refused: The gateway's answer about the task gave an")
+
+
+@pytest.mark.parametrize(
+    "usage",
+    [
+        {"video_duration": "-5"},
+        {"video_duration": "nan"},
+        {"video_duration": "Infinity"},
+        {"video_duration": float("inf")},
+        {"video_duration": float("nan")},
+        {"video_duration": "5e2"},
+        {"video_duration": "601"},
+        {"video_duration": 601},
+        {"video_duration": "0" * 40 + "5"},
+        {"video_count": 101},
+        {"video_count": -1},
+        {"video_count": 10**4000},
+        {"video_count": "2.5"},
+        {"SR": 100_001},
+        {"SR": "1080" + "0" * 30},
+        {"SR": "+1080"},
+    ],
+)
+def test_an_absurd_usage_number_is_a_malformed_answer(usage: dict) -> None:
+    body = {"output": {"task_id": "t", "task_status": "SUCCEEDED"}, "usage": usage}
+    with pytest.raises(GatewayResponseError, match="impossible"):
+        parse_task(body)
+
+
+@pytest.mark.parametrize(
+    ("usage", "expected"),
+    [
+        ({"video_duration": "600", "video_count": "100", "SR": "100000"}, (600, 100, 100000)),
+        ({"video_duration": 4.5, "video_count": 2.0, "SR": "1080.0"}, (Decimal("4.5"), 2, 1080)),
+        ({"video_duration": " 5 ", "video_count": 1, "SR": 720}, (5, 1, 720)),
+    ],
+)
+def test_plausible_usage_numbers_are_read(usage: dict, expected: tuple) -> None:
+    body = {"output": {"task_id": "t", "task_status": "SUCCEEDED"}, "usage": usage}
+    parsed = parse_task(body).usage
+    assert parsed is not None
+    assert (parsed.video_duration, parsed.video_count, parsed.sr) == expected
+
+
+def test_task_usage_refuses_values_beyond_its_ceilings() -> None:
+    with pytest.raises(ValueError, match="video_duration"):
+        TaskUsage(video_duration=Decimal("1e999999999"))
+    with pytest.raises(ValueError, match="video_count"):
+        TaskUsage(video_duration=Decimal(5), video_count=10**9)
+    with pytest.raises(ValueError, match="SR"):
+        TaskUsage(sr=-1)
+
+
+def test_a_huge_unix_time_is_unreadable_not_a_crash() -> None:
+    assert parse_gateway_time(10**400) is None
+    assert parse_gateway_time(float("inf")) is None

@@ -214,3 +214,30 @@ def test_to_payload_refuses_an_invalid_request_with_every_problem() -> None:
 )
 def test_submit_path_follows_the_model_kind(model: str, path: str) -> None:
     assert GenerationRequest(model=model, image_url=IMAGE).submit_path() == path
+
+
+@pytest.mark.parametrize("control", ["\x00", "\x1b", "\x07", "\x08", "\x7f"])
+@pytest.mark.parametrize(
+    ("field", "label"), [("prompt", "prompt"), ("negative_prompt", "negative prompt")]
+)
+def test_control_characters_in_prompts_are_refused_by_field(control: str, field: str, label: str):
+    request = GenerationRequest(
+        model="wan2.2-i2v-flash", image_url=IMAGE, **{field: f"waves{control} at dusk"}
+    )
+    assert request.validate() == [
+        FieldProblem(
+            field,
+            f"The {label} contains an invisible control character (U+{ord(control):04X}, "
+            "character 6) that can't be sent; delete it or type that part again.",
+        )
+    ]
+
+
+def test_line_breaks_and_tabs_in_prompts_are_fine():
+    request = GenerationRequest(
+        model="wan2.2-i2v-flash",
+        image_url=IMAGE,
+        prompt="first the waves,\nthen\tthe gulls\r\n",
+        negative_prompt="blur,\nnoise",
+    )
+    assert request.validate() == []

@@ -9,11 +9,14 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
+from pytest_httpserver import HTTPServer
 
 import simulator
 from studio.catalog import default_catalog
+from studio.gateway import GatewayClient
 from studio.generation import InvalidRequest
-from studio.jobs import JobDraft, draft_problems, draw_seed, recordable_payload
+from studio.imagehost import DataUriHost
+from studio.jobs import JobDraft, Submitter, draft_problems, draw_seed, recordable_payload
 from studio.records import BILLED, JobStatus
 from studio.service import Studio
 from tests.plugins.engine import (
@@ -117,7 +120,6 @@ def test_an_invalid_draft_raises_and_writes_nothing(billed_studio: Studio):
 @pytest.mark.parametrize(
     ("key_suffix", "code", "words"),
     [
-        ("+server_error:endpoint=submit", "ServerError", "problem on its side"),
         ("+rate_limit:endpoint=submit:retry_after=7", "RateLimitError", "about 7 seconds"),
     ],
 )
@@ -233,3 +235,129 @@ def test_drafts_are_frozen():
     draft = JobDraft(model="wan2.2-i2v-flash")
     with pytest.raises(AttributeError):
         draft.model = "other"  # type: ignore[misc]
+
+
+def _submitter_for(studio: Studio) -> Submitter:
+    return Submitter(
+        store=studio.store,
+        library=studio.images,
+        image_host=DataUriHost(),
+        catalog=studio.catalog,
+        policy=studio.policy,
+    )
+
+
+def test_a_key_with_an_invisible_character_is_rejected_as_never_sent(
+    billed_studio: Studio, engine_gateway: simulator.RunningSimulator
+):
+    pasted = ENGINE_KEY + "\u200b"
+    job = _submitter_for(billed_studio).submit(
+        quick_draft(),
+        client=GatewayClient(base_url=engine_gateway.url, api_key=pasted),
+        submission_id=new_id(),
+        session_id="s",
+        mode=BILLED,
+        key_fingerprint=None,
+    )
+    assert job.status is JobStatus.REJECTED
+    assert job.error_code == "UnsendableKeyError"
+    assert "U+200B" in job.explanation
+    assert "never reached the gateway" in job.explanation
+    assert "Nothing was billed" in job.explanation
+    assert "may have" not in job.explanation
+    assert ENGINE_KEY not in job.explanation
+    assert ENGINE_KEY not in (job.error_message or "")
+    assert engine_gateway.tasks() == []
+    # Nothing is left for the watcher to call uncertain later.
+    billed_studio.watcher.run_once()
+    assert billed_studio.job(job.id).status is JobStatus.REJECTED
+
+
+class _BrokenBeforeSending(GatewayClient):
+    """A client whose request cannot even be built (a failure no gateway error describes)."""
+
+    def _headers(self) -> dict[str, str]:
+        raise RuntimeError("the request could not be built")
+
+
+def test_any_failure_before_the_request_leaves_is_never_sent(
+    billed_studio: Studio, engine_gateway: simulator.RunningSimulator
+):
+    job = _submitter_for(billed_studio).submit(
+        quick_draft(),
+        client=_BrokenBeforeSending(base_url=engine_gateway.url, api_key=ENGINE_KEY),
+        submission_id=new_id(),
+        session_id="s",
+        mode=BILLED,
+        key_fingerprint=None,
+    )
+    assert job.status is JobStatus.REJECTED
+    assert "Nothing was billed" in job.explanation
+    assert "may have" not in job.explanation
+    assert engine_gateway.tasks() == []
+
+
+@pytest.mark.parametrize(
+    ("status", "body"),
+    [
+        (500, '{"message": "Internal server error"}'),
+        (503, "Service Unavailable"),
+        (502, '{"error": {"code": "BadGateway", "message": "upstream failed"}}'),
+        (599, ""),
+    ],
+)
+def test_a_5xx_answer_to_a_submit_leaves_the_job_uncertain(
+    billed_studio: Studio, httpserver: HTTPServer, status: int, body: str
+):
+    httpserver.expect_request(
+        "/wan-i2v/v1/generateImageToVideoRequest", method="POST"
+    ).respond_with_data(body, status=status)
+    job = _submitter_for(billed_studio).submit(
+        quick_draft(),
+        client=GatewayClient(base_url=httpserver.url_for("/"), api_key=ENGINE_KEY),
+        submission_id=new_id(),
+        session_id="s",
+        mode=BILLED,
+        key_fingerprint=None,
+    )
+    assert job.status is JobStatus.UNCERTAIN
+    stored = billed_studio.job(job.id)
+    assert stored.status is JobStatus.UNCERTAIN
+    assert "may have reached the gateway" in stored.explanation
+    assert "nothing was billed" not in stored.explanation.lower()
+    assert "not billed" not in stored.explanation.lower()
+    assert stored.cost_usd is None
+    assert stored.next_poll_at is None
+    # Sent once, and never again on its own.
+    billed_studio.watcher.run_once()
+    assert billed_studio.job(job.id).status is JobStatus.UNCERTAIN
+    assert len(httpserver.log) == 1
+
+
+def test_a_5xx_from_the_simulated_gateway_is_uncertain_too(
+    billed_studio: Studio, engine_gateway: simulator.RunningSimulator
+):
+    job = billed_studio.submit(
+        quick_draft(),
+        submission_id=new_id(),
+        session_id="s",
+        api_key=ENGINE_KEY + "+server_error:endpoint=submit",
+    )
+    assert job.status is JobStatus.UNCERTAIN
+    assert job.error_message is not None
+    assert "problem on its side" in job.explanation
+    assert "Nothing was billed" not in job.explanation
+
+
+def test_a_demo_video_is_saved_through_the_link_guard(demo_studio: Studio):
+    # The embedded gateway serves its videos on 127.0.0.1, its own address: the one private
+    # address the guard lets a video come from.
+    assert demo_studio.demo_url is not None
+    assert demo_studio.demo_url.startswith("http://127.0.0.1:")
+    job = demo_studio.submit(quick_draft(), submission_id=new_id(), session_id="s")
+    done = wait_until(finished(demo_studio, job), what="the demo job to finish")
+    assert done.status is JobStatus.SUCCEEDED, done.explanation
+    assert done.video_url is not None
+    assert done.video_url.startswith(demo_studio.demo_url)
+    saved = demo_studio.settings.home / done.video_path
+    assert saved.read_bytes()[4:8] == b"ftyp"

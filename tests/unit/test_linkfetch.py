@@ -602,3 +602,34 @@ def test_https_with_a_certificate_for_another_name_is_refused(tls_server, tls_fi
 )
 def test_public_addresses_pass(address: str) -> None:
     assert non_public_reason(ipaddress.ip_address(address)) is None
+
+
+@pytest.mark.parametrize(
+    "address",
+    ["fec0::1", "fed0::1", "feff::1", "fec0::", "FEFF:FFFF:FFFF:FFFF:FFFF:FFFF:FFFF:FFFF"],
+)
+def test_deprecated_site_local_ipv6_is_private(address: str) -> None:
+    assert non_public_reason(ipaddress.ip_address(address)) == (
+        "a private network address (IPv6 site-local)"
+    )
+
+
+@pytest.mark.parametrize(
+    ("address", "reason"),
+    [
+        ("::ffff:127.0.0.1", "this computer (a loopback address)"),
+        ("::ffff:10.1.2.3", "a private network address"),
+        ("fe80::1", "a link-local address"),
+        ("ff02::1", "a multicast address"),
+    ],
+)
+def test_neighbours_of_site_local_keep_their_reasons(address: str, reason: str) -> None:
+    assert non_public_reason(ipaddress.ip_address(address)) == reason
+
+
+def test_a_site_local_link_is_refused_without_connecting(connections) -> None:
+    with pytest.raises(LinkRejected, match="site-local"):
+        fetch_image_link("http://[fec0::1]/cat.png")
+    with pytest.raises(LinkRejected, match="site-local"):
+        fetch_image_link("https://images.example/cat.png", resolve=FakeResolver(["fed0::5"]))
+    assert connections == []

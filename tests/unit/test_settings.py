@@ -15,7 +15,9 @@ from studio.settings import (
     KEY_FROM_NOWHERE,
     KEY_FROM_SECRETS,
     Settings,
+    SettingsError,
     key_fingerprint,
+    key_problem,
     mask_key,
 )
 
@@ -85,6 +87,97 @@ def test_bad_numbers_are_refused_by_name(tmp_path: Path, value: str):
     env = {"WAN_STUDIO_HOME": str(tmp_path), "WAN_STUDIO_JOB_DEADLINE_MINUTES": value}
     with pytest.raises(ValueError, match="WAN_STUDIO_JOB_DEADLINE_MINUTES"):
         Settings.from_environment(env)
+
+
+NUMBER_SETTINGS = {
+    "WAN_STUDIO_REQUEST_BUDGET": "from 0.1 to 20 (requests per second)",
+    "WAN_STUDIO_JOB_DEADLINE_MINUTES": "from 1 to 1440 (minutes)",
+    "WAN_STUDIO_DEMO_SPEED": "from 0.1 to 100 (times the normal demo speed)",
+}
+ABSURD_NUMBERS = ["nan", "NaN", "inf", "-inf", "Infinity", "1e-300", "1e999", "100000"]
+
+
+@pytest.mark.parametrize("name", sorted(NUMBER_SETTINGS))
+@pytest.mark.parametrize("value", ABSURD_NUMBERS)
+def test_numbers_that_are_not_finite_or_out_of_range_are_refused(
+    tmp_path: Path, name: str, value: str
+):
+    env = {"WAN_STUDIO_HOME": str(tmp_path), name: value}
+    with pytest.raises(SettingsError) as caught:
+        Settings.from_environment(env)
+    assert str(caught.value) == f"{name} must be a number {NUMBER_SETTINGS[name]}, not {value!r}."
+
+
+@pytest.mark.parametrize(
+    ("name", "value", "expected"),
+    [
+        ("WAN_STUDIO_REQUEST_BUDGET", "0.1", 0.1),
+        ("WAN_STUDIO_REQUEST_BUDGET", "20", 20.0),
+        ("WAN_STUDIO_JOB_DEADLINE_MINUTES", "1", 1.0),
+        ("WAN_STUDIO_JOB_DEADLINE_MINUTES", "1440", 1440.0),
+        ("WAN_STUDIO_DEMO_SPEED", "100", 100.0),
+    ],
+)
+def test_numbers_at_the_ends_of_their_range_are_accepted(
+    tmp_path: Path, name: str, value: str, expected: float
+):
+    settings = Settings.from_environment({"WAN_STUDIO_HOME": str(tmp_path), name: value})
+    assert {
+        "WAN_STUDIO_REQUEST_BUDGET": settings.request_budget_per_second,
+        "WAN_STUDIO_JOB_DEADLINE_MINUTES": settings.job_deadline_minutes,
+        "WAN_STUDIO_DEMO_SPEED": settings.demo_speed,
+    }[name] == expected
+
+
+@pytest.mark.parametrize("value", ["nan", "inf", "1e-300"])
+def test_the_command_line_refuses_an_absurd_budget_with_exit_code_2(
+    tmp_path: Path, value: str, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+):
+    from studio import cli
+
+    monkeypatch.delenv("PIXAZO_API_KEY", raising=False)
+    monkeypatch.setenv("WAN_STUDIO_HOME", str(tmp_path))
+    monkeypatch.setenv("WAN_STUDIO_REQUEST_BUDGET", value)
+    assert cli.main(["jobs"]) == 2
+    err = capsys.readouterr().err
+    assert "WAN_STUDIO_REQUEST_BUDGET must be a number from 0.1 to 20" in err
+    assert "Traceback" not in err
+    assert not (tmp_path / "studio.db").exists()
+
+
+INVISIBLE = ["\u200b", "\ufeff", "\u00a0", " ", "\u200d", "\n", "\x00", "\u2028", "\U0001f511"]
+
+
+@pytest.mark.parametrize("bad", INVISIBLE)
+def test_keys_with_a_character_no_key_can_have_are_refused(bad: str):
+    assert key_problem(f"sk-{bad}0123456789") == (
+        "That key contains a character that can't be part of a key (an invisible space?). "
+        "Paste it again."
+    )
+    assert key_problem(KEY) is None
+    assert key_problem("clé-latin-1-ÿ") is None
+
+
+@pytest.mark.parametrize("bad", INVISIBLE)
+def test_a_configured_key_with_a_bad_character_stops_the_start(tmp_path: Path, bad: str):
+    key = f"{KEY}{bad}tail"
+    with pytest.raises(SettingsError, match="PIXAZO_API_KEY contains a character") as caught:
+        Settings.from_environment({"PIXAZO_API_KEY": key, "WAN_STUDIO_HOME": str(tmp_path)})
+    assert KEY not in str(caught.value)
+    secrets = {"pixazo": {"api_key": key}}
+    with pytest.raises(SettingsError, match=r"secrets.toml \(\[pixazo\] api_key\)"):
+        Settings.from_environment({"WAN_STUDIO_HOME": str(tmp_path)}, secrets)
+
+
+def test_the_database_password_never_shows_in_repr_or_str(tmp_path: Path):
+    url = "postgresql+psycopg://studio:s3cret-pass@db.internal:5432/wan"
+    settings = Settings.from_environment(
+        {"WAN_STUDIO_HOME": str(tmp_path), "WAN_STUDIO_DATABASE_URL": url}
+    )
+    assert settings.database_url == url
+    for text in (repr(settings), str(settings), f"{settings}"):
+        assert "s3cret-pass" not in text
+        assert "postgresql+psycopg://studio:***@db.internal:5432/wan" in text
 
 
 def test_the_key_never_shows_in_repr_or_str(tmp_path: Path):

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import itertools
+import os
+import stat
 import threading
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta, timezone
@@ -15,7 +17,13 @@ import sqlalchemy as sa
 
 from studio.migrations import LATEST_VERSION, MIGRATIONS, SchemaTooNew, jobs, schema_version
 from studio.records import BILLED, DEMO, JobStatus, ModeSpend, Spend
-from studio.store import IN_FLIGHT_STATUSES, JobNotFound, JobStore, sqlite_url
+from studio.store import (
+    IN_FLIGHT_STATUSES,
+    EmptyDatabase,
+    JobNotFound,
+    JobStore,
+    sqlite_url,
+)
 from tests.plugins import postgres as postgres_plugin
 
 MODELS = ("wan2.2-i2v-plus", "wan2.2-i2v-flash", "wan2.1-i2v-plus", "wan2.1-i2v-turbo")
@@ -774,3 +782,78 @@ def test_missing_postgresql_skips_locally_but_fails_in_ci(
 
     with pytest.raises(outcome, match="not found"):
         postgres_plugin._missing_postgres("PostgreSQL server binaries not found")
+
+
+@pytest.fixture
+def open_umask() -> Iterator[None]:
+    """A umask that lets everyone read new files (the common 022), restored afterwards."""
+    previous = os.umask(0o022)
+    yield
+    os.umask(previous)
+
+
+def _modes(folder: Path) -> dict[str, int]:
+    return {path.name: stat.S_IMODE(path.stat().st_mode) for path in folder.iterdir()}
+
+
+def test_a_new_sqlite_database_and_its_wal_files_are_private(
+    tmp_path: Path, open_umask: None
+) -> None:
+    folder = tmp_path / "data"
+    with JobStore.open(sqlite_url(folder / "studio.db")) as opened:
+        opened.create_job(**new_job_fields())
+        modes = _modes(folder)
+    assert {"studio.db", "studio.db-wal", "studio.db-shm"} <= set(modes)
+    assert set(modes.values()) == {0o600}, modes
+
+
+def test_an_existing_readable_sqlite_database_is_made_private(
+    tmp_path: Path, open_umask: None
+) -> None:
+    path = tmp_path / "data" / "studio.db"
+    with JobStore.open(sqlite_url(path)) as opened:
+        made = opened.create_job(**new_job_fields())
+    path.chmod(0o644)
+    with JobStore.open(sqlite_url(path)) as opened:
+        assert opened.get(made[0].id) is not None
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+
+
+def test_a_zero_byte_sqlite_database_is_refused_and_left_alone(tmp_path: Path) -> None:
+    path = tmp_path / "data" / "studio.db"
+    path.parent.mkdir()
+    path.touch()
+    with pytest.raises(EmptyDatabase) as caught:
+        JobStore.open(sqlite_url(path))
+    assert str(caught.value).startswith(
+        f"The history database at {path} is empty (0 bytes), so Wan Studio won't start over it"
+    )
+    assert path.stat().st_size == 0
+    assert sorted(item.name for item in path.parent.iterdir()) == ["studio.db"]
+
+
+def test_stores_racing_to_create_one_sqlite_database_all_open_it(tmp_path: Path) -> None:
+    url = sqlite_url(tmp_path / "data" / "studio.db")
+    outcomes: list[object] = []
+    start = threading.Barrier(8)
+
+    def open_one() -> None:
+        start.wait()
+        try:
+            with JobStore.open(url) as opened:
+                outcomes.append(opened.dialect_name)
+        except Exception as problem:  # the outcome is what the test checks
+            outcomes.append(problem)
+
+    threads = [threading.Thread(target=open_one) for _ in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert outcomes == ["sqlite"] * 8
+    # Nothing but the database (and its WAL files) is left in the folder.
+    assert {path.name for path in (tmp_path / "data").iterdir()} <= {
+        "studio.db",
+        "studio.db-wal",
+        "studio.db-shm",
+    }
