@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta, tzinfo
 from functools import partial
@@ -37,6 +38,10 @@ _ANY_TIME, _TODAY, _LAST_7, _LAST_30, _BETWEEN = (
     "Between dates…",
 )
 _MODES = {"Billed and demo": None, "Billed only": BILLED, "Demo only": DEMO}
+
+
+def _utcnow() -> datetime:
+    return datetime.now(UTC)
 
 
 @dataclass(frozen=True)
@@ -132,8 +137,10 @@ def _model_label(catalog: Catalog, model_id: str) -> str:
     return spec.label if spec else model_id
 
 
-def render_filters(*, catalog: Catalog, zone: tzinfo) -> HistoryFilters:
-    """Model, status, billed or demo, when, and words in the prompt."""
+def render_filters(
+    *, catalog: Catalog, zone: tzinfo, now: Callable[[], datetime] = _utcnow
+) -> HistoryFilters:
+    """Model, status, billed or demo, when, and words in the prompt; ``now`` dates "Today"."""
     with st.container(key="history-filters"):
         text_column, model_column, status_column = st.columns([3, 2, 2])
         with text_column:
@@ -165,7 +172,7 @@ def render_filters(*, catalog: Catalog, zone: tzinfo) -> HistoryFilters:
                 "When", (_ANY_TIME, _TODAY, _LAST_7, _LAST_30, _BETWEEN), key=state.HIST_WHEN
             )
         since, until = None, None
-        today = datetime.now(zone).date()
+        today = now().astimezone(zone).date()
         if when == _BETWEEN:
             with dates_column:
                 picked = st.date_input(

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -246,13 +247,24 @@ def form_fingerprint() -> tuple[object, ...]:
     return (*(st.session_state.get(key) for key in FORM_WIDGET_KEYS), *images)
 
 
-def request_submission() -> None:
-    """Record one click on Generate as one pending submission (double clicks are ignored)."""
+def is_double_click(
+    last: tuple[tuple[object, ...], float] | None, fingerprint: tuple[object, ...], now: float
+) -> bool:
+    """Whether a click at ``now`` repeats the last sent one: same form, inside the window."""
+    if not last or last[0] != fingerprint:
+        return False
+    return now - last[1] < DOUBLE_CLICK_SECONDS
+
+
+def request_submission(*, now: Callable[[], float] = time.monotonic) -> None:
+    """Record one click on Generate as one pending submission (double clicks are ignored).
+
+    ``now`` is the clock the double-click window is measured on (seconds, monotonic).
+    """
     if st.session_state.get(_PENDING_SUBMISSION):
         return  # a rerun interrupted the send: the same id is sent again
     fingerprint = form_fingerprint()
-    last = st.session_state.get(_LAST_SUBMISSION)
-    if last and last[0] == fingerprint and time.monotonic() - last[1] < DOUBLE_CLICK_SECONDS:
+    if is_double_click(st.session_state.get(_LAST_SUBMISSION), fingerprint, now()):
         return
     st.session_state[_PENDING_SUBMISSION] = str(uuid.uuid4())
 
@@ -262,10 +274,10 @@ def pending_submission() -> str | None:
     return st.session_state.get(_PENDING_SUBMISSION)
 
 
-def submission_done() -> None:
+def submission_done(*, now: Callable[[], float] = time.monotonic) -> None:
     """The pending submission is now a job: the next click makes a new one."""
     st.session_state.pop(_PENDING_SUBMISSION, None)
-    st.session_state[_LAST_SUBMISSION] = (form_fingerprint(), time.monotonic())
+    st.session_state[_LAST_SUBMISSION] = (form_fingerprint(), now())
 
 
 # --- messages that survive one rerun ------------------------------------------------------------

@@ -59,6 +59,7 @@ settings of its kind:
 ``fail_task``       the new task ends FAILED with ``code``: ``DataInspectionFailed`` or
                     ``InternalError`` (default)
 ``never_finish``    the new task stays RUNNING forever
+``report_usage``    the new task succeeds but reports ``video_duration`` seconds in its usage
 ==================  ===========================================================================
 
 Choose them in one of three ways; all of them add up.

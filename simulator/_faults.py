@@ -21,9 +21,11 @@ LOST_SUBMIT = "lost_submit"
 # Faults that decide how a newly submitted task ends.
 FAIL_TASK = "fail_task"
 NEVER_FINISH = "never_finish"
+# A task fault that leaves the task succeeding but reporting other seconds in its usage.
+REPORT_USAGE = "report_usage"
 
 HTTP_FAULTS = (RATE_LIMIT, SERVER_ERROR, SLOW, MALFORMED_JSON, LOST_SUBMIT)
-TASK_FAULTS = (FAIL_TASK, NEVER_FINISH)
+TASK_FAULTS = (FAIL_TASK, NEVER_FINISH, REPORT_USAGE)
 FAULT_KINDS = HTTP_FAULTS + TASK_FAULTS
 
 SUBMIT = "submit"
@@ -49,7 +51,7 @@ class FaultRule:
     ----------
     kind
         One of ``rate_limit``, ``server_error``, ``slow``, ``malformed_json``, ``lost_submit``,
-        ``fail_task``, ``never_finish``.
+        ``fail_task``, ``never_finish``, ``report_usage``.
     endpoint
         ``submit``, ``poll``, ``video`` or ``any`` (submit and poll). Task faults and
         ``lost_submit`` always concern submits.
@@ -65,6 +67,9 @@ class FaultRule:
         Delay of a ``slow`` answer.
     code
         Failure code of a ``fail_task`` task: ``DataInspectionFailed`` or ``InternalError``.
+    video_duration
+        Seconds a ``report_usage`` task reports in ``usage.video_duration`` (a fraction is sent
+        as is), instead of the requested duration.
     """
 
     kind: str
@@ -75,6 +80,7 @@ class FaultRule:
     retry_after: float = 1.0
     seconds: float = 1.0
     code: str = "InternalError"
+    video_duration: float | None = None
 
     def __post_init__(self) -> None:
         if self.kind not in FAULT_KINDS:
@@ -83,6 +89,8 @@ class FaultRule:
             raise FaultConfigError(f"unknown endpoint {self.endpoint!r}; use one of {ENDPOINTS}")
         if self.kind == FAIL_TASK and self.code not in TASK_FAILURE_CODES:
             raise FaultConfigError(f"fail_task code must be one of {TASK_FAILURE_CODES}")
+        if self.kind == REPORT_USAGE and (self.video_duration is None or self.video_duration < 0):
+            raise FaultConfigError("report_usage needs video_duration, zero or more seconds")
         for name in ("count", "every"):
             value = getattr(self, name)
             if value is not None and value < 1:
@@ -156,7 +164,7 @@ def _convert(name: str, raw: str) -> object:
     try:
         if name in ("count", "every"):
             return int(raw)
-        if name in ("retry_after", "seconds"):
+        if name in ("retry_after", "seconds", "video_duration"):
             return float(raw)
     except ValueError:
         raise FaultConfigError(f"fault setting {name} needs a number, not {raw!r}") from None

@@ -131,9 +131,9 @@ class _Handler(BaseHTTPRequestHandler):
         answer = self._api_call(path, endpoint)
         if answer is None:  # a lost answer: the connection closes without a byte
             self.close_connection = True
+            self._log_line(0, None, started)
             with contextlib.suppress(OSError):
                 self.connection.shutdown(socket.SHUT_RDWR)
-            self._log_line(0, None, started)
             return
         self._finish(answer, started)
 
@@ -304,6 +304,8 @@ class _Handler(BaseHTTPRequestHandler):
                 return
             start, end = byte_range
             status = 206
+        # Logged before the first byte leaves, so the line exists once the client has its answer.
+        self._log_line(status, task_id, started)
         self.send_response(status)
         self.send_header("Content-Type", "video/mp4")
         self.send_header("Accept-Ranges", "bytes")
@@ -318,9 +320,11 @@ class _Handler(BaseHTTPRequestHandler):
                 while remaining > 0 and (chunk := handle.read(min(_COPY_CHUNK, remaining))):
                     self.wfile.write(chunk)
                     remaining -= len(chunk)
-        self._log_line(status, task_id, started)
 
     def _finish(self, answer: _Answer, started: float, task_id: str | None = None) -> None:
+        # Logged before the answer leaves: whoever reads the log after getting the answer finds
+        # its line (the time is the time to answer, not to send).
+        self._log_line(answer.status, answer.task_id or task_id, started)
         self.send_response(answer.status)
         self.send_header("Content-Type", answer.content_type)
         self.send_header("Content-Length", str(len(answer.body)))
@@ -330,7 +334,6 @@ class _Handler(BaseHTTPRequestHandler):
         if self.command != "HEAD":
             with contextlib.suppress(ConnectionError):
                 self.wfile.write(answer.body)
-        self._log_line(answer.status, answer.task_id or task_id, started)
 
     def _log_line(self, status: int, task_id: str | None, started: float) -> None:
         if self.gateway.log_requests:

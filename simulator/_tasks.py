@@ -36,7 +36,7 @@ from pathlib import Path
 
 from PIL import Image
 
-from simulator._faults import FAIL_TASK, NEVER_FINISH, FaultRule
+from simulator._faults import FAIL_TASK, NEVER_FINISH, REPORT_USAGE, FaultRule
 from simulator._images import ImageRejected, decode_image, fetch_image_bytes
 from simulator._render import RenderCancelled, camera_move, render_video
 from simulator._rules import FIRST_AND_LAST_FRAME, GatewayRules, output_size
@@ -145,6 +145,8 @@ class Task:
     height: int | None = None
     rendered_time: float | None = None
     actual_prompt: str | None = None
+    # Seconds reported in usage when a report_usage fault says so; the requested duration otherwise.
+    usage_seconds: float | None = None
 
     @property
     def scheduled_time(self) -> float:
@@ -262,8 +264,12 @@ class TaskBook:
             jitter=RUN_JITTER,  # read per submit, so a process can widen it for experiments
         )
         fault = None
+        usage_seconds = None
         for rule in task_faults:
-            fault = NEVER_FINISH if rule.kind == NEVER_FINISH else f"{FAIL_TASK}:{rule.code}"
+            if rule.kind == REPORT_USAGE:
+                usage_seconds = rule.video_duration
+            else:
+                fault = NEVER_FINISH if rule.kind == NEVER_FINISH else f"{FAIL_TASK}:{rule.code}"
         used_seed = seed if seed is not None else secrets.randbelow(SEED_MAX + 1)
         prompt = str(submitted.get("input", {}).get("prompt") or "")
         task = Task(
@@ -281,6 +287,7 @@ class TaskBook:
             run_seconds=running / self.speed,
             fault=fault,
             actual_prompt=extend_prompt(prompt, used_seed) if prompt_extend else None,
+            usage_seconds=usage_seconds,
         )
         with self._lock:
             self._tasks[task_id] = task
@@ -427,7 +434,8 @@ def poll_output(task: Task, *, now: float, video_url: str | None) -> tuple[dict,
     output["orig_prompt"] = str(task.submitted.get("input", {}).get("prompt") or "")
     if task.actual_prompt is not None:
         output["actual_prompt"] = task.actual_prompt
-    usage: dict = {"video_duration": task.duration, "video_count": 1}
+    reported = task.duration if task.usage_seconds is None else task.usage_seconds
+    usage: dict = {"video_duration": reported, "video_count": 1}
     if task.model.startswith("wan2.2"):
         usage["SR"] = int(task.resolution.rstrip("Pp"))
     else:

@@ -1,7 +1,7 @@
 """The client for the Wan image-to-video gateway: submit a job, read a task, download a video.
 
 Parsing is pure and public (``parse_submit_response``, ``parse_task``) and tolerant of both gateway
-contracts described in GATEWAY.md §3. The client retries only where repeating is safe: polls and
+contracts described in docs/gateway.md. The client retries only where repeating is safe: polls and
 downloads on connection errors, 429 and 5xx; a submit only when its connection never opened, since
 a submit that reached the server creates (and bills) a task.
 """

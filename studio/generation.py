@@ -233,7 +233,7 @@ class GenerationRequest:
         Returns
         -------
         dict
-            ``{"model", "input", "parameters"}`` as GATEWAY.md §2 describes. Empty prompts and an
+            ``{"model", "input", "parameters"}`` as docs/gateway.md describes. Empty prompts and an
             unset seed are left out, since the gateway treats them as optional.
 
         Raises

@@ -397,7 +397,7 @@ def unknown_verdict(
     unknown_since: datetime,
     now: datetime,
 ) -> str | None:
-    """Decide whether an UNKNOWN answer is final (GATEWAY.md §3: suspicious right after a submit).
+    """Decide whether an UNKNOWN answer is final (docs/gateway.md: suspicious right after a submit).
 
     Parameters
     ----------

@@ -118,6 +118,10 @@ class _Credentials:
     watch_client: GatewayClient | None = None
 
 
+def _utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
 def _local_midnight(now: datetime | None = None) -> datetime:
     local = (now or datetime.now(UTC)).astimezone()
     return local.replace(hour=0, minute=0, second=0, microsecond=0)
@@ -574,9 +578,9 @@ class Studio:
         """How many jobs ``history`` would list without a page limit."""
         return self.store.count_jobs(**filters)
 
-    def totals(self, session_id: str | None) -> Totals:
-        """Running totals for this session, today (local midnight) and all time."""
-        return self.store.totals(session_id=session_id, today_start=_local_midnight())
+    def totals(self, session_id: str | None, *, now: Callable[[], datetime] = _utcnow) -> Totals:
+        """Running totals for this session, today (since local midnight by ``now``) and all time."""
+        return self.store.totals(session_id=session_id, today_start=_local_midnight(now()))
 
     def expected_finish(self, job: Job) -> datetime | None:
         """When an in-flight job should be done, from similar past jobs (None: none timed yet)."""

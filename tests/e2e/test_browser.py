@@ -1,8 +1,8 @@
 """A new user's first visit, in a real Chromium against ``streamlit run app.py`` in demo mode.
 
 Upload a picture, pick a model and options, generate, watch the video really play, then find the
-job and its totals in History. Screenshots of every page go to ``tests/e2e/screenshots/`` for a
-person to look at.
+job and its totals in History. Screenshots of every page go to a new folder in the system's
+temporary folder (the run ends by printing where) for a person to look at.
 """
 
 from __future__ import annotations
@@ -18,7 +18,6 @@ from playwright.sync_api import Browser, Locator, Page, expect
 pytestmark = pytest.mark.browser
 # Registers the browser fixtures and their failure-log hook for this module.
 
-SCREENSHOTS = Path(__file__).resolve().parent / "screenshots"
 # Tall enough that a whole page fits: Streamlit scrolls inside its own container, so a
 # full-page screenshot would only capture the viewport.
 VIEWPORT = {"width": 1400, "height": 2200}
@@ -103,14 +102,15 @@ def open_page(page: Page, title: str) -> None:
     wait_until_idle(page)
 
 
-def screenshot(page: Page, name: str) -> None:
-    """Save the whole tall viewport as ``screenshots/<name>.png`` once its pictures have loaded."""
+def screenshot(page: Page, name: str, folder: Path) -> None:
+    """Save the whole tall viewport as ``<folder>/<name>.png`` once its pictures have loaded."""
     page.wait_for_function("() => [...document.images].every((i) => i.complete && i.naturalWidth)")
-    SCREENSHOTS.mkdir(exist_ok=True)
-    page.screenshot(path=SCREENSHOTS / f"{name}.png")
+    page.screenshot(path=folder / f"{name}.png")
 
 
-def test_upload_generate_play_and_find_it_in_history(page: Page, tmp_path: Path) -> None:
+def test_upload_generate_play_and_find_it_in_history(
+    page: Page, tmp_path: Path, screenshot_dir: Path
+) -> None:
     upload(page, picture(tmp_path / "balloon.png"))
     frame = widget(page, "frame-image")
     expect(frame.get_by_text("Ready to send.")).to_be_visible()
@@ -136,7 +136,7 @@ def test_upload_generate_play_and_find_it_in_history(page: Page, tmp_path: Path)
     expect(estimate).to_contain_text(re.compile(r"\d+×\d+ px, 3 s"))
     expect(generate_button(page)).to_be_enabled()
     wait_until_idle(page)
-    screenshot(page, "generate-before")
+    screenshot(page, "generate-before", screenshot_dir)
 
     generate_button(page).click()
     cards = page.locator('[class*="st-key-job-card-"]')
@@ -163,7 +163,7 @@ def test_upload_generate_play_and_find_it_in_history(page: Page, tmp_path: Path)
     )
     assert video.evaluate("(v) => Math.round(v.duration)") == 3
     expect(card.get_by_role("button", name="Download video")).to_be_visible()
-    screenshot(page, "generate-after")
+    screenshot(page, "generate-after", screenshot_dir)
 
     open_page(page, "History")
     table = widget(page, "history-table")
@@ -180,23 +180,25 @@ def test_upload_generate_play_and_find_it_in_history(page: Page, tmp_path: Path)
     jobs.click()
     expect(page.get_by_role("option", name=re.compile(re.escape(PROMPT)))).to_have_count(1)
     page.keyboard.press("Escape")
-    screenshot(page, "history")
+    screenshot(page, "history", screenshot_dir)
 
     open_page(page, "Models & prices")
     expect(widget(page, "prices-table")).to_contain_text("Wan 2.1 Turbo")
     expect(widget(page, "prices-table")).to_contain_text("3–5\u00a0s")
     expect(widget(page, "prices-notes")).to_contain_text("as listed by the gateway")
-    screenshot(page, "models-and-prices")
+    screenshot(page, "models-and-prices", screenshot_dir)
 
     open_page(page, "Settings")
     expect(page.get_by_text("Demo mode").first).to_be_visible()
     paths = widget(page, "settings-paths")
     expect(paths.locator("code").filter(has_text="https://gateway.pixazo.ai")).to_have_count(1)
     expect(paths.locator('a[href*="gateway"], a[href*="127.0.0.1"]')).to_have_count(0)
-    screenshot(page, "settings")
+    screenshot(page, "settings", screenshot_dir)
 
 
-def test_invalid_images_get_a_clear_message_and_no_generate(page: Page, tmp_path: Path) -> None:
+def test_invalid_images_get_a_clear_message_and_no_generate(
+    page: Page, tmp_path: Path, screenshot_dir: Path
+) -> None:
     not_an_image = tmp_path / "notes.png"
     not_an_image.write_text("shopping list: eggs, milk, bread\n")
     upload(page, not_an_image)
@@ -204,7 +206,7 @@ def test_invalid_images_get_a_clear_message_and_no_generate(page: Page, tmp_path
     expect(frame).to_contain_text("This file is not an image this app can read")
     expect(generate_button(page)).to_be_disabled()
     expect(widget(page, "gen-blockers")).to_contain_text("Add a first frame")
-    screenshot(page, "generate-not-an-image")
+    screenshot(page, "generate-not-an-image", screenshot_dir)
 
     upload(page, picture(tmp_path / "tiny.png", size=(200, 150)))
     expect(frame).to_contain_text("200×150 px: the gateway needs at least 360 px on each side.")
@@ -217,4 +219,4 @@ def test_invalid_images_get_a_clear_message_and_no_generate(page: Page, tmp_path
     expect(preview).to_be_visible()
     page.wait_for_function("(i) => i.complete && i.naturalWidth", arg=preview.element_handle())
     assert preview.evaluate("(i) => i.getBoundingClientRect().width <= i.naturalWidth")
-    screenshot(page, "generate-too-small")
+    screenshot(page, "generate-too-small", screenshot_dir)

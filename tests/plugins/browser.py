@@ -14,6 +14,7 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Iterator, Mapping
 from pathlib import Path
@@ -21,6 +22,8 @@ from pathlib import Path
 import pytest
 import requests
 from playwright.sync_api import Browser, sync_playwright
+
+from tests.plugins.ci import skip_unless_ci
 
 REPO = Path(__file__).resolve().parents[2]
 APP = REPO / "app.py"
@@ -159,9 +162,7 @@ def chromium_path() -> str:
     """Debian's Chromium; skipped where it is missing, but a failure in CI."""
     found = find_chromium()
     if found is None:
-        if os.environ.get("CI", "").lower() == "true":
-            pytest.fail("Chromium not found, and CI=true: install Debian's chromium package")
-        pytest.skip(
+        skip_unless_ci(
             "Chromium not found: the browser tests were skipped "
             "(install Debian's chromium to run them)"
         )
@@ -207,3 +208,27 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
     if report.failed and server is not None:
         report.sections.append(("streamlit log", server.log()))
     return report
+
+
+_SCREENSHOTS = pytest.StashKey[Path]()
+
+
+@pytest.fixture(scope="session")
+def screenshot_dir(pytestconfig: pytest.Config) -> Path:
+    """Where browser tests save screenshots: a new folder in the system's temporary folder.
+
+    Never the source tree. pytest prunes its own temporary folders after a few runs, so this one is
+    separate: a person can look at it later. The path is printed at the end of the run.
+    """
+    folder = Path(tempfile.mkdtemp(prefix="wan-studio-screenshots-"))
+    pytestconfig.stash[_SCREENSHOTS] = folder
+    return folder
+
+
+def pytest_terminal_summary(
+    terminalreporter: pytest.TerminalReporter, config: pytest.Config
+) -> None:
+    """Say where this run's screenshots are, when it took any."""
+    folder = config.stash.get(_SCREENSHOTS, None)
+    if folder is not None and any(folder.iterdir()):
+        terminalreporter.write_line(f"browser screenshots: {folder}")

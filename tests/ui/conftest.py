@@ -20,6 +20,9 @@ from studio.store import JobStore, sqlite_url
 from tests.plugins.images import image_bytes
 
 APP = Path(__file__).resolve().parents[2] / "app.py"
+# What a finished demo job would have cost (Flash 480P, 5 s): demo jobs record it as the real
+# ones do, so a total that mixed demo into billed spend would show it.
+DEMO_WOULD_BE_COST = "0.085"
 # The embedded demo gateway runs this many times faster than a real one.
 DEMO_SPEED = "50"
 _ENVIRONMENT = (
@@ -113,8 +116,11 @@ class JobMaker:
     ) -> Job:
         """One job in the given state; a succeeded one gets a small file as its video.
 
+        A demo job without a ``cost`` carries ``DEMO_WOULD_BE_COST``, as the watcher records it.
         ``fields`` sets any other job field, e.g. ``explanation`` or ``submitted_at``.
         """
+        if cost is None and mode == DEMO:
+            cost = DEMO_WOULD_BE_COST
         prepared = prepare_image(image_bytes(640, 400, "JPEG"), filename="shore.jpg")
         sha = ImageLibrary(self.home).save(prepared.data, format=prepared.format)
         job, _ = self.store.create_job(

@@ -98,7 +98,7 @@ def test_an_opened_job_plays_and_its_settings_fill_the_form(app: AppTest, jobs: 
     videos = app.get("video")
     assert len(videos) == 1
     assert videos[0].proto.url
-    assert app.download_button(key="hist.download") is not None
+    assert app.download_button(key="hist.download").label == "Download video"
 
     app.button(key="hist.reuse").click().run()
     assert app.selectbox(key="gen.model").value == "wan2.2-i2v-flash"
@@ -207,7 +207,9 @@ def test_history_sends_again_only_with_a_key_this_session_holds(
     monkeypatch.delenv("PIXAZO_API_KEY")
     at = _open_in_history(uncertain.id)
     at.button(key=f"job.{uncertain.id}.resend").click().run()
-    assert "not entered here" in as_read(" ".join(str(toast.value) for toast in at.toast))
+    assert "not entered in this browser session" in as_read(
+        " ".join(str(toast.value) for toast in at.toast)
+    )
     store = JobStore.open(sqlite_url(studio_home / "studio.db"))
     try:
         assert store.count_jobs() == 1

@@ -341,20 +341,19 @@ _TERMINAL_CONTROLS = ("\x1b", "\x07", "\u202e", "\u202c", "\x9b", "\r")
 def test_terminal_controls_in_prompts_are_shown_not_obeyed(
     home: Path, frame: Path, capsys: pytest.CaptureFixture[str]
 ):
-    code, out, err = run(
-        capsys,
-        "generate",
-        "--image",
-        str(frame),
-        "--prompt",
-        HOSTILE_PROMPT,
-        "--negative-prompt",
-        "\x1b]0;a new window title\x07",
-        *QUICK,
-        "--wait",
-    )
+    # New prompts with controls are refused, but a history written before that rule may hold them.
+    code, out, err = run(capsys, *generate(frame))
     assert code == 0, err
-    said = [out, err]
+    store = JobStore.open(sqlite_url(home / "studio.db"))
+    try:
+        store.update(
+            int(out),
+            prompt=HOSTILE_PROMPT,
+            negative_prompt="\x1b]0;a new window title\x07",
+        )
+    finally:
+        store.close()
+    said: list[str] = []
     for argv in (["jobs"], ["show", "1"], ["jobs", "--json"], ["show", "1", "--json"]):
         code, out, err = run(capsys, *argv)
         assert code == 0, err

@@ -30,6 +30,7 @@ from studio.linkfetch import (
     fetch_image_link,
     non_public_reason,
 )
+from tests.plugins.ci import skip_unless_ci
 from tests.plugins.images import png
 
 PNG = png(400, 400)
@@ -521,7 +522,7 @@ def test_environment_proxies_are_ignored(server, trusted, monkeypatch) -> None:
 @pytest.fixture(scope="module")
 def tls_files(tmp_path_factory: pytest.TempPathFactory) -> tuple[str, str]:
     if shutil.which("openssl") is None:
-        pytest.skip("needs the openssl command to make a throwaway certificate")
+        skip_unless_ci("needs the openssl command to make a throwaway certificate")
     folder = tmp_path_factory.mktemp("tls")
     cert, key = folder / "cert.pem", folder / "key.pem"
     subprocess.run(
