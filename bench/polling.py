@@ -1,30 +1,34 @@
-"""How the job watcher polls, beside a fixed 5-second loop and the upstream SDK's schedule.
+"""How the job watcher polls, cold and warm, beside the upstream SDK's schedule.
 
-Real jobs take 1-10 minutes. Here time runs ``--speed`` times faster (default 5): five job
-classes (model, resolution, duration), each on its own simulator process whose ``--speed`` makes
-its tasks last about as long as real ones would, divided by that factor. The simulator times tasks
-as the real service behaves: a skewed queue wait, then a running time that is nearly constant for
-one class (±6 % by default; ``--run-jitter 0.2`` shows how the watcher fares at ±20 %). Every
-schedule polls over HTTP with the same client code, and every number below is reported in real
-(unscaled) seconds. Faster than about 5x, two cores cannot keep up with 200 jobs: the bench's
-processes, not the schedules, then set the delays (poll round trips grow from 0.01 to 0.7 s).
+The main run is a discrete-event evaluation: every job gets a timeline (submit, start, end, in real
+seconds) and the watcher's real schedule code decides when it polls: ``next_poll_delay`` with the
+expectation of the real ``RunTimeEstimator``, whose store is the list of jobs that have ended so far
+(as the watcher records them), read at the simulated time. The upstream SDK's schedule (poll at
+once, then sleep 1, 1, 2, 2, 2, 4, 4, 4, then 5 s) runs on the same timelines. Nothing sleeps, so
+it takes seconds; every figure is in real seconds, each poll with a round trip of 0.05-0.4 s.
 
-Four waves:
+Seven classes (model, resolution, duration) average 15 s to 10 minutes from submit to end; the
+queue is the simulator's skewed wait scaled like the class. Per scenario and seed, 10 past jobs per
+class make the history and 12 more per class are sent one after another (about half a job's time
+apart, so they overlap and each may learn from those that ended before it):
 
-1. The watcher with no history of past jobs ("cold"), the doc's fixed 5-second loop and the
-   upstream SDK's schedule (sleep 1, 1, 2, 2, 2, 4, 4, 4, then 5 s between polls), each on its
-   own jobs, at the same time.
-2. The watcher again, now that the store knows how long each class takes ("warm").
-3. The warm watcher with ``--load-jobs`` (default 200) jobs in flight at once, under the request
-   budget (10 per second): the most requests it made in any one-second window.
-4. The same, with every job sent before the watcher starts, as when it restarts with that many
-   in flight (jobs that end before their first poll count with their whole wait).
+- cold: each of the 12 alone with no history (a fresh data folder), on the catalog's prior;
+- warm: the 12 with the history, learning as they end;
+- SDK: the 12 with the SDK's schedule.
 
-For each job: polls made, and the delay from the gateway's ``end_time`` to the answer that told
-the engine the job had ended. Run: ``python bench/polling.py [--speed 5] [--jobs-per-class 8]
-[--load-jobs 200] [--run-jitter 0.06] [--workers 16] [--policy near_finish_delay=4 ...]``.
-Targets: the watcher makes at most a third of the SDK's requests per job with a median delay
-under 3 s, and stays within the budget.
+Scenarios: running times uniformly ±6, ±20 and ±40 % around the class's median; the whole class
+at 0.75x and 1.25x of its history (±6 %); a heavy tail (±6 %, one job in ten twice as long).
+Two more lines: a gateway the catalog knows nothing of (2-10 s queue, 15-45 s running, cold), and
+ten fresh demo jobs of Wan 2.2 Plus 1080P at demo speed 1 on the demo gateway's timing model.
+
+``--live`` adds a small real-time check: the real watcher and the SDK's schedule against simulator
+processes (two classes, time ``--speed`` times faster), cold then warm; ``--load-jobs N`` then
+also sends N jobs at once under the request budget (10 a second) and reports the busiest second.
+
+Run: ``python bench/polling.py [--seeds 5] [--policy NAME=VALUE ...] [--live [--speed 10]
+[--jobs-per-class 6] [--load-jobs 0]]``.
+Targets, cold and warm alike: delay from a job's end to the engine knowing it, median <= 3 s and
+worst <= 8 s; requests per job <= the SDK's when cold and <= a third of them when warm.
 """
 
 from __future__ import annotations
@@ -32,7 +36,10 @@ from __future__ import annotations
 import argparse
 import contextlib
 import dataclasses
+import heapq
 import io
+import math
+import os
 import random
 import re
 import statistics
@@ -52,25 +59,32 @@ from PIL import Image
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from simulator._rules import load_rules
-from simulator._tasks import RUN_JITTER, queue_seconds, run_seconds
-from studio.catalog import default_catalog
+from simulator._tasks import (
+    QUEUE_MEDIAN_SECONDS,
+    RUN_JITTER,
+    RUN_SECONDS,
+    queue_seconds,
+    run_seconds,
+)
+from studio.catalog import Catalog, default_catalog
 from studio.errors import GatewayError
+from studio.expectations import JobClass, RunTimeEstimator
 from studio.gateway import GatewayClient, RetryPolicy, TaskSnapshot, TaskStatus
 from studio.imagehost import DataUriHost, data_uri
 from studio.images import ImageLibrary, PreparedImage, prepare_image
 from studio.jobs import JobDraft, Submitter
-from studio.records import BILLED, JobStatus
-from studio.schedule import PollPolicy, RequestBudget
+from studio.records import BILLED, DEMO, JobStatus
+from studio.schedule import PollPolicy, RequestBudget, next_poll_delay
 from studio.settings import key_fingerprint
 from studio.store import JobStore, sqlite_url
 from studio.watcher import DEFAULT_WORKERS, Watcher
 
 REPO = Path(__file__).resolve().parents[1]
 BUDGET_PER_SECOND = 10.0
-FIXED_LOOP = (5.0,)
-SDK_SLEEPS = (1.0, 1.0, 2.0, 2.0, 2.0, 4.0, 4.0, 4.0, 5.0)  # the last one repeats
-TARGET_REQUEST_RATIO = 1 / 3
 TARGET_MEDIAN_DELAY = 3.0
+TARGET_WORST_DELAY = 8.0
+TARGET_COLD_RATIO = 1.0
+TARGET_WARM_RATIO = 1 / 3
 IN_FLIGHT = [status for status in JobStatus if status.in_flight]
 _ONE_REQUEST = RetryPolicy(max_attempts=1)
 _SERVING = re.compile(r"serving the Wan gateway simulator at (\S+)")
@@ -79,6 +93,483 @@ _LAUNCH_SIMULATOR = (
     "import sys; import simulator._tasks as tasks; tasks.RUN_JITTER = float(sys.argv[1]); "
     "from simulator.__main__ import main; raise SystemExit(main(sys.argv[2:]))"
 )
+
+# -- the discrete-event evaluation ----------------------------------------------------------------
+
+SDK_SLEEPS = (1.0, 1.0, 2.0, 2.0, 2.0, 4.0, 4.0, 4.0, 5.0)  # the last one repeats
+ROUND_TRIP = (0.05, 0.4)  # one poll's round trip, uniform between these, real seconds
+
+
+@dataclass(frozen=True)
+class Timeline:
+    """One job as the gateway runs it, in real seconds from the bench's origin."""
+
+    job_class: JobClass
+    submitted: float
+    started: float
+    ended: float
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What one schedule made of one job."""
+
+    timeline: Timeline
+    polls: int
+    delay: float  # from the end to the answer that said so
+    saw_running: bool  # some answer said RUNNING (the card said "Generating")
+    queued_gap: float  # the longest wait between polls while the job was queued
+    trace: tuple = ()  # (running seconds or None, delay, expectation) per poll, for a closer look
+
+
+@dataclass
+class History:
+    """The store as the estimator sees it: ended jobs, each known from the moment it was seen."""
+
+    now: float = 0.0
+    entries: list[tuple[float, Timeline]] = field(default_factory=list)  # (seen at, job)
+
+    def add(self, seen_at: float, timeline: Timeline) -> None:
+        self.entries.append((seen_at, timeline))
+
+    def recent_run_times(
+        self,
+        model: str,
+        resolution: str,
+        duration: int,
+        *,
+        mode: str,
+        from_start: bool,
+        limit: int = 50,
+    ) -> list[float]:
+        known = [
+            timeline
+            for seen_at, timeline in self.entries
+            if seen_at <= self.now
+            and timeline.job_class == JobClass(mode, model, resolution, duration)
+        ]
+        known.sort(key=lambda timeline: timeline.ended, reverse=True)
+        began = (lambda t: t.started) if from_start else (lambda t: t.submitted)
+        return [timeline.ended - began(timeline) for timeline in known[:limit]]
+
+    def latest_running_times(self, *, mode: str, limit: int) -> list[tuple[str, str, int, float]]:
+        known = [
+            timeline
+            for seen_at, timeline in self.entries
+            if seen_at <= self.now and timeline.job_class.mode == mode
+        ]
+        known.sort(key=lambda timeline: timeline.ended, reverse=True)
+        return [
+            (t.job_class.model, t.job_class.resolution, t.job_class.duration, t.ended - t.started)
+            for t in known[:limit]
+        ]
+
+
+def follow_sdk(timeline: Timeline, rng: random.Random) -> Outcome:
+    """The upstream SDK: poll at once, then sleep 1, 1, 2, 2, 2, 4, 4, 4, then 5 s."""
+    now, polls, saw_running, gap = timeline.submitted, 0, False, 0.0
+    last = now
+    while True:
+        polls += 1
+        answered = now + rng.uniform(*ROUND_TRIP)
+        if now >= timeline.ended:
+            return Outcome(timeline, polls, answered - timeline.ended, saw_running, gap)
+        if now >= timeline.started:
+            saw_running = True
+        else:
+            gap = max(gap, now - last)
+        last = now
+        now = answered + SDK_SLEEPS[min(polls - 1, len(SDK_SLEEPS) - 1)]
+
+
+def follow_watcher(
+    timelines: Sequence[Timeline],
+    *,
+    policy_for: Callable[[JobClass], PollPolicy],
+    estimator_for: Callable[[History], RunTimeEstimator],
+    history: History,
+    rng: random.Random,
+    learn: bool = True,
+) -> list[Outcome]:
+    """Follow every job with the watcher's schedule, in time order, one shared history.
+
+    With ``learn`` each job that ends joins the history from the moment it is seen (as the
+    store records it); without, every job sees only the history given.
+    """
+    estimator = estimator_for(history)
+    queue: list[tuple[float, int]] = []
+    polls = [0] * len(timelines)
+    started_known = [False] * len(timelines)
+    last_poll = [timeline.submitted for timeline in timelines]
+    queued_gap = [0.0] * len(timelines)
+    outcomes: dict[int, Outcome] = {}
+    traces: list[list] = [[] for _ in timelines]
+    for index, timeline in enumerate(timelines):
+        first = policy_for(timeline.job_class).first_delay
+        heapq.heappush(queue, (timeline.submitted + first, index))
+    while queue:
+        now, index = heapq.heappop(queue)
+        timeline = timelines[index]
+        policy = policy_for(timeline.job_class)
+        polls[index] += 1
+        answered = now + rng.uniform(*ROUND_TRIP)
+        if not started_known[index]:
+            queued_gap[index] = max(queued_gap[index], now - last_poll[index])
+        last_poll[index] = now
+        if now >= timeline.ended:
+            outcomes[index] = Outcome(
+                timeline,
+                polls[index],
+                answered - timeline.ended,
+                started_known[index],
+                queued_gap[index],
+                tuple(traces[index]),
+            )
+            if learn:
+                history.add(answered, timeline)
+            continue
+        if now >= timeline.started:
+            started_known[index] = True
+        history.now = answered
+        running = answered - timeline.started if started_known[index] else None
+        expected = estimator.running_time(timeline.job_class)
+        delay = next_poll_delay(
+            policy,
+            elapsed_seconds=answered - timeline.submitted,
+            running_seconds=running,
+            expected=expected,
+            rng=rng,
+        )
+        traces[index].append((running, delay, expected))
+        heapq.heappush(queue, (answered + delay, index))
+    return [outcomes[index] for index in range(len(timelines))]
+
+
+# -- timelines ------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class BenchClass:
+    """A job class and how long it takes for real on average, queue included."""
+
+    model: str
+    resolution: str
+    duration: int
+    mean_seconds: float
+
+    def job_class(self, mode: str = BILLED) -> JobClass:
+        return JobClass(mode, self.model, self.resolution, self.duration)
+
+    @property
+    def label(self) -> str:
+        return f"{self.model} {self.resolution} {self.duration}s"
+
+
+def queue_mean_share() -> float:
+    """The share of a job's time the simulator's queue takes for a plus 480P 5 s job."""
+    mean_queue = QUEUE_MEDIAN_SECONDS * math.exp(0.6**2 / 2)
+    return mean_queue / (mean_queue + RUN_SECONDS)
+
+
+RunDraw = Callable[[random.Random, float], float]  # (rng, class median) -> running seconds
+
+
+def uniform_jitter(share: float, factor: float = 1.0) -> RunDraw:
+    return lambda rng, median: median * factor * (1 + rng.uniform(-share, share))
+
+
+def heavy_tail(share: float = 0.06, tail_odds: float = 0.1, tail_factor: float = 2.0) -> RunDraw:
+    def draw(rng: random.Random, median: float) -> float:
+        seconds = median * (1 + rng.uniform(-share, share))
+        return seconds * tail_factor if rng.random() < tail_odds else seconds
+
+    return draw
+
+
+def make_timelines(
+    bench_class: BenchClass,
+    *,
+    count: int,
+    run: RunDraw,
+    rng: random.Random,
+    spacing: float,
+    origin: float = 0.0,
+    mode: str = BILLED,
+) -> list[Timeline]:
+    """``count`` jobs of one class sent one after another, ``spacing`` x its mean time apart.
+
+    The queue is the simulator's skewed wait, scaled like the class's time; the running time
+    is drawn by ``run`` around the class's median running time.
+    """
+    scale = bench_class.mean_seconds / (QUEUE_MEDIAN_SECONDS * math.exp(0.18) + RUN_SECONDS)
+    median_run = RUN_SECONDS * scale
+    timelines = []
+    moment = origin
+    for _ in range(count):
+        queued = queue_seconds(rng) * scale
+        running = run(rng, median_run)
+        start = moment + queued
+        timelines.append(Timeline(bench_class.job_class(mode), moment, start, start + running))
+        moment += rng.expovariate(1 / (spacing * bench_class.mean_seconds)) if spacing else 0.0
+    return timelines
+
+
+# -- figures --------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Figures:
+    """One schedule over one scenario's jobs."""
+
+    jobs: int
+    requests_mean: float
+    delay_median: float
+    delay_p90: float
+    delay_max: float
+    saw_running: float  # share of jobs some answer showed running
+    queued_gap_max: float
+
+    @classmethod
+    def of(cls, outcomes: Sequence[Outcome]) -> Figures:
+        delays = sorted(outcome.delay for outcome in outcomes)
+        return cls(
+            jobs=len(outcomes),
+            requests_mean=statistics.fmean(outcome.polls for outcome in outcomes),
+            delay_median=statistics.median(delays),
+            delay_p90=delays[min(round(0.9 * (len(delays) - 1)), len(delays) - 1)],
+            delay_max=delays[-1],
+            saw_running=statistics.fmean(outcome.saw_running for outcome in outcomes),
+            queued_gap_max=max(outcome.queued_gap for outcome in outcomes),
+        )
+
+
+def catalog_estimator(
+    catalog: Catalog, policy: PollPolicy, *, demo_speed: float = 1.0
+) -> Callable[[History], RunTimeEstimator]:
+    """A real estimator over a bench history, its reuse period on the simulated clock."""
+
+    def make(history: History) -> RunTimeEstimator:
+        return RunTimeEstimator(
+            store=history,  # type: ignore[arg-type]  # the one query it makes
+            catalog=catalog,
+            policy=policy,
+            demo_speed=demo_speed,
+            clock=lambda: history.now,
+        )
+
+    return make
+
+
+# -- the scenarios ---------------------------------------------------------------------------------
+
+BENCH_CLASSES = (
+    BenchClass("wan2.1-i2v-turbo", "480P", 3, 15),
+    BenchClass("wan2.1-i2v-turbo", "480P", 4, 78),
+    BenchClass("wan2.1-i2v-turbo", "480P", 5, 120),
+    BenchClass("wan2.2-i2v-flash", "480P", 5, 180),
+    BenchClass("wan2.2-i2v-flash", "720P", 5, 270),
+    BenchClass("wan2.2-i2v-plus", "480P", 5, 480),
+    BenchClass("wan2.2-i2v-plus", "1080P", 5, 600),
+)
+PAST_PER_CLASS = 10
+WAVE_PER_CLASS = 12
+SPACING = 0.5  # jobs of one class are sent this share of its mean time apart, on average
+
+# name: (how the history's jobs ran, how the wave's jobs run)
+SCENARIOS: dict[str, tuple[RunDraw, RunDraw]] = {
+    "jitter ±6 %": (uniform_jitter(0.06), uniform_jitter(0.06)),
+    "jitter ±20 %": (uniform_jitter(0.2), uniform_jitter(0.2)),
+    "jitter ±40 %": (uniform_jitter(0.4), uniform_jitter(0.4)),
+    "drift to 0.75x": (uniform_jitter(0.06), uniform_jitter(0.06, 0.75)),
+    "drift to 1.25x": (uniform_jitter(0.06), uniform_jitter(0.06, 1.25)),
+    "heavy tail": (heavy_tail(), heavy_tail()),
+}
+
+
+@dataclass(frozen=True)
+class ScenarioFigures:
+    name: str
+    sdk: Figures
+    cold: Figures
+    warm: Figures
+
+
+def run_scenario(
+    name: str, draws: tuple[RunDraw, RunDraw], *, policy: PollPolicy, catalog: Catalog, seeds: int
+) -> ScenarioFigures:
+    """The SDK, the cold watcher and the warm watcher on the same timelines, over ``seeds`` runs."""
+    past_draw, wave_draw = draws
+    estimator = catalog_estimator(catalog, policy)
+    sdk: list[Outcome] = []
+    cold: list[Outcome] = []
+    warm: list[Outcome] = []
+    for seed in range(seeds):
+        rng = random.Random(seed)
+        past: list[Timeline] = []
+        wave: list[Timeline] = []
+        for bench_class in BENCH_CLASSES:
+            past += make_timelines(
+                bench_class, count=PAST_PER_CLASS, run=past_draw, rng=rng, spacing=SPACING,
+                origin=-1e6,
+            )  # fmt: skip
+            wave += make_timelines(
+                bench_class, count=WAVE_PER_CLASS, run=wave_draw, rng=rng, spacing=SPACING
+            )
+        sdk += [follow_sdk(timeline, rng) for timeline in wave]
+        for timeline in wave:
+            cold += follow_watcher(
+                [timeline],
+                policy_for=lambda _: policy,
+                estimator_for=estimator,
+                history=History(),
+                rng=rng,
+                learn=False,
+            )
+        history = History()
+        for timeline in past:
+            history.add(timeline.ended, timeline)
+        warm += follow_watcher(
+            wave, policy_for=lambda _: policy, estimator_for=estimator, history=history, rng=rng
+        )
+    return ScenarioFigures(name, Figures.of(sdk), Figures.of(cold), Figures.of(warm))
+
+
+def foreign_gateway(*, policy: PollPolicy, catalog: Catalog, seeds: int) -> ScenarioFigures:
+    """Cold jobs on a gateway the catalog's priors know nothing of: 2-10 s queued, 15-45 s run."""
+    estimator = catalog_estimator(catalog, policy)
+    sdk: list[Outcome] = []
+    cold: list[Outcome] = []
+    for seed in range(seeds):
+        rng = random.Random(1000 + seed)
+        for bench_class in BENCH_CLASSES:
+            queued, running = rng.uniform(2, 10), rng.uniform(15, 45)
+            timeline = Timeline(bench_class.job_class(), 0.0, queued, queued + running)
+            sdk.append(follow_sdk(timeline, rng))
+            cold += follow_watcher(
+                [timeline],
+                policy_for=lambda _: policy,
+                estimator_for=estimator,
+                history=History(),
+                rng=rng,
+                learn=False,
+            )
+    figures = Figures.of(cold)
+    return ScenarioFigures("foreign gateway, cold", Figures.of(sdk), figures, figures)
+
+
+def demo_fresh_runs(
+    *, policy: PollPolicy, catalog: Catalog, seeds: int, demo_speed: float = 1.0
+) -> ScenarioFigures:
+    """Fresh demo jobs of Wan 2.2 Plus 1080P, each alone, timed as the demo gateway times them.
+
+    The watcher uses the demo policy (the standard one scaled to the demo speed) and the demo
+    gateway's timing model as its prior, as a Studio in demo mode does.
+    """
+    demo_policy = policy.scaled(demo_speed)
+    estimator = catalog_estimator(catalog, demo_policy, demo_speed=demo_speed)
+    rules = load_rules()
+    sdk: list[Outcome] = []
+    cold: list[Outcome] = []
+    for seed in range(seeds):
+        rng = random.Random(2000 + seed)
+        for _ in range(10):
+            queued = queue_seconds(rng) / demo_speed
+            running = (
+                run_seconds(
+                    rng,
+                    fast=rules.models["wan2.2-i2v-plus"].is_fast,
+                    tier_pixels=rules.tier_pixels["1080P"],
+                    smallest_tier_pixels=min(rules.tier_pixels.values()),
+                    duration=5,
+                )
+                / demo_speed
+            )
+            job_class = JobClass(DEMO, "wan2.2-i2v-plus", "1080P", 5)
+            timeline = Timeline(job_class, 0.0, queued, queued + running)
+            sdk.append(follow_sdk(timeline, rng))
+            cold += follow_watcher(
+                [timeline],
+                policy_for=lambda _: demo_policy,
+                estimator_for=estimator,
+                history=History(),
+                rng=rng,
+                learn=False,
+            )
+    figures = Figures.of(cold)
+    return ScenarioFigures("demo Plus 1080P, fresh", Figures.of(sdk), figures, figures)
+
+
+def verdict(figures: Figures, reference: Figures, ratio_target: float) -> str:
+    ratio = figures.requests_mean / reference.requests_mean
+    misses = []
+    if figures.delay_median > TARGET_MEDIAN_DELAY:
+        misses.append("median")
+    if figures.delay_max > TARGET_WORST_DELAY:
+        misses.append("worst")
+    if ratio > ratio_target + 1e-9:
+        misses.append("requests")
+    return "met" if not misses else "NOT met: " + ", ".join(misses)
+
+
+def print_scenarios(results: Sequence[ScenarioFigures], *, warm_too: Sequence[bool]) -> None:
+    print(
+        f"{'scenario':<24} {'SDK req':>7} | {'cold req':>8} {'x SDK':>5} {'median':>6} {'p90':>5} "
+        f"{'max':>5} {'target':<22} | {'warm req':>8} {'x SDK':>5} {'median':>6} {'p90':>5} "
+        f"{'max':>5} {'target':<22}"
+    )
+    for result, warm in zip(results, warm_too, strict=True):
+        line = f"{result.name:<24} {result.sdk.requests_mean:>7.1f}"
+        arms = ((result.cold, TARGET_COLD_RATIO), (result.warm, TARGET_WARM_RATIO))
+        for figures, target in arms if warm else arms[:1]:
+            ratio = figures.requests_mean / result.sdk.requests_mean
+            line += (
+                f" | {figures.requests_mean:>8.1f} {ratio:>5.2f} {figures.delay_median:>5.1f}s "
+                f"{figures.delay_p90:>4.1f}s {figures.delay_max:>4.1f}s "
+                f"{verdict(figures, result.sdk, target):<22}"
+            )
+        print(line)
+
+
+def parse_policy(overrides: Sequence[str]) -> PollPolicy:
+    """``PollPolicy()`` with ``name=value`` overrides, e.g. ``watch_gap=5``."""
+    changes: dict[str, float | int] = {}
+    kinds = {item.name: item.type for item in dataclasses.fields(PollPolicy)}
+    for override in overrides:
+        name, _, raw = override.partition("=")
+        if name not in kinds or not raw:
+            raise SystemExit(f"--policy {override!r}: use NAME=VALUE, NAME one of {list(kinds)}")
+        changes[name] = int(raw) if kinds[name] in ("int", int) else float(raw)
+    return dataclasses.replace(PollPolicy(), **changes)
+
+
+def evaluate(policy: PollPolicy, *, seeds: int) -> None:
+    catalog = default_catalog()
+    started = time.monotonic()
+    print(
+        f"{len(BENCH_CLASSES)} classes of {min(c.mean_seconds for c in BENCH_CLASSES):.0f} s to "
+        f"{max(c.mean_seconds for c in BENCH_CLASSES) / 60:.0f} min; per class and seed "
+        f"{PAST_PER_CLASS} past jobs and {WAVE_PER_CLASS} sent one after another; {seeds} seeds; "
+        f"delays in real seconds from the end to the answer that said so\n"
+    )
+    results = [
+        run_scenario(name, draws, policy=policy, catalog=catalog, seeds=seeds)
+        for name, draws in SCENARIOS.items()
+    ]
+    extra = [
+        foreign_gateway(policy=policy, catalog=catalog, seeds=seeds),
+        demo_fresh_runs(policy=policy, catalog=catalog, seeds=seeds),
+    ]
+    print_scenarios([*results, *extra], warm_too=[True] * len(results) + [False] * len(extra))
+    demo = extra[-1]
+    print(
+        f"\ndemo, fresh: {demo.cold.saw_running:.0%} of the jobs were seen running (the card said "
+        f"'Generating'); the longest wait between two polls while queued was "
+        f"{demo.cold.queued_gap_max:.1f} s (SDK {demo.sdk.requests_mean:.1f} requests per job)"
+    )
+    print(f"evaluated in {time.monotonic() - started:.1f} s")
+
+
+# -- the live check: simulator processes and the real watcher ---------------------------------
 
 
 def simulator_mean_seconds(model: str, resolution: str, duration: int) -> float:
@@ -98,7 +589,7 @@ def simulator_mean_seconds(model: str, resolution: str, duration: int) -> float:
 
 
 @dataclass(frozen=True)
-class JobClass:
+class LiveClass:
     """One kind of job and how long it takes for real, on average."""
 
     model: str
@@ -118,12 +609,9 @@ class JobClass:
 
 # All 480P: every task renders a real MP4 and two cores must keep up; the bench measures polling,
 # so a class only needs its own (model, resolution, duration), the key of the watcher's history.
-CLASSES = (
-    JobClass("wan2.1-i2v-turbo", "480P", 3, 1.3),
-    JobClass("wan2.1-i2v-turbo", "480P", 4, 2.0),
-    JobClass("wan2.1-i2v-turbo", "480P", 5, 3.0),
-    JobClass("wan2.2-i2v-flash", "480P", 5, 4.5),
-    JobClass("wan2.2-i2v-plus", "480P", 5, 8.0),
+LIVE_CLASSES = (
+    LiveClass("wan2.1-i2v-turbo", "480P", 4, 1.3),
+    LiveClass("wan2.2-i2v-flash", "480P", 5, 4.5),
 )
 
 
@@ -182,14 +670,14 @@ class RecordingClient(GatewayClient):
 class SimulatorProcess:
     """``python -m simulator`` in its own process, for one job class."""
 
-    job_class: JobClass
+    job_class: LiveClass
     key: str
     url: str
     process: subprocess.Popen[bytes]
 
     @classmethod
     def start(
-        cls, job_class: JobClass, *, speed: float, run_jitter: float, folder: Path
+        cls, job_class: LiveClass, *, speed: float, run_jitter: float, folder: Path
     ) -> SimulatorProcess:
         key = f"bench-{uuid.uuid4().hex[:12]}"
         folder.mkdir(parents=True)
@@ -235,7 +723,7 @@ class SimulatorProcess:
 class JobResult:
     """What one job cost in requests and how late its end was noticed, in real seconds."""
 
-    job_class: JobClass
+    job_class: LiveClass
     polls: int
     delay: float | None  # None: the end was never seen
     duration: float | None
@@ -247,7 +735,7 @@ class Arm:
 
     name: str
     log: RequestLog = field(default_factory=RequestLog)
-    tasks: dict[str, tuple[JobClass, float]] = field(default_factory=dict)  # id -> class, submit
+    tasks: dict[str, tuple[LiveClass, float]] = field(default_factory=dict)  # id -> class, submit
 
     def results(self, speed: float) -> list[JobResult]:
         by_task: dict[str, list[Poll]] = {task: [] for task in self.tasks}
@@ -276,7 +764,7 @@ def first_frame() -> PreparedImage:
     return prepare_image(buffer.getvalue(), filename="frame.jpg")
 
 
-def draft_for(job_class: JobClass, image: PreparedImage) -> JobDraft:
+def draft_for(job_class: LiveClass, image: PreparedImage) -> JobDraft:
     return JobDraft(
         model=job_class.model,
         resolution=job_class.resolution,
@@ -377,6 +865,9 @@ class Engine:
             )
             for sim in self.sims
         }
+        estimator = RunTimeEstimator(
+            store=self.store, catalog=self.catalog, policy=self.policy, demo_speed=1.0
+        )
         return Watcher(
             store=self.store,
             home=self.home,
@@ -384,11 +875,12 @@ class Engine:
             client_for_key=lambda fingerprint: clients.get(fingerprint or ""),
             held_keys=lambda: list(clients),
             policy=self.policy,
+            estimator=estimator,
             budget=RequestBudget(BUDGET_PER_SECOND * speed),
             workers=self.workers,
         )
 
-    def submit(self, arm: Arm, job_class: JobClass) -> None:
+    def submit(self, arm: Arm, job_class: LiveClass) -> None:
         submitted = time.time()
         job = self.submitter.submit(
             draft_for(job_class, self.image),
@@ -417,7 +909,7 @@ def watching(engine: Engine, arm: Arm, *, speed: float) -> Iterator[Watcher]:
         watcher.stop()
 
 
-def submit_all(engine: Engine, arm: Arm, classes: Sequence[JobClass], *, threads: int) -> None:
+def submit_all(engine: Engine, arm: Arm, classes: Sequence[LiveClass], *, threads: int) -> None:
     """Submit one job per entry of ``classes``, several at once."""
     with ThreadPoolExecutor(threads) as pool:
         list(pool.map(lambda job_class: engine.submit(arm, job_class), classes))
@@ -434,7 +926,7 @@ class LoadWave:
 
 
 def run_load(
-    engine: Engine, arm: Arm, classes: Sequence[JobClass], *, speed: float, restart: bool
+    engine: Engine, arm: Arm, classes: Sequence[LiveClass], *, speed: float, restart: bool
 ) -> LoadWave:
     """Send one job per entry of ``classes`` and watch them all to the end.
 
@@ -468,9 +960,6 @@ def wait_until(done: Callable[[], bool], *, limit: float, every: float = 0.1) ->
             return True
         time.sleep(every)
     return False
-
-
-# -- numbers -------------------------------------------------------------------------------------
 
 
 def percentile(values: Sequence[float], fraction: float) -> float:
@@ -541,193 +1030,112 @@ def print_summaries(summaries: Sequence[Summary], *, reference: Summary) -> None
         )
 
 
-def print_by_class(arms: Sequence[tuple[str, Sequence[JobResult]]]) -> None:
-    print("\nrequests per job (and median delay, s) by class:")
-    header = f"{'class':<30} {'real minutes':>13}"
-    for name, _ in arms:
-        header += f" {name:>20}"
-    print(header)
-    for job_class in CLASSES:
-        durations = [
-            result.duration / 60
-            for _, results in arms
-            for result in results
-            if result.job_class == job_class and result.duration is not None
-        ]
-        line = f"{job_class.label:<30} {min(durations):>6.1f}-{max(durations):<6.1f}"
-        for _, results in arms:
-            mine = [result for result in results if result.job_class == job_class]
-            delays = [result.delay for result in mine if result.delay is not None]
-            requests = statistics.fmean(result.polls for result in mine)
-            delay = statistics.median(delays) if delays else float("nan")
-            line += f" {requests:>11.1f} ({delay:>4.1f}s)"
-        print(line)
+# -- the live check --------------------------------------------------------------------------------
 
 
-# -- the run -------------------------------------------------------------------------------------
-
-
-def parse_policy(overrides: Sequence[str]) -> PollPolicy:
-    """``PollPolicy()`` with ``name=value`` overrides, e.g. ``near_finish_delay=4``."""
-    changes: dict[str, float | int] = {}
-    kinds = {item.name: item.type for item in dataclasses.fields(PollPolicy)}
-    for override in overrides:
-        name, _, raw = override.partition("=")
-        if name not in kinds or not raw:
-            raise SystemExit(f"--policy {override!r}: use NAME=VALUE, NAME one of {list(kinds)}")
-        changes[name] = int(raw) if kinds[name] in ("int", int) else float(raw)
-    return dataclasses.replace(PollPolicy(), **changes)
-
-
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--speed", type=float, default=5.0, help="how much faster time runs")
-    parser.add_argument("--jobs-per-class", type=int, default=8, help="jobs of each class per wave")
-    parser.add_argument("--load-jobs", type=int, default=200, help="jobs in flight in wave 3")
-    parser.add_argument(
-        "--run-jitter",
-        type=float,
-        default=RUN_JITTER,
-        help="± share by which running times vary within a class",
-    )
-    parser.add_argument(
-        "--workers", type=int, default=DEFAULT_WORKERS, help="the watcher's concurrent workers"
-    )
-    parser.add_argument(
-        "--policy", action="append", default=[], metavar="NAME=VALUE", help="PollPolicy override"
-    )
-    options = parser.parse_args()
-    speed = options.speed
-    base_policy = parse_policy(options.policy)
-    policy = base_policy.scaled(speed)
-    limit = base_policy.deadline / speed
+def live_check(
+    *, policy: PollPolicy, speed: float, per_class: int, load_jobs: int, workers: int
+) -> None:
+    """The real watcher and the SDK's schedule against simulator processes, in real time."""
+    scaled = policy.scaled(speed)
+    limit = policy.deadline / speed
     image = first_frame()
     started = time.monotonic()
     print(
-        f"time runs {speed:g}x faster; {len(CLASSES)} classes x {options.jobs_per_class} jobs per "
-        f"schedule; running times ±{options.run_jitter:.0%} within a class; request budget "
-        f"{BUDGET_PER_SECOND:g}/s (real); watcher workers {options.workers}"
+        f"\nlive: time runs {speed:g}x faster; {len(LIVE_CLASSES)} classes x {per_class} jobs per "
+        f"schedule on simulator processes; running times ±{RUN_JITTER:.0%}"
     )
-    if options.policy:
-        print(f"watcher policy overrides: {', '.join(options.policy)}")
-
     with tempfile.TemporaryDirectory(prefix="polling-bench-") as scratch:
         folder = Path(scratch)
         sims = [
             SimulatorProcess.start(
-                job_class,
-                speed=speed,
-                run_jitter=options.run_jitter,
-                folder=folder / f"sim-{index}",
+                job_class, speed=speed, run_jitter=RUN_JITTER, folder=folder / f"sim-{index}"
             )
-            for index, job_class in enumerate(CLASSES)
+            for index, job_class in enumerate(LIVE_CLASSES)
         ]
         store = JobStore.open(sqlite_url(folder / "studio.db"))
         try:
             engine = Engine(
                 store=store,
                 home=folder / "home",
-                policy=policy,
+                policy=scaled,
                 sims=sims,
                 image=image,
-                workers=options.workers,
+                workers=workers,
             )
-            wave = [job_class for job_class in CLASSES for _ in range(options.jobs_per_class)]
-
-            # Wave 1: the cold watcher beside the two simple schedules.
+            wave = [job_class for job_class in LIVE_CLASSES for _ in range(per_class)]
             cold = Arm("watcher (cold)")
             with watching(engine, cold, speed=speed):
                 submit_all(engine, cold, wave, threads=4)
-                fixed, fixed_threads = start_simple_arm(
-                    "fixed 5 s loop",
-                    FIXED_LOOP,
-                    sims,
-                    per_class=options.jobs_per_class,
-                    image=image,
-                    speed=speed,
-                    limit=limit,
-                )
                 sdk, sdk_threads = start_simple_arm(
                     "upstream SDK",
                     SDK_SLEEPS,
                     sims,
-                    per_class=options.jobs_per_class,
+                    per_class=per_class,
                     image=image,
                     speed=speed,
                     limit=limit,
                 )
                 wait_until(lambda: engine.in_flight() == 0, limit=limit)
-                for thread in fixed_threads + sdk_threads:
+                for thread in sdk_threads:
                     thread.join(limit)
-            print(f"wave 1 done after {time.monotonic() - started:.0f} s")
-
-            # Wave 2: the watcher again, now with the history of wave 1 in the store.
             warm = Arm("watcher (warm)")
             with watching(engine, warm, speed=speed):
                 submit_all(engine, warm, wave, threads=4)
                 wait_until(lambda: engine.in_flight() == 0, limit=limit)
-            print(f"wave 2 done after {time.monotonic() - started:.0f} s")
-
-            # Waves 3 and 4: many jobs in flight at once, under the request budget; sent while
-            # the watcher runs, then all sent before it starts (as after a restart).
-            # The longest jobs first, so that the short ones are still in flight at the end.
-            many = [CLASSES[-1 - index % len(CLASSES)] for index in range(options.load_jobs)]
             loads = []
-            for wave, restart in ((3, False), (4, True)):
-                name = f"{options.load_jobs} jobs" + (", restart" if restart else "")
-                loads.append(run_load(engine, Arm(name), many, speed=speed, restart=restart))
-                print(f"wave {wave} done after {time.monotonic() - started:.0f} s")
-            print()
+            if load_jobs:
+                many = [LIVE_CLASSES[-1 - i % len(LIVE_CLASSES)] for i in range(load_jobs)]
+                for restart in (False, True):
+                    name = f"{load_jobs} jobs" + (", restart" if restart else "")
+                    loads.append(run_load(engine, Arm(name), many, speed=speed, restart=restart))
         finally:
             store.close()
             for sim in sims:
                 sim.stop()
 
-    arms = (warm, cold, fixed, sdk, *(load.arm for load in loads))
-    results = {arm.name: arm.results(speed) for arm in arms}
-    logs = {arm.name: arm.log for arm in arms}
-    summaries = {name: summarise(name, found, logs[name], speed) for name, found in results.items()}
-    reference = summaries[sdk.name]
-    print_summaries([summaries[arm.name] for arm in (warm, cold, fixed, sdk)], reference=reference)
-    print_by_class([(arm.name, results[arm.name]) for arm in arms])
-
-    busiest = 0
+    arms = (warm, cold, sdk, *(load.arm for load in loads))
+    summaries = [summarise(arm.name, arm.results(speed), arm.log, speed) for arm in arms]
+    print_summaries(summaries, reference=summaries[2])
     for load in loads:
         requests = [poll.sent for poll in load.arm.log.polls] + load.arm.log.downloads
-        load_busiest = max_in_window(requests, 1.0 / speed)
-        busiest = max(busiest, load_busiest)
-        span = (max(requests) - min(requests)) * speed
-        load_summary = summaries[load.arm.name]
+        busiest = max_in_window(requests, 1.0 / speed)
         print(
-            f"\nwatcher, {load.arm.name}: sent over {load.sending * speed:.0f} s"
-            f"{' before the watcher started' if load.restart else ' while it ran'}; peak "
-            f"{load.peak} in flight; {len(requests)} requests (polls and downloads) over "
-            f"{span:.0f} s, {len(requests) / span:.1f}/s on average; the busiest second held "
-            f"{load_busiest} (budget {BUDGET_PER_SECOND:g}); {load_summary.requests_mean:.1f} "
-            f"polls per job; delay median {load_summary.delay_median:.1f} s, p90 "
-            f"{load_summary.delay_p90:.1f} s; poll round trip {load_summary.latency_median:.2f} s"
+            f"watcher, {load.arm.name}: peak {load.peak} in flight; the busiest second held "
+            f"{busiest} requests (budget {BUDGET_PER_SECOND:g}: "
+            f"{'met' if busiest <= BUDGET_PER_SECOND else 'NOT met'})"
         )
-    # What each schedule would ask for with that many jobs in flight, from its own waves.
-    for arm in (warm, fixed, sdk):
-        per_job_second = statistics.fmean(
-            result.polls / result.duration for result in results[arm.name] if result.duration
-        )
-        print(
-            f"{arm.name} with {options.load_jobs} jobs in flight would want about "
-            f"{per_job_second * options.load_jobs:.0f} requests per second"
-        )
+    print(f"live check took {time.monotonic() - started:.0f} s")
 
-    warm_summary = summaries[warm.name]
-    ratio = warm_summary.requests_mean / reference.requests_mean
-    print(
-        f"\ntarget: requests <= {TARGET_REQUEST_RATIO:.2f} x SDK: {ratio:.2f} "
-        f"({'met' if ratio <= TARGET_REQUEST_RATIO else 'NOT met'}); median delay < "
-        f"{TARGET_MEDIAN_DELAY:g} s: {warm_summary.delay_median:.1f} s "
-        f"({'met' if warm_summary.delay_median < TARGET_MEDIAN_DELAY else 'NOT met'}); "
-        f"busiest second <= {BUDGET_PER_SECOND:g}: {busiest} "
-        f"({'met' if busiest <= BUDGET_PER_SECOND else 'NOT met'})"
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--seeds", type=int, default=5, help="runs of each scenario, pooled")
+    parser.add_argument(
+        "--policy", action="append", default=[], metavar="NAME=VALUE", help="PollPolicy override"
     )
-    print(f"total wall time {time.monotonic() - started:.0f} s")
+    parser.add_argument("--live", action="store_true", help="add the real-time check")
+    parser.add_argument("--speed", type=float, default=10.0, help="live: how much faster time runs")
+    parser.add_argument("--jobs-per-class", type=int, default=6, help="live: jobs per class")
+    parser.add_argument("--load-jobs", type=int, default=0, help="live: jobs at once, then")
+    parser.add_argument(
+        "--workers", type=int, default=DEFAULT_WORKERS, help="live: the watcher's workers"
+    )
+    options = parser.parse_args()
+    policy = parse_policy(options.policy)
+    load = os.getloadavg()
+    print(f"machine: {os.cpu_count()} cores, load average " + " ".join(f"{x:.2f}" for x in load))
+    if options.policy:
+        print(f"policy overrides: {', '.join(options.policy)}")
+    evaluate(policy, seeds=options.seeds)
+    if options.live:
+        live_check(
+            policy=policy,
+            speed=options.speed,
+            per_class=options.jobs_per_class,
+            load_jobs=options.load_jobs,
+            workers=options.workers,
+        )
 
 
 if __name__ == "__main__":

@@ -166,7 +166,7 @@ def _render_progress(*, job: Job, studio: Studio, started: datetime, now: dateti
         started=started, expected_finish=studio.expected_finish(job), now=now
     )
     if estimate is None:
-        typical = expectations.typical_wait(job.mode).describe()
+        typical = studio.typical_wait(job).describe()
         st.markdown(f":material/schedule: {typical}")
     else:
         st.progress(estimate.fraction, text=estimate.text)

@@ -31,11 +31,12 @@ class ModelRules:
     default_resolution: str
     durations: tuple[int, ...]
     default_duration: int
+    speed_class: str = "standard"
 
     @property
     def is_fast(self) -> bool:
         """Flash and turbo models finish in about half the time of the plus ones."""
-        return self.model_id.endswith(("-flash", "-turbo"))
+        return self.speed_class == "fast"
 
 
 @dataclass(frozen=True)
@@ -65,6 +66,7 @@ def parse_rules(data: dict) -> GatewayRules:
             default_resolution=raw["default_resolution"],
             durations=tuple(int(d) for d in raw["durations"]),
             default_duration=int(raw["default_duration"]),
+            speed_class=raw.get("speed_class", "standard"),
         )
         for model_id, raw in data["models"].items()
     }

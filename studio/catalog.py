@@ -1,4 +1,5 @@
-"""The model catalog: which options each Wan model allows, what it costs, and the input limits.
+"""The model catalog: which options each Wan model allows, what it costs, how long it runs, and
+the input limits.
 
 The data lives in ``catalog.toml`` beside this module so that prices and options can be updated
 without touching code.
@@ -16,6 +17,19 @@ CATALOG_PATH = Path(__file__).with_name("catalog.toml")
 
 FIRST_FRAME = "first_frame"
 FIRST_AND_LAST_FRAME = "first_and_last_frame"
+STANDARD_SPEED = "standard"
+FAST_SPEED = "fast"
+SPEED_CLASSES = (STANDARD_SPEED, FAST_SPEED)
+
+
+@dataclass(frozen=True)
+class Timing:
+    """How the priors for running time read: the clip length they are for and their spread."""
+
+    prior_clip_seconds: int
+    prior_low_share: float
+    prior_high_share: float
+    prior_queue_seconds: float
 
 
 @dataclass(frozen=True)
@@ -47,10 +61,17 @@ class ModelSpec:
     default_duration: int
     price_per_second: dict[str, Decimal]
     listed_clip_price: dict[str, Decimal]
+    speed_class: str
+    prior_running_seconds: dict[str, float]
 
     @property
     def needs_last_frame(self) -> bool:
         return self.kind == FIRST_AND_LAST_FRAME
+
+    @property
+    def is_fast(self) -> bool:
+        """Flash and turbo models: about twice as fast as the standard ones."""
+        return self.speed_class == FAST_SPEED
 
 
 @dataclass(frozen=True)
@@ -60,6 +81,7 @@ class Catalog:
     models: dict[str, ModelSpec]
     limits: Limits
     tier_pixels: dict[str, int]
+    timing: Timing
 
     def model(self, model_id: str) -> ModelSpec:
         """Return the model with this id; raise ``KeyError`` naming the known ones otherwise."""
@@ -79,16 +101,43 @@ class Catalog:
         """Models that animate a single first frame (the image-to-video ones)."""
         return [m for m in self.models.values() if m.kind == FIRST_FRAME]
 
+    def prior_running_seconds(self, model_id: str, resolution: str, duration: int) -> float:
+        """The guess of a job's running time before any job of its class was timed, in seconds.
+
+        Parameters
+        ----------
+        model_id, resolution, duration
+            The job's class. A resolution the model does not list takes the model's default
+            one's prior (a job recorded under an older catalog must still be watched).
+
+        Returns
+        -------
+        float
+            The model's prior for the resolution, in proportion to the duration.
+        """
+        spec = self.model(model_id)
+        per_clip = spec.prior_running_seconds.get(
+            resolution, spec.prior_running_seconds[spec.default_resolution]
+        )
+        return per_clip * duration / self.timing.prior_clip_seconds
+
 
 def _decimal_map(table: dict[str, float]) -> dict[str, Decimal]:
     # Through str() so that 0.017 stays 0.017 rather than its binary approximation.
     return {key: Decimal(str(value)) for key, value in table.items()}
 
 
+def _float_map(table: dict[str, float]) -> dict[str, float]:
+    return {key: float(value) for key, value in table.items()}
+
+
 def parse_catalog(data: dict) -> Catalog:
     """Build a catalog from the parsed TOML, checking that it is self-consistent."""
     limits = Limits(**{**data["limits"], "image_formats": tuple(data["limits"]["image_formats"])})
     tier_pixels = {tier: int(pixels) for tier, pixels in data["tiers"].items()}
+    timing = Timing(**data["timing"])
+    if not (0 < timing.prior_low_share < 1 < timing.prior_high_share):
+        raise ValueError("the catalog's [timing] needs prior_low_share < 1 < prior_high_share")
     models: dict[str, ModelSpec] = {}
     for model_id, raw in data["models"].items():
         spec = ModelSpec(
@@ -103,8 +152,16 @@ def parse_catalog(data: dict) -> Catalog:
             default_duration=int(raw["default_duration"]),
             price_per_second=_decimal_map(raw["price_per_second"]),
             listed_clip_price=_decimal_map(raw.get("listed_clip_price", {})),
+            speed_class=raw.get("speed_class", ""),
+            prior_running_seconds=_float_map(raw.get("prior_running_seconds", {})),
         )
         problems = []
+        if spec.speed_class not in SPEED_CLASSES:
+            problems.append(f"its speed_class must be one of {', '.join(SPEED_CLASSES)}")
+        if set(spec.prior_running_seconds) != set(spec.resolutions):
+            problems.append("it needs exactly one prior running time for each resolution")
+        if any(seconds <= 0 for seconds in spec.prior_running_seconds.values()):
+            problems.append("its prior running times must be positive")
         if spec.default_resolution not in spec.resolutions:
             problems.append("its default resolution is not one of its resolutions")
         if spec.default_duration not in spec.durations:
@@ -116,7 +173,7 @@ def parse_catalog(data: dict) -> Catalog:
         if problems:
             raise ValueError(f"catalog entry {model_id!r} is inconsistent: " + "; ".join(problems))
         models[model_id] = spec
-    return Catalog(models=models, limits=limits, tier_pixels=tier_pixels)
+    return Catalog(models=models, limits=limits, tier_pixels=tier_pixels, timing=timing)
 
 
 def load_catalog(path: Path = CATALOG_PATH) -> Catalog:

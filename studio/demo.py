@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import fcntl
 import os
+import random
 import socket
 import threading
 import time
@@ -24,6 +25,8 @@ from typing import IO
 from urllib.parse import urlsplit
 
 import simulator
+from simulator._tasks import QUEUE_MEDIAN_SECONDS, RUN_JITTER, run_seconds
+from studio.catalog import Catalog
 
 DEMO_KEY = "wan-studio-demo-key"
 LOOPBACK = "127.0.0.1"
@@ -154,6 +157,42 @@ def _answers(url: str) -> bool:
             return True
     except OSError:
         return False
+
+
+def demo_running_seconds(
+    catalog: Catalog, *, model: str, resolution: str, duration: int, speed: float
+) -> tuple[float, float]:
+    """The demo gateway's running time for a class, known because it runs in this process.
+
+    Parameters
+    ----------
+    catalog
+        The models' speed classes and the tiers' pixel counts.
+    model, resolution, duration
+        The job's class.
+    speed
+        The demo speed: every time of the demo gateway is divided by it.
+
+    Returns
+    -------
+    tuple of float
+        The running time in seconds, and the ± share by which one task's varies.
+    """
+    tiers = catalog.tier_pixels
+    seconds = run_seconds(
+        random.Random(0),
+        fast=catalog.model(model).is_fast,
+        tier_pixels=tiers.get(resolution, min(tiers.values())),
+        smallest_tier_pixels=min(tiers.values()),
+        duration=duration,
+        jitter=0.0,
+    )
+    return seconds / speed, RUN_JITTER
+
+
+def demo_queue_seconds(*, speed: float) -> float:
+    """The demo gateway's usual wait before a task starts, in seconds (its median)."""
+    return QUEUE_MEDIAN_SECONDS / speed
 
 
 _lock = threading.Lock()

@@ -1,20 +1,37 @@
-"""What a person can expect of a job: how long it usually takes, and what it is doing now.
+"""What to expect of a job: how long it runs, how long it usually takes, and what it is doing now.
 
-The words are for someone who never saw an API; pages show them as they are.
+``RunTimeEstimator`` is the one estimate of run time, fed by the store: the watcher schedules its
+polls with it and the job cards word it. The words are for someone who never saw an API; pages
+show them as they are.
 """
 
 from __future__ import annotations
 
+import statistics
+import threading
+import time
+from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime
-from types import MappingProxyType
+from datetime import datetime, timedelta
 
-from studio.records import BILLED, DEMO, JobStatus
+from studio.catalog import Catalog
+from studio.demo import demo_queue_seconds, demo_running_seconds
+from studio.records import DEMO, Job, JobStatus
+from studio.schedule import (
+    ExpectedRunTime,
+    PollPolicy,
+    expected_from_samples,
+    gateway_pace,
+    spread_around,
+)
+from studio.store import JobStore
 
 # A job that has run this many times its usual time is "taking longer than usual".
 OVERDUE_FACTOR = 1.5
 # A progress bar never shows full before the video is saved.
 MAX_PROGRESS = 0.97
+# Past jobs of a class read for an estimate: enough for a spread, recent enough to follow a change.
+HISTORY_LIMIT = 50
 
 
 @dataclass(frozen=True)
@@ -26,29 +43,192 @@ class TypicalWait:
     longest: float | None = None
 
     def describe(self) -> str:
-        """``Usually under a minute``, ``Usually 1–5 minutes, sometimes up to 10``."""
-        if self.usual_from <= 0:
-            text = f"Usually under {_minutes(self.usual_to)}"
+        """``Usually under a minute``, ``Usually 1–5 minutes, sometimes up to 10``, ``Usually
+        under a minute, sometimes up to 2 minutes``."""
+        upper = max(round(self.usual_to / 60), 1)
+        lower = round(self.usual_from / 60)
+        if lower < 1 or lower >= upper:
+            text = f"Usually under {_minutes(upper)}"
         else:
-            text = f"Usually {round(self.usual_from / 60)}–{_minutes(self.usual_to)}"
-        if self.longest is not None:
-            text += f", sometimes up to {round(self.longest / 60)}"
+            text = f"Usually {lower}–{_minutes(upper)}"
+        if self.longest is not None and (longest := round(self.longest / 60)) > upper:
+            # After a range in minutes the unit goes without saying; after "a minute" it does not.
+            text += f", sometimes up to {longest if upper > 1 else _minutes(longest)}"
         return text
 
 
-def _minutes(seconds: float) -> str:
-    count = round(seconds / 60)
+def _minutes(count: int) -> str:
     return "a minute" if count == 1 else f"{count} minutes"
 
 
-# Before this app has timed enough similar jobs itself: real jobs take 1 to 5 minutes, now and
-# then up to 10; the built-in demo gateway finishes well within a minute.
-TYPICAL_WAIT = MappingProxyType(
-    {
-        BILLED: TypicalWait(usual_from=60, usual_to=300, longest=600),
-        DEMO: TypicalWait(usual_from=0, usual_to=60),
-    }
-)
+@dataclass(frozen=True)
+class JobClass:
+    """What run time depends on: the gateway (``billed`` or ``demo``) and the job's options."""
+
+    mode: str
+    model: str
+    resolution: str
+    duration: int
+
+    @classmethod
+    def of(cls, job: Job) -> JobClass:
+        return cls(job.mode, job.model, job.resolution, job.duration)
+
+
+class RunTimeEstimator:
+    """How long jobs of a class run and take, from the store's timings or else a prior.
+
+    The prior of a billed job is the catalog's guess (a hint only); a demo job's is the demo
+    gateway's own timing model at its speed. Timings of the two gateways never mix. Looked-up
+    times are reused for ``policy.history_ttl`` seconds.
+
+    Parameters
+    ----------
+    store
+        Where past jobs' times come from.
+    catalog
+        The priors and speed classes.
+    policy
+        How many past jobs make a centre and a spread, and how long to reuse them.
+    demo_speed
+        How much faster than its defaults the demo gateway runs.
+    clock
+        Monotonic seconds, for the reuse period.
+    """
+
+    def __init__(
+        self,
+        *,
+        store: JobStore,
+        catalog: Catalog,
+        policy: PollPolicy,
+        demo_speed: float,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._store = store
+        self._catalog = catalog
+        self._policy = policy
+        self._demo_speed = demo_speed
+        self._clock = clock
+        self._lock = threading.Lock()
+        self._cache: dict[tuple[JobClass, bool], tuple[float, list[float]]] = {}
+        self._latest: dict[str, tuple[float, list[tuple[str, str, int, float]]]] = {}
+
+    def forget(self) -> None:
+        """Read the store afresh on the next question."""
+        with self._lock:
+            self._cache.clear()
+            self._latest.clear()
+
+    def running_time(self, job_class: JobClass) -> ExpectedRunTime:
+        """The model's running time (gateway start to end) for a job of this class."""
+        return expected_from_samples(
+            self._policy,
+            self._times(job_class, from_start=True),
+            fallback=self._prior(job_class),
+            pace=self._pace(job_class.mode),
+        )
+
+    def _pace(self, mode: str) -> float | None:
+        """How the gateway's latest jobs ran against their classes' medians (``gateway_pace``)."""
+        now = self._clock()
+        with self._lock:
+            cached = self._latest.get(mode)
+        if cached is None or now - cached[0] >= self._policy.history_ttl:
+            latest = self._store.latest_running_times(mode=mode, limit=self._policy.recent_samples)
+            cached = (now, latest)
+            with self._lock:
+                self._latest[mode] = cached
+        ratios = []
+        for model, resolution, duration, seconds in cached[1]:
+            times = self._times(JobClass(mode, model, resolution, duration), from_start=True)
+            if len(times) >= self._policy.spread_samples:
+                ratios.append(seconds / statistics.median(times))
+        return gateway_pace(self._policy, ratios)
+
+    def total_time(self, job_class: JobClass) -> ExpectedRunTime:
+        """The time from the submit to the end, queue included, for a job of this class."""
+        queue = self._prior_queue_seconds(job_class)
+        prior = self._prior(job_class)
+        fallback = ExpectedRunTime(
+            prior.median_seconds + queue,
+            prior.low_seconds + queue / 2,
+            prior.high_seconds + queue * 2,
+            trusted=prior.trusted,
+        )
+        return expected_from_samples(
+            self._policy, self._times(job_class, from_start=False), fallback=fallback
+        )
+
+    def expected_finish(self, job: Job) -> datetime | None:
+        """When an in-flight job should be done, from similar past jobs (None: none timed yet).
+
+        Once the gateway has started the job, its running time is what varies least, so the
+        estimate counts from the start; before that it counts from the submit, queue included.
+        """
+        if not job.in_flight or job.submitted_at is None:
+            return None
+        job_class = JobClass.of(job)
+        if job.started_at is not None:
+            expected, since = self.running_time(job_class), job.started_at
+        else:
+            expected, since = self.total_time(job_class), job.submitted_at
+        if expected.samples == 0:
+            return None
+        return since + timedelta(seconds=expected.median_seconds)
+
+    def typical_wait(self, job_class: JobClass) -> TypicalWait:
+        """How long a job of this class usually takes, from its sending to its end."""
+        total = self.total_time(job_class)
+        return TypicalWait(
+            usual_from=total.low_seconds, usual_to=total.median_seconds, longest=total.high_seconds
+        )
+
+    def _times(self, job_class: JobClass, *, from_start: bool) -> list[float]:
+        key = (job_class, from_start)
+        now = self._clock()
+        with self._lock:
+            cached = self._cache.get(key)
+        if cached is not None and now - cached[0] < self._policy.history_ttl:
+            return cached[1]
+        times = self._store.recent_run_times(
+            job_class.model,
+            job_class.resolution,
+            job_class.duration,
+            mode=job_class.mode,
+            from_start=from_start,
+            limit=HISTORY_LIMIT,
+        )
+        with self._lock:
+            self._cache[key] = (now, times)
+        return times
+
+    def _prior(self, job_class: JobClass) -> ExpectedRunTime:
+        if job_class.mode == DEMO:
+            seconds, jitter = demo_running_seconds(
+                self._catalog,
+                model=job_class.model,
+                resolution=job_class.resolution,
+                duration=job_class.duration,
+                speed=self._demo_speed,
+            )
+            return spread_around(seconds, low_share=1 - jitter, high_share=1 + jitter, trusted=True)
+        timing = self._catalog.timing
+        seconds = self._catalog.prior_running_seconds(
+            job_class.model, job_class.resolution, job_class.duration
+        )
+        return spread_around(
+            seconds,
+            low_share=timing.prior_low_share,
+            high_share=timing.prior_high_share,
+            trusted=False,
+        )
+
+    def _prior_queue_seconds(self, job_class: JobClass) -> float:
+        if job_class.mode == DEMO:
+            return demo_queue_seconds(speed=self._demo_speed)
+        return self._catalog.timing.prior_queue_seconds
+
 
 _STAGES = {
     JobStatus.SUBMITTING: "Sending it to the video service",
@@ -56,11 +236,6 @@ _STAGES = {
     JobStatus.RUNNING: "The model is making your video",
     JobStatus.DOWNLOADING: "Saving the finished video",
 }
-
-
-def typical_wait(mode: str) -> TypicalWait:
-    """How long a job of this mode (``billed`` or ``demo``) usually takes."""
-    return TYPICAL_WAIT[mode]
 
 
 def stage(status: JobStatus) -> str:
@@ -86,7 +261,7 @@ def progress(
     started
         When the job was sent.
     expected_finish
-        When similar past jobs suggest it ends (``Studio.expected_finish``), if known.
+        When similar past jobs suggest it ends (``RunTimeEstimator.expected_finish``), if known.
     now
         The current time.
 

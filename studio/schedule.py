@@ -3,37 +3,41 @@
 Pure arithmetic plus one small thread-safe token bucket, so the watcher's timing can be tested
 without a clock.
 
-How the schedule works: real jobs take 1-10 minutes, but the model's running time for one (model,
-resolution, duration) is nearly constant (a fixed number of diffusion steps on the same GPUs); what
-varies is the wait in the gateway's queue. Every snapshot from RUNNING on carries the gateway's
-``scheduled_time``, so the moment a job started running is known exactly however late it is seen.
-So the watcher polls sparsely while a job is queued, then sleeps until shortly before the expected
-finish (its start plus the running time of similar past jobs), polls densely in a narrow window
-around it, and backs off gradually if the job is late. Without enough history it falls back to a
-prior (``PRIOR_*`` below) and to waits capped at a fraction of the time elapsed, so that a job that
-ends far earlier than the prior says is not seen very late.
+How the schedule works: the model's running time for one (model, resolution, duration) varies
+far less than the wait in the gateway's queue, and every snapshot from RUNNING on carries the
+gateway's ``scheduled_time``, so the moment a job started running is known exactly however late it
+is seen. An expected running time (``ExpectedRunTime``) comes from past jobs of the class on the
+same gateway, from the demo gateway's known timing model, or from the catalog's guess. It is a
+hint, never a promise:
+
+- Queued: polls grow sparser with the wait, but stay within a fifth of the earliest plausible
+  end (so the start shows soon and a job cannot start and end between two polls unseen) and
+  within ``queued_max_delay``.
+- Running on a trusted expectation: sleeps of at most ``longest_sleep`` towards the moment the
+  job could plausibly end (``watch_from``: the window where similar jobs ended, opened below the
+  fastest of them, and never later than ``early_share`` of the expected time, so a gateway that
+  got faster is still seen); then polls at most ``watch_gap`` apart, about ``window_polls`` across
+  the window (at most ``window_gap`` apart there), and ``watch_gap`` again when the job runs late;
+  only far past anything expected, and past ``late_floor``, does the interval grow.
+- Running on the catalog's guess (a cold start): no sleep on the strength of a guess; polls at
+  most ``cold_gap`` apart from the start, closer while the job is young.
+
+``expected_from_samples`` turns past jobs into an expectation (one job is enough) and follows a
+change of pace, of the class or of the whole gateway (``gateway_pace``).
 """
 
 from __future__ import annotations
 
 import random
+import statistics
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, fields, replace
 from datetime import datetime, timedelta
-from types import MappingProxyType
 
 UNKNOWN_EXPIRED = "expired"
 UNKNOWN_CONFIRMED = "confirmed"
-
-# The prior for running time, before this app has timed enough similar jobs itself. The catalog has
-# no timing data, so this is a guess from the gateway's documentation (jobs take 1-5 minutes, now
-# and then up to 10; flash is about twice as fast as plus): ``PollPolicy.prior_running_seconds``
-# for a plus model at 720P and 5 s, times these factors, in proportion to the duration.
-PRIOR_FAST_FACTOR = 0.5  # flash and turbo models
-PRIOR_RESOLUTION_FACTOR = MappingProxyType({"480P": 0.6, "720P": 1.0, "1080P": 1.6})
-PRIOR_SPREAD = 1.0  # the prior's 90th percentile is this share above its median
 
 
 @dataclass(frozen=True)
@@ -42,21 +46,29 @@ class PollPolicy:
 
     first_delay: float = 2.0  # first poll after the submit answer (refusals show at once)
     min_delay: float = 0.5  # never closer than this, whatever else applies
-    max_delay: float = 30.0  # longest wait once a job is running, however late it is
-    queued_max_delay: float = 30.0  # longest wait while queued (a failure there shows this late)
-    queued_fraction: float = 0.5  # ... and at most this share of the shortest likely running time
-    longest_sleep: float = 120.0  # longest single sleep towards the finish window
-    near_finish_delay: float = 2.0  # the interval inside the finish window
-    window_min_lead: float = 4.0  # the window opens at least this long before the expected finish
-    window_spread_factor: float = 1.0  # ... and this many (p90 - median) spreads before it
-    late_fraction: float = 0.2  # past the window, wait at most this share of the lateness
-    cold_fraction: float = 0.1  # with only the prior: wait at most this share of the elapsed time
-    cold_early_fraction: float = 0.25  # ... and this share before the prior's earliest finish
-    prior_earliest_fraction: float = 0.5  # the prior's earliest likely finish, as a share of it
-    prior_running_seconds: float = 180.0  # the prior for a plus model at 720P, 5 s
-    min_expected_samples: int = 3  # past jobs needed before their times are trusted
-    history_ttl: float = 60.0  # how long the watcher reuses the running times it looked up
-    jitter: float = 0.15  # ± share of every delay, so that jobs do not poll in lockstep
+    max_delay: float = 30.0  # longest wait once a job is running far past anything expected
+    queued_max_delay: float = 30.0  # longest wait while queued
+    queued_growth: float = 1.0  # while queued, wait this share of the time since the submit
+    queued_fraction: float = 0.2  # ... and at most this share of the earliest plausible end
+    watch_gap: float = 6.0  # the longest wait whenever the job may plausibly have ended
+    cold_gap: float = 5.0  # the same on the catalog's guess, when ends are as likely anywhere
+    near_finish_delay: float = 2.0  # the shortest interval, inside the finish window
+    window_gap: float = 5.0  # the longest interval inside the finish window
+    window_polls: int = 8  # about this many polls span the window where similar jobs ended
+    window_min_lead: float = 4.0  # the window reaches at least this far around their times
+    window_pad_share: float = 0.25  # ... and this share of their distance from the median
+    early_share: float = 0.8  # watching starts by this share of the expected time at the latest
+    longest_sleep: float = 90.0  # longest single sleep on a running job
+    late_after: float = 2.0  # past this many times the slowest expected, the interval grows
+    late_floor: float = 900.0  # ... but never before the job has run this long
+    late_fraction: float = 0.1  # ... to this share of the time beyond it (up to ``max_delay``)
+    cold_fraction: float = 0.25  # on the catalog's guess, wait at most this share of the elapsed
+    recent_samples: int = 3  # the median of this many latest jobs shows a change of pace
+    spread_samples: int = 5  # past jobs needed before their own spread is trusted
+    default_spread: float = 0.25  # with fewer, jobs end within this share either side
+    min_spread: float = 0.03  # never assume a class steadier than this share either side
+    history_ttl: float = 30.0  # how long the estimator reuses the times it looked up
+    jitter: float = 0.1  # ± share of every delay, so that jobs do not poll in lockstep
     retry_after_cap: float = 300.0  # longest Retry-After honoured as given
     unknown_confirm_polls: int = 3  # UNKNOWN answers needed before a young task counts as lost
     unknown_confirm_seconds: float = 10.0  # ... spread over at least this long
@@ -67,7 +79,7 @@ class PollPolicy:
     idle_wait: float = 1.0  # the watcher's longest sleep when nothing is due
 
     def scaled(self, factor: float) -> PollPolicy:
-        """Return this policy with every duration divided by ``factor`` (for tests and benches).
+        """Return this policy with every duration divided by ``factor`` (for demo mode and tests).
 
         Parameters
         ----------
@@ -80,13 +92,18 @@ class PollPolicy:
             The same fractions, counts and jitter; shorter times.
         """
         unitless = {
+            "queued_growth",
             "queued_fraction",
-            "window_spread_factor",
+            "window_polls",
+            "window_pad_share",
+            "early_share",
+            "late_after",
             "late_fraction",
             "cold_fraction",
-            "cold_early_fraction",
-            "prior_earliest_fraction",
-            "min_expected_samples",
+            "recent_samples",
+            "spread_samples",
+            "default_spread",
+            "min_spread",
             "jitter",
             "unknown_confirm_polls",
         }
@@ -105,69 +122,144 @@ class PollPolicy:
 class ExpectedRunTime:
     """How long the model runs for a job like this one, from its start to its end, in seconds.
 
-    ``measured`` is True for the running times of similar past jobs, False for the prior.
+    ``low_seconds`` and ``high_seconds`` bound where such jobs end (from history: the fastest
+    and the 90th percentile). ``trusted`` is False for the catalog's guess, which the schedule
+    takes as a hint only; True for timings of past jobs and for the demo gateway's known timing
+    model.
+    ``samples`` counts the past jobs behind it.
     """
 
     median_seconds: float
-    p90_seconds: float
-    measured: bool = True
+    low_seconds: float
+    high_seconds: float
+    trusted: bool = True
+    samples: int = 0
 
 
-def prior_run_time(
-    policy: PollPolicy, *, model: str, resolution: str, duration: int
+def spread_around(
+    median_seconds: float, *, low_share: float, high_share: float, trusted: bool
 ) -> ExpectedRunTime:
-    """Return the prior guess of a job's running time (see ``PRIOR_FAST_FACTOR``).
+    """An expectation from a median and the shares of it that bound most jobs."""
+    return ExpectedRunTime(
+        median_seconds, median_seconds * low_share, median_seconds * high_share, trusted=trusted
+    )
+
+
+def expected_from_samples(
+    policy: PollPolicy,
+    recent_first: Sequence[float],
+    *,
+    fallback: ExpectedRunTime,
+    pace: float | None = None,
+) -> ExpectedRunTime:
+    """Turn the running times of past jobs of one class into an expectation for the next.
 
     Parameters
     ----------
     policy
-        The timing knobs (``prior_running_seconds``).
-    model, resolution, duration
-        The job's class; an unknown resolution counts as 720P.
+        The timing knobs (``recent_samples``, ``spread_samples``, the spreads).
+    recent_first
+        Running times in seconds, the most recent job first.
+    fallback
+        What to expect with no past job at all (a prior).
+    pace
+        How the gateway's latest jobs of any class ran against their own classes' medians
+        (``gateway_pace``), if known: 0.75 when they all ran a quarter faster than usual.
 
     Returns
     -------
     ExpectedRunTime
-        Not ``measured``, with a wide spread.
+        Trusted from a single job on. With enough jobs: their median, the fastest and the 90th
+        percentile; but when the latest few jobs of the class, or else the gateway's pace, lie
+        outside the middle of that spread, the gateway may have got faster or slower: the
+        expectation moves with them, and the bounds cover the spread at both paces. With only a
+        few jobs: their median, and bounds ``default_spread`` beyond the fastest and the slowest
+        (moved with the gateway's pace likewise).
     """
-    fast = model.endswith(("-flash", "-turbo"))
-    median = (
-        policy.prior_running_seconds
-        * (PRIOR_FAST_FACTOR if fast else 1.0)
-        * PRIOR_RESOLUTION_FACTOR.get(resolution, 1.0)
-        * duration
-        / 5
-    )
-    return ExpectedRunTime(median, median * (1 + PRIOR_SPREAD), measured=False)
+    times = [seconds for seconds in recent_first if seconds > 0]
+    if not times:
+        return fallback
+    ordered = sorted(times)
+    overall = statistics.median(ordered)
+    centre = overall
+    if len(times) < policy.spread_samples:
+        low = ordered[0] * (1 - policy.default_spread)
+        high = ordered[-1] * (1 + policy.default_spread)
+        shift = pace
+    else:
+        # The fastest, not a percentile: a few samples hide how early a job can end.
+        low, high = ordered[0], _percentile(ordered, 0.9)
+        latest = statistics.median(times[: policy.recent_samples])
+        shift = latest / overall if abs(latest - overall) > (high - low) / 2 else pace
+    if shift is not None and abs(shift - 1) * overall > (high - low) / 2:
+        # Until the history has caught up, cover both the old pace and the new one.
+        centre = overall * shift
+        low, high = min(low, low * shift), max(high, high * shift)
+    low = min(low, centre * (1 - policy.min_spread))
+    high = max(high, centre * (1 + policy.min_spread))
+    return ExpectedRunTime(centre, low, high, trusted=True, samples=len(times))
+
+
+def gateway_pace(policy: PollPolicy, ratios_recent_first: Sequence[float]) -> float | None:
+    """How fast the gateway's latest jobs ran against their own classes' medians (1: as usual).
+
+    Parameters
+    ----------
+    policy
+        The timing knobs (``recent_samples``).
+    ratios_recent_first
+        For each latest job of any class, its running time over its class's median, the most
+        recent first.
+
+    Returns
+    -------
+    float or None
+        The median of the latest ``recent_samples`` ratios; None with fewer than two.
+    """
+    latest = [ratio for ratio in ratios_recent_first if ratio > 0][: policy.recent_samples]
+    return statistics.median(latest) if len(latest) >= 2 else None
+
+
+def _percentile(ordered: Sequence[float], fraction: float) -> float:
+    position = fraction * (len(ordered) - 1)
+    below = int(position)
+    above = min(below + 1, len(ordered) - 1)
+    return ordered[below] + (ordered[above] - ordered[below]) * (position - below)
 
 
 def finish_window(policy: PollPolicy, expected: ExpectedRunTime) -> tuple[float, float]:
-    """Return when to poll every ``near_finish_delay``, in seconds after the job started running.
+    """Return where similar jobs ended, padded, in seconds after the job started running.
 
     Parameters
     ----------
     policy
         The timing knobs.
     expected
-        Running times of similar past jobs.
+        The expected running time.
 
     Returns
     -------
     tuple of float
-        ``(start, end)``: from a lead of one spread (p90 - median, at least
-        ``window_min_lead``) before the median until as long after it.
+        ``(start, end)``: from ``low_seconds`` to ``high_seconds``, each widened by half its
+        distance from the median (a tenth of the jobs end beyond each, and the bounds of a few
+        samples are loose), and by at least ``window_min_lead``; the start never below zero.
     """
-    median = max(expected.median_seconds, 0.0)
-    spread = max(expected.p90_seconds - median, 0.0)
-    lead = max(policy.window_min_lead, policy.window_spread_factor * spread)
-    return max(median - lead, 0.0), median + lead
+    median, low, high = expected.median_seconds, expected.low_seconds, expected.high_seconds
+    before = max(policy.window_min_lead, policy.window_pad_share * (median - low))
+    after = max(policy.window_min_lead, policy.window_pad_share * (high - median))
+    return max(low - before, 0.0), high + after
 
 
-def earliest_likely_finish(policy: PollPolicy, expected: ExpectedRunTime) -> float:
-    """Seconds of running before which a job of this kind is unlikely to end."""
-    if expected.measured:
-        return finish_window(policy, expected)[0]
-    return expected.median_seconds * policy.prior_earliest_fraction
+def watch_from(policy: PollPolicy, expected: ExpectedRunTime) -> float:
+    """Seconds of running before which the job is not expected to end (0 on a guess).
+
+    The window's start, but never later than ``early_share`` of the expected time: history
+    says when similar jobs ended, not that this one cannot end sooner.
+    """
+    if not expected.trusted:
+        return 0.0
+    start, _ = finish_window(policy, expected)
+    return min(start, policy.early_share * expected.median_seconds)
 
 
 def next_poll_delay(
@@ -190,7 +282,7 @@ def next_poll_delay(
     running_seconds
         Seconds since the gateway started running it, None while it is queued.
     expected
-        Its running time: from similar past jobs, or the prior.
+        Its expected running time.
     retry_after
         The gateway's Retry-After in seconds, if it asked us to slow down.
     rng
@@ -199,35 +291,23 @@ def next_poll_delay(
     Returns
     -------
     float
-        Queued: a sparse interval (the start time comes back in a later snapshot anyway), short
-        enough that the next poll comes before the finish could. Running with history: a sleep
-        until the finish window (never past its start), ``near_finish_delay`` inside it, then
-        ``late_fraction`` of the lateness. Running on the prior: at most ``cold_fraction`` of the
-        elapsed time (``cold_early_fraction`` before the prior's earliest likely finish). Each
-        jittered, never below ``min_delay`` and never before a Retry-After.
+        See the module's docstring. Each delay is jittered (a sleep towards a moment not to
+        overshoot only ever comes earlier), never below ``min_delay`` and never before a
+        Retry-After.
     """
     rng = rng or random
-    earliest = earliest_likely_finish(policy, expected)
     sleep_until = None  # a moment not to overshoot, so jitter only brings it forward
     if running_seconds is None:
-        delay = _clamp(policy.queued_fraction * earliest, policy, cap=policy.queued_max_delay)
-    elif not expected.measured:
-        if running_seconds < earliest:
-            cap = max(policy.cold_early_fraction * elapsed_seconds, policy.near_finish_delay)
-            sleep_until = earliest - running_seconds
-            delay = min(sleep_until, cap)
-        else:
-            delay = _clamp(policy.cold_fraction * elapsed_seconds, policy, cap=policy.max_delay)
+        delay = _queued_delay(policy, elapsed_seconds, expected)
+    elif not expected.trusted:
+        delay = _cold_delay(policy, elapsed_seconds, running_seconds, expected)
     else:
-        start, end = finish_window(policy, expected)
-        if running_seconds < start:
-            sleep_until = start - running_seconds
+        earliest = watch_from(policy, expected)
+        if running_seconds < earliest:
+            sleep_until = earliest - running_seconds
             delay = min(sleep_until, policy.longest_sleep)
-        elif running_seconds <= end:
-            delay = policy.near_finish_delay
         else:
-            late = running_seconds - expected.median_seconds
-            delay = _clamp(policy.late_fraction * late, policy, cap=policy.max_delay)
+            delay = _watching_delay(policy, running_seconds, expected)
     if sleep_until is not None and delay >= sleep_until:
         delay -= rng.uniform(0, policy.jitter * policy.near_finish_delay)
     else:
@@ -240,8 +320,45 @@ def next_poll_delay(
     return delay
 
 
-def _clamp(delay: float, policy: PollPolicy, *, cap: float) -> float:
-    return min(max(delay, policy.near_finish_delay), cap)
+def _queued_delay(policy: PollPolicy, elapsed: float, expected: ExpectedRunTime) -> float:
+    # A job that starts just after this poll must not end before the next one: half its earliest
+    # plausible end (on a guess, where it could end any time, the watch gap).
+    earliest = watch_from(policy, expected)
+    if expected.trusted:
+        cap = max(policy.queued_fraction * earliest, policy.near_finish_delay)
+    else:
+        # Any running time is possible, but not one shorter than two polls of a running job.
+        cap = 2 * policy.cold_gap
+    cap = min(cap, policy.queued_max_delay)
+    return min(max(policy.queued_growth * elapsed, policy.near_finish_delay), cap)
+
+
+def _cold_delay(
+    policy: PollPolicy, elapsed: float, running: float, expected: ExpectedRunTime
+) -> float:
+    if running > _late_from(policy, expected):
+        return _late_delay(policy, running, expected)
+    return min(max(policy.cold_fraction * elapsed, policy.near_finish_delay), policy.cold_gap)
+
+
+def _watching_delay(policy: PollPolicy, running: float, expected: ExpectedRunTime) -> float:
+    start, end = finish_window(policy, expected)
+    if start <= running <= end:
+        # About ``window_polls`` polls across the window, however wide it is.
+        spaced = (end - start) / policy.window_polls
+        return min(max(spaced, policy.near_finish_delay), policy.window_gap)
+    if running > _late_from(policy, expected):
+        return _late_delay(policy, running, expected)
+    return policy.watch_gap
+
+
+def _late_from(policy: PollPolicy, expected: ExpectedRunTime) -> float:
+    return max(policy.late_after * expected.high_seconds, policy.late_floor)
+
+
+def _late_delay(policy: PollPolicy, running: float, expected: ExpectedRunTime) -> float:
+    beyond = running - _late_from(policy, expected)
+    return min(max(policy.late_fraction * beyond, policy.watch_gap), policy.max_delay)
 
 
 def finish_urgency(
@@ -258,7 +375,7 @@ def finish_urgency(
         poll has been overdue (it may have started just after the last one), so that a job
         waiting for a poll under a saturated budget grows urgent instead of starving.
     expected
-        Its running time: from similar past jobs, or the prior.
+        Its expected running time.
 
     Returns
     -------
@@ -268,8 +385,8 @@ def finish_urgency(
         class's job a few seconds from its finish on a par with a looser class's job that much
         further out.
     """
-    spread = max(expected.p90_seconds - expected.median_seconds, 0.0)
-    lead = max(policy.window_min_lead, policy.window_spread_factor * spread)
+    start, end = finish_window(policy, expected)
+    lead = max((end - start) / 2, policy.window_min_lead)
     return (expected.median_seconds - running_seconds) / lead
 
 

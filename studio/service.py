@@ -24,6 +24,7 @@ from typing import Any
 
 from studio.catalog import Catalog, default_catalog
 from studio.demo import DemoGateway, acquire_demo_gateway, release_demo_gateway
+from studio.expectations import JobClass, RunTimeEstimator, TypicalWait
 from studio.gateway import GatewayClient, RetryPolicy
 from studio.generation import FieldProblem, InvalidRequest
 from studio.imagehost import DataUriHost, ImageHost
@@ -63,7 +64,6 @@ CSV_COLUMNS = (
     "video file",
 )
 RECHECKABLE = frozenset({JobStatus.TIMED_OUT, JobStatus.LOST, JobStatus.EXPIRED})
-_EXPECTED_FINISH_TTL_SECONDS = 30.0
 _EXPORT_PAGE = 1000
 # Each watcher request is made once; the schedule decides when to try again (and counts it in the
 # request budget), rather than the client retrying behind its back.
@@ -145,6 +145,7 @@ class Studio:
         store: JobStore,
         images: ImageLibrary,
         policy: PollPolicy,
+        demo_policy: PollPolicy,
         budget: RequestBudget,
         image_host: ImageHost,
         demo: DemoGateway | None,
@@ -158,11 +159,13 @@ class Studio:
         self._demo = demo
         self._lock = threading.Lock()
         self._credentials: dict[str, _Credentials] = {}
+        self._estimator = RunTimeEstimator(
+            store=store, catalog=catalog, policy=policy, demo_speed=settings.demo_speed
+        )
         # (fingerprint, holder) of browser sessions that ended without forgetting their key.
         # Filled by garbage-collection callbacks, which must not take the lock (the collector
         # may run while this very thread holds it), so they only append; see _let_go_of_ended.
         self._ended_holders: deque[tuple[str, str]] = deque()
-        self._expected: dict[tuple[str, str, int, bool], tuple[float, float | None]] = {}
         self._submitter = Submitter(
             store=store, library=images, image_host=image_host, catalog=catalog, policy=policy
         )
@@ -178,6 +181,8 @@ class Studio:
             client_for_key=self._watch_client,
             held_keys=self.held_key_fingerprints,
             policy=policy,
+            estimator=self._estimator,
+            demo_policy=demo_policy,
             budget=budget,
         )
         if demo is not None:
@@ -203,7 +208,8 @@ class Studio:
             Run the watcher in a daemon thread (False for one-shot commands and tests that drive
             ``studio.watcher`` themselves).
         poll_policy
-            The watcher's timing; by default the standard one with the settings' deadline.
+            The watcher's timing for every job; by default the standard one with the settings'
+            deadline, and for demo jobs the same scaled to the demo gateway's speed.
         catalog
             Models and prices; the shipped catalog by default.
         image_host
@@ -217,6 +223,9 @@ class Studio:
         settings.home.mkdir(parents=True, exist_ok=True)
         settings.key_salt()
         policy = poll_policy or PollPolicy(deadline=settings.job_deadline_minutes * 60)
+        # A policy given by the caller is already timed for its gateways; the standard one is for
+        # real jobs, and the demo gateway runs ``demo_speed`` times faster than its defaults.
+        demo_policy = poll_policy or policy.scaled(settings.demo_speed)
         store = JobStore.open(settings.database_url)
         demo = None
         try:
@@ -230,6 +239,7 @@ class Studio:
                 store=store,
                 images=ImageLibrary(settings.home),
                 policy=policy,
+                demo_policy=demo_policy,
                 budget=shared_budget(settings.request_budget_per_second),
                 image_host=image_host or DataUriHost(),
                 demo=demo,
@@ -573,29 +583,12 @@ class Studio:
         return self.store.totals(session_id=session_id, today_start=_local_midnight(now()))
 
     def expected_finish(self, job: Job) -> datetime | None:
-        """When an in-flight job should be done, from similar past jobs (None: no history yet).
+        """When an in-flight job should be done, from similar past jobs (None: none timed yet)."""
+        return self._estimator.expected_finish(job)
 
-        Once the gateway has started the job, its running time is what varies least, so the
-        estimate counts from the start; before that it counts from the submit, queue included.
-        """
-        if not job.in_flight or job.submitted_at is None:
-            return None
-        running = job.started_at is not None
-        key = (job.model, job.resolution, job.duration, running)
-        with self._lock:
-            cached = self._expected.get(key)
-        if cached is None or time.monotonic() - cached[0] > _EXPECTED_FINISH_TTL_SECONDS:
-            stats_of = self.store.running_time_stats if running else self.store.run_time_stats
-            stats = stats_of(job.model, job.resolution, job.duration)
-            enough = stats.samples >= self.policy.min_expected_samples
-            cached = (time.monotonic(), stats.median_seconds if enough else None)
-            with self._lock:
-                self._expected[key] = cached
-        median = cached[1]
-        if median is None:
-            return None
-        since = job.started_at if running else job.submitted_at
-        return since + timedelta(seconds=median)
+    def typical_wait(self, job: Job) -> TypicalWait:
+        """How long a job like this one usually takes, from past jobs or else the prior."""
+        return self._estimator.typical_wait(JobClass.of(job))
 
     def video_file(self, job: Job) -> Path | None:
         """The saved MP4 of a finished job, if it is on disk."""

@@ -10,12 +10,11 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import math
 import os
 import secrets
 import sqlite3
 import time
-from collections.abc import Collection, Iterator, Sequence
+from collections.abc import Collection, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
@@ -51,15 +50,6 @@ _SQLITE_APPLICATION_ID = 0x57414E53
 
 class JobNotFound(LookupError):
     """No job has this id."""
-
-
-@dataclasses.dataclass(frozen=True)
-class RunTimeStats:
-    """How long similar jobs took over one span of their life (such as submit to finish), in s."""
-
-    samples: int
-    median_seconds: float | None
-    p90_seconds: float | None
 
 
 class EmptyDatabase(RuntimeError):
@@ -105,14 +95,6 @@ def _fingerprint_clause(key_fingerprints: Collection[str | None] | None) -> sa.C
     if None in key_fingerprints:
         clauses.append(jobs.c.key_fingerprint.is_(None))
     return sa.or_(sa.false(), *clauses)
-
-
-def _percentile(ordered: Sequence[float], fraction: float) -> float:
-    # Linear interpolation between the two nearest ranks (numpy's default).
-    position = fraction * (len(ordered) - 1)
-    lower = math.floor(position)
-    upper = min(lower + 1, len(ordered) - 1)
-    return ordered[lower] + (ordered[upper] - ordered[lower]) * (position - lower)
 
 
 def _configure_sqlite(engine: Engine) -> None:
@@ -776,41 +758,42 @@ class JobStore:
             },
         )
 
-    def run_time_stats(
-        self, model: str, resolution: str, duration: int, *, limit: int = 50
-    ) -> RunTimeStats:
-        """Median and 90th percentile of submit-to-finish time of the last similar successes."""
-        return self._span_stats(jobs.c.submitted_at, model, resolution, duration, limit=limit)
-
-    def running_time_stats(
-        self, model: str, resolution: str, duration: int, *, limit: int = 50
-    ) -> RunTimeStats:
-        """Median and 90th percentile of start-to-finish time of the last similar successes.
-
-        The gateway's own ``scheduled_time`` and ``end_time`` bound this span, so unlike
-        ``run_time_stats`` it leaves out the time spent queued, which varies with the gateway's
-        load while the model's running time for one (model, resolution, duration) barely does.
+    def recent_run_times(
+        self,
+        model: str,
+        resolution: str,
+        duration: int,
+        *,
+        mode: str,
+        from_start: bool,
+        limit: int = 50,
+    ) -> list[float]:
+        """How long the latest similar successes on one gateway took, the most recent first.
 
         Parameters
         ----------
         model, resolution, duration
             The class of job.
+        mode
+            ``billed`` or ``demo``: the two gateways run at their own speeds, so their times
+            never mix.
+        from_start
+            True: from the gateway's ``scheduled_time`` to its ``end_time`` (the model's running
+            time, which varies far less than the queue; jobs never seen started are left out).
+            False: from the submit to the end, queue included.
         limit
             Use at most this many of the most recent successes.
 
         Returns
         -------
-        RunTimeStats
-            ``samples`` is 0 (and the times None) when no similar job has a known start.
+        list of float
+            Seconds, one per job; empty when no similar job qualifies.
         """
-        return self._span_stats(jobs.c.started_at, model, resolution, duration, limit=limit)
-
-    def _span_stats(
-        self, began: sa.Column, model: str, resolution: str, duration: int, *, limit: int
-    ) -> RunTimeStats:
+        began = jobs.c.started_at if from_start else jobs.c.submitted_at
         query = (
             sa.select(began, jobs.c.finished_at)
             .where(
+                jobs.c.mode == mode,
                 jobs.c.model == model,
                 jobs.c.resolution == resolution,
                 jobs.c.duration == duration,
@@ -823,20 +806,45 @@ class JobStore:
         )
         with self._read() as conn:
             rows = conn.execute(query).all()
-        return _spans_to_stats(rows)
+        spans = ((finished - started).total_seconds() for started, finished in rows)
+        return [seconds for seconds in spans if seconds >= 0]
 
+    def latest_running_times(self, *, mode: str, limit: int) -> list[tuple[str, str, int, float]]:
+        """The running times of the latest successes on one gateway, of any class.
 
-def _spans_to_stats(rows: Sequence[Row[Any]]) -> RunTimeStats:
-    seconds = sorted(
-        (finished - began).total_seconds() for began, finished in rows if finished >= began
-    )
-    if not seconds:
-        return RunTimeStats(samples=0, median_seconds=None, p90_seconds=None)
-    return RunTimeStats(
-        samples=len(seconds),
-        median_seconds=_percentile(seconds, 0.5),
-        p90_seconds=_percentile(seconds, 0.9),
-    )
+        Parameters
+        ----------
+        mode
+            ``billed`` or ``demo``.
+        limit
+            How many of the most recent successes with a known start.
+
+        Returns
+        -------
+        list of tuple
+            ``(model, resolution, duration, seconds)``, the most recent first.
+        """
+        query = (
+            sa.select(
+                jobs.c.model, jobs.c.resolution, jobs.c.duration, jobs.c.started_at,
+                jobs.c.finished_at,
+            )
+            .where(
+                jobs.c.mode == mode,
+                jobs.c.status == JobStatus.SUCCEEDED,
+                jobs.c.started_at.is_not(None),
+                jobs.c.finished_at.is_not(None),
+            )
+            .order_by(jobs.c.finished_at.desc())
+            .limit(limit)
+        )  # fmt: skip
+        with self._read() as conn:
+            rows = conn.execute(query).all()
+        return [
+            (model, resolution, duration, (finished - started).total_seconds())
+            for model, resolution, duration, started, finished in rows
+            if finished >= started
+        ]
 
 
 def _add(left: Spend, right: Spend) -> Spend:

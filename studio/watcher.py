@@ -37,6 +37,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from studio.catalog import Catalog
 from studio.errors import GatewayError, LinkExpiredError, RateLimitError
+from studio.expectations import JobClass, RunTimeEstimator
 from studio.explain import (
     explain_canceled,
     explain_disk_full,
@@ -59,7 +60,6 @@ from studio.schedule import (
     RequestBudget,
     finish_urgency,
     next_poll_delay,
-    prior_run_time,
     unknown_verdict,
 )
 from studio.store import JobStore
@@ -241,6 +241,10 @@ class Watcher:
         typed in Settings arrive while it runs).
     policy
         Timing knobs.
+    estimator
+        Expected running times (the same estimate the job cards show).
+    demo_policy
+        The timing knobs for demo jobs, whose gateway runs at its own speed (``policy`` if None).
     budget
         The process's request budget, shared with anything else that calls the gateway.
     workers
@@ -263,7 +267,9 @@ class Watcher:
         client_for_key: ClientForKey,
         held_keys: HeldKeys,
         policy: PollPolicy,
+        estimator: RunTimeEstimator,
         budget: RequestBudget,
+        demo_policy: PollPolicy | None = None,
         workers: int = DEFAULT_WORKERS,
         rng: random.Random | None = None,
         clock: Callable[[], datetime] = _utcnow,
@@ -274,6 +280,8 @@ class Watcher:
         self.home = Path(home)
         self.catalog = catalog
         self.policy = policy
+        self._estimator = estimator
+        self._demo_policy = demo_policy or policy
         self.budget = budget
         self.owner = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
         self._client_for_key = client_for_key
@@ -286,8 +294,6 @@ class Watcher:
         self._thread: threading.Thread | None = None
         self._active = 0
         self._active_lock = threading.Lock()
-        self._stats: dict[tuple[str, str, int], tuple[float, ExpectedRunTime]] = {}
-        self._stats_lock = threading.Lock()
         self._disk_free = disk_free
         self._failure_retry = failure_retry
         self._store_retry = Backoff(policy.idle_wait, STORE_RETRY_MOST_SECONDS)
@@ -427,7 +433,9 @@ class Watcher:
         else:
             due = job.next_poll_at or now
             running = max((now - due).total_seconds(), 0.0)
-        return finish_urgency(self.policy, running_seconds=running, expected=self._expected(job))
+        return finish_urgency(
+            self._timing(job), running_seconds=running, expected=self._expected(job)
+        )
 
     def _idle_wait(self, held: Collection[str | None]) -> float:
         due = self.store.next_due_at(key_fingerprints=held)
@@ -804,7 +812,7 @@ class Watcher:
         now = self._clock()
         started_at = started_at or job.started_at
         delay = next_poll_delay(
-            self.policy,
+            self._timing(job),
             elapsed_seconds=(now - (job.submitted_at or job.created_at)).total_seconds(),
             running_seconds=None if started_at is None else (now - started_at).total_seconds(),
             expected=self._expected(job),
@@ -813,24 +821,10 @@ class Watcher:
         )
         return now + timedelta(seconds=delay)
 
+    def _timing(self, job: Job) -> PollPolicy:
+        """The timing knobs for this job's gateway."""
+        return self._demo_policy if job.is_demo else self.policy
+
     def _expected(self, job: Job) -> ExpectedRunTime:
-        """The running time of similar past jobs (cached a while), or the prior."""
-        key = (job.model, job.resolution, job.duration)
-        with self._stats_lock:
-            cached = self._stats.get(key)
-        if cached is not None and time.monotonic() - cached[0] < self.policy.history_ttl:
-            return cached[1]
-        stats = self.store.running_time_stats(*key)
-        if (
-            stats.samples >= self.policy.min_expected_samples
-            and stats.median_seconds is not None
-            and stats.p90_seconds is not None
-        ):
-            expected = ExpectedRunTime(stats.median_seconds, stats.p90_seconds)
-        else:
-            expected = prior_run_time(
-                self.policy, model=job.model, resolution=job.resolution, duration=job.duration
-            )
-        with self._stats_lock:
-            self._stats[key] = (time.monotonic(), expected)
-        return expected
+        """The running time of similar past jobs on the same gateway, or its prior."""
+        return self._estimator.running_time(JobClass.of(job))

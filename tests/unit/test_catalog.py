@@ -8,10 +8,13 @@ from decimal import Decimal
 
 import pytest
 
+from simulator._rules import parse_rules
 from studio.catalog import (
     CATALOG_PATH,
+    FAST_SPEED,
     FIRST_AND_LAST_FRAME,
     FIRST_FRAME,
+    STANDARD_SPEED,
     default_catalog,
     parse_catalog,
 )
@@ -127,6 +130,9 @@ def test_an_unknown_model_names_the_known_ones() -> None:
             },
             "no [tiers] entry",
         ),
+        ({"speed_class": "warp"}, "speed_class"),
+        ({"prior_running_seconds": {"480P": 108}}, "prior running time"),
+        ({"prior_running_seconds": {"480P": 108, "1080P": 0}}, "must be positive"),
     ],
 )
 def test_parse_catalog_rejects_inconsistent_entries(change: dict, complaint: str) -> None:
@@ -141,3 +147,49 @@ def test_a_price_edit_in_the_data_changes_the_catalog() -> None:
     data = copy.deepcopy(_raw_catalog())
     data["models"]["wan2.2-i2v-flash"]["price_per_second"]["720P"] = 0.05
     assert parse_catalog(data).model("wan2.2-i2v-flash").price_per_second["720P"] == Decimal("0.05")
+
+
+# Flash and turbo run about twice as fast as the plus models.
+SPEED_CLASSES = {
+    "wan2.2-i2v-plus": STANDARD_SPEED,
+    "wan2.2-i2v-flash": FAST_SPEED,
+    "wan2.1-i2v-plus": STANDARD_SPEED,
+    "wan2.1-i2v-turbo": FAST_SPEED,
+    "wan2.1-kf2v-plus": STANDARD_SPEED,
+}
+
+
+@pytest.mark.parametrize(("model_id", "speed_class"), sorted(SPEED_CLASSES.items()))
+def test_each_model_has_its_speed_class_in_the_data(model_id: str, speed_class: str) -> None:
+    spec = default_catalog().model(model_id)
+    assert spec.speed_class == speed_class
+    assert spec.is_fast == (speed_class == FAST_SPEED)
+
+
+def test_a_speed_class_edit_in_the_data_changes_the_model_and_the_simulator() -> None:
+    data = copy.deepcopy(_raw_catalog())
+    data["models"]["wan2.2-i2v-plus"]["speed_class"] = FAST_SPEED
+    assert parse_catalog(data).model("wan2.2-i2v-plus").is_fast
+    assert parse_rules(data).models["wan2.2-i2v-plus"].is_fast
+
+
+def test_priors_follow_the_model_the_tier_and_the_duration() -> None:
+    catalog = default_catalog()
+    plus = catalog.prior_running_seconds("wan2.1-i2v-plus", "720P", 5)
+    flash = catalog.prior_running_seconds("wan2.2-i2v-flash", "720P", 5)
+    turbo_short = catalog.prior_running_seconds("wan2.1-i2v-turbo", "480P", 3)
+    turbo = catalog.prior_running_seconds("wan2.1-i2v-turbo", "480P", 5)
+    big = catalog.prior_running_seconds("wan2.2-i2v-plus", "1080P", 5)
+    assert flash == plus / 2
+    assert turbo_short == pytest.approx(turbo * 3 / 5)
+    assert turbo < flash < plus < big == 288
+    # A resolution the model no longer lists (a job from an older catalog) takes its default's.
+    assert catalog.prior_running_seconds("wan2.2-i2v-plus", "720P", 5) == big
+
+
+def test_every_prior_is_a_positive_time_for_each_resolution() -> None:
+    for spec in default_catalog().models.values():
+        assert set(spec.prior_running_seconds) == set(spec.resolutions)
+        assert all(seconds > 0 for seconds in spec.prior_running_seconds.values())
+    timing = default_catalog().timing
+    assert 0 < timing.prior_low_share < 1 < timing.prior_high_share

@@ -1,29 +1,203 @@
-"""What a job's card says it is doing, how long it usually takes, and how far along it is."""
+"""What a job's card says it is doing, how long it usually takes, and how far along it is; and
+the one run-time estimator behind both the cards and the watcher's schedule."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import pytest
+import sqlalchemy as sa
 
-from studio import expectations
-from studio.expectations import MAX_PROGRESS, TypicalWait, progress, stage, time_left, typical_wait
+from studio.catalog import default_catalog
+from studio.demo import demo_running_seconds
+from studio.expectations import (
+    MAX_PROGRESS,
+    JobClass,
+    RunTimeEstimator,
+    TypicalWait,
+    progress,
+    stage,
+    time_left,
+)
+from studio.migrations import jobs
 from studio.records import BILLED, DEMO, JobStatus
+from studio.schedule import PollPolicy
+from studio.store import JobStore, sqlite_url
+from tests.unit.test_store import bulk_row
 
 SENT = datetime(2026, 11, 26, 10, 0, tzinfo=UTC)
+PLUS_1080 = ("wan2.2-i2v-plus", "1080P", 5)
+POLICY = PollPolicy()
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> Iterator[JobStore]:
+    with JobStore.open(sqlite_url(tmp_path / "studio.db")) as opened:
+        yield opened
+
+
+def estimator_for(store: JobStore, *, demo_speed: float = 1.0, clock: Clock | None = None):
+    return RunTimeEstimator(
+        store=store,
+        catalog=default_catalog(),
+        policy=POLICY,
+        demo_speed=demo_speed,
+        clock=clock or Clock(),
+    )
+
+
+def add_successes(
+    store: JobStore, *, mode: str, running: list[float], queued: float = 10.0, first: int = 0
+) -> None:
+    """Past successes of Wan 2.2 Plus 1080P, the last one in ``running`` the most recent."""
+    rows = []
+    for index, seconds in enumerate(running):
+        submitted = SENT + timedelta(hours=index)
+        started = submitted + timedelta(seconds=queued)
+        rows.append(
+            bulk_row(
+                first + index,
+                mode=mode,
+                model=PLUS_1080[0],
+                resolution=PLUS_1080[1],
+                duration=PLUS_1080[2],
+                status=JobStatus.SUCCEEDED,
+                submitted_at=submitted,
+                started_at=started,
+                finished_at=started + timedelta(seconds=seconds),
+            )
+        )
+    with store.engine.begin() as conn:
+        conn.execute(sa.insert(jobs), rows)
 
 
 def test_typical_waits_read_plainly() -> None:
-    assert typical_wait(DEMO).describe() == "Usually under a minute"
-    assert typical_wait(BILLED).describe() == "Usually 1–5 minutes, sometimes up to 10"
+    assert TypicalWait(usual_from=0, usual_to=25).describe() == "Usually under a minute"
     assert TypicalWait(usual_from=0, usual_to=180).describe() == "Usually under 3 minutes"
+    assert (
+        TypicalWait(usual_from=60, usual_to=300, longest=600).describe()
+        == "Usually 1–5 minutes, sometimes up to 10"
+    )
+    assert (
+        TypicalWait(usual_from=30, usual_to=50, longest=130).describe()
+        == "Usually under a minute, sometimes up to 2 minutes"
+    )
+    # A longest that rounds to the usual end says nothing more.
+    assert TypicalWait(usual_from=0, usual_to=40, longest=50).describe() == "Usually under a minute"
 
 
-def test_every_mode_has_a_typical_wait_and_billed_jobs_take_longer() -> None:
-    assert set(expectations.TYPICAL_WAIT) == {BILLED, DEMO}
-    assert typical_wait(BILLED).usual_to > typical_wait(DEMO).usual_to
-    with pytest.raises(KeyError):
-        typical_wait("free")
+def test_without_history_the_wait_comes_from_each_gateways_prior(store: JobStore) -> None:
+    estimator = estimator_for(store)
+    billed = estimator.typical_wait(JobClass(BILLED, *PLUS_1080))
+    demo = estimator.typical_wait(JobClass(DEMO, *PLUS_1080))
+    # The catalog's 288-s guess plus its queue guess, against the demo gateway's 21-s model.
+    assert billed.describe() == "Usually 3–5 minutes, sometimes up to 10"
+    assert demo.describe() == "Usually under a minute"
+    assert billed.usual_to > demo.usual_to
+
+
+def test_a_billed_job_starts_on_the_catalogs_guess_as_a_hint_only(store: JobStore) -> None:
+    expected = estimator_for(store).running_time(JobClass(BILLED, *PLUS_1080))
+    assert expected.median_seconds == default_catalog().prior_running_seconds(*PLUS_1080) == 288
+    assert not expected.trusted
+    assert expected.samples == 0
+
+
+@pytest.mark.parametrize("speed", [1.0, 10.0])
+def test_a_demo_job_starts_on_the_demo_gateways_timing_at_its_speed(
+    store: JobStore, speed: float
+) -> None:
+    expected = estimator_for(store, demo_speed=speed).running_time(JobClass(DEMO, *PLUS_1080))
+    seconds, jitter = demo_running_seconds(
+        default_catalog(), model=PLUS_1080[0], resolution=PLUS_1080[1], duration=5, speed=speed
+    )
+    assert expected.median_seconds == pytest.approx(seconds)
+    assert expected.median_seconds == pytest.approx(20.8 / speed, rel=0.01)
+    assert expected.trusted
+    assert expected.high_seconds == pytest.approx(seconds * (1 + jitter))
+
+
+def test_timings_of_the_two_gateways_never_mix(store: JobStore) -> None:
+    add_successes(store, mode=BILLED, running=[290, 300, 310, 305, 295, 300])
+    estimator = estimator_for(store)
+    billed = estimator.running_time(JobClass(BILLED, *PLUS_1080))
+    demo = estimator.running_time(JobClass(DEMO, *PLUS_1080))
+    assert billed.median_seconds == 300
+    assert billed.samples == 6
+    assert demo.samples == 0
+    assert demo.median_seconds < 30  # the demo gateway's own model, not the billed history
+
+
+def test_a_single_past_job_already_informs_the_estimate(store: JobStore) -> None:
+    add_successes(store, mode=BILLED, running=[40.0])
+    estimator = estimator_for(store)
+    expected = estimator.running_time(JobClass(BILLED, *PLUS_1080))
+    assert expected.median_seconds == 40.0
+    assert expected.trusted
+
+
+def test_the_estimate_reads_the_store_again_after_its_reuse_period(store: JobStore) -> None:
+    clock = Clock()
+    estimator = estimator_for(store, clock=clock)
+    job_class = JobClass(BILLED, *PLUS_1080)
+    assert estimator.running_time(job_class).samples == 0
+    add_successes(store, mode=BILLED, running=[120.0])
+    clock.now = POLICY.history_ttl / 2
+    assert estimator.running_time(job_class).samples == 0  # reused
+    clock.now = POLICY.history_ttl
+    assert estimator.running_time(job_class).samples == 1
+
+
+def test_the_gateways_pace_moves_every_class(store: JobStore) -> None:
+    # Plus 1080P ran about 300 s; then three jobs of another class ran at three quarters of
+    # their usual time: the gateway got faster, and Plus 1080P is expected faster too.
+    add_successes(store, mode=BILLED, running=[300, 302, 298, 301, 299, 300])
+    flash = []
+    for index, seconds in enumerate([100, 101, 99, 100, 100, 75, 76, 74]):
+        finished = SENT + timedelta(days=1, minutes=10 * index)
+        flash.append(
+            bulk_row(
+                100 + index,
+                model="wan2.2-i2v-flash",
+                resolution="480P",
+                status=JobStatus.SUCCEEDED,
+                submitted_at=finished - timedelta(seconds=seconds + 5),
+                started_at=finished - timedelta(seconds=seconds),
+                finished_at=finished,
+            )
+        )
+    with store.engine.begin() as conn:
+        conn.execute(sa.insert(jobs), flash)
+    expected = estimator_for(store).running_time(JobClass(BILLED, *PLUS_1080))
+    assert expected.median_seconds == pytest.approx(300 * 75 / 100, rel=0.02)
+    assert expected.low_seconds < 225 < 300 < expected.high_seconds
+
+
+def test_expected_finish_counts_from_the_start_once_known(store: JobStore) -> None:
+    add_successes(store, mode=BILLED, running=[60.0, 60.0, 60.0], queued=30.0)
+    estimator = estimator_for(store)
+    queued = replace(
+        _job_template(store), status=JobStatus.QUEUED, submitted_at=SENT, started_at=None
+    )
+    running = replace(queued, status=JobStatus.RUNNING, started_at=SENT + timedelta(seconds=100))
+    assert estimator.expected_finish(queued) == SENT + timedelta(seconds=90)
+    assert estimator.expected_finish(running) == SENT + timedelta(seconds=160)
+    assert estimator.expected_finish(replace(queued, mode=DEMO)) is None  # no demo history
+
+
+def _job_template(store: JobStore):
+    return store.list_jobs(limit=1)[0]
 
 
 @pytest.mark.parametrize(

@@ -1,4 +1,8 @@
-"""The watcher's timing: queued, the finish window, the prior, jitter, Retry-After, budget."""
+"""The watcher's timing: queued, running cold and warm, the estimate, jitter, Retry-After, budget.
+
+Every test drives the pure schedule functions with injected times and counts what a job would see;
+none of them waits or reads a clock.
+"""
 
 from __future__ import annotations
 
@@ -9,24 +13,31 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from studio.schedule import (
-    PRIOR_FAST_FACTOR,
     UNKNOWN_CONFIRMED,
     UNKNOWN_EXPIRED,
     ExpectedRunTime,
     PollPolicy,
     RequestBudget,
+    expected_from_samples,
     finish_urgency,
     finish_window,
+    gateway_pace,
     next_poll_delay,
-    prior_run_time,
     shared_budget,
+    spread_around,
     unknown_verdict,
+    watch_from,
 )
 
 STEADY = PollPolicy(jitter=0.0)
-# Similar past jobs ran 300 s at the median, 318 s at the 90th percentile.
-HISTORY = ExpectedRunTime(median_seconds=300, p90_seconds=318)
-PRIOR = prior_run_time(STEADY, model="wan2.2-i2v-plus", resolution="720P", duration=5)
+STANDARD = PollPolicy()
+# Similar past jobs ran 300 s at the median, between 285 and 318 s.
+HISTORY = ExpectedRunTime(median_seconds=300, low_seconds=285, high_seconds=318)
+# The catalog's guess for Wan 2.2 Plus at 1080P: 288 s, a hint only.
+GUESS = spread_around(288, low_share=0.5, high_share=2.0, trusted=False)
+# The demo gateway's own timing model for the same class at speed 1: about 21 s, ±6 %.
+DEMO_MODEL = spread_around(20.8, low_share=0.94, high_share=1.06, trusted=True)
+SDK_SLEEPS = (1.0, 1.0, 2.0, 2.0, 2.0, 4.0, 4.0, 4.0, 5.0)
 
 
 class FakeClock:
@@ -56,101 +67,148 @@ def delay(
     )
 
 
-def simulate(
-    *, ends_at: float, expected: ExpectedRunTime, queued: float = 20.0, seed: int = 1
-) -> tuple[int, float]:
-    """Follow one job from its first poll: (polls made, seconds its end went unseen)."""
+def follow(
+    *,
+    queued: float,
+    runs: float,
+    expected: ExpectedRunTime,
+    policy: PollPolicy = STANDARD,
+    seed: int = 1,
+) -> tuple[int, float, list[float]]:
+    """Follow one job from its submit: (polls made, seconds its end went unseen, queued gaps)."""
     rng = random.Random(seed)
-    policy = PollPolicy()
-    now, polls = policy.first_delay, 0
+    now, polls, queued_gaps = policy.first_delay, 0, []
     while True:
         polls += 1
-        if now >= queued + ends_at:
-            return polls, now - (queued + ends_at)
+        if now >= queued + runs:
+            return polls, now - (queued + runs), queued_gaps
         running = None if now < queued else now - queued
-        now += next_poll_delay(
+        wait = next_poll_delay(
             policy, elapsed_seconds=now, running_seconds=running, expected=expected, rng=rng
         )
+        if running is None:
+            queued_gaps.append(wait)
+        now += wait
 
 
-def test_window_is_one_spread_either_side_of_the_median():
-    assert finish_window(STEADY, HISTORY) == (282, 318)
-    # Very steady classes still get the minimum lead; short ones never a negative start.
-    steady = ExpectedRunTime(median_seconds=300, p90_seconds=300.5)
-    assert finish_window(STEADY, steady) == (300 - STEADY.window_min_lead, 304)
-    assert finish_window(STEADY, ExpectedRunTime(median_seconds=3, p90_seconds=3.1))[0] == 0
+def sdk_polls(total: float) -> int:
+    """How many polls the upstream SDK's schedule makes for a job that ends ``total`` s in."""
+    now, polls = 0.0, 0
+    while True:
+        polls += 1
+        if now >= total:
+            return polls
+        now += SDK_SLEEPS[min(polls - 1, len(SDK_SLEEPS) - 1)]
 
 
-def test_a_running_job_sleeps_until_the_window_but_never_past_its_start():
-    start, _ = finish_window(STEADY, HISTORY)
-    assert delay(running=start - 50) == pytest.approx(50)
-    assert delay(running=0) == STEADY.longest_sleep  # a failure is still seen within minutes
+# -- queued ---------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("expected", [GUESS, HISTORY, DEMO_MODEL], ids=["guess", "history", "demo"])
+@pytest.mark.parametrize("elapsed", [0.0, 2.0, 10.0, 60.0, 600.0, 5000.0])
+def test_a_queued_job_is_polled_within_a_bounded_time(expected: ExpectedRunTime, elapsed: float):
+    wait = delay(running=None, elapsed=elapsed, expected=expected, policy=STANDARD)
+    assert wait <= STANDARD.queued_max_delay * (1 + STANDARD.jitter)
+    # However long it waits, a job that starts just after a poll cannot end before the next one.
+    if expected.trusted:
+        assert wait < watch_from(STANDARD, expected)
+    else:
+        assert wait <= 2 * STANDARD.cold_gap * (1 + STANDARD.jitter)
+
+
+def test_a_demo_job_is_seen_generating_soon_after_it_starts():
+    # The demo gateway's known timing: a 21-s job is polled every couple of seconds while queued
+    # (the catalog's 288-s guess for the class would have allowed half a minute).
+    polls, unseen, queued_gaps = follow(queued=3.0, runs=21.0, expected=DEMO_MODEL)
+    assert max(queued_gaps) <= 0.2 * DEMO_MODEL.median_seconds
+    assert unseen <= STANDARD.window_gap * (1 + STANDARD.jitter)
+    assert polls <= sdk_polls(24.0)
+
+
+def test_a_queued_job_polls_grow_sparser_with_its_wait():
+    waits = [delay(running=None, elapsed=elapsed) for elapsed in (2, 4, 8, 16, 64)]
+    assert waits == sorted(waits)
+    assert waits[0] < waits[-1]
+
+
+# -- running on the catalog's guess (cold) --------------------------------------------------------
+
+
+@pytest.mark.parametrize("running", [0.0, 5.0, 30.0, 100.0, 288.0, 400.0, 576.0, 860.0])
+def test_on_the_guess_a_running_job_is_never_left_longer_than_the_cold_gap(running: float):
+    # The guess is a hint: the job may end at any time, so nothing waits for it.
+    assert delay(running=running, expected=GUESS) <= STEADY.cold_gap
+
+
+def test_a_job_past_its_prior_is_polled_densely():
+    for running in (GUESS.median_seconds + extra for extra in (1, 30, 120, 288, 500)):
+        assert delay(running=running, expected=GUESS) <= STEADY.cold_gap
+    # Only far past anything expected, and past a quarter of an hour, does the interval grow.
+    assert delay(running=1500, expected=GUESS) > STEADY.cold_gap
+
+
+@pytest.mark.parametrize("runs", [15.0, 27.0, 45.0, 90.0, 300.0, 580.0])
+def test_a_cold_job_is_seen_on_time_however_wrong_the_guess(runs: float):
+    polls = []
+    for seed in range(5):
+        made, unseen, _ = follow(queued=6.0, runs=runs, expected=GUESS, seed=seed)
+        assert unseen <= STANDARD.cold_gap * (1 + STANDARD.jitter)
+        polls.append(made)
+    # No more than the upstream SDK's schedule, on average (the jitter varies single jobs).
+    assert sum(polls) / len(polls) <= sdk_polls(6.0 + runs)
+
+
+# -- running with history (warm) -----------------------------------------------------------------
+
+
+def test_window_spans_past_jobs_padded_by_a_share_of_their_spread():
+    start, end = finish_window(STEADY, HISTORY)
+    assert start == pytest.approx(285 - STEADY.window_min_lead)  # 0.25 x 15 s is under the lead
+    assert end == pytest.approx(318 + STEADY.window_pad_share * 18)
+    loose = ExpectedRunTime(median_seconds=300, low_seconds=180, high_seconds=420)
+    assert finish_window(STEADY, loose) == pytest.approx((150, 450))
+    assert finish_window(STEADY, ExpectedRunTime(3, 2.9, 3.1))[0] == 0
+
+
+def test_watching_starts_early_enough_for_a_gateway_that_got_faster():
+    # Past jobs all took 285-318 s, but the job may end sooner: watching starts by 80 %.
+    assert watch_from(STEADY, HISTORY) == pytest.approx(STEADY.early_share * 300)
+    assert watch_from(STEADY, GUESS) == 0.0
+
+
+def test_the_first_check_after_running_is_bounded():
+    long_history = ExpectedRunTime(median_seconds=900, low_seconds=880, high_seconds=920)
+    assert delay(running=0, expected=long_history) == STEADY.longest_sleep
+    sleep_to = watch_from(STEADY, HISTORY)
+    assert delay(running=sleep_to - 50) == pytest.approx(50)
     jittery = PollPolicy()
     rng = random.Random(5)
-    sleeps = [delay(running=start - 50, policy=jittery, rng=rng) for _ in range(200)]
-    assert max(sleeps) <= 50
+    sleeps = [delay(running=sleep_to - 50, policy=jittery, rng=rng) for _ in range(200)]
+    assert max(sleeps) <= 50  # jitter never pushes a sleep past the moment to watch from
     assert min(sleeps) >= 50 - jittery.jitter * jittery.near_finish_delay
 
 
-def test_polls_are_dense_inside_the_window_and_back_off_gradually_when_late():
+def test_polls_are_denser_in_the_window_and_at_the_watch_gap_around_it():
     start, end = finish_window(STEADY, HISTORY)
-    assert delay(running=start) == STEADY.near_finish_delay
-    assert delay(running=end) == STEADY.near_finish_delay
-    late = [delay(running=HISTORY.median_seconds + late) for late in (20, 40, 80, 160, 1000)]
-    assert late == sorted(late)
-    assert late[0] == pytest.approx(STEADY.late_fraction * 20)
-    assert late[-1] == STEADY.max_delay
-
-
-def test_a_queued_job_is_polled_sparsely_but_before_it_could_finish():
-    start, _ = finish_window(STEADY, HISTORY)
-    queued = delay(running=None)
-    assert queued == STEADY.queued_max_delay
-    # Whenever it starts after a poll, the next poll comes before its window opens.
-    assert queued <= STEADY.queued_fraction * start
-    short = ExpectedRunTime(median_seconds=20, p90_seconds=21)
-    assert delay(running=None, expected=short) == pytest.approx(
-        STEADY.queued_fraction * finish_window(STEADY, short)[0]
-    )
-
-
-def test_prior_follows_the_model_the_tier_and_the_duration():
-    plus = prior_run_time(STEADY, model="wan2.2-i2v-plus", resolution="720P", duration=5)
-    flash = prior_run_time(STEADY, model="wan2.2-i2v-flash", resolution="720P", duration=5)
-    turbo = prior_run_time(STEADY, model="wan2.1-i2v-turbo", resolution="480P", duration=3)
-    big = prior_run_time(STEADY, model="wan2.2-i2v-plus", resolution="1080P", duration=5)
-    assert plus.median_seconds == STEADY.prior_running_seconds
-    assert flash.median_seconds == plus.median_seconds * PRIOR_FAST_FACTOR
-    assert turbo.median_seconds < flash.median_seconds < plus.median_seconds < big.median_seconds
-    assert not plus.measured
-    assert plus.p90_seconds > plus.median_seconds
-
-
-@pytest.mark.parametrize("running", [0, 10, 60, 89, 90, 150, 400, 2000])
-def test_on_the_prior_no_wait_exceeds_a_fraction_of_the_elapsed_time(running: float):
-    elapsed = 20 + running
-    earliest = PRIOR.median_seconds * STEADY.prior_earliest_fraction
-    fraction = STEADY.cold_early_fraction if running < earliest else STEADY.cold_fraction
-    wait = delay(running=running, expected=PRIOR)
-    assert wait <= max(fraction * elapsed, STEADY.near_finish_delay)
-    assert wait <= STEADY.max_delay
-    assert wait >= STEADY.near_finish_delay or running + wait == pytest.approx(earliest)
+    inside = [delay(running=r) for r in (start, HISTORY.median_seconds, end)]
+    assert all(STEADY.near_finish_delay <= wait <= STEADY.window_gap for wait in inside)
+    assert delay(running=watch_from(STEADY, HISTORY) + 1) == STEADY.watch_gap
+    late = [delay(running=end + extra) for extra in (1, 100, 300)]
+    assert late == [STEADY.watch_gap] * 3
 
 
 def test_with_history_a_job_is_seen_soon_after_it_ends_with_few_polls():
-    polls, unseen = simulate(ends_at=305, expected=HISTORY)
-    assert unseen <= PollPolicy().near_finish_delay * (1 + PollPolicy().jitter)
-    # The upstream SDK's schedule would poll about 68 times over these 327 s.
-    assert polls <= 68 / 3
-    # A job far off its history is still seen, at most a fraction of its lateness late.
-    polls, unseen = simulate(ends_at=600, expected=HISTORY)
-    assert unseen <= PollPolicy().late_fraction * 300 * (1 + PollPolicy().jitter)
+    for seed in range(5):
+        polls, unseen, _ = follow(queued=20, runs=305, expected=HISTORY, seed=seed)
+        assert unseen <= STANDARD.window_gap * (1 + STANDARD.jitter)
+        assert polls <= sdk_polls(325) / 3
 
 
-def test_on_the_prior_an_early_finish_is_not_seen_very_late():
-    for ends_at in (15, 40, 100, 400):
-        _, unseen = simulate(ends_at=ends_at, expected=PRIOR)
-        assert unseen <= 0.3 * (20 + ends_at) + 1
+@pytest.mark.parametrize("share", [0.8, 0.9, 1.25, 2.0])
+def test_a_job_off_its_history_is_still_seen_within_the_watch_gap(share: float):
+    for seed in range(5):
+        _, unseen, _ = follow(queued=20, runs=300 * share, expected=HISTORY, seed=seed)
+        assert unseen <= STANDARD.watch_gap * (1 + STANDARD.jitter)
 
 
 def test_the_job_nearest_its_expected_finish_goes_first():
@@ -158,15 +216,62 @@ def test_the_job_nearest_its_expected_finish_goes_first():
         return finish_urgency(STEADY, running_seconds=running, expected=expected)
 
     # A queued job whose poll has just fallen due counts as just started.
-    overdue, due_soon, just_started, queued = (urgency(r) for r in (330, 290, 5, 0))
+    overdue, due_soon, just_started, queued = (urgency(r) for r in (340, 295, 5, 0))
     assert overdue < -1 < 0 < due_soon < 1 < just_started < queued
-    # At the edges of its finish window a job scores -1 and +1, whatever its class's spread.
-    start, end = finish_window(STEADY, HISTORY)
-    assert (urgency(end), urgency(start)) == (pytest.approx(-1), pytest.approx(1))
-    # Four seconds before the median of a steady class is as near as 18 s for HISTORY's class.
-    steady = ExpectedRunTime(median_seconds=40, p90_seconds=40.5)
-    assert urgency(36, steady) == pytest.approx(urgency(282))
-    assert urgency(37, steady) < urgency(282)
+    # Nearness counts in spreads: 4 s before the median of a steady class is about as near as a
+    # minute before it for a loose one.
+    steady = ExpectedRunTime(median_seconds=40, low_seconds=39.5, high_seconds=40.5)
+    loose = ExpectedRunTime(median_seconds=300, low_seconds=240, high_seconds=360)
+    assert urgency(280, loose) < urgency(36, steady) < urgency(200, loose)
+
+
+# -- the expectation from past jobs ---------------------------------------------------------------
+
+
+def test_without_past_jobs_the_prior_is_used():
+    assert expected_from_samples(STANDARD, [], fallback=GUESS) is GUESS
+
+
+def test_a_single_past_job_already_sets_a_trusted_expectation():
+    expected = expected_from_samples(STANDARD, [40.0], fallback=GUESS)
+    assert expected.trusted
+    assert expected.samples == 1
+    assert expected.median_seconds == 40.0
+    assert expected.low_seconds == pytest.approx(40 * (1 - STANDARD.default_spread))
+    assert expected.high_seconds == pytest.approx(40 * (1 + STANDARD.default_spread))
+
+
+def test_enough_past_jobs_give_their_median_the_fastest_and_their_90th_percentile():
+    times = [100.0, 104.0, 96.0, 110.0, 90.0, 102.0, 98.0, 100.0, 106.0, 94.0]
+    expected = expected_from_samples(STANDARD, times, fallback=GUESS)
+    assert expected.median_seconds == 100.0
+    assert expected.low_seconds == 90.0
+    assert expected.high_seconds == pytest.approx(106.4)
+
+
+def test_a_class_that_changed_pace_moves_the_expectation_and_covers_both():
+    older = [100.0, 101.0, 99.0, 100.0, 102.0, 98.0, 100.0]
+    faster = [75.0, 76.0, 74.0]
+    expected = expected_from_samples(STANDARD, faster + older, fallback=GUESS)
+    assert expected.median_seconds == pytest.approx(75, abs=1)
+    assert expected.low_seconds < 75 < 100 < expected.high_seconds
+    # One quick job alone is jitter, not a new pace.
+    one = expected_from_samples(STANDARD, [75.0, 101.0, 99.0, *older], fallback=GUESS)
+    assert one.median_seconds == 100.0
+
+
+def test_the_gateway_pace_moves_a_class_that_has_not_caught_up():
+    steady = [100.0, 101.0, 99.0, 100.0, 102.0, 98.0, 100.0]
+    as_usual = expected_from_samples(STANDARD, steady, fallback=GUESS, pace=1.01)
+    assert as_usual.median_seconds == 100.0
+    slower = expected_from_samples(STANDARD, steady, fallback=GUESS, pace=1.25)
+    assert slower.median_seconds == pytest.approx(125)
+    assert slower.low_seconds == 98.0  # a job at the old pace is still watched for
+    assert gateway_pace(STANDARD, [0.75]) is None
+    assert gateway_pace(STANDARD, [0.75, 0.74, 1.0, 1.0]) == 0.75
+
+
+# -- jitter, Retry-After, scaling -----------------------------------------------------------------
 
 
 @pytest.mark.parametrize("running", [None, 0.0, 290.0, 400.0])
@@ -199,11 +304,12 @@ def test_scaled_policy_divides_times_and_keeps_ratios():
     assert fast.first_delay == PollPolicy().first_delay / 100
     assert fast.deadline == PollPolicy().deadline / 100
     assert fast.lease_seconds == PollPolicy().lease_seconds / 100
-    assert fast.prior_running_seconds == PollPolicy().prior_running_seconds / 100
+    assert fast.watch_gap == PollPolicy().watch_gap / 100
     assert fast.late_fraction == PollPolicy().late_fraction
-    assert fast.cold_fraction == PollPolicy().cold_fraction
+    assert fast.early_share == PollPolicy().early_share
     assert fast.jitter == PollPolicy().jitter
     assert fast.unknown_confirm_polls == PollPolicy().unknown_confirm_polls
+    assert fast.window_polls == PollPolicy().window_polls
 
 
 def test_unknown_is_final_only_after_it_persists_or_the_task_is_old():

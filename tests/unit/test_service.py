@@ -15,6 +15,7 @@ import pytest
 from studio.generation import InvalidRequest
 from studio.linkfetch import LinkRejected
 from studio.records import BILLED, DEMO, JobStatus
+from studio.schedule import PollPolicy
 from studio.service import CSV_COLUMNS, KeyRequired, Studio
 from studio.settings import Settings
 from tests.plugins.engine import (
@@ -300,7 +301,7 @@ def test_expected_finish_comes_from_similar_past_jobs(demo_studio: Studio):
     for seed in range(3):
         wait_until(finished(demo_studio, submit(demo_studio, seed=seed)))
     wait_until(finished(demo_studio, first))
-    demo_studio._expected.clear()
+    demo_studio._estimator.forget()
     pending = submit(demo_studio, seed=99)
     expected = demo_studio.expected_finish(pending)
     assert expected is not None
@@ -386,6 +387,21 @@ def _past_success(studio: Studio, *, queued_seconds: int, running_seconds: int) 
         started_at=started,
         finished_at=started + timedelta(seconds=running_seconds),
     )
+
+
+def test_demo_jobs_are_polled_on_the_demo_gateways_own_time(open_studio):
+    # The standard schedule is for real jobs of minutes; the demo gateway runs its jobs in
+    # seconds (here 40 times faster still), so its jobs get the schedule scaled to its speed and
+    # its own timing model: a queued demo job is looked at again within a fraction of a second.
+    studio = open_studio(policy=None, start_watcher=False)
+    job = submit(studio)
+    assert job.is_demo
+    assert job.status is JobStatus.QUEUED
+    now = datetime.now(UTC)
+    wait = (studio.watcher._later(job) - now).total_seconds()
+    assert wait < PollPolicy().near_finish_delay / 10
+    billed_wait = (studio.watcher._later(replace(job, mode=BILLED)) - now).total_seconds()
+    assert billed_wait >= PollPolicy().near_finish_delay * (1 - PollPolicy().jitter)
 
 
 def test_expected_finish_counts_from_the_start_once_the_gateway_started_the_job(

@@ -22,7 +22,6 @@ from studio.store import (
     EmptyDatabase,
     JobNotFound,
     JobStore,
-    RunTimeStats,
     sqlite_url,
 )
 from tests.plugins import postgres as postgres_plugin
@@ -678,7 +677,7 @@ def test_totals_and_filters_over_ten_thousand_jobs(store: JobStore) -> None:
     assert len(store.list_jobs(session_id="session-0")) == 200
 
 
-def test_run_time_stats_of_similar_successes(store: JobStore) -> None:
+def test_recent_run_times_of_similar_successes_newest_first(store: JobStore) -> None:
     submitted = NOW - timedelta(hours=2)
     similar = [
         bulk_row(
@@ -698,15 +697,15 @@ def test_run_time_stats_of_similar_successes(store: JobStore) -> None:
     ]  # fmt: skip
     bulk_insert(store, similar + others)
 
-    stats = store.run_time_stats("flash", "480P", 5)
-    recent = store.run_time_stats("flash", "480P", 5, limit=3)
+    def times(**options: Any) -> list[float]:
+        return store.recent_run_times("flash", "480P", 5, mode=BILLED, from_start=False, **options)
 
-    assert stats == RunTimeStats(samples=10, median_seconds=55.0, p90_seconds=pytest.approx(91.0))
-    assert recent == RunTimeStats(samples=3, median_seconds=90.0, p90_seconds=pytest.approx(98.0))
-    assert store.run_time_stats("plus", "480P", 5) == RunTimeStats(0, None, None)
+    assert times() == [100.0 - 10 * i for i in range(10)]
+    assert times(limit=3) == [100.0, 90.0, 80.0]
+    assert store.recent_run_times("plus", "480P", 5, mode=BILLED, from_start=False) == []
 
 
-def test_running_time_stats_leave_the_queue_out(store: JobStore) -> None:
+def test_running_times_leave_the_queue_out(store: JobStore) -> None:
     submitted = NOW - timedelta(hours=2)
     rows = [
         bulk_row(
@@ -726,13 +725,42 @@ def test_running_time_stats_leave_the_queue_out(store: JobStore) -> None:
     )  # fmt: skip
     bulk_insert(store, [*rows, never_seen_running])
 
-    running = store.running_time_stats("flash", "480P", 5)
+    running = store.recent_run_times("flash", "480P", 5, mode=BILLED, from_start=True)
 
-    assert running == RunTimeStats(samples=10, median_seconds=64.5, p90_seconds=pytest.approx(68.1))
+    assert running == [60.0 + i for i in reversed(range(10))]
     # Submit to finish mixes the queue in, and counts the job with no known start.
-    assert store.run_time_stats("flash", "480P", 5).samples == 11
-    assert store.run_time_stats("flash", "480P", 5).median_seconds > 400
-    assert store.running_time_stats("flash", "720P", 5) == RunTimeStats(0, None, None)
+    total = store.recent_run_times("flash", "480P", 5, mode=BILLED, from_start=False)
+    assert len(total) == 11
+    assert max(total) > 900
+    assert store.recent_run_times("flash", "720P", 5, mode=BILLED, from_start=True) == []
+    assert store.latest_running_times(mode=BILLED, limit=2) == [
+        ("flash", "480P", 5, 69.0),
+        ("flash", "480P", 5, 68.0),
+    ]
+
+
+def test_run_times_of_the_two_gateways_never_mix(store: JobStore) -> None:
+    started = NOW - timedelta(hours=1)
+    rows = [
+        bulk_row(
+            i,
+            mode=mode,
+            model="plus",
+            status=JobStatus.SUCCEEDED,
+            submitted_at=started,
+            started_at=started,
+            finished_at=started + timedelta(seconds=seconds),
+        )
+        for i, (mode, seconds) in enumerate([(BILLED, 300), (BILLED, 310), (DEMO, 20)])
+    ]
+    bulk_insert(store, rows)
+
+    def running(mode: str) -> list[float]:
+        return store.recent_run_times("plus", "480P", 5, mode=mode, from_start=True)
+
+    assert sorted(running(BILLED)) == [300.0, 310.0]
+    assert running(DEMO) == [20.0]
+    assert store.latest_running_times(mode=DEMO, limit=5) == [("plus", "480P", 5, 20.0)]
 
 
 # -- schema ---------------------------------------------------------------------------------
