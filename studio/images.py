@@ -1,9 +1,15 @@
 """First frames: read an image safely, check it against the gateway's rules, fix what can be fixed.
 
 Everything here works on bytes, so uploads and fetched links take the same path. The format is
-sniffed from the content, the image is decoded in full (a file that only *looks* right is refused
-here rather than by the gateway after a wait), and EXIF orientation is applied so that what is
-checked and sent is what the user sees. `ImageLibrary` keeps images by content hash in the data
+sniffed from the content, and the image is decoded through to its last pixel (a file that only
+*looks* right is refused here rather than by the gateway after a wait), and EXIF orientation is
+applied so that what is checked and sent is what the user sees.
+
+Small files can declare huge images, so the size in the header is checked before any pixel is
+decoded: over :data:`MAX_PIXELS`, or over :data:`DECODE_BUDGET_BYTES` of memory to decode, is
+refused. JPEGs are decoded at the smallest scale that still covers what is needed, everything
+is scaled down before it is turned or converted, and at most :data:`DECODE_SLOTS` decodes run at
+once in the process. `ImageLibrary` keeps images by content hash in the data
 folder so history can show and reuse them.
 """
 
@@ -16,7 +22,7 @@ import re
 import tempfile
 import threading
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -393,7 +399,7 @@ def _stored_bytes_per_pixel(mode: str) -> int:
     return 4
 
 
-def _decode_cost(image: Image.Image, source_mode: str) -> int:
+def _decode_cost(image: Image.Image, source_mode: str, full_size: tuple[int, int]) -> int:
     """Peak bytes to decode ``image`` at its current (possibly drafted) size and work on it.
 
     Measured per format: Pillow's WebP decoder holds about four copies of the frame, a
@@ -408,13 +414,14 @@ def _decode_cost(image: Image.Image, source_mode: str) -> int:
         per_pixel += 4
     cost = int(width * height * per_pixel)
     if image.format in ("JPEG", "MPO") and image.info.get("progressive"):
-        cost += _jpeg_coefficient_bytes(image)
+        cost += _jpeg_coefficient_bytes(image, full_size)
     return cost
 
 
-def _jpeg_coefficient_bytes(image: Image.Image) -> int:
+def _jpeg_coefficient_bytes(image: Image.Image, full_size: tuple[int, int]) -> int:
+    # Each colour component has its own sampling; its share of the full image is kept.
     layers = getattr(image, "layer", None) or [("", 1, 1, 0)]
-    full_width, full_height = getattr(image, "_jpeg_full_size", image.size)
+    full_width, full_height = full_size
     most_across = max(layer[1] for layer in layers)
     most_down = max(layer[2] for layer in layers)
     samples = sum(
@@ -434,9 +441,10 @@ def _decode(decoded: _Decoded, *, upright_box: tuple[int, int]) -> None:
     image = decoded.image
     full_width, full_height = image.size
     if image.format in ("JPEG", "MPO"):
-        image._jpeg_full_size = (full_width, full_height)  # type: ignore[attr-defined]
-        image.draft(image.mode, decoded.stored(upright_box))
-    cost = _decode_cost(image, decoded.source_mode)
+        # Should a damaged header upset the draft, the image is costed and decoded in full.
+        with suppress(Exception):
+            image.draft(image.mode, decoded.stored(upright_box))
+    cost = _decode_cost(image, decoded.source_mode, (full_width, full_height))
     if cost > DECODE_BUDGET_BYTES:
         largest = min(MAX_PIXELS, DECODE_BUDGET_BYTES * full_width * full_height / cost)
         raise ImageRejected(
