@@ -137,10 +137,14 @@ def _render_preview(*, studio: Studio, slot: str, choice: state.FrameChoice) -> 
     check = choice.check
     shown = choice.prepared
     # At its natural size at most: a small image blown up to the column looks pixelated.
-    if shown is not None:
-        st.image(_preview(shown.sha256, shown.data), width="content")
-    elif check.format in _BROWSER_FORMATS:
-        st.image(_preview(check.sha256, choice.original), width="content")
+    try:
+        if shown is not None:
+            st.image(_preview(shown.sha256, shown.data), width="content")
+        elif check.format in _BROWSER_FORMATS:
+            st.image(_preview(check.sha256, choice.original), width="content")
+    except ImageRejected as problem:
+        # The checks below still say what the image is and what can be done with it.
+        st.caption(plain(f"No preview: {problem}"))
     # The image's name is the user's (or, reused from History, someone else's) text.
     st.caption(plain(_describe(choice.source, check)))
     for note in check.notes:

@@ -1,9 +1,15 @@
 """First frames: read an image safely, check it against the gateway's rules, fix what can be fixed.
 
 Everything here works on bytes, so uploads and fetched links take the same path. The format is
-sniffed from the content, the image is decoded in full (a file that only *looks* right is refused
-here rather than by the gateway after a wait), and EXIF orientation is applied so that what is
-checked and sent is what the user sees. `ImageLibrary` keeps images by content hash in the data
+sniffed from the content, and the image is decoded through to its last pixel (a file that only
+*looks* right is refused here rather than by the gateway after a wait), and EXIF orientation is
+applied so that what is checked and sent is what the user sees.
+
+Small files can declare huge images, so the size in the header is checked before any pixel is
+decoded: over :data:`MAX_PIXELS`, or over :data:`DECODE_BUDGET_BYTES` of memory to decode, is
+refused. JPEGs are decoded at the smallest scale that still covers what is needed, everything
+is scaled down before it is turned or converted, and at most :data:`DECODE_SLOTS` decodes run at
+once in the process. `ImageLibrary` keeps images by content hash in the data
 folder so history can show and reuse them.
 """
 
@@ -14,18 +20,34 @@ import io
 import os
 import re
 import tempfile
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from PIL import Image, ImageOps, UnidentifiedImageError
+from PIL import Image, UnidentifiedImageError
 
 from studio.catalog import Limits, default_catalog
 
-# The most pixels this app decodes. A 48-megapixel phone photo fits; anything larger is a
-# decompression bomb in practice. It sits below Pillow's own warning threshold (~89 MP), so every
-# image Pillow would warn about is refused here, and Pillow's DecompressionBombError (above ~179 MP)
-# is caught and refused the same way.
-MAX_PIXELS = 80_000_000
+# The most pixels this app decodes. A 48-megapixel phone photo fits; the gateway itself takes at
+# most 2000×2000 px, so anything larger only ever gets scaled down.
+MAX_PIXELS = 50_000_000
+# The most memory one decode may take at its peak, working copies included. Sizes come from the
+# header, so an image over budget is refused before any pixel is decoded.
+DECODE_BUDGET_BYTES = 160 * 1024 * 1024
+# How many images are decoded at once in this process; more wait their turn, so several large
+# uploads at the same moment cannot multiply the peak.
+DECODE_SLOTS = 2
+_decode_slots = threading.BoundedSemaphore(DECODE_SLOTS)
+# Pillow allocates pixels in blocks (16 MB by default). Blocks above the C library's largest mmap
+# threshold (32 MB) are mapped and unmapped directly; smaller ones stay in the freeing thread's
+# malloc arena after use, so each server thread that once decoded a large image kept its memory.
+_PIXEL_BLOCK_BYTES = 64 * 1024 * 1024
+Image.core.set_block_size(_PIXEL_BLOCK_BYTES)
+# Scaling first halves by whole factors (cheap, and the full-size copy goes at once), then
+# resamples; 3 keeps the result as sharp as a direct resample.
+_REDUCING_GAP = 3.0
 
 # Decoders allowed to open input. Restricting Pillow's plugins keeps rarely used, riskier decoders
 # (EPS via Ghostscript, FITS, ...) away from untrusted bytes. The JPEG decoder also opens MPO,
@@ -99,6 +121,21 @@ _WEBP_QUALITY = 90
 _STRONG_COMPRESSION_BELOW = 75
 
 _EXIF_ORIENTATION_TAG = 0x0112
+# How to stand an image upright for each EXIF orientation (1, upright, needs nothing).
+_ORIENTATION_TURNS = {
+    2: Image.Transpose.FLIP_LEFT_RIGHT,
+    3: Image.Transpose.ROTATE_180,
+    4: Image.Transpose.FLIP_TOP_BOTTOM,
+    5: Image.Transpose.TRANSPOSE,
+    6: Image.Transpose.ROTATE_270,
+    7: Image.Transpose.TRANSVERSE,
+    8: Image.Transpose.ROTATE_90,
+}
+_QUARTER_TURNS = frozenset({5, 6, 7, 8})
+# Transparency stored premultiplied, and the ordinary mode that holds the same picture.
+_PREMULTIPLIED = {"La": "LA", "RGBa": "RGBA"}
+# Copies of the frame a decoder holds at its peak, the image included (measured).
+_FORMAT_DECODE_COPIES = {"WEBP": 4, "TIFF": 2, "GIF": 2}
 _MODES_WITH_ALPHA = frozenset({"RGBA", "LA", "PA", "RGBa", "La"})
 _HIGH_BIT_DEPTH_MODES = frozenset({"I;16", "I;16B", "I;16L", "I;16N", "I", "F"})
 _SENDABLE_MODES = frozenset({"1", "L", "P", "RGB"})
@@ -161,17 +198,48 @@ class PreparedImage:
 
 @dataclass
 class _Decoded:
-    """An image decoded once, upright, first frame only, with facts the checks need."""
+    """An image read from its header, then decoded at the size the task needs.
+
+    ``width`` and ``height`` are those of the whole upright first frame, as the header gives them;
+    ``image`` holds its pixels in stored orientation, possibly already reduced on decode (a JPEG
+    draft), so it may be smaller.
+    """
 
     image: Image.Image
     format: str
     source_mode: str
+    width: int
+    height: int
+    orientation: int
     sha256: str
     size_bytes: int
-    rotated: bool
     animated: bool
     high_bit_depth: bool
+    has_alpha: bool
     notes: list[str]
+
+    @property
+    def rotated(self) -> bool:
+        return self.orientation != 1
+
+    def stored(self, size: tuple[int, int]) -> tuple[int, int]:
+        """An upright size as it is in the file: turned a quarter when the EXIF turns it back."""
+        return (size[1], size[0]) if self.orientation in _QUARTER_TURNS else size
+
+
+@contextmanager
+def _decode_slot(decoded: _Decoded) -> Iterator[None]:
+    """Wait for one of the process's decode slots and hold it while pixels are in memory.
+
+    The decoded pixels are released on the way out, before the slot is: Pillow's images can sit
+    in reference cycles, and waiting for the garbage collector would let the next decode start
+    while this one's memory is still held.
+    """
+    with _decode_slots:
+        try:
+            yield
+        finally:
+            decoded.image.close()
 
 
 def _sha256(data: bytes) -> str:
@@ -180,6 +248,10 @@ def _sha256(data: bytes) -> str:
 
 def _megabytes(size: int) -> str:
     return f"{size / 1_048_576:.1f}".removesuffix(".0") + " MB"
+
+
+def _megapixels(pixels: float) -> str:
+    return f"{pixels / 1_000_000:.1f}".removesuffix(".0")
 
 
 def _dimensions(width: int, height: int) -> str:
@@ -217,18 +289,19 @@ def _extension_note(filename: str | None, real_format: str) -> str | None:
     )
 
 
-def _decode(data: bytes, *, filename: str | None) -> _Decoded:
+def _open(data: bytes) -> Image.Image:
+    """Read the header only: format, size and mode, no pixels yet."""
     if not data:
         raise ImageRejected(
             "The file is empty (0 bytes). Choose the image again; it may not have finished "
             "saving or downloading."
         )
     try:
-        image = Image.open(io.BytesIO(data), formats=_DECODABLE_FORMATS)
+        return Image.open(io.BytesIO(data), formats=_DECODABLE_FORMATS)
     except Image.DecompressionBombError:
         raise ImageRejected(
-            "The image claims to be far larger than any photo needs and was refused to protect "
-            f"the app. Use an image under {MAX_PIXELS // 1_000_000} megapixels."
+            "This image claims to be far larger than any photo needs; the largest we can work "
+            f"with is {_megapixels(MAX_PIXELS)} megapixels. Please use a smaller image."
         ) from None
     except UnidentifiedImageError:
         is_webp = data[:4] == b"RIFF" and data[8:12] == b"WEBP"
@@ -251,16 +324,132 @@ def _decode(data: bytes, *, filename: str | None) -> _Decoded:
             "The image is damaged and cannot be read. Save or export it again, then retry."
         ) from None
 
+
+def _orientation(image: Image.Image) -> int:
+    if image.format == "PNG" and "exif" not in image.info and image.tile:
+        # A PNG may keep its EXIF after the pixels, and asking for it would decode them all
+        # before any check; it is read again once the image is decoded.
+        return 1
+    try:
+        orientation = image.getexif().get(_EXIF_ORIENTATION_TAG, 1)
+    except Exception:
+        # Broken camera metadata must not block a readable image.
+        return 1
+    return orientation if orientation in _ORIENTATION_TURNS else 1
+
+
+def _read_header(data: bytes, *, filename: str | None) -> _Decoded:
+    """Everything the header tells, with the pixel ceiling applied; nothing is decoded yet."""
+    image = _open(data)
     width, height = image.size
     if width * height > MAX_PIXELS:
-        raise ImageRejected(
-            f"The image claims to be {_dimensions(width, height)} "
-            f"({width * height / 1_000_000:.0f} megapixels), far more than any photo needs, and "
-            f"was refused to protect the app. Use an image under {MAX_PIXELS // 1_000_000} "
-            "megapixels."
-        )
+        raise ImageRejected(_too_many_pixels(width, height, MAX_PIXELS, image_format=None))
     real_format = _FORMAT_ALIASES.get(image.format or "", image.format or "")
     animated = bool(getattr(image, "is_animated", False))
+    notes: list[str] = []
+    if note := _extension_note(filename, real_format):
+        notes.append(note)
+    if animated:
+        notes.append("This is an animation; only its first frame is used.")
+    bit_depth = _png_bit_depth(data)
+    decoded = _Decoded(
+        image=image,
+        format=real_format,
+        source_mode=image.mode,
+        width=width,
+        height=height,
+        orientation=1,
+        sha256=_sha256(data),
+        size_bytes=len(data),
+        animated=animated,
+        high_bit_depth=image.mode in _HIGH_BIT_DEPTH_MODES or (bit_depth or 8) > 8,
+        has_alpha=_has_alpha(image),
+        notes=notes,
+    )
+    _set_orientation(decoded, _orientation(image))
+    return decoded
+
+
+def _set_orientation(decoded: _Decoded, orientation: int) -> None:
+    if orientation == decoded.orientation:
+        return
+    # Only ever called with the header's orientation 1 still in place.
+    decoded.orientation = orientation
+    decoded.notes.append("Rotated upright from its camera orientation.")
+    if orientation in _QUARTER_TURNS:
+        decoded.width, decoded.height = decoded.height, decoded.width
+
+
+def _too_many_pixels(width: int, height: int, largest: float, *, image_format: str | None) -> str:
+    kind = f" {image_format} image" if image_format else ""
+    return (
+        f"This image is {width} × {height} pixels ({_megapixels(width * height)} megapixels); "
+        f"the largest{kind} we can work with is {_megapixels(largest)} megapixels. "
+        "Please use a smaller image."
+    )
+
+
+def _stored_bytes_per_pixel(mode: str) -> int:
+    # How Pillow keeps pixels in memory: one byte for 1, L and P, two for 16-bit grey, and four
+    # for everything else (RGB included, padded).
+    if mode in ("1", "L", "P"):
+        return 1
+    if mode.startswith("I;16"):
+        return 2
+    return 4
+
+
+def _decode_cost(image: Image.Image, source_mode: str, full_size: tuple[int, int]) -> int:
+    """Peak bytes to decode ``image`` at its current (possibly drafted) size and work on it.
+
+    Measured per format: Pillow's WebP decoder holds about four copies of the frame, a
+    progressive JPEG holds every DCT coefficient (two bytes each) of the whole image whatever the
+    draft, scaling down passes through an image up to half the frame's size, and palette, bilevel
+    and transparent images need one more full-size copy before they can be scaled.
+    """
+    width, height = image.size
+    stored = _stored_bytes_per_pixel(image.mode)
+    per_pixel = stored * _FORMAT_DECODE_COPIES.get(image.format or "", 1) + stored / 2
+    if source_mode in ("1", "P", "PA", "LA", "RGBA") or "transparency" in image.info:
+        per_pixel += 4
+    cost = int(width * height * per_pixel)
+    if image.format in ("JPEG", "MPO") and image.info.get("progressive"):
+        cost += _jpeg_coefficient_bytes(image, full_size)
+    return cost
+
+
+def _jpeg_coefficient_bytes(image: Image.Image, full_size: tuple[int, int]) -> int:
+    # Each colour component has its own sampling; its share of the full image is kept.
+    layers = getattr(image, "layer", None) or [("", 1, 1, 0)]
+    full_width, full_height = full_size
+    most_across = max(layer[1] for layer in layers)
+    most_down = max(layer[2] for layer in layers)
+    samples = sum(
+        full_width * full_height * layer[1] * layer[2] / (most_across * most_down)
+        for layer in layers
+    )
+    return int(samples * 2)
+
+
+def _decode(decoded: _Decoded, *, upright_box: tuple[int, int]) -> None:
+    """Decode the first frame's pixels into ``decoded.image``, no larger than needed.
+
+    A JPEG is decoded at 1/2, 1/4 or 1/8 scale when that still covers ``upright_box``; other
+    formats decode in full. Either way the cost is worked out from the header first, and a
+    decode over :data:`DECODE_BUDGET_BYTES` is refused before it starts. Call it holding a slot.
+    """
+    image = decoded.image
+    full_width, full_height = image.size
+    if image.format in ("JPEG", "MPO"):
+        # Should a damaged header upset the draft, the image is costed and decoded in full.
+        with suppress(Exception):
+            image.draft(image.mode, decoded.stored(upright_box))
+    cost = _decode_cost(image, decoded.source_mode, (full_width, full_height))
+    if cost > DECODE_BUDGET_BYTES:
+        largest = min(MAX_PIXELS, DECODE_BUDGET_BYTES * full_width * full_height / cost)
+        raise ImageRejected(
+            _too_many_pixels(full_width, full_height, largest, image_format=decoded.format)
+        )
     try:
         # Frame 0 is the current frame after open; load() decodes it completely.
         image.load()
@@ -269,45 +458,38 @@ def _decode(data: bytes, *, filename: str | None) -> _Decoded:
             "The image is incomplete or damaged (the file may be cut short). "
             "Save or download it again, then retry."
         ) from None
-
-    notes: list[str] = []
-    if note := _extension_note(filename, real_format):
-        notes.append(note)
-    if animated:
-        notes.append("This is an animation; only its first frame is used.")
-
-    source_mode = image.mode
-    upright = _upright(image)
-    rotated = upright is not image
-    if rotated:
-        notes.append("Rotated upright from its camera orientation.")
-    bit_depth = _png_bit_depth(data)
-    return _Decoded(
-        image=upright,
-        format=real_format,
-        source_mode=source_mode,
-        sha256=_sha256(data),
-        size_bytes=len(data),
-        rotated=rotated,
-        animated=animated,
-        high_bit_depth=source_mode in _HIGH_BIT_DEPTH_MODES or (bit_depth or 8) > 8,
-        notes=notes,
-    )
+    if decoded.orientation == 1:
+        # Now that the pixels are in, EXIF stored after them can be read without cost.
+        _set_orientation(decoded, _orientation(image))
 
 
-def _upright(image: Image.Image) -> Image.Image:
+def _upright(image: Image.Image, orientation: int) -> Image.Image:
     """The image turned as its EXIF orientation says, or the image itself if it needs no turn."""
-    try:
-        orientation = image.getexif().get(_EXIF_ORIENTATION_TAG, 1)
-        if orientation in range(2, 9):
-            return ImageOps.exif_transpose(image)
-    except Exception:  # noqa: S110 - broken camera metadata must not block a readable image
-        pass
-    return image
+    turn = _ORIENTATION_TURNS.get(orientation)
+    return image if turn is None else image.transpose(turn)
 
 
 def _has_alpha(image: Image.Image) -> bool:
     return image.mode in _MODES_WITH_ALPHA or "transparency" in image.info
+
+
+def _resizable(image: Image.Image) -> Image.Image:
+    """The same picture in a mode that scales smoothly (palette and bilevel images expand)."""
+    if image.mode == "1":
+        return image.convert("L")
+    if image.mode in ("P", "PA"):
+        return image.convert("RGBA" if _has_alpha(image) else "RGB")
+    if image.mode in _PREMULTIPLIED:
+        return image.convert(_PREMULTIPLIED[image.mode])
+    return image
+
+
+def _scaled(image: Image.Image, size: tuple[int, int]) -> Image.Image:
+    if image.size == size:
+        return image
+    # 16-bit grey cannot be reduced by whole factors, only resampled.
+    gap = None if image.mode.startswith("I;16") else _REDUCING_GAP
+    return image.resize(size, Image.Resampling.LANCZOS, reducing_gap=gap)
 
 
 def _target_size(width: int, height: int, limits: Limits) -> tuple[int, int] | None:
@@ -373,7 +555,6 @@ def _size_problems(width: int, height: int, limits: Limits) -> list[ImageProblem
 
 
 def _problems(decoded: _Decoded, limits: Limits) -> list[ImageProblem]:
-    image = decoded.image
     problems: list[ImageProblem] = []
     if decoded.format not in limits.image_formats:
         accepted = ", ".join(limits.image_formats[:-1]) + f" or {limits.image_formats[-1]}"
@@ -384,7 +565,7 @@ def _problems(decoded: _Decoded, limits: Limits) -> list[ImageProblem]:
                 fix=f"Convert to {_output_format(decoded)}",
             )
         )
-    problems.extend(_size_problems(image.width, image.height, limits))
+    problems.extend(_size_problems(decoded.width, decoded.height, limits))
     if decoded.size_bytes > limits.image_max_bytes:
         problems.append(
             ImageProblem(
@@ -396,7 +577,7 @@ def _problems(decoded: _Decoded, limits: Limits) -> list[ImageProblem]:
                 fix=f"Recompress to fit under {_megabytes(limits.image_max_bytes)}",
             )
         )
-    if _has_alpha(image):
+    if decoded.has_alpha:
         problems.append(
             ImageProblem(
                 code="has_alpha",
@@ -404,7 +585,7 @@ def _problems(decoded: _Decoded, limits: Limits) -> list[ImageProblem]:
                 fix="Fill transparent areas with white",
             )
         )
-    if image.mode == "CMYK":
+    if decoded.source_mode == "CMYK":
         problems.append(
             ImageProblem(
                 code="cmyk",
@@ -420,11 +601,11 @@ def _problems(decoded: _Decoded, limits: Limits) -> list[ImageProblem]:
                 fix="Convert to 8-bit colour",
             )
         )
-    elif image.mode not in _SENDABLE_MODES and not _has_alpha(image):
+    elif decoded.source_mode not in _SENDABLE_MODES and not decoded.has_alpha:
         problems.append(
             ImageProblem(
                 code="unusual_colour_mode",
-                message=f"Its colours are stored as {image.mode}; the gateway needs RGB.",
+                message=f"Its colours are stored as {decoded.source_mode}; the gateway needs RGB.",
                 fix="Convert to RGB colour",
             )
         )
@@ -456,17 +637,25 @@ def inspect_image(
         If the bytes are empty, not a readable image, damaged, truncated or a decompression bomb.
     """
     limits = limits or default_catalog().limits
-    decoded = _decode(data, filename=filename)
+    decoded = _read_header(data, filename=filename)
+    with _decode_slot(decoded):
+        # Decoded as far as a fix would: proves the file whole at the cost the fix will have.
+        _decode(decoded, upright_box=_working_size(decoded, limits))
     return ImageCheck(
         format=decoded.format,
-        width=decoded.image.width,
-        height=decoded.image.height,
+        width=decoded.width,
+        height=decoded.height,
         size_bytes=decoded.size_bytes,
         mode=decoded.source_mode,
         sha256=decoded.sha256,
         notes=list(decoded.notes),
         problems=_problems(decoded, limits),
     )
+
+
+def _working_size(decoded: _Decoded, limits: Limits) -> tuple[int, int]:
+    """The upright size a fix scales to (the smallest decode when no scale can fit)."""
+    return _target_size(decoded.width, decoded.height, limits) or (1, 1)
 
 
 def _output_format(decoded: _Decoded) -> str:
@@ -519,7 +708,18 @@ def _convert_colours(image: Image.Image, decoded: _Decoded) -> tuple[Image.Image
         return image.convert("L"), fixes
     if image.mode != "P":
         fixes.append(f"Converted {image.mode} colours to RGB")
-    return image.convert("RGB"), fixes
+    return _as_rgb(image, decoded), fixes
+
+
+def _as_rgb(image: Image.Image, decoded: _Decoded) -> Image.Image:
+    try:
+        return image.convert("RGB")
+    except ValueError:
+        # Pillow opens a few colour modes it cannot convert; say so rather than fail.
+        raise ImageRejected(
+            f"Its colours are stored as {decoded.source_mode}, which this app cannot convert. "
+            "Save it as an ordinary RGB JPEG or PNG and try again."
+        ) from None
 
 
 def _encode(image: Image.Image, image_format: str, *, quality: int = JPEG_QUALITY) -> bytes:
@@ -563,18 +763,26 @@ def prepare_image(
         If the image cannot be read, or breaks a rule that no fix can satisfy.
     """
     limits = limits or default_catalog().limits
-    decoded = _decode(data, filename=filename)
+    decoded = _read_header(data, filename=filename)
+    with _decode_slot(decoded):
+        return _prepare(decoded, data, limits)
+
+
+def _prepare(decoded: _Decoded, data: bytes, limits: Limits) -> PreparedImage:
+    _decode(decoded, upright_box=_working_size(decoded, limits))
+    # Taken again after decoding: a PNG's EXIF, read only then, may have turned the image. Past
+    # the check of problems it is always a size that fits, as shapes no scale fits are refused.
+    target = _working_size(decoded, limits)
     problems = _problems(decoded, limits)
     if blocking := [problem for problem in problems if problem.fix is None]:
         raise ImageRejected(" ".join(problem.message for problem in blocking))
     if not problems and not decoded.rotated and not decoded.animated:
-        image = decoded.image
         return PreparedImage(
             data=data,
             mime=MIME_TYPES[decoded.format],
             format=decoded.format,
-            width=image.width,
-            height=image.height,
+            width=decoded.width,
+            height=decoded.height,
             size_bytes=len(data),
             sha256=decoded.sha256,
             original_sha256=decoded.sha256,
@@ -586,15 +794,14 @@ def prepare_image(
         fixes.append("Rotated upright from its camera orientation")
     if decoded.animated:
         fixes.append("Took the first frame of the animation")
-    image, colour_fixes = _convert_colours(decoded.image, decoded)
+    # Scaled first, so that turning and colour conversion work on the small copy only.
+    image = _scaled(_resizable(decoded.image), decoded.stored(target))
+    image = _upright(image, decoded.orientation)
+    image, colour_fixes = _convert_colours(image, decoded)
     fixes.extend(colour_fixes)
 
-    width, height = image.size
-    target = _target_size(width, height, limits)
-    # _problems already refused shapes that no scale can fit, so a target always exists here.
-    assert target is not None
+    width, height = decoded.width, decoded.height
     if target != (width, height):
-        image = image.resize(target, Image.Resampling.LANCZOS)
         verb = "down" if target[0] < width else "up"
         fixes.append(f"Scaled {verb} from {width}×{height} to {target[0]}×{target[1]} px")
         if verb == "up":
@@ -724,10 +931,28 @@ class ImageLibrary:
 
 
 def shrink_to_jpeg(data: bytes, *, max_side: int) -> bytes:
-    """An upright JPEG of an image at most ``max_side`` pixels on its longer side (for previews)."""
-    with Image.open(io.BytesIO(data), formats=_DECODABLE_FORMATS) as image:
-        image.draft("RGB", (max_side, max_side))
-        small = ImageOps.exif_transpose(image)
-        small.thumbnail((max_side, max_side))
-        small = _flatten_on_white(small) if _has_alpha(small) else small.convert("RGB")
-    return _encode(small, "JPEG", quality=85)
+    """An upright JPEG of an image at most ``max_side`` pixels on its longer side (for previews).
+
+    Raises
+    ------
+    ImageRejected
+        If the image cannot be read, is too large to decode, or its colours cannot be shown.
+    """
+    decoded = _read_header(data, filename=None)
+    with _decode_slot(decoded):
+        _decode(decoded, upright_box=(max_side, max_side))
+        image = _resizable(decoded.image)
+        scale = min(1.0, max_side / max(image.size))
+        small = (max(1, round(image.width * scale)), max(1, round(image.height * scale)))
+        image = _upright(_scaled(image, small), decoded.orientation)
+        image = _viewable(image, decoded)
+        return _encode(image, "JPEG", quality=85)
+
+
+def _viewable(image: Image.Image, decoded: _Decoded) -> Image.Image:
+    """8-bit RGB for a preview, whatever the colours were stored as."""
+    if _has_alpha(image):
+        return _flatten_on_white(image)
+    if image.mode in _HIGH_BIT_DEPTH_MODES:
+        return _to_8bit(image).convert("RGB")
+    return _as_rgb(image, decoded)

@@ -96,6 +96,38 @@ def bomb_png(width: int, height: int) -> bytes:
     )
 
 
+def blank_png(width: int, height: int, *, alpha: bool = False) -> bytes:
+    """A real, complete PNG of one colour: huge in pixels, a few hundred KB on disk at most.
+
+    Compressed a row at a time, so making it never holds the pixels in memory.
+    """
+    bands, colour_type = (4, 6) if alpha else (3, 2)
+    compressor = zlib.compressobj(9)
+    row = b"\x00" * (1 + bands * width)
+    body = b"".join(compressor.compress(row) for _ in range(height)) + compressor.flush()
+    header = struct.pack(">IIBBBBB", width, height, 8, colour_type, 0, 0, 0)
+    return (
+        b"\x89PNG\r\n\x1a\n"
+        + _png_chunk(b"IHDR", header)
+        + _png_chunk(b"IDAT", body)
+        + _png_chunk(b"IEND", b"")
+    )
+
+
+def webp_claiming(width: int, height: int) -> bytes:
+    """A valid lossless WebP of about 40 bytes that decodes to ``width`` × ``height`` pixels.
+
+    A one-pixel image's stream codes every pixel in zero bits, so writing a larger size into its
+    header (14 bits a side, after the ``VP8L`` chunk's signature byte) makes a real image of any
+    size up to 16383 × 16383.
+    """
+    data = encode(Image.new("RGB", (1, 1), (10, 20, 30)), "WEBP", lossless=True)
+    start = data.index(b"VP8L") + 9
+    fields = int.from_bytes(data[start : start + 4], "little")
+    fields = (fields & ~((1 << 28) - 1)) | (width - 1) | ((height - 1) << 14)
+    return data[:start] + fields.to_bytes(4, "little") + data[start + 4 :]
+
+
 def noise_png(width: int, height: int) -> bytes:
     """Random pixels stored uncompressed: about width × height × 3 bytes."""
     image = Image.frombytes("RGB", (width, height), os.urandom(width * height * 3))
@@ -134,6 +166,8 @@ def images() -> SimpleNamespace:
         gray16_png=gray16_png,
         rgb48_png=rgb48_png,
         bomb_png=bomb_png,
+        blank_png=blank_png,
+        webp_claiming=webp_claiming,
         noise_png=noise_png,
         exif_rotated_jpeg=exif_rotated_jpeg,
         animated=animated,

@@ -20,6 +20,7 @@ from studio.images import (
 )
 from tests.plugins.images import (
     animated,
+    blank_png,
     bomb_png,
     cmyk_jpeg,
     encode,
@@ -33,6 +34,7 @@ from tests.plugins.images import (
     rgb48_png,
     rgba_png,
     truncated,
+    webp_claiming,
 )
 
 TEN_MB = 10 * 1024 * 1024
@@ -108,9 +110,10 @@ def test_truncated_image_is_refused(make) -> None:
 def test_decompression_bomb_is_refused_before_decoding(width: int, height: int) -> None:
     data = bomb_png(width, height)
     assert len(data) < 2_000
-    with pytest.raises(ImageRejected, match=f"under {MAX_PIXELS // 1_000_000} megapixels"):
+    largest = f"the largest we can work with is {MAX_PIXELS // 1_000_000} megapixels"
+    with pytest.raises(ImageRejected, match=rf"{largest}\. Please use a smaller image\."):
         inspect_image(data)
-    with pytest.raises(ImageRejected, match="protect the app"):
+    with pytest.raises(ImageRejected, match=largest):
         prepare_image(data)
 
 
@@ -417,3 +420,260 @@ def test_previews_are_light_upright_jpegs(data: bytes, max_side: int, expected_s
     preview = shrink_to_jpeg(data, max_side=max_side)
     with Image.open(io.BytesIO(preview)) as image:
         assert (image.format, image.mode, image.size) == ("JPEG", "RGB", expected_size)
+
+
+# --- huge images in small files -------------------------------------------------------------
+
+
+def test_a_tiny_webp_declaring_a_huge_image_is_refused_from_its_header() -> None:
+    data = webp_claiming(16383, 4880)
+    assert len(data) < 100
+    expected = (
+        "This image is 16383 × 4880 pixels (79.9 megapixels); the largest we can work with is "
+        f"{MAX_PIXELS // 1_000_000} megapixels. Please use a smaller image."
+    )
+    for read in (inspect_image, prepare_image):
+        with pytest.raises(ImageRejected) as refused:
+            read(data)
+        assert str(refused.value) == expected
+    with pytest.raises(ImageRejected, match="Please use a smaller image"):
+        shrink_to_jpeg(data, max_side=720)
+
+
+def test_a_decode_over_the_memory_budget_is_refused_by_name_and_limit() -> None:
+    # 12 megapixels is under the pixel ceiling, but Pillow's WebP decoder holds four copies.
+    data = webp_claiming(4000, 3000)
+    with pytest.raises(ImageRejected) as refused:
+        inspect_image(data)
+    message = str(refused.value)
+    assert message.startswith("This image is 4000 × 3000 pixels (12 megapixels); the largest ")
+    largest = float(message.split("we can work with is ")[1].split(" megapixels")[0])
+    assert 4 < largest < 12
+    assert "WEBP image" in message
+
+
+def test_a_large_jpeg_is_decoded_reduced_and_scaled_to_fit() -> None:
+    # 48 megapixels: a full decode would be over the budget, but a JPEG is read at a quarter of
+    # its size here, which still covers the 2000×1500 px it is scaled to.
+    data = encode(Image.new("RGB", (8000, 6000), (200, 120, 40)), "JPEG", quality=80)
+    check = inspect_image(data)
+    assert (check.width, check.height) == (8000, 6000)
+    assert [p.code for p in check.problems] == ["too_large"]
+    prepared = prepare_image(data)
+    assert prepared.fixes == ["Scaled down from 8000×6000 to 2000×1500 px"]
+    sent = decode(prepared.data)
+    assert sent.size == (2000, 1500)
+    orange = (200, 120, 40)
+    assert all(abs(a - b) < 6 for a, b in zip(sent.getpixel((1000, 700)), orange, strict=True))
+
+
+def test_no_more_decodes_run_at_once_than_there_are_slots(monkeypatch) -> None:
+    import threading
+
+    from studio import images as images_module
+
+    running = 0
+    most = 0
+    lock = threading.Lock()
+    # One more party than there are slots: it can only be completed if the limit fails. Held
+    # until it breaks, so every slot fills before anyone moves on.
+    one_too_many = threading.Barrier(images_module.DECODE_SLOTS + 1, timeout=2)
+    real_decode = images_module._decode
+
+    def counted(*args, **kwargs):
+        nonlocal running, most
+        with lock:
+            running += 1
+            most = max(most, running)
+        try:
+            one_too_many.wait()
+        except threading.BrokenBarrierError:
+            pass
+        finally:
+            with lock:
+                running -= 1
+        return real_decode(*args, **kwargs)
+
+    monkeypatch.setattr(images_module, "_decode", counted)
+    data = png(640, 480)
+    threads = [
+        threading.Thread(target=inspect_image, args=(data,))
+        for _ in range(images_module.DECODE_SLOTS + 4)
+    ]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert most == images_module.DECODE_SLOTS
+
+
+_PEAK_MEMORY_CHILD = """
+import json, sys, threading, warnings
+warnings.simplefilter("ignore")
+from studio.images import ImageRejected, inspect_image, prepare_image, shrink_to_jpeg
+
+def kilobytes():
+    # The peak resident size of this program since it started. Not ru_maxrss: Linux carries the
+    # parent's peak over into a child, which would hide any smaller peak here.
+    with open("/proc/self/status") as status:
+        for line in status:
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1])
+    raise RuntimeError("no VmHWM in /proc/self/status")
+
+blobs = [open(path, "rb").read() for path in sys.argv[1:]]
+outcomes = []
+
+def use(data):
+    for step in (inspect_image, prepare_image, lambda d: shrink_to_jpeg(d, max_side=720)):
+        try:
+            step(data)
+            outcomes.append("ok")
+        except ImageRejected as problem:
+            outcomes.append(str(problem))
+
+baseline = kilobytes()
+threads = [threading.Thread(target=use, args=(data,)) for data in blobs]
+for thread in threads:
+    thread.start()
+for thread in threads:
+    thread.join()
+print(json.dumps({"baseline_kb": baseline, "peak_kb": kilobytes(), "outcomes": outcomes}))
+"""
+
+# Two decode slots of the budget, plus room for encoders and the interpreter's own churn.
+_PEAK_ALLOWANCE_MB = 400
+
+
+def _hostile_files(kind: str, folder) -> list:
+    if kind == "webp-header-bomb":
+        blobs = [webp_claiming(16383, 4880)]
+    elif kind == "four-compressible-pngs-over-the-ceiling":
+        blobs = [blank_png(10_000, 8_000)] * 4
+    elif kind == "four-compressible-pngs-under-the-budget":
+        blobs = [blank_png(6_000, 4_500)] * 4
+    else:
+        photo = Image.new("RGB", (5_600, 5_600), (40, 90, 200))
+        blobs = [encode(photo, "JPEG", quality=90, progressive=True)] * 4
+        del photo
+    paths = []
+    for number, data in enumerate(blobs):
+        assert len(data) < 400_000  # small files, all of them
+        path = folder / f"{kind}-{number}"
+        path.write_bytes(data)
+        paths.append(path)
+    return paths
+
+
+@pytest.mark.parametrize(
+    "kind",
+    [
+        "webp-header-bomb",
+        "four-compressible-pngs-over-the-ceiling",
+        "four-compressible-pngs-under-the-budget",
+        "four-progressive-jpegs",
+    ],
+)
+def test_hostile_images_decoded_at_once_stay_within_the_memory_bound(kind, tmp_path) -> None:
+    """Inspect, fix and preview each file, all files at once, in a fresh process; read its peak."""
+    import json
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    paths = _hostile_files(kind, tmp_path)
+    finished = subprocess.run(
+        [sys.executable, "-c", _PEAK_MEMORY_CHILD, *map(str, paths)],
+        cwd=Path(__file__).resolve().parents[2],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    report = json.loads(finished.stdout)
+    grown_mb = (report["peak_kb"] - report["baseline_kb"]) / 1024
+    print(f"{kind}: peak grew {grown_mb:.0f} MB over {report['baseline_kb'] / 1024:.0f} MB")
+    assert grown_mb < _PEAK_ALLOWANCE_MB
+    outcomes = report["outcomes"]
+    assert len(outcomes) == 3 * len(paths)
+    if kind in ("webp-header-bomb", "four-compressible-pngs-over-the-ceiling"):
+        assert all(outcome.endswith("Please use a smaller image.") for outcome in outcomes)
+    else:
+        # Large but fixable: every inspection, fix and preview works.
+        assert set(outcomes) == {"ok"}
+
+
+# --- every colour mode ---------------------------------------------------------------------
+
+
+def _in_mode(mode: str, image_format: str, size: tuple[int, int]) -> bytes:
+    if mode.startswith("I;16"):
+        image = Image.new(mode, size, 60000)
+    elif mode in ("I", "F"):
+        image = Image.new(mode, size, 40000)
+    elif mode == "P":
+        image = gradient(*size).convert("P")
+        return encode(image, image_format, transparency=0)
+    elif mode == "PA":
+        image = Image.new("PA", size, (3, 128))
+    else:
+        image = gradient(*size).convert(mode) if mode != "LAB" else Image.new("LAB", size)
+    return encode(image, image_format)
+
+
+_MODES_AND_FORMATS = [
+    ("1", "PNG"),
+    ("L", "PNG"),
+    ("LA", "PNG"),
+    ("P", "PNG"),
+    ("PA", "TIFF"),
+    ("RGB", "PNG"),
+    ("RGBA", "PNG"),
+    ("CMYK", "JPEG"),
+    ("CMYK", "TIFF"),
+    ("YCbCr", "TIFF"),
+    ("LAB", "TIFF"),
+    ("I", "TIFF"),
+    ("I;16", "PNG"),
+    ("I;16", "TIFF"),
+    ("I;16B", "TIFF"),
+    ("F", "TIFF"),
+]
+# Below the thumbnail, between thumbnail and preview, wider than the preview (the crash was
+# past about 1440 px), and over the gateway's largest side.
+_SIZES = [(120, 90), (500, 400), (1600, 900), (3000, 1200)]
+
+
+@pytest.mark.parametrize("size", _SIZES, ids=lambda size: f"{size[0]}x{size[1]}")
+@pytest.mark.parametrize(("mode", "image_format"), _MODES_AND_FORMATS)
+def test_every_mode_is_inspected_fixed_and_previewed(
+    mode: str, image_format: str, size: tuple[int, int]
+) -> None:
+    data = _in_mode(mode, image_format, size)
+    check = inspect_image(data)
+    assert (check.width, check.height) == size
+    assert check.ok or check.can_fix
+
+    prepared = prepare_image(data)
+    sent = decode(prepared.data)
+    assert sent.mode in ("1", "L", "P", "RGB")  # what the gateway takes
+    assert sent.size == (prepared.width, prepared.height)
+    assert min(sent.size) >= 360
+    assert max(sent.size) <= 2000
+
+    for side in (160, 720):
+        with Image.open(io.BytesIO(shrink_to_jpeg(data, max_side=side))) as preview:
+            assert (preview.format, preview.mode) == ("JPEG", "RGB")
+            assert max(preview.size) == min(side, max(size))
+
+
+def test_a_wide_sixteen_bit_grey_preview_keeps_its_brightness() -> None:
+    # The Generate page crashed here: Pillow cannot reduce 16-bit grey by whole factors.
+    preview = decode(shrink_to_jpeg(gray16_png(1600, 900), max_side=720))
+    assert preview.size == (720, 405)
+    assert all(abs(channel - 60000 // 256) <= 2 for channel in preview.getpixel((360, 200)))
+
+
+def test_thumbnails_of_sixteen_bit_grey_are_made(tmp_path) -> None:
+    library = ImageLibrary(tmp_path)
+    sha = library.save(gray16_png(2000, 1000), format="PNG")
+    assert decode(library.thumbnail(sha)).size == (160, 80)
