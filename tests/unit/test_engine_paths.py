@@ -158,7 +158,9 @@ def test_a_success_without_a_video_link_is_never_shown_as_done(open_studio, fina
     answer["extra"] = {"usage": {"video_duration": 3, "video_count": 1}}
     studio = _studio_on(open_studio, server, start_watcher=False)
     job = submit(studio)
-    # Each check finds no link: the job stays in flight, says why, and nothing is counted yet.
+    # Each check finds no link: the job stays in flight and says why. The gateway reported the
+    # video made, so its usage is billed once, however often the job is checked.
+    billed = Decimal("0.135")  # Turbo 480P: 3 s at $0.045
     for _ in range(3):
         studio.store.update(job.id, next_poll_at=job.submitted_at)
         assert studio.watcher.run_once() == 1
@@ -167,12 +169,12 @@ def test_a_success_without_a_video_link_is_never_shown_as_done(open_studio, fina
         assert current.status is not JobStatus.SUCCEEDED
         assert "no video link" in current.explanation
         assert current.video_path is None
-        assert current.cost_usd is None
-    assert studio.totals("s").all_time.billed.videos == 0
-    # Past its deadline it times out, still unbilled in the totals: no video was ever saved.
+        assert current.cost_usd == billed
+    assert studio.totals("s").all_time.billed.cost_usd == billed
+    # Past its deadline it times out without a video, and the cost it was billed stays counted.
     studio.store.update(job.id, next_poll_at=job.submitted_at, deadline_at=job.submitted_at)
     studio.watcher.run_once()
     done = studio.job(job.id)
     assert done.status is JobStatus.TIMED_OUT
-    assert done.cost_usd is None
-    assert studio.totals("s").all_time.billed.cost_usd == 0
+    assert done.cost_usd == billed
+    assert studio.totals("s").all_time.billed.cost_usd == billed

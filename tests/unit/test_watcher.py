@@ -159,11 +159,13 @@ def test_a_429_storm_is_survived_within_the_budget(billed_studio: Studio, reques
     watched = [row for row in rows if "/videos/" in row[2] or "Result" in row[2]]
     limited = [row for row in watched if row[3] == "429"]
     assert len(limited) == 8
-    # After a 429 the whole process waits for Retry-After before its next poll or download.
+    # After a 429 the whole process waits for Retry-After before its next poll or download. Only
+    # requests already on their way when the 429 came back (one per other job in hand) may land
+    # inside that pause; without the shared pause every job would keep polling through it.
     for when, *_ in limited:
-        later = [t for t, *_ in watched if t > when]
-        assert later
-        assert min(later) - when >= retry_after * 0.9
+        assert [t for t, *_ in watched if t > when]
+        inside_pause = [t for t, *_ in watched if when < t < when + retry_after * 0.9]
+        assert len(inside_pause) <= len(jobs) - 1
     # Never more than the budget (10 a second) in any one-second window.
     times = [row[0] for row in watched]
     for index, start in enumerate(times):
@@ -638,6 +640,7 @@ def test_a_full_disk_is_said_once_and_the_video_saved_later(
         budget=studio.budget,
         disk_free=disk_free,
         failure_retry=Backoff(first=0.05, most=0.15),
+        estimator=studio._estimator,
     )
     job = submit(studio)
     caplog.set_level(logging.INFO, logger="studio.watcher")
