@@ -28,6 +28,9 @@ from PIL import Image, ImageDraw, ImageFilter, ImageFont
 # between 1x and this size: a zoom of up to 15 % with room to pan, and never an upscale.
 SOURCE_MARGIN = 1.15
 FRAME_THREADS = 2
+# OpenCV's own worker threads would compete with the frame threads and the encoder for the
+# same cores, and they spin while they wait: each OpenCV call here stays on its caller's thread.
+cv2.setNumThreads(1)
 # Frames made ahead of the encoder; enough to keep it busy, small enough to bound memory.
 FRAMES_AHEAD = 2 * FRAME_THREADS
 ENCODER_OPTIONS = ("-preset", "veryfast", "-crf", "23", "-movflags", "+faststart")
@@ -41,6 +44,9 @@ Planes = tuple[bytes, bytes, bytes]
 Box = tuple[float, float, float, float]
 _LUMA_LEVELS = [16 + round(value * 219 / 255) for value in range(256)]
 _CHROMA_LEVELS = [128 + round((value - 128) * 224 / 255) for value in range(256)]
+_LUMA_TABLE, _CHROMA_TABLE = (
+    np.array(levels, np.uint8) for levels in (_LUMA_LEVELS, _CHROMA_LEVELS)
+)
 
 
 class RenderCancelled(Exception):
@@ -246,33 +252,36 @@ def _watermark_stamp(size: tuple[int, int]) -> _WatermarkStamp:
     )
 
 
-def _as_arrays(planes: tuple[Image.Image, ...]) -> tuple[np.ndarray, ...]:
-    return tuple(np.asarray(plane) for plane in planes)
-
-
-def _fit_source(image: Image.Image, size: tuple[int, int]) -> tuple[Image.Image, ...]:
+def _fit_source(image: Image.Image, size: tuple[int, int]) -> tuple[np.ndarray, ...]:
     """Crop ``image`` centrally to the aspect of ``size`` and scale it to limited-range planes.
 
-    Each plane is scaled on its own, the chroma ones after an exact halving: about half the work
-    of scaling the RGB picture and subsampling it afterwards.
+    Luma comes out at ``size`` (even), the two chroma planes at exactly half of it.
     """
     width, height = image.size
     aspect = size[0] / size[1]
-    crop_width, crop_height = min(width, height * aspect), min(height, width / aspect)
-    left, top = (width - crop_width) / 2, (height - crop_height) / 2
-    box = (left, top, left + crop_width, top + crop_height)
-    half_box = (left / 2, top / 2, box[2] / 2, box[3] / 2)
-    half_size = (size[0] // 2, size[1] // 2)
-    rgb = image if image.mode == "RGB" else image.convert("RGB")
-    luma, blue, red = rgb.convert("YCbCr").split()
+    crop_width = round(min(width, height * aspect))
+    crop_height = round(min(height, width / aspect))
+    left, top = (width - crop_width) // 2, (height - crop_height) // 2
+    rgb = np.asarray(image if image.mode == "RGB" else image.convert("RGB"))
+    colour = cv2.cvtColor(
+        rgb[top : top + crop_height, left : left + crop_width], cv2.COLOR_RGB2YCrCb
+    )
+    # Shrink by a whole factor first, averaging blocks (OpenCV's fast path), so the bicubic
+    # step that follows never shrinks by 2 or more and cannot alias.
+    factor = int(min(crop_width / size[0], crop_height / size[1]))
+    if factor >= 2:
+        whole = (crop_width // factor, crop_height // factor)
+        colour = cv2.resize(
+            colour[: whole[1] * factor, : whole[0] * factor], whole, interpolation=cv2.INTER_AREA
+        )
+    colour = cv2.resize(colour, size, interpolation=cv2.INTER_CUBIC)
+    half = cv2.resize(colour, (size[0] // 2, size[1] // 2), interpolation=cv2.INTER_AREA)
+    luma = cv2.extractChannel(colour, 0)
+    red, blue = (cv2.extractChannel(half, channel) for channel in (1, 2))
     return (
-        luma.resize(size, Image.Resampling.BICUBIC, box=box).point(_LUMA_LEVELS),
-        *(
-            plane.reduce(2)
-            .resize(half_size, Image.Resampling.BICUBIC, box=half_box)
-            .point(_CHROMA_LEVELS)
-            for plane in (blue, red)
-        ),
+        cv2.LUT(luma, _LUMA_TABLE),
+        cv2.LUT(blue, _CHROMA_TABLE),
+        cv2.LUT(red, _CHROMA_TABLE),
     )
 
 
@@ -297,9 +306,9 @@ def plane_maker(
         round(width * SOURCE_MARGIN / 2) * 2,
         round(height * SOURCE_MARGIN / 2) * 2,
     )
-    sources = [_as_arrays(_fit_source(first, source_size))]
+    sources = [_fit_source(first, source_size)]
     if last is not None:
-        sources.append(_as_arrays(_fit_source(last, source_size)))
+        sources.append(_fit_source(last, source_size))
     move = camera_move(seed)
     stamp = _watermark_stamp(size) if watermark else None
 
