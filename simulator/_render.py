@@ -266,8 +266,13 @@ def _fit_source(image: Image.Image, size: tuple[int, int]) -> tuple[np.ndarray, 
     colour = cv2.cvtColor(
         rgb[top : top + crop_height, left : left + crop_width], cv2.COLOR_RGB2YCrCb
     )
-    # Shrink by a whole factor first, averaging blocks (OpenCV's fast path), so the bicubic
-    # step that follows never shrinks by 2 or more and cannot alias.
+    luma = cv2.extractChannel(colour, 0)
+    # Luma is averaged over areas when shrunk: sharp and free of aliasing.
+    method = cv2.INTER_AREA if size[0] < crop_width else cv2.INTER_CUBIC
+    luma = cv2.resize(luma, size, interpolation=method)
+    # Colour needs less care: shrunk by a whole factor first by averaging blocks (OpenCV's fast
+    # path), so that the bicubic step after never shrinks by 2 or more, then halved exactly.
+    # (All three channels go through it: OpenCV's three-channel paths are its fastest.)
     factor = int(min(crop_width / size[0], crop_height / size[1]))
     if factor >= 2:
         whole = (crop_width // factor, crop_height // factor)
@@ -276,7 +281,6 @@ def _fit_source(image: Image.Image, size: tuple[int, int]) -> tuple[np.ndarray, 
         )
     colour = cv2.resize(colour, size, interpolation=cv2.INTER_CUBIC)
     half = cv2.resize(colour, (size[0] // 2, size[1] // 2), interpolation=cv2.INTER_AREA)
-    luma = cv2.extractChannel(colour, 0)
     red, blue = (cv2.extractChannel(half, channel) for channel in (1, 2))
     return (
         cv2.LUT(luma, _LUMA_TABLE),
