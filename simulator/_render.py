@@ -1,7 +1,8 @@
 """Rendering a task's video: a smooth camera move over the first frame, encoded as H.264 MP4.
 
-Frames are made in Python (a sub-pixel crop-and-scale of a pre-scaled source per frame, on two
-threads) while ffmpeg encodes in its own process, so the two overlap on a multi-core machine.
+Frames are made in this process (a sub-pixel crop-and-scale of a pre-scaled source per frame, by
+OpenCV's fixed-point bilinear warp, on two threads) while ffmpeg encodes in its own process, so
+the two overlap on a multi-core machine.
 """
 
 from __future__ import annotations
@@ -44,9 +45,8 @@ Planes = tuple[bytes, bytes, bytes]
 Box = tuple[float, float, float, float]
 _LUMA_LEVELS = [16 + round(value * 219 / 255) for value in range(256)]
 _CHROMA_LEVELS = [128 + round((value - 128) * 224 / 255) for value in range(256)]
-_LUMA_TABLE, _CHROMA_TABLE = (
-    np.array(levels, np.uint8) for levels in (_LUMA_LEVELS, _CHROMA_LEVELS)
-)
+_LUMA_TABLE = np.array(_LUMA_LEVELS, np.uint8)
+_CHROMA_TABLE = np.array(_CHROMA_LEVELS, np.uint8)
 
 
 class RenderCancelled(Exception):
