@@ -19,19 +19,19 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
+from types import ModuleType
+from typing import TYPE_CHECKING
 
-import cv2
 import imageio_ffmpeg
-import numpy as np
 from PIL import Image, ImageDraw, ImageFilter, ImageFont
+
+if TYPE_CHECKING:
+    import numpy as np
 
 # The source is scaled once to this multiple of the output, so every frame is a crop window
 # between 1x and this size: a zoom of up to 15 % with room to pan, and never an upscale.
 SOURCE_MARGIN = 1.15
 FRAME_THREADS = 2
-# OpenCV's own worker threads would compete with the frame threads and the encoder for the
-# same cores, and they spin while they wait: each OpenCV call here stays on its caller's thread.
-cv2.setNumThreads(1)
 # Frames made ahead of the encoder; enough to keep it busy, small enough to bound memory.
 FRAMES_AHEAD = 2 * FRAME_THREADS
 ENCODER_OPTIONS = ("-preset", "veryfast", "-crf", "23", "-movflags", "+faststart")
@@ -45,8 +45,29 @@ Planes = tuple[bytes, bytes, bytes]
 Box = tuple[float, float, float, float]
 _LUMA_LEVELS = [16 + round(value * 219 / 255) for value in range(256)]
 _CHROMA_LEVELS = [128 + round((value - 128) * 224 / 255) for value in range(256)]
-_LUMA_TABLE = np.array(_LUMA_LEVELS, np.uint8)
-_CHROMA_TABLE = np.array(_CHROMA_LEVELS, np.uint8)
+
+
+@cache
+def _opencv() -> ModuleType:
+    """OpenCV, imported when the first clip is rendered rather than with the simulator.
+
+    Importing it (with numpy) takes a few tenths of a second that starting the app should not
+    pay for a render it may never make.
+    """
+    import cv2
+
+    # Its own worker threads would compete with the frame threads and the encoder for the same
+    # cores, and they spin while they wait: each OpenCV call here stays on its caller's thread.
+    cv2.setNumThreads(1)
+    return cv2
+
+
+@cache
+def _level_tables() -> tuple[np.ndarray, np.ndarray]:
+    """The luma and chroma levels as lookup tables."""
+    import numpy as np
+
+    return np.array(_LUMA_LEVELS, np.uint8), np.array(_CHROMA_LEVELS, np.uint8)
 
 
 class RenderCancelled(Exception):
@@ -241,6 +262,8 @@ class _WatermarkStamp:
 @cache
 def _watermark_stamp(size: tuple[int, int]) -> _WatermarkStamp:
     """The watermark for frames of ``size``, bottom-right with a margin."""
+    import numpy as np
+
     width, height = size
     mark = _watermark(height)
     mark_width, mark_height = mark.planes[0].size
@@ -257,6 +280,9 @@ def _fit_source(image: Image.Image, size: tuple[int, int]) -> tuple[np.ndarray, 
 
     Luma comes out at ``size`` (even), the two chroma planes at exactly half of it.
     """
+    import numpy as np
+
+    cv2 = _opencv()
     width, height = image.size
     aspect = size[0] / size[1]
     crop_width = round(min(width, height * aspect))
@@ -282,10 +308,11 @@ def _fit_source(image: Image.Image, size: tuple[int, int]) -> tuple[np.ndarray, 
     colour = cv2.resize(colour, size, interpolation=cv2.INTER_CUBIC)
     half = cv2.resize(colour, (size[0] // 2, size[1] // 2), interpolation=cv2.INTER_AREA)
     red, blue = (cv2.extractChannel(half, channel) for channel in (1, 2))
+    luma_table, chroma_table = _level_tables()
     return (
-        cv2.LUT(luma, _LUMA_TABLE),
-        cv2.LUT(blue, _CHROMA_TABLE),
-        cv2.LUT(red, _CHROMA_TABLE),
+        cv2.LUT(luma, luma_table),
+        cv2.LUT(blue, chroma_table),
+        cv2.LUT(red, chroma_table),
     )
 
 
@@ -315,6 +342,7 @@ def plane_maker(
         sources.append(_fit_source(last, source_size))
     move = camera_move(seed)
     stamp = _watermark_stamp(size) if watermark else None
+    cv2 = _opencv()
 
     def make(index: int) -> Planes:
         progress = index / (frame_count - 1) if frame_count > 1 else 0.0
@@ -345,6 +373,9 @@ def _resample(plane: np.ndarray, box: Box, size: tuple[int, int]) -> np.ndarray:
     pixel), which costs about half of Pillow's resize: that one widens its kernel to five taps for
     any shrink, however slight.
     """
+    import numpy as np
+
+    cv2 = _opencv()
     left, top, right, bottom = box
     scale_x, scale_y = (right - left) / size[0], (bottom - top) / size[1]
     source_from_output = np.array(
