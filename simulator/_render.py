@@ -238,25 +238,26 @@ def _watermark(height: int) -> _Watermark:
 
 @dataclass(frozen=True)
 class _WatermarkStamp:
-    """The watermark placed on frames of one size: its planes, their opacity, and where."""
+    """The watermark for frames of one size, as ``plane * kept + added`` per plane, and where.
 
-    planes: tuple[np.ndarray, np.ndarray, np.ndarray]  # widened to int32 for the blend
-    opacities: tuple[np.ndarray, np.ndarray]  # 0-255, full size for luma, half for chroma
+    ``kept`` is 255 minus the watermark's opacity and ``added`` its opacity times its value (plus
+    the rounding): both are computed once, so a frame pays one multiply and one add per plane.
+    """
+
+    kept: tuple[np.ndarray, np.ndarray, np.ndarray]  # int32, full size for luma, half for chroma
+    added: tuple[np.ndarray, np.ndarray, np.ndarray]
     luma_at: tuple[int, int]  # top-left corner (x, y), even
 
     def apply(self, luma: np.ndarray, blue: np.ndarray, red: np.ndarray) -> None:
         """Blend the watermark into one frame's planes, in place."""
         x, y = self.luma_at
-        for plane, mark, opacity, (left, top) in zip(
-            (luma, blue, red),
-            self.planes,
-            (self.opacities[0], self.opacities[1], self.opacities[1]),
-            ((x, y), (x // 2, y // 2), (x // 2, y // 2)),
-            strict=True,
+        corners = ((x, y), (x // 2, y // 2), (x // 2, y // 2))
+        for plane, kept, added, (left, top) in zip(
+            (luma, blue, red), self.kept, self.added, corners, strict=True
         ):
-            tall, wide = mark.shape
+            tall, wide = kept.shape
             area = plane[top : top + tall, left : left + wide]
-            area[...] = (area * (255 - opacity) + mark * opacity + 127) // 255
+            area[...] = (area * kept + added) // 255
 
 
 @cache
@@ -268,9 +269,14 @@ def _watermark_stamp(size: tuple[int, int]) -> _WatermarkStamp:
     mark = _watermark(height)
     mark_width, mark_height = mark.planes[0].size
     margin = max(4, height // 40)
+    opacities = [np.asarray(mask, dtype=np.int32) for mask in mark.masks]
+    opacities.append(opacities[1])
+    values = [np.asarray(plane, dtype=np.int32) for plane in mark.planes]
     return _WatermarkStamp(
-        planes=tuple(np.asarray(plane, dtype=np.int32) for plane in mark.planes),  # type: ignore[arg-type]
-        opacities=tuple(np.asarray(mask, dtype=np.int32) for mask in mark.masks),  # type: ignore[arg-type]
+        kept=tuple(255 - opacity for opacity in opacities),  # type: ignore[arg-type]
+        added=tuple(
+            value * opacity + 127 for value, opacity in zip(values, opacities, strict=True)
+        ),  # type: ignore[arg-type]
         luma_at=((width - mark_width - margin) // 2 * 2, (height - mark_height - margin) // 2 * 2),
     )
 
