@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 import io
+import itertools
 import re
 import subprocess
 from pathlib import Path
 
+import cv2
 import imageio_ffmpeg
+import numpy as np
 import pytest
 import requests
-from PIL import Image
+from PIL import Image, ImageFilter
 
 from simulator import RunningSimulator
 from tests.plugins.simulator import (
@@ -58,6 +61,67 @@ def _frame(path: Path, index: int) -> Image.Image:
         [FFMPEG, "-v", "error", "-i", str(path), *select, *as_png], capture_output=True, check=True
     )
     return Image.open(io.BytesIO(run.stdout)).convert("RGB")
+
+
+def _luma_frames(path: Path, size: tuple[int, int]) -> np.ndarray:
+    """Every frame's luma plane, decoded by ffmpeg, as floats of shape (frames, height, width)."""
+    run = subprocess.run(
+        [FFMPEG, "-v", "error", "-i", str(path), "-f", "rawvideo", "-pix_fmt", "gray", "-"],
+        capture_output=True,
+        check=True,
+    )
+    width, height = size
+    return np.frombuffer(run.stdout, np.uint8).reshape(-1, height, width).astype(np.float32)
+
+
+def _shift_across(before: np.ndarray, after: np.ndarray) -> float:
+    """How far the picture moved left from ``before`` to ``after``, in pixels, to about 0.1.
+
+    An iterative image alignment (ECC, translation only), which stays accurate at any fraction
+    of a pixel where a phase correlation's peak is biased.
+    """
+    warp = np.eye(2, 3, dtype=np.float32)
+    stop = (cv2.TERM_CRITERIA_COUNT | cv2.TERM_CRITERIA_EPS, 50, 1e-5)
+    _, warp = cv2.findTransformECC(before, after, warp, cv2.MOTION_TRANSLATION, stop, None, 1)
+    return -float(warp[0, 2])
+
+
+def _textured_picture(size: tuple[int, int]) -> bytes:
+    """Fine detail everywhere, so that the shift between two frames has a sharp peak."""
+    grain = Image.effect_noise(size, 80).filter(ImageFilter.GaussianBlur(1.2))
+    fractal = Image.effect_mandelbrot(size, (-2.2, -1.2, 1.0, 1.2), 64)
+    buffer = io.BytesIO()
+    Image.merge("RGB", (grain, fractal, grain.transpose(Image.Transpose.ROTATE_180))).save(
+        buffer, "PNG"
+    )
+    return buffer.getvalue()
+
+
+def test_a_pan_moves_by_fractions_of_a_pixel_without_stalls_or_jumps(
+    simulator: RunningSimulator,
+    tmp_path: Path,
+) -> None:
+    # Seed 5 is a pan from left to right of about 50 pixels over 90 frames at 640x480: under
+    # a pixel a frame, so a renderer that moved in whole pixels would repeat every other frame.
+    body = submit_body(data_uri(_textured_picture((640, 480))), seed=5, watermark=False)
+    frames = _luma_frames(
+        _download(simulator, submit_task(simulator.url, body), tmp_path), (640, 480)
+    )
+    assert len(frames) == 90
+    across = np.array(
+        [_shift_across(before, after) for before, after in itertools.pairwise(frames)]
+    )
+    # The camera eases in and out; away from the ends it moves steadily.
+    middle = across[20:69]
+    assert middle.min() > 0.25, f"a stall: {middle.round(2).tolist()}"
+    assert middle.max() < 1.5, f"a jump: {middle.round(2).tolist()}"
+    # Each step is close to its neighbours' mean: smooth, not alternating 0 and 1 pixel.
+    neighbours = (middle[:-2] + middle[2:]) / 2
+    assert np.abs(middle[1:-1] - neighbours).max() < 0.3, middle.round(2).tolist()
+    # Fractions of a pixel, not whole ones.
+    assert np.abs(middle - middle.round()).max() > 0.2
+    # And the whole pan adds up to the camera's sweep.
+    assert 35 < across.sum() < 70
 
 
 def test_video_is_h264_yuv420p_faststart_with_exact_frames(
