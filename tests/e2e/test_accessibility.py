@@ -116,6 +116,8 @@ def check_every_page(
             expect(page.locator('[data-testid="stApp"]')).to_have_attribute(
                 "data-test-script-state", "notRunning"
             )
+            # Widgets whose code is still loading stand as skeletons: axe must see the real ones.
+            expect(page.locator('[data-testid="stSkeleton"]')).to_have_count(0)
             name = f"axe-{mode}-{width_name}-{address or 'generate'}"
             save_screenshot(page, name, screenshot_dir)
             if violations := serious_violations(page):
