@@ -225,7 +225,7 @@ class Submitter:
             image_sha256=image_sha,
             image_source=draft.image_source,
             last_image_sha256=last_sha,
-            estimate_usd=estimate_cost(request.model, resolution, duration, catalog=self.catalog),
+            estimate_usd=estimate_cost(self.catalog.model(request.model), resolution, duration),
             output_width=width,
             output_height=height,
             key_fingerprint=key_fingerprint,

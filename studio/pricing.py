@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 from decimal import ROUND_HALF_UP, Decimal
 
-from studio.catalog import Catalog, ModelSpec, default_catalog
+from studio.catalog import ModelSpec
 
 # The documentation lists a price per clip of this many seconds.
 LISTED_CLIP_SECONDS = 5
@@ -14,12 +14,6 @@ SIDE_MULTIPLE = 16
 
 _CENT = Decimal("0.01")
 _MIL = Decimal("0.001")
-
-
-def _spec(spec_or_id: ModelSpec | str, catalog: Catalog | None) -> ModelSpec:
-    if isinstance(spec_or_id, ModelSpec):
-        return spec_or_id
-    return (catalog or default_catalog()).model(spec_or_id)
 
 
 def _rate(spec: ModelSpec, resolution: str) -> Decimal:
@@ -35,25 +29,17 @@ def _decimal(value: int | float | Decimal) -> Decimal:
     return value if isinstance(value, Decimal) else Decimal(str(value))
 
 
-def estimate_cost(
-    spec_or_id: ModelSpec | str,
-    resolution: str,
-    seconds: int | float | Decimal,
-    *,
-    catalog: Catalog | None = None,
-) -> Decimal:
+def estimate_cost(spec: ModelSpec, resolution: str, seconds: int | float | Decimal) -> Decimal:
     """Estimate a clip's price before it is made: the per-second rate times its length.
 
     Parameters
     ----------
-    spec_or_id
-        The model, or its id.
+    spec
+        The model, from the catalog (``catalog.model(model_id)``).
     resolution
         One of the model's resolutions, e.g. ``"1080P"``.
     seconds
         The clip's length.
-    catalog
-        Where to look the model up by id; the shipped catalog by default.
 
     Returns
     -------
@@ -62,34 +48,25 @@ def estimate_cost(
 
     Raises
     ------
-    KeyError
-        For an unknown model id.
     ValueError
         When the model has no price for this resolution.
     """
-    spec = _spec(spec_or_id, catalog)
     return _rate(spec, resolution) * _decimal(seconds)
 
 
 def cost_for_usage(
-    spec_or_id: ModelSpec | str,
-    resolution: str,
-    billed_seconds: int | float | Decimal | None,
-    *,
-    catalog: Catalog | None = None,
+    spec: ModelSpec, resolution: str, billed_seconds: int | float | Decimal | None
 ) -> Decimal:
     """The billed cost of a finished task from the seconds its ``usage`` reports.
 
     Parameters
     ----------
-    spec_or_id
-        The model, or its id.
+    spec
+        The model, from the catalog.
     resolution
         The resolution the task was made at.
     billed_seconds
         Seconds of video billed (``TaskUsage.billed_seconds``); None or zero means nothing billed.
-    catalog
-        Where to look the model up by id; the shipped catalog by default.
 
     Returns
     -------
@@ -98,21 +75,16 @@ def cost_for_usage(
     """
     if billed_seconds is None or _decimal(billed_seconds) <= 0:
         return Decimal(0)
-    return estimate_cost(spec_or_id, resolution, billed_seconds, catalog=catalog)
+    return estimate_cost(spec, resolution, billed_seconds)
 
 
-def listed_clip_price(
-    spec_or_id: ModelSpec | str, resolution: str, *, catalog: Catalog | None = None
-) -> Decimal | None:
+def listed_clip_price(spec: ModelSpec, resolution: str) -> Decimal | None:
     """The documentation's listed price for a 5-second clip, or None when it lists none."""
-    return _spec(spec_or_id, catalog).listed_clip_price.get(resolution)
+    return spec.listed_clip_price.get(resolution)
 
 
-def listed_price_differs(
-    spec_or_id: ModelSpec | str, resolution: str, *, catalog: Catalog | None = None
-) -> bool:
+def listed_price_differs(spec: ModelSpec, resolution: str) -> bool:
     """True when the listed 5-second price is not the rate × 5 s that we estimate."""
-    spec = _spec(spec_or_id, catalog)
     listed = spec.listed_clip_price.get(resolution)
     if listed is None:
         return False

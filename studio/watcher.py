@@ -634,7 +634,7 @@ class Watcher:
         usage = snapshot.usage.billed_seconds if snapshot.usage is not None else None
         billed = usage if usage is not None and usage > 0 else Decimal(job.duration)
         fields["billed_seconds"] = int(billed.to_integral_value(rounding=ROUND_HALF_UP))
-        fields["cost_usd"] = cost_for_usage(job.model, job.resolution, billed, catalog=self.catalog)
+        fields["cost_usd"] = cost_for_usage(self.catalog.model(job.model), job.resolution, billed)
         if not snapshot.video_url:
             fields["explanation"] = explain_download_problem("the gateway gave no video link")
             return self._unless_past_deadline(job, now, fields)
