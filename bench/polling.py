@@ -73,7 +73,7 @@ from studio.gateway import GatewayClient, RetryPolicy, TaskSnapshot, TaskStatus
 from studio.imagehost import DataUriHost, data_uri
 from studio.images import ImageLibrary, PreparedImage, prepare_image
 from studio.jobs import JobDraft, Submitter
-from studio.records import BILLED, DEMO, JobStatus
+from studio.records import BILLED, DEMO, JobFilter, JobStatus
 from studio.schedule import PollPolicy, RequestBudget, next_poll_delay
 from studio.settings import key_fingerprint
 from studio.store import JobStore, sqlite_url
@@ -896,7 +896,7 @@ class Engine:
 
     def in_flight(self) -> int:
         # A count, not the rows: the bench must not compete with the watcher it measures.
-        return self.store.count_jobs(statuses=IN_FLIGHT)
+        return self.store.count_jobs(JobFilter(statuses=IN_FLIGHT))
 
 
 @contextlib.contextmanager

@@ -5,7 +5,6 @@ from __future__ import annotations
 import base64
 import math
 from collections.abc import Callable
-from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta, tzinfo
 from functools import partial
 from pathlib import Path
@@ -25,7 +24,7 @@ from components.job_cards import (
 )
 from components.sidebar import totals_rows
 from studio.catalog import Catalog
-from studio.records import BILLED, DEMO, Job, JobStatus, ModeSpend, Totals
+from studio.records import BILLED, DEMO, Job, JobFilter, JobStatus, ModeSpend, Totals
 from studio.service import Studio
 
 # Rows per page: the table stays fast however many jobs the store holds.
@@ -42,29 +41,6 @@ _MODES = {"Billed and demo": None, "Billed only": BILLED, "Demo only": DEMO}
 
 def _utcnow() -> datetime:
     return datetime.now(UTC)
-
-
-@dataclass(frozen=True)
-class HistoryFilters:
-    """What the user narrowed the history to; ``None`` leaves a filter out."""
-
-    models: tuple[str, ...] | None = None
-    statuses: tuple[JobStatus, ...] | None = None
-    mode: str | None = None
-    since: datetime | None = None
-    until: datetime | None = None
-    text: str | None = None
-
-    def as_query(self) -> dict[str, Any]:
-        """The keyword arguments of ``Studio.history`` and friends."""
-        return {
-            "models": self.models,
-            "statuses": self.statuses,
-            "mode": self.mode,
-            "since": self.since,
-            "until": self.until,
-            "text": self.text,
-        }
 
 
 def render_totals(*, totals: Totals, catalog: Catalog) -> None:
@@ -139,7 +115,7 @@ def _model_label(catalog: Catalog, model_id: str) -> str:
 
 def render_filters(
     *, catalog: Catalog, zone: tzinfo, now: Callable[[], datetime] = _utcnow
-) -> HistoryFilters:
+) -> JobFilter:
     """Model, status, billed or demo, when, and words in the prompt; ``now`` dates "Today"."""
     with st.container(key="history-filters"):
         text_column, model_column, status_column = st.columns([3, 2, 2])
@@ -167,21 +143,9 @@ def render_filters(
                 placeholder="Any status",
             )
         when_column, dates_column, mode_column = st.columns([2, 2, 3])
-        with when_column:
-            when = st.selectbox(
-                "When", (_ANY_TIME, _TODAY, _LAST_7, _LAST_30, _BETWEEN), key=state.HIST_WHEN
-            )
-        since, until = None, None
-        today = now().astimezone(zone).date()
-        if when == _BETWEEN:
-            with dates_column:
-                picked = st.date_input(
-                    "Dates", value=(today - timedelta(days=7), today), key=state.HIST_DATES
-                )
-            since, until = _date_range(picked, zone=zone)
-        elif when != _ANY_TIME:
-            days = {_TODAY: 0, _LAST_7: 6, _LAST_30: 29}[when]
-            since = local_day_start(today - timedelta(days=days), zone=zone)
+        since, until = _render_when(
+            when_column=when_column, dates_column=dates_column, zone=zone, now=now
+        )
         with mode_column:
             mode_name = st.segmented_control(
                 "Billed or demo",
@@ -190,14 +154,35 @@ def render_filters(
                 default="Billed and demo",
                 required=True,
             )
-    return HistoryFilters(
-        models=tuple(models) or None,
-        statuses=tuple(statuses) or None,
+    return JobFilter(
+        models=models or None,
+        statuses=statuses or None,
         mode=_MODES[mode_name],
         since=since,
         until=until,
-        text=text.strip() or None,
+        text=text,
     )
+
+
+def _render_when(
+    *, when_column: Any, dates_column: Any, zone: tzinfo, now: Callable[[], datetime]
+) -> tuple[datetime | None, datetime | None]:
+    """The "When" choice (and the dates, between two) as the start and end it filters on."""
+    with when_column:
+        when = st.selectbox(
+            "When", (_ANY_TIME, _TODAY, _LAST_7, _LAST_30, _BETWEEN), key=state.HIST_WHEN
+        )
+    today = now().astimezone(zone).date()
+    if when == _BETWEEN:
+        with dates_column:
+            picked = st.date_input(
+                "Dates", value=(today - timedelta(days=7), today), key=state.HIST_DATES
+            )
+        return _date_range(picked, zone=zone)
+    if when == _ANY_TIME:
+        return None, None
+    days = {_TODAY: 0, _LAST_7: 6, _LAST_30: 29}[when]
+    return local_day_start(today - timedelta(days=days), zone=zone), None
 
 
 def _date_range(picked: Any, *, zone: tzinfo) -> tuple[datetime | None, datetime | None]:
@@ -222,10 +207,9 @@ def render_empty_history(*, studio: Studio) -> bool:
     return True
 
 
-def render_job_table(*, studio: Studio, filters: HistoryFilters, zone: tzinfo) -> list[Job]:
+def render_job_table(*, studio: Studio, filters: JobFilter, zone: tzinfo) -> list[Job]:
     """One page of matching jobs as a table with thumbnails; returns the jobs shown."""
-    query = filters.as_query()
-    total = studio.count_history(**query)
+    total = studio.count_history(filters)
     with st.container(key="history-table"):
         if total == 0:
             st.info(
@@ -237,7 +221,7 @@ def render_job_table(*, studio: Studio, filters: HistoryFilters, zone: tzinfo) -
         page = 1
         if pages > 1:
             page = st.pagination(pages, key=state.HIST_PAGE)
-        jobs = studio.history(**query, limit=PAGE_SIZE, offset=(page - 1) * PAGE_SIZE)
+        jobs = studio.history(filters, limit=PAGE_SIZE, offset=(page - 1) * PAGE_SIZE)
         st.caption(_table_caption(page=page, shown=len(jobs), total=total))
         st.dataframe(
             _table(studio=studio, jobs=jobs, zone=zone),
@@ -466,11 +450,11 @@ def _reuse(*, studio: Studio, job: Job) -> None:
     st.switch_page("pages/generate.py")
 
 
-def render_export(*, studio: Studio, filters: HistoryFilters) -> None:
+def render_export(*, studio: Studio, filters: JobFilter) -> None:
     """A CSV of every matching job (all pages), made when the button is clicked."""
     st.download_button(
         "Export CSV",
-        data=partial(studio.export_csv, **filters.as_query()),
+        data=partial(studio.export_csv, filters),
         file_name=f"wan-studio-jobs-{date.today():%Y-%m-%d}.csv",
         mime="text/csv",
         icon=":material/table_view:",

@@ -126,7 +126,7 @@ def render_job_media(*, job: Job, studio: Studio) -> Path | None:
 def render_first_frame(*, studio: Studio, image_sha256: str) -> None:
     """A job's first frame, or a plain note when its file is gone from the data folder."""
     try:
-        picture = studio.images.thumbnail(image_sha256, CARD_IMAGE_SIDE)
+        picture = studio.thumbnail(image_sha256, max_side=CARD_IMAGE_SIDE)
     except FileNotFoundError:
         st.caption("The first frame is no longer in the data folder.")
         return

@@ -8,6 +8,7 @@ from typing import Any
 
 import streamlit as st
 
+from studio.catalog import default_catalog
 from studio.service import Studio
 from studio.settings import Settings
 
@@ -45,4 +46,5 @@ def _close_studio(studio: Studio) -> None:
 # whose watcher and demo gateway are stopped on the way out.
 @st.cache_resource(max_entries=1, show_spinner="Starting Wan Studio…", on_release=_close_studio)
 def _open_studio(identity: str, _settings: Settings) -> Studio:
-    return Studio.open(_settings)
+    # The one place the app loads the shipped catalog.
+    return Studio.open(_settings, catalog=default_catalog())

@@ -5,7 +5,8 @@ from __future__ import annotations
 import streamlit as st
 
 from components import state
-from components.sidebar import key_in_use
+from components.sidebar import key_in_use, key_origin
+from studio.keys import KEY_FROM_SESSION
 from studio.service import Studio
 from studio.settings import (
     KEY_FROM_ENVIRONMENT,
@@ -18,14 +19,14 @@ from studio.settings import (
 
 def render_mode_and_key(*, studio: Studio) -> None:
     """Which mode new jobs run in, the key in use (masked) and where it comes from."""
-    key, origin = key_in_use(studio=studio)
+    choice = key_in_use(studio=studio)
     configured = studio.settings.key_source
     with st.container(border=True, key="settings-mode"):
         st.subheader("Mode and API key")
-        if key:
+        if choice.billed:
             st.markdown(
                 f"**Billed.** New jobs are sent to the real gateway and charged to key "
-                f"`{mask_key(key)}` ({origin})."
+                f"`{mask_key(choice.key)}` ({key_origin(choice)})."
             )
         else:
             st.markdown(
@@ -33,7 +34,7 @@ def render_mode_and_key(*, studio: Studio) -> None:
                 "demo gateway on this computer. Enter an API key below, or set one before "
                 "starting the app, to use the real models."
             )
-        if state.session_api_key() and configured not in (KEY_FROM_ENVIRONMENT, KEY_FROM_SECRETS):
+        if choice.source == KEY_FROM_SESSION and not studio.settings.api_key:
             st.caption("The app itself has no key configured; this one lasts for this session.")
             return
         st.caption(
@@ -139,7 +140,7 @@ def render_where_things_are(*, studio: Studio) -> None:
         st.subheader("Where things are")
         # Addresses as code, not links: they are API endpoints, not pages to visit.
         gateway = f"`{settings.base_url}`"
-        if studio.demo_url and not state.session_api_key() and not settings.api_key:
+        if studio.demo_url and not key_in_use(studio=studio).billed:
             gateway = (
                 f"the built-in demo gateway on this computer (`{studio.demo_url}`); "
                 f"with a key: `{settings.base_url}`"

@@ -6,11 +6,13 @@ import streamlit as st
 
 from components import state
 from components.formatting import money
+from studio.keys import KEY_FROM_SESSION, KeyChoice
 from studio.records import ModeSpend, Spend, Totals
 from studio.service import Studio
 from studio.settings import KEY_FROM_ENVIRONMENT, KEY_FROM_SECRETS, mask_key
 
 _KEY_ORIGINS = {
+    KEY_FROM_SESSION: "entered for this browser session",
     KEY_FROM_ENVIRONMENT: "from the environment",
     KEY_FROM_SECRETS: "from secrets.toml",
 }
@@ -22,26 +24,28 @@ _LINE_BREAK = "  \n"
 def render_sidebar(*, studio: Studio, session_id: str) -> None:
     """The mode badge, then the running totals."""
     render_mode_badge(studio=studio)
-    key, _ = key_in_use(studio=studio)
-    render_totals(totals=studio.totals(session_id), billed_mode=key is not None)
+    render_totals(totals=studio.totals(session_id), billed_mode=key_in_use(studio=studio).billed)
 
 
-def key_in_use(*, studio: Studio) -> tuple[str | None, str]:
-    """The key new jobs from this browser session are sent with, and where it comes from."""
-    session_key = state.session_api_key()
-    if session_key:
-        return session_key, "entered for this browser session"
-    settings = studio.settings
-    return settings.api_key, _KEY_ORIGINS.get(settings.key_source, "")
+def key_in_use(*, studio: Studio) -> KeyChoice:
+    """The key new jobs from this browser session are sent with (``None`` in demo mode)."""
+    return studio.key_for_new_job(state.session_api_key())
+
+
+def key_origin(choice: KeyChoice) -> str:
+    """Where the key in use comes from, in words: "from the environment"."""
+    return _KEY_ORIGINS.get(choice.source, "")
 
 
 def render_mode_badge(*, studio: Studio) -> None:
     """Say plainly whether new jobs cost money, and which key pays for them."""
-    key, origin = key_in_use(studio=studio)
+    choice = key_in_use(studio=studio)
     with st.container(key="sidebar-mode"):
-        if key:
-            st.badge(f"Billed — key {mask_key(key)}", icon=":material/payments:", color="orange")
-            st.caption(f"Key {origin}. Every finished video is charged to it.")
+        if choice.billed:
+            st.badge(
+                f"Billed — key {mask_key(choice.key)}", icon=":material/payments:", color="orange"
+            )
+            st.caption(f"Key {key_origin(choice)}. Every finished video is charged to it.")
         else:
             st.badge("Demo mode — nothing is billed", icon=":material/science:", color="green")
             st.caption(

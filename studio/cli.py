@@ -23,20 +23,21 @@ import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import UTC, datetime
-from decimal import Decimal
+from datetime import datetime
 from pathlib import Path
-from typing import Any
 from urllib.parse import unquote, urlsplit
 
+from studio.catalog import default_catalog
 from studio.errors import redact
+from studio.export import job_to_json, jobs_csv, jobs_json, totals_to_json
 from studio.images import ImageRejected, PreparedImage
 from studio.jobs import JobDraft
+from studio.keys import KeyRequired
 from studio.linkfetch import LinkRejected
 from studio.pricing import format_usd
-from studio.records import Job, JobStatus, ModeSpend, Spend, Totals
+from studio.records import Job, JobFilter, JobStatus, Spend
 from studio.schedule import PollPolicy
-from studio.service import RECHECKABLE, KeyRequired, Studio, resend_submission_id
+from studio.service import RECHECKABLE, Studio, resend_submission_id
 from studio.settings import Settings
 
 EXIT_OK = 0
@@ -48,40 +49,6 @@ EXIT_INTERRUPTED = 130
 # How often `watch` and `--wait` look at the store for news (the watcher does the polling).
 _REPORT_SECONDS = 0.5
 _PROMPT_COLUMN = 40
-# Fields of a job in --json output; the lease, the key's fingerprint and the signed video link
-# are the engine's business, not a script's.
-_JSON_FIELDS = (
-    "id",
-    "submission_id",
-    "mode",
-    "model",
-    "resolution",
-    "duration",
-    "prompt",
-    "negative_prompt",
-    "prompt_extend",
-    "watermark",
-    "seed",
-    "image_sha256",
-    "image_source",
-    "last_image_sha256",
-    "output_width",
-    "output_height",
-    "task_id",
-    "created_at",
-    "submitted_at",
-    "queued_at",
-    "started_at",
-    "finished_at",
-    "error_code",
-    "error_message",
-    "explanation",
-    "actual_prompt",
-    "billed_seconds",
-    "cost_usd",
-    "estimate_usd",
-    "poll_count",
-)
 
 
 class CommandFailed(Exception):
@@ -103,7 +70,13 @@ class _Context:
 
     @contextmanager
     def studio(self, *, watch: bool) -> Iterator[Studio]:
-        studio = Studio.open(self.settings, start_watcher=watch, poll_policy=self.poll_policy)
+        # The one place the command line loads the shipped catalog.
+        studio = Studio.open(
+            self.settings,
+            start_watcher=watch,
+            catalog=default_catalog(),
+            poll_policy=self.poll_policy,
+        )
         try:
             yield studio
         finally:
@@ -137,14 +110,6 @@ def _out(text: str) -> None:
 # -- formatting ----------------------------------------------------------------------------------
 
 
-def _iso(moment: datetime | None) -> str | None:
-    return moment.astimezone(UTC).isoformat(timespec="seconds") if moment else None
-
-
-def _money(value: Decimal | None) -> str | None:
-    return None if value is None else format(value.normalize(), "f")
-
-
 def _local(moment: datetime | None) -> str:
     return moment.astimezone().strftime("%Y-%m-%d %H:%M") if moment else "—"
 
@@ -157,57 +122,6 @@ def _clock(seconds: float) -> str:
 def _shorten(text: str, width: int) -> str:
     flat = " ".join(text.split())
     return flat if len(flat) <= width else flat[: width - 1] + "…"
-
-
-def job_to_json(job: Job, video_file: Path | None) -> dict[str, Any]:
-    """A job as a JSON-ready dict: ISO UTC times, money as decimal strings, the video's path.
-
-    Parameters
-    ----------
-    job
-        The job as the store keeps it.
-    video_file
-        The saved MP4, if it is on disk.
-
-    Returns
-    -------
-    dict
-        The fields of ``_JSON_FIELDS`` plus ``status``, ``status_label`` and ``video_file``.
-    """
-    data: dict[str, Any] = {}
-    for name in _JSON_FIELDS:
-        value = getattr(job, name)
-        if isinstance(value, datetime):
-            value = _iso(value)
-        elif isinstance(value, Decimal):
-            value = _money(value)
-        data[name] = value
-    data["status"] = job.status.value
-    data["status_label"] = job.status.label
-    data["video_file"] = str(video_file) if video_file else None
-    return data
-
-
-def _spend_json(spend: Spend) -> dict[str, Any]:
-    return {
-        "jobs": spend.jobs,
-        "videos": spend.videos,
-        "seconds": spend.seconds,
-        "cost_usd": _money(spend.cost_usd),
-    }
-
-
-def _modes_json(modes: ModeSpend) -> dict[str, Any]:
-    return {"billed": _spend_json(modes.billed), "demo": _spend_json(modes.demo)}
-
-
-def totals_to_json(totals: Totals) -> dict[str, Any]:
-    """Today, all time and all time by model, each with billed and demo apart."""
-    return {
-        "today": _modes_json(totals.today),
-        "all_time": _modes_json(totals.all_time),
-        "by_model": {model: _modes_json(modes) for model, modes in totals.by_model.items()},
-    }
 
 
 def _spend_text(spend: Spend) -> str:
@@ -439,14 +353,15 @@ def _job_failure(job: Job) -> CommandFailed:
 
 
 def _jobs(options: argparse.Namespace, context: _Context) -> int:
+    where = JobFilter(statuses=options.status, models=options.model)
     with context.studio(watch=False) as studio:
-        found = studio.history(
-            limit=options.limit,
-            statuses=[JobStatus(value) for value in options.status] if options.status else None,
-            models=options.model or None,
-        )
+        found = studio.history(where, limit=options.limit)
         if options.json:
-            _out(_dumps([job_to_json(job, studio.video_file(job)) for job in found]))
+            _out(_dumps(jobs_json(found, studio.video_file)))
+            return EXIT_OK
+        if options.csv:
+            # What History's "Export CSV" gives for the same filters, to the given limit.
+            sys.stdout.write(jobs_csv(found).decode("utf-8"))
             return EXIT_OK
         if not found:
             _say("No jobs yet." if not (options.status or options.model) else "No job matches.")
@@ -577,7 +492,7 @@ def _dismiss(options: argparse.Namespace, context: _Context) -> int:
 
 
 def _require_key(studio: Studio, job: Job, *, doing: str) -> None:
-    if job.key_fingerprint not in set(studio.held_key_fingerprints()):
+    if not studio.can_watch(job):
         raise _key_not_held(job, doing=doing)
 
 
@@ -620,16 +535,16 @@ def _watch(options: argparse.Namespace, context: _Context) -> int:
                 f"{len(waiting)} job(s) were made with an API key this process does not hold; "
                 "set PIXAZO_API_KEY to that key to resume them."
             )
-        seen = {job.id: job.status for job in _watchable(studio)}
+        seen = {job.id: job.status for job in studio.watchable_jobs()}
         if options.until_idle and not seen:
             _say("Nothing in flight.")
             return EXIT_OK
-        studio.watcher.start()
+        studio.start_watcher()
         ending = " until nothing is in flight" if options.until_idle else "; Ctrl-C to stop"
         _say(f"Watching {len(seen)} job(s) in flight{ending}.")
         try:
             while not stop.wait(_REPORT_SECONDS):
-                current = {job.id: job for job in _watchable(studio)}
+                current = {job.id: job for job in studio.watchable_jobs()}
                 for job_id in sorted(set(seen) - set(current)):
                     ended = studio.job(job_id)
                     if ended is not None:
@@ -644,11 +559,6 @@ def _watch(options: argparse.Namespace, context: _Context) -> int:
         except KeyboardInterrupt:
             _say("Stopping; jobs still in flight resume with the next watcher.")
     return EXIT_OK
-
-
-def _watchable(studio: Studio) -> list[Job]:
-    held = set(studio.held_key_fingerprints())
-    return [job for job in studio.store.in_flight_jobs() if job.key_fingerprint in held]
 
 
 def _report(studio: Studio, job: Job) -> None:
@@ -710,7 +620,28 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("-v", "--verbose", action="store_true", help="log what the engine does")
     commands = parser.add_subparsers(title="commands", dest="command", required=True)
+    for add_command in (
+        _add_generate,
+        _add_jobs,
+        _add_show,
+        _add_check,
+        _add_resend,
+        _add_dismiss,
+        _add_totals,
+        _add_watch,
+    ):
+        add_command(commands)
+    return parser
 
+
+_Commands = argparse._SubParsersAction  # the type of what ``add_subparsers`` returns
+
+
+def _add_job_argument(command: argparse.ArgumentParser) -> None:
+    command.add_argument("job", type=_positive_int, metavar="JOB", help="the job's id")
+
+
+def _add_generate(commands: _Commands) -> None:
     generate = commands.add_parser(
         "generate",
         help="make a video from an image",
@@ -751,8 +682,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     generate.set_defaults(handler=_generate)
 
+
+def _add_jobs(commands: _Commands) -> None:
     jobs = commands.add_parser("jobs", help="list jobs, newest first")
-    jobs.add_argument("--json", action="store_true", help="print JSON")
+    output = jobs.add_mutually_exclusive_group()
+    output.add_argument("--json", action="store_true", help="print JSON")
+    output.add_argument("--csv", action="store_true", help="print CSV, as History exports it")
     jobs.add_argument("--limit", type=_positive_int, default=50, metavar="N", help="at most N")
     jobs.add_argument(
         "--status",
@@ -764,21 +699,27 @@ def build_parser() -> argparse.ArgumentParser:
     jobs.add_argument("--model", action="append", metavar="M", help="only this model (repeatable)")
     jobs.set_defaults(handler=_jobs)
 
+
+def _add_show(commands: _Commands) -> None:
     show = commands.add_parser("show", help="everything about one job")
-    show.add_argument("job", type=_positive_int, metavar="JOB", help="the job's id")
+    _add_job_argument(show)
     show.add_argument("--json", action="store_true", help="print JSON")
     show.set_defaults(handler=_show)
 
+
+def _add_check(commands: _Commands) -> None:
     check = commands.add_parser(
         "check",
         help="ask the gateway about a job that took too long once more",
         description="For a job that timed out, was lost or expired: ask the gateway about its "
         "task again (with --wait, follow it and print the video's path).",
     )
-    check.add_argument("job", type=_positive_int, metavar="JOB", help="the job's id")
+    _add_job_argument(check)
     check.add_argument("--wait", action="store_true", help="follow the job until done")
     check.set_defaults(handler=_check)
 
+
+def _add_resend(commands: _Commands) -> None:
     resend = commands.add_parser(
         "resend",
         help="send a job whose sending is uncertain again (it may be billed twice)",
@@ -786,23 +727,29 @@ def build_parser() -> argparse.ArgumentParser:
         "the key of this process (PIXAZO_API_KEY). If the first attempt did reach the gateway, "
         "both may be billed.",
     )
-    resend.add_argument("job", type=_positive_int, metavar="JOB", help="the job's id")
+    _add_job_argument(resend)
     resend.add_argument("--wait", action="store_true", help="follow the new job until done")
     resend.set_defaults(handler=_resend)
 
+
+def _add_dismiss(commands: _Commands) -> None:
     dismiss = commands.add_parser(
         "dismiss",
         help="give up on a job whose sending is uncertain",
         description="For a job whose submit answer was lost: stop counting on it, without "
         "sending it again.",
     )
-    dismiss.add_argument("job", type=_positive_int, metavar="JOB", help="the job's id")
+    _add_job_argument(dismiss)
     dismiss.set_defaults(handler=_dismiss)
 
+
+def _add_totals(commands: _Commands) -> None:
     totals = commands.add_parser("totals", help="costs today, all time and by model")
     totals.add_argument("--json", action="store_true", help="print JSON")
     totals.set_defaults(handler=_totals)
 
+
+def _add_watch(commands: _Commands) -> None:
     watch = commands.add_parser(
         "watch",
         help="run the job watcher as a worker",
@@ -811,7 +758,6 @@ def build_parser() -> argparse.ArgumentParser:
     )
     watch.add_argument("--until-idle", action="store_true", help="stop once nothing is in flight")
     watch.set_defaults(handler=_watch)
-    return parser
 
 
 def main(argv: list[str] | None = None, *, poll_policy: PollPolicy | None = None) -> int:
@@ -835,21 +781,30 @@ def main(argv: list[str] | None = None, *, poll_policy: PollPolicy | None = None
     except SystemExit as exit_:
         # argparse has printed the usage and the problem (or the help).
         return exit_.code if isinstance(exit_.code, int) else EXIT_INVALID
-    logging.basicConfig(
-        level=logging.INFO if options.verbose else logging.WARNING,
-        format="%(asctime)s %(name)s %(levelname)s %(message)s",
-    )
-    if not options.verbose:
-        # The demo gateway stopping mid-render makes the encoder complain; it means nothing here.
-        logging.getLogger("imageio_ffmpeg").setLevel(logging.ERROR)
+    _configure_logging(verbose=options.verbose)
     try:
         settings = Settings.from_environment()
     except ValueError as problem:
         _say(f"error: {problem}")
         return EXIT_INVALID
+    return _run(options, _Context(settings=settings, poll_policy=poll_policy))
+
+
+def _configure_logging(*, verbose: bool) -> None:
+    logging.basicConfig(
+        level=logging.INFO if verbose else logging.WARNING,
+        format="%(asctime)s %(name)s %(levelname)s %(message)s",
+    )
+    if not verbose:
+        # The demo gateway stopping mid-render makes the encoder complain; it means nothing here.
+        logging.getLogger("imageio_ffmpeg").setLevel(logging.ERROR)
+
+
+def _run(options: argparse.Namespace, context: _Context) -> int:
+    """Run the chosen command; turn what it raises into a message and an exit code."""
     handler: Callable[[argparse.Namespace, _Context], int] = options.handler
     try:
-        return handler(options, _Context(settings=settings, poll_policy=poll_policy))
+        return handler(options, context)
     except CommandFailed as failure:
         _say(f"error: {failure.message}")
         if failure.hint:
@@ -864,11 +819,11 @@ def main(argv: list[str] | None = None, *, poll_policy: PollPolicy | None = None
         return EXIT_OK
     except Exception as error:
         # Never let the key slip out through an exception's text.
-        detail = redact(f"{type(error).__name__}: {error}", [settings.api_key or ""])
+        key = [context.settings.api_key or ""]
+        detail = redact(f"{type(error).__name__}: {error}", key)
         _say(f"error: something unexpected went wrong ({detail}).")
         if options.verbose:
-            trace = "".join(traceback.format_exception(error))
-            _say(redact(trace, [settings.api_key or ""]))
+            _say(redact("".join(traceback.format_exception(error)), key))
         else:
             _say("hint: run again with --verbose for the details.")
         return EXIT_UNEXPECTED

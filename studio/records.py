@@ -6,6 +6,7 @@ and whether it is still in flight.
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
@@ -175,3 +176,34 @@ class Totals:
     today: ModeSpend
     all_time: ModeSpend
     by_model: dict[str, ModeSpend]
+
+
+@dataclass(frozen=True)
+class JobFilter:
+    """Which jobs a history list, count or export covers; ``None`` leaves that filter out.
+
+    ``models`` and ``statuses`` may be given as any collection and are kept as tuples (so that a
+    filter can be compared and hashed); an empty one matches no job. Blank ``text`` is no filter.
+    """
+
+    session_id: str | None = None
+    models: Collection[str] | None = None
+    statuses: Collection[JobStatus] | None = None
+    mode: str | None = None  # DEMO or BILLED
+    since: datetime | None = None  # since <= created_at
+    until: datetime | None = None  # created_at < until
+    text: str | None = None  # in the prompt, the extended prompt or the image's name
+
+    def __post_init__(self) -> None:
+        # Frozen: the normalised values are set the way dataclasses set them.
+        models = None if self.models is None else tuple(self.models)
+        statuses = (
+            None if self.statuses is None else tuple(JobStatus(status) for status in self.statuses)
+        )
+        text = self.text.strip() if self.text and self.text.strip() else None
+        object.__setattr__(self, "models", models)
+        object.__setattr__(self, "statuses", statuses)
+        object.__setattr__(self, "text", text)
+
+
+ALL_JOBS = JobFilter()

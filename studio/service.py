@@ -1,35 +1,32 @@
 """``Studio``: the one object the app and the command line talk to.
 
-It owns the store, the image library, the gateway clients (one per key, made on first use), the
-demo gateway when there is no key, and the watcher thread. Every method is safe to call from
-several threads at once (Streamlit runs each browser session in its own thread).
+It owns the store, the image library, the key ring (``studio.keys``: every key held, with its
+gateway clients), the demo gateway when there is no key, and the watcher thread; callers use its
+methods, never those parts. Every method is safe to call from several threads at once (Streamlit
+runs each browser session in its own thread).
 """
 
 from __future__ import annotations
 
-import csv
-import io
 import logging
-import threading
 import time
 import uuid
-import weakref
-from collections import deque
-from collections.abc import Callable
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
-from typing import Any
 
-from studio.catalog import Catalog, default_catalog
+from studio.catalog import Catalog
 from studio.demo import DemoGateway, acquire_demo_gateway, release_demo_gateway
 from studio.expectations import JobClass, RunTimeEstimator, TypicalWait
+from studio.export import jobs_csv
 from studio.gateway import GatewayClient, RetryPolicy
 from studio.generation import FieldProblem, InvalidRequest
 from studio.imagehost import DataUriHost, ImageHost
 from studio.images import ImageCheck, ImageLibrary, PreparedImage, inspect_image, prepare_image
 from studio.jobs import JobDraft, Submitter, draft_problems
+from studio.keys import KeyChoice, KeyRequired, KeyRing
 from studio.linkfetch import FetchedImage, fetch_image_link
 from studio.pricing import (
     LISTED_CLIP_SECONDS,
@@ -39,30 +36,14 @@ from studio.pricing import (
     listed_price_differs,
     output_size,
 )
-from studio.records import BILLED, DEMO, Job, JobStatus, Totals
+from studio.records import ALL_JOBS, BILLED, DEMO, Job, JobFilter, JobStatus, Totals
 from studio.schedule import PollPolicy, RequestBudget, shared_budget
-from studio.settings import Settings, key_problem
+from studio.settings import Settings
 from studio.store import JobStore
 from studio.watcher import Watcher
 
 logger = logging.getLogger("studio.service")
 
-CSV_COLUMNS = (
-    "created (UTC)",
-    "mode",
-    "model",
-    "resolution",
-    "duration (s)",
-    "status",
-    "prompt",
-    "actual prompt",
-    "seed",
-    "task id",
-    "billed seconds",
-    "cost USD",
-    "estimate USD",
-    "video file",
-)
 RECHECKABLE = frozenset({JobStatus.TIMED_OUT, JobStatus.LOST, JobStatus.EXPIRED})
 _EXPORT_PAGE = 1000
 # Each watcher request is made once; the schedule decides when to try again (and counts it in the
@@ -78,21 +59,6 @@ def resend_submission_id(job: Job) -> str:
     return str(uuid.uuid5(_RESEND_NAMESPACE, job.submission_id))
 
 
-# A cell starting with one of these is a formula to a spreadsheet (``=HYPERLINK(...)``).
-_FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
-
-
-def _spreadsheet_safe(cell: object) -> object:
-    """A CSV cell that a spreadsheet shows as text: a leading formula character gets a quote."""
-    if isinstance(cell, str) and cell.startswith(_FORMULA_STARTS):
-        return "'" + cell
-    return cell
-
-
-class KeyRequired(LookupError):
-    """The job was made with an API key this server does not hold; its text says what to do."""
-
-
 @dataclass(frozen=True)
 class Estimate:
     """What a draft will cost and the size it will come out at, before it is sent."""
@@ -105,19 +71,6 @@ class Estimate:
     listed_usd: Decimal | None = None  # the doc's 5-second price, when it differs from ours
 
 
-@dataclass
-class _Credentials:
-    key: str = field(repr=False)
-    base_url: str
-    mode: str
-    # The browser sessions holding a key typed in Settings; the configured and the demo keys
-    # are held for the process's lifetime instead.
-    holders: set[str] = field(default_factory=set)
-    permanent: bool = False
-    submit_client: GatewayClient | None = None
-    watch_client: GatewayClient | None = None
-
-
 def _utcnow() -> datetime:
     return datetime.now(UTC)
 
@@ -125,10 +78,6 @@ def _utcnow() -> datetime:
 def _local_midnight(now: datetime | None = None) -> datetime:
     local = (now or datetime.now(UTC)).astimezone()
     return local.replace(hour=0, minute=0, second=0, microsecond=0)
-
-
-def _iso(moment: datetime | None) -> str:
-    return moment.astimezone(UTC).isoformat(timespec="seconds") if moment else ""
 
 
 class Studio:
@@ -152,34 +101,26 @@ class Studio:
     ) -> None:
         self.settings = settings
         self.catalog = catalog
-        self.store = store
-        self.images = images
         self.policy = policy
         self.budget = budget
+        self._store = store
+        self._images = images
         self._demo = demo
-        self._lock = threading.Lock()
-        self._credentials: dict[str, _Credentials] = {}
         self._estimator = RunTimeEstimator(
             store=store, catalog=catalog, policy=policy, demo_speed=settings.demo_speed
         )
-        # (fingerprint, holder) of browser sessions that ended without forgetting their key.
-        # Filled by garbage-collection callbacks, which must not take the lock (the collector
-        # may run while this very thread holds it), so they only append; see _let_go_of_ended.
-        self._ended_holders: deque[tuple[str, str]] = deque()
         self._submitter = Submitter(
             store=store, library=images, image_host=image_host, catalog=catalog, policy=policy
         )
-        if settings.api_key:
-            self._hold_key(settings.api_key, settings.base_url, BILLED, holder=None)
-        self.demo_fingerprint: str | None = None
+        self._keys = KeyRing(settings=settings, make_client=self._make_client)
         if demo is not None:
-            self.demo_fingerprint = self._hold_key(demo.key, demo.url, DEMO, holder=None)
-        self.watcher = Watcher(
+            self._keys.hold_demo_key(demo.key, demo.url)
+        self._watcher = Watcher(
             store=store,
             home=settings.home,
             catalog=catalog,
-            client_for_key=self._watch_client,
-            held_keys=self.held_key_fingerprints,
+            client_for_key=self._keys.watch_client,
+            held_keys=self._keys.held_fingerprints,
             policy=policy,
             estimator=self._estimator,
             demo_policy=demo_policy,
@@ -194,8 +135,8 @@ class Studio:
         settings: Settings,
         *,
         start_watcher: bool = True,
+        catalog: Catalog,
         poll_policy: PollPolicy | None = None,
-        catalog: Catalog | None = None,
         image_host: ImageHost | None = None,
     ) -> Studio:
         """Open the data folder and the database, start demo mode if needed, and the watcher.
@@ -205,13 +146,13 @@ class Studio:
         settings
             From ``Settings.from_environment``.
         start_watcher
-            Run the watcher in a daemon thread (False for one-shot commands and tests that drive
-            ``studio.watcher`` themselves).
+            Run the watcher in a daemon thread (False for one-shot commands and tests that poll
+            with ``poll_due_jobs`` themselves).
+        catalog
+            Models and prices (``studio.catalog.default_catalog()`` for the shipped one).
         poll_policy
             The watcher's timing for every job; by default the standard one with the settings'
             deadline, and for demo jobs the same scaled to the demo gateway's speed.
-        catalog
-            Models and prices; the shipped catalog by default.
         image_host
             How images reach the gateway; ``data:`` URIs by default.
 
@@ -235,7 +176,7 @@ class Studio:
                 demo = acquire_demo_gateway(settings.simulator_dir, speed=settings.demo_speed)
             studio = cls(
                 settings=settings,
-                catalog=catalog or default_catalog(),
+                catalog=catalog,
                 store=store,
                 images=ImageLibrary(settings.home),
                 policy=policy,
@@ -250,22 +191,17 @@ class Studio:
             store.close()
             raise
         if start_watcher:
-            studio.watcher.start()
+            studio.start_watcher()
         return studio
 
     def close(self) -> None:
         """Stop the watcher, the clients and the demo gateway; close the database."""
-        self.watcher.stop()
-        with self._lock:
-            credentials = list(self._credentials.values())
-        for entry in credentials:
-            for client in (entry.submit_client, entry.watch_client):
-                if client is not None:
-                    client.close()
+        self._watcher.stop()
+        self._keys.close()
         if self._demo is not None:
             release_demo_gateway(self._demo)
             self._demo = None
-        self.store.close()
+        self._store.close()
 
     def __enter__(self) -> Studio:
         return self
@@ -288,38 +224,18 @@ class Studio:
         """The embedded simulator's address in demo mode, else None."""
         return self._demo.url if self._demo is not None else None
 
+    @property
+    def demo_fingerprint(self) -> str | None:
+        """The fingerprint the demo gateway's jobs record, when there is a demo gateway."""
+        return self._keys.demo_fingerprint
+
+    def key_for_new_job(self, session_key: str | None = None) -> KeyChoice:
+        """The key and mode of a job sent now by a browser session that entered ``session_key``."""
+        return self._keys.for_new_job(session_key)
+
     def mode_for(self, api_key: str | None = None) -> str:
         """The mode a job would have if sent with this session key (or none)."""
-        return BILLED if (api_key and api_key.strip()) or self.settings.api_key else DEMO
-
-    def _hold_key(self, key: str, base_url: str, mode: str, *, holder: str | None) -> str:
-        """Hold a key for one browser session (``holder``), or for good with ``None``."""
-        fingerprint = self.settings.fingerprint(key)
-        with self._lock:
-            self._let_go_of_ended()
-            entry = self._credentials.get(fingerprint)
-            if entry is None:
-                entry = self._credentials[fingerprint] = _Credentials(key, base_url, mode)
-            if holder is None:
-                entry.permanent = True
-            else:
-                entry.holders.add(holder)
-        return fingerprint
-
-    def _release(self, fingerprint: str, holder: str) -> None:
-        # Called with the lock held.
-        entry = self._credentials.get(fingerprint)
-        if entry is None:
-            return
-        entry.holders.discard(holder)
-        if not entry.holders and not entry.permanent:
-            # Dropped, not closed: the watcher may be in the middle of a poll with its client.
-            del self._credentials[fingerprint]
-
-    def _let_go_of_ended(self) -> None:
-        # Called with the lock held.
-        while self._ended_holders:
-            self._release(*self._ended_holders.popleft())
+        return self._keys.for_new_job(api_key).mode
 
     def use_session_key(self, key: str, *, holder: str, alive: object | None = None) -> str:
         """Hold a key typed in Settings, in memory only, so its jobs can be sent and watched.
@@ -347,16 +263,8 @@ class Studio:
         ValueError
             For an empty key, or one with a character no key can have.
         """
-        key = key.strip()
-        if not key:
-            raise ValueError("The API key is empty.")
-        problem = key_problem(key)
-        if problem:
-            raise ValueError(problem)
-        fingerprint = self._hold_key(key, self.settings.base_url, BILLED, holder=holder)
-        if alive is not None:
-            weakref.finalize(alive, self._ended_holders.append, (fingerprint, holder))
-        self.watcher.wake()
+        fingerprint = self._keys.use_session_key(key, holder=holder, alive=alive)
+        self._watcher.wake()
         return fingerprint
 
     def forget_session_key(self, key: str, *, holder: str) -> None:
@@ -366,67 +274,51 @@ class Studio:
         lets go of it too: nothing can be sent with it any more, and its jobs still in flight wait,
         visibly, until someone enters it again.
         """
-        fingerprint = self.settings.fingerprint(key.strip())
-        with self._lock:
-            self._let_go_of_ended()
-            self._release(fingerprint, holder)
+        self._keys.forget_session_key(key, holder=holder)
 
     def held_key_fingerprints(self) -> list[str]:
         """Fingerprints of every key this process holds (configured, session and demo)."""
-        with self._lock:
-            self._let_go_of_ended()
-            return list(self._credentials)
+        return self._keys.held_fingerprints()
+
+    def can_watch(self, job: Job) -> bool:
+        """True when this process holds the key ``job`` was made with, so it can follow it."""
+        return self._keys.can_watch(job)
 
     def jobs_waiting_for_key(self) -> list[Job]:
         """In-flight jobs whose key this process does not hold ("enter your key to resume")."""
-        held = set(self.held_key_fingerprints())
-        return [job for job in self.store.in_flight_jobs() if job.key_fingerprint not in held]
+        return self._keys.waiting_for_key(self._store.in_flight_jobs())
 
-    def _client(self, fingerprint: str | None, *, for_watcher: bool) -> GatewayClient | None:
-        with self._lock:
-            self._let_go_of_ended()
-            entry = self._credentials.get(fingerprint) if fingerprint else None
-            if entry is None:
-                return None
-            if for_watcher:
-                if entry.watch_client is None:
-                    entry.watch_client = GatewayClient(
-                        base_url=entry.base_url,
-                        api_key=entry.key,
-                        retry=_WATCHER_RETRY,
-                        catalog=self.catalog,
-                    )
-                return entry.watch_client
-            if entry.submit_client is None:
-                entry.submit_client = GatewayClient(
-                    base_url=entry.base_url, api_key=entry.key, catalog=self.catalog
-                )
-            return entry.submit_client
+    def watchable_jobs(self) -> list[Job]:
+        """In-flight jobs whose key this process holds: the ones its watcher follows."""
+        return self._keys.watchable(self._store.in_flight_jobs())
+
+    def _make_client(self, base_url: str, key: str, for_watcher: bool) -> GatewayClient:
+        retry = {"retry": _WATCHER_RETRY} if for_watcher else {}
+        return GatewayClient(base_url=base_url, api_key=key, catalog=self.catalog, **retry)
 
     def _demo_moved(self, url: str) -> None:
         # Another process stopped running the demo gateway and one took over at a new address.
-        with self._lock:
-            entry = self._credentials.get(self.demo_fingerprint or "")
-            if entry is None:
-                return
-            entry.base_url = url
-            for client in (entry.submit_client, entry.watch_client):
-                if client is not None:
-                    client.base_url = url.rstrip("/")
-        self.watcher.wake()
+        self._keys.demo_moved(url)
+        self._watcher.wake()
 
-    def _watch_client(self, fingerprint: str | None) -> GatewayClient | None:
-        return self._client(fingerprint, for_watcher=True)
+    # -- the watcher -----------------------------------------------------------------------
 
-    def _sender(self, api_key: str | None, holder: str) -> tuple[str, str]:
-        """The (fingerprint, mode) a new job is sent with."""
-        if api_key and api_key.strip():
-            return self.use_session_key(api_key, holder=holder), BILLED
-        if self.settings.api_key:
-            return self.settings.fingerprint(self.settings.api_key), BILLED
-        if self.demo_fingerprint is None:
-            raise KeyRequired("Enter an API key in Settings to generate videos.")
-        return self.demo_fingerprint, DEMO
+    def start_watcher(self) -> None:
+        """Follow every in-flight job with a held key in a daemon thread, until ``close``."""
+        self._watcher.start()
+
+    @property
+    def watcher_running(self) -> bool:
+        """True while the watcher's thread runs."""
+        return self._watcher.running
+
+    def poll_due_jobs(self) -> int:
+        """Poll every job that is due now, once, in this thread; return how many were polled."""
+        return self._watcher.run_once()
+
+    def finish_in_flight(self, *, timeout: float) -> bool:
+        """Poll in this thread until nothing with a held key is in flight (False at ``timeout``)."""
+        return self._watcher.run_until_idle(timeout=timeout)
 
     # -- drafts ----------------------------------------------------------------------------
 
@@ -543,11 +435,11 @@ class Studio:
         InvalidRequest
             For a draft that breaks the catalog's rules; nothing is written or sent.
         """
-        existing = self.store.get_by_submission(submission_id)
+        existing = self._store.get_by_submission(submission_id)
         if existing is not None:
             return existing
-        fingerprint, mode = self._sender(api_key, key_holder or session_id or "")
-        client = self._client(fingerprint, for_watcher=False)
+        fingerprint, mode = self._keys.sender(api_key, holder=key_holder or session_id or "")
+        client = self._keys.client(fingerprint, for_watcher=False)
         if client is None:
             # The one session holding the key forgot it between these two lines.
             raise KeyRequired("That API key was just forgotten; enter it in Settings again.")
@@ -559,28 +451,44 @@ class Studio:
             mode=mode,
             key_fingerprint=fingerprint,
         )
-        self.watcher.wake()
+        self._watcher.wake()
         return job
 
     def job(self, job_id: int) -> Job | None:
         """One job by id."""
-        return self.store.get(job_id)
+        return self._store.get(job_id)
 
     def session_jobs(self, session_id: str, *, limit: int = 100) -> list[Job]:
         """The jobs of one browser session, newest first."""
-        return self.store.list_jobs(session_id=session_id, limit=limit)
+        return self._store.list_jobs(JobFilter(session_id=session_id), limit=limit)
 
-    def history(self, **filters: Any) -> list[Job]:
-        """Jobs across sessions and restarts; takes ``JobStore.list_jobs``'s filters."""
-        return self.store.list_jobs(**filters)
+    def history(
+        self, where: JobFilter = ALL_JOBS, *, limit: int | None = 200, offset: int = 0
+    ) -> list[Job]:
+        """The jobs across sessions and restarts that match ``where``, a page, newest first."""
+        return self._store.list_jobs(where, limit=limit, offset=offset)
 
-    def count_history(self, **filters: Any) -> int:
+    def count_history(self, where: JobFilter = ALL_JOBS) -> int:
         """How many jobs ``history`` would list without a page limit."""
-        return self.store.count_jobs(**filters)
+        return self._store.count_jobs(where)
+
+    def all_history(self, where: JobFilter = ALL_JOBS) -> Iterator[Job]:
+        """Every job that matches ``where``, newest first, read from the store a page at a time."""
+        offset = 0
+        while True:
+            page = self._store.list_jobs(where, limit=_EXPORT_PAGE, offset=offset)
+            yield from page
+            if len(page) < _EXPORT_PAGE:
+                return
+            offset += _EXPORT_PAGE
+
+    def export_csv(self, where: JobFilter = ALL_JOBS) -> bytes:
+        """Every job that matches ``where`` as CSV (see ``studio.export``); never the key."""
+        return jobs_csv(self.all_history(where))
 
     def totals(self, session_id: str | None, *, now: Callable[[], datetime] = _utcnow) -> Totals:
         """Running totals for this session, today (since local midnight by ``now``) and all time."""
-        return self.store.totals(session_id=session_id, today_start=_local_midnight(now()))
+        return self._store.totals(session_id=session_id, today_start=_local_midnight(now()))
 
     def expected_finish(self, job: Job) -> datetime | None:
         """When an in-flight job should be done, from similar past jobs (None: none timed yet)."""
@@ -599,11 +507,11 @@ class Studio:
 
     def image_file(self, sha256: str) -> Path:
         """The stored first frame with this hash (raises ``FileNotFoundError``)."""
-        return self.images.path(sha256)
+        return self._images.path(sha256)
 
     def thumbnail(self, sha256: str, *, max_side: int = 160) -> bytes:
         """A JPEG of a stored image, at most ``max_side`` pixels on its longer side."""
-        return self.images.thumbnail(sha256, max_side)
+        return self._images.thumbnail(sha256, max_side)
 
     def can_recheck(self, job: Job) -> bool:
         """True when "Check again" can do something: it has a task the gateway may still know."""
@@ -625,7 +533,7 @@ class Studio:
         if not self.can_recheck(job):
             return job
         now = datetime.now(UTC)
-        changed = self.store.transition(
+        changed = self._store.transition(
             job_id,
             expected=RECHECKABLE,
             status=JobStatus.QUEUED,
@@ -636,7 +544,7 @@ class Studio:
             error_code=None,
             error_message=None,
         )
-        self.watcher.wake()
+        self._watcher.wake()
         return changed or self._existing(job_id)
 
     def resend(
@@ -662,7 +570,7 @@ class Studio:
         KeyRequired
             When the key the job was made with is not held.
         """
-        already = self.store.get_by_submission(submission_id)
+        already = self._store.get_by_submission(submission_id)
         if already is not None:
             # A double click on "send again": the first click's job.
             return already
@@ -672,25 +580,15 @@ class Studio:
                 f"Job {job_id} is {old.status.label.lower()}; only jobs whose "
                 "sending is uncertain can be sent again."
             )
-        billed = old.mode == BILLED
-        configured = self.settings.api_key
-        made_with_configured = (
-            configured is not None and self.settings.fingerprint(configured) == old.key_fingerprint
-        )
-        if billed and not (api_key and api_key.strip()) and not made_with_configured:
-            raise KeyRequired(
-                "This job was made with an API key that is not entered in this browser "
-                "session; enter it in Settings to send the job again."
-            )
-        draft = self.reuse(job_id)
+        self._keys.check_can_send_again(old, api_key)
         new = self.submit(
-            draft,
+            self.reuse(job_id),
             submission_id=submission_id,
             session_id=session_id,
-            api_key=api_key if billed else None,
+            api_key=api_key if old.mode == BILLED else None,
             key_holder=key_holder,
         )
-        self.store.transition(
+        self._store.transition(
             job_id,
             expected=(JobStatus.UNCERTAIN,),
             status=JobStatus.CANCELED,
@@ -703,7 +601,7 @@ class Studio:
     def dismiss(self, job_id: int) -> Job:
         """Give up on an uncertain job without sending it again (other jobs come back unchanged)."""
         job = self._existing(job_id)
-        changed = self.store.transition(
+        changed = self._store.transition(
             job_id,
             expected=(JobStatus.UNCERTAIN,),
             status=JobStatus.CANCELED,
@@ -756,54 +654,12 @@ class Studio:
                 return job
             time.sleep(every)
 
-    def export_csv(self, **filters: Any) -> bytes:
-        """Every job matching ``history``'s filters as CSV (UTF-8), demo and billed labelled.
-
-        The key is never in it: only the columns of ``CSV_COLUMNS``. A text cell a spreadsheet
-        would read as a formula starts with a quote instead.
-        """
-        filters = {k: v for k, v in filters.items() if k not in {"limit", "offset"}}
-        buffer = io.StringIO()
-        writer = csv.writer(buffer)
-        writer.writerow(CSV_COLUMNS)
-        offset = 0
-        while True:
-            page = self.store.list_jobs(**filters, limit=_EXPORT_PAGE, offset=offset)
-            for job in page:
-                writer.writerow([_spreadsheet_safe(cell) for cell in self._csv_row(job)])
-            if len(page) < _EXPORT_PAGE:
-                break
-            offset += _EXPORT_PAGE
-        return buffer.getvalue().encode("utf-8")
-
-    @staticmethod
-    def _csv_row(job: Job) -> list[object]:
-        def money(value: Decimal | None) -> str:
-            return "" if value is None else format(value.normalize(), "f")
-
-        return [
-            _iso(job.created_at),
-            job.mode,
-            job.model,
-            job.resolution,
-            job.duration,
-            job.status.value,
-            job.prompt,
-            job.actual_prompt or "",
-            "" if job.seed is None else job.seed,
-            job.task_id or "",
-            "" if job.billed_seconds is None else job.billed_seconds,
-            money(job.cost_usd),
-            money(job.estimate_usd),
-            job.video_path or "",
-        ]
-
     def _stored_image(self, sha256: str) -> PreparedImage:
         # It was sent as stored, so preparing it again returns it untouched.
-        return prepare_image(self.images.load(sha256), limits=self.catalog.limits)
+        return prepare_image(self._images.load(sha256), limits=self.catalog.limits)
 
     def _existing(self, job_id: int) -> Job:
-        job = self.store.get(job_id)
+        job = self._store.get(job_id)
         if job is None:
             raise LookupError(f"There is no job {job_id}.")
         return job

@@ -28,7 +28,17 @@ if TYPE_CHECKING:
     from sqlalchemy.dialects import postgresql, sqlite
 
 from studio.migrations import apply_migrations, jobs
-from studio.records import BILLED, DEMO, Job, JobStatus, ModeSpend, Spend, Totals
+from studio.records import (
+    ALL_JOBS,
+    BILLED,
+    DEMO,
+    Job,
+    JobFilter,
+    JobStatus,
+    ModeSpend,
+    Spend,
+    Totals,
+)
 
 SQLITE_BUSY_TIMEOUT_SECONDS = 10.0
 DEFAULT_LEASE_SECONDS = 60.0
@@ -85,6 +95,29 @@ def _check_fields(fields: dict[str, Any], *, reserved: Collection[str] = ()) -> 
     if unknown or taken:
         raise TypeError(f"these job fields cannot be set here: {sorted(unknown | taken)}")
     _check_values(fields)
+
+
+def _filter_clauses(where: JobFilter) -> list[sa.ColumnElement[bool]]:
+    _check_values({"since": where.since, "until": where.until})
+    clauses: list[sa.ColumnElement[bool]] = []
+    if where.session_id is not None:
+        clauses.append(jobs.c.session_id == where.session_id)
+    if where.models is not None:
+        clauses.append(jobs.c.model.in_(list(where.models)))
+    if where.statuses is not None:
+        clauses.append(jobs.c.status.in_(list(where.statuses)))
+    if where.mode is not None:
+        clauses.append(jobs.c.mode == where.mode)
+    if where.since is not None:
+        clauses.append(jobs.c.created_at >= where.since)
+    if where.until is not None:
+        clauses.append(jobs.c.created_at < where.until)
+    if where.text is not None:
+        searched = (jobs.c.prompt, jobs.c.actual_prompt, jobs.c.image_source)
+        clauses.append(
+            sa.or_(*(column.icontains(where.text, autoescape=True) for column in searched))
+        )
+    return clauses
 
 
 def _fingerprint_clause(key_fingerprints: Collection[str | None] | None) -> sa.ColumnElement[bool]:
@@ -577,115 +610,46 @@ class JobStore:
 
     # -- history and money ------------------------------------------------------------------
 
-    @staticmethod
-    def _filters(
-        *,
-        session_id: str | None,
-        models: Collection[str] | None,
-        statuses: Collection[JobStatus] | None,
-        mode: str | None,
-        since: datetime | None,
-        until: datetime | None,
-        text: str | None,
-    ) -> list[sa.ColumnElement[bool]]:
-        _check_values({"since": since, "until": until})
-        clauses: list[sa.ColumnElement[bool]] = []
-        if session_id is not None:
-            clauses.append(jobs.c.session_id == session_id)
-        if models is not None:
-            clauses.append(jobs.c.model.in_(list(models)))
-        if statuses is not None:
-            clauses.append(jobs.c.status.in_(list(statuses)))
-        if mode is not None:
-            clauses.append(jobs.c.mode == mode)
-        if since is not None:
-            clauses.append(jobs.c.created_at >= since)
-        if until is not None:
-            clauses.append(jobs.c.created_at < until)
-        if text and text.strip():
-            needle = text.strip()
-            clauses.append(
-                sa.or_(
-                    jobs.c.prompt.icontains(needle, autoescape=True),
-                    jobs.c.actual_prompt.icontains(needle, autoescape=True),
-                    jobs.c.image_source.icontains(needle, autoescape=True),
-                )
-            )
-        return clauses
-
     def list_jobs(
         self,
+        where: JobFilter = ALL_JOBS,
         *,
-        session_id: str | None = None,
-        models: Collection[str] | None = None,
-        statuses: Collection[JobStatus] | None = None,
-        mode: str | None = None,
-        since: datetime | None = None,
-        until: datetime | None = None,
-        text: str | None = None,
         limit: int | None = 200,
         offset: int = 0,
         newest_first: bool = True,
     ) -> list[Job]:
-        """Return jobs that match every given filter, a page at a time.
+        """Return the jobs that match ``where``, a page at a time.
 
         Parameters
         ----------
-        session_id, models, statuses, mode
-            Exact matches; ``None`` leaves that filter out.
-        since, until
-            ``since <= created_at < until``.
-        text
-            A case-insensitive substring of the prompt, the extended prompt or the image's name.
+        where
+            Which jobs (every job by default).
         limit, offset
             The page (``limit=None`` for every match).
         newest_first
             The order of ``created_at``.
         """
-        clauses = self._filters(
-            session_id=session_id,
-            models=models,
-            statuses=statuses,
-            mode=mode,
-            since=since,
-            until=until,
-            text=text,
-        )
         order = (
             (jobs.c.created_at.desc(), jobs.c.id.desc())
             if newest_first
             else (jobs.c.created_at, jobs.c.id)
         )
-        query = sa.select(jobs).where(*clauses).order_by(*order).limit(limit).offset(offset)
+        query = (
+            sa.select(jobs)
+            .where(*_filter_clauses(where))
+            .order_by(*order)
+            .limit(limit)
+            .offset(offset)
+        )
         with self._read() as conn:
             rows = conn.execute(query).all()
         return [_job(row) for row in rows]
 
-    def count_jobs(
-        self,
-        *,
-        session_id: str | None = None,
-        models: Collection[str] | None = None,
-        statuses: Collection[JobStatus] | None = None,
-        mode: str | None = None,
-        since: datetime | None = None,
-        until: datetime | None = None,
-        text: str | None = None,
-    ) -> int:
-        """Count the jobs ``list_jobs`` would return with these filters and no page limit."""
-        clauses = self._filters(
-            session_id=session_id,
-            models=models,
-            statuses=statuses,
-            mode=mode,
-            since=since,
-            until=until,
-            text=text,
-        )
+    def count_jobs(self, where: JobFilter = ALL_JOBS) -> int:
+        """Count the jobs ``list_jobs`` would return for ``where`` with no page limit."""
+        query = sa.select(sa.func.count()).select_from(jobs).where(*_filter_clauses(where))
         with self._read() as conn:
-            return conn.execute(
-                sa.select(sa.func.count()).select_from(jobs).where(*clauses)
-            ).scalar_one()
+            return conn.execute(query).scalar_one()
 
     def totals(self, *, session_id: str | None, today_start: datetime) -> Totals:
         """Count jobs, videos, billed seconds and cost, billed and demo apart, in one query.

@@ -14,6 +14,8 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime
+from decimal import Decimal
 from pathlib import Path
 from typing import TypeVar
 
@@ -21,14 +23,17 @@ import pytest
 from PIL import Image
 
 import simulator
+from studio.catalog import default_catalog
 from studio.images import PreparedImage, prepare_image
 from studio.jobs import JobDraft
-from studio.records import Job
+from studio.records import BILLED, Job, JobStatus
 from studio.schedule import PollPolicy
 from studio.service import Studio
 from studio.settings import KEY_FROM_ENVIRONMENT, KEY_FROM_NOWHERE, Settings
-from studio.store import sqlite_url
+from studio.store import JobStore, sqlite_url
 
+# The shipped catalog, which every engine test's Studio uses.
+CATALOG = default_catalog()
 ENGINE_KEY = "engine-test-key-0123456789"
 SIMULATOR_SPEED = 40.0
 # The standard schedule with time running 20 times faster, so jobs finish in about a second.
@@ -78,6 +83,31 @@ def quick_draft(**changes: object) -> JobDraft:
         image_source="frame.jpg",
     )
     return replace(draft, **changes)
+
+
+def a_job(**changes: object) -> Job:
+    """A finished billed job as the store would return it, without a store: for pure functions."""
+    job = Job(
+        id=1,
+        submission_id="submission-1",
+        mode=BILLED,
+        session_id="s",
+        model="wan2.1-i2v-turbo",
+        resolution="480P",
+        duration=3,
+        prompt="a slow pan across the hills",
+        negative_prompt="",
+        prompt_extend=False,
+        watermark=False,
+        seed=7,
+        image_sha256="0" * 64,
+        image_source="frame.jpg",
+        last_image_sha256=None,
+        status=JobStatus.SUCCEEDED,
+        created_at=datetime(2026, 1, 5, 12, 0, tzinfo=UTC),
+        estimate_usd=Decimal("0.135"),
+    )
+    return replace(job, **changes)
 
 
 def settings_for(
@@ -161,13 +191,34 @@ def open_studio(tmp_path: Path) -> Iterator[Callable[..., Studio]]:
         start_watcher: bool = True,
     ) -> Studio:
         settings = settings_for(tmp_path / "data", api_key=api_key, base_url=base_url)
-        studio = Studio.open(settings, start_watcher=start_watcher, poll_policy=policy)
+        studio = Studio.open(
+            settings, start_watcher=start_watcher, catalog=CATALOG, poll_policy=policy
+        )
         opened.append(studio)
         return studio
 
     yield open_one
     for studio in reversed(opened):
         studio.close()
+
+
+@pytest.fixture
+def store_of() -> Iterator[Callable[[Studio], JobStore]]:
+    """Opens the job store of a Studio's database beside it, as another process would.
+
+    For tests that set a job's fields directly; ``store_of(studio)`` is the same store each time.
+    """
+    opened: dict[str, JobStore] = {}
+
+    def open_for(studio: Studio) -> JobStore:
+        url = studio.settings.database_url
+        if url not in opened:
+            opened[url] = JobStore.open(url)
+        return opened[url]
+
+    yield open_for
+    for store in opened.values():
+        store.close()
 
 
 @pytest.fixture

@@ -9,7 +9,7 @@ from decimal import Decimal
 from streamlit.testing.v1 import AppTest
 
 from components.services import get_studio
-from studio.records import BILLED, DEMO
+from studio.records import BILLED, DEMO, JobStatus
 from tests.ui.conftest import APP, DEMO_WOULD_BE_COST, JobMaker, texts
 
 BILLED_COST = "0.2"
@@ -51,7 +51,7 @@ def test_the_sidebar_keeps_demo_videos_out_of_billed_spend(app: AppTest, jobs: J
     assert not fresh.exception
 
 
-def test_the_csv_labels_each_row_and_the_demo_cost_stays_on_its_demo_row(
+def test_the_csv_keeps_billed_and_would_be_demo_cost_in_their_own_columns(
     app: AppTest, jobs: JobMaker
 ) -> None:
     _demo_and_billed(jobs)
@@ -59,5 +59,10 @@ def test_the_csv_labels_each_row_and_the_demo_cost_stays_on_its_demo_row(
     by_mode = {row["mode"]: row for row in rows}
     assert len(rows) == 2
     assert set(by_mode) == {BILLED, DEMO}
-    assert by_mode[BILLED]["cost USD"] == BILLED_COST
-    assert by_mode[DEMO]["cost USD"] == DEMO_WOULD_BE_COST
+    # A sum of the billed column is what was billed; the demo cost is only what it would be.
+    assert by_mode[BILLED]["billed cost USD"] == BILLED_COST
+    assert by_mode[BILLED]["demo would-be cost USD"] == ""
+    assert by_mode[DEMO]["billed cost USD"] == ""
+    assert by_mode[DEMO]["demo would-be cost USD"] == DEMO_WOULD_BE_COST
+    # The status reads as on the History page.
+    assert {row["status"] for row in rows} == {JobStatus.SUCCEEDED.label}

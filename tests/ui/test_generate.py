@@ -9,7 +9,7 @@ import pytest
 from pytest_httpserver import HTTPServer
 from streamlit.testing.v1 import AppTest
 
-from studio.records import JobStatus
+from studio.records import JobFilter, JobStatus
 from studio.store import JobStore
 from tests.plugins.images import image_bytes, rgba_png
 from tests.ui.conftest import APP, JobMaker, run_until, texts, upload
@@ -258,8 +258,8 @@ def test_an_uncertain_job_offers_a_choice_and_dismiss_settles_it(
     assert dismissed.status is JobStatus.CANCELED
 
     app.button(key=f"job.{sent_again.id}.resend").click().run()
-    assert store.count_jobs(session_id=session_id) == 3
-    newest = store.list_jobs(session_id=session_id, limit=1)[0]
+    assert store.count_jobs(JobFilter(session_id=session_id)) == 3
+    newest = store.list_jobs(JobFilter(session_id=session_id), limit=1)[0]
     assert newest.prompt == "try again"
     assert newest.id not in (lost.id, sent_again.id)
     replaced = store.get(sent_again.id)

@@ -13,6 +13,7 @@ from streamlit.testing.v1 import AppTest
 import simulator
 from components.services import get_studio
 from studio import explain
+from studio.catalog import default_catalog
 from studio.jobs import JobDraft
 from studio.records import BILLED, DEMO, Job, JobStatus
 from studio.service import Studio
@@ -142,7 +143,12 @@ def test_the_table_says_the_day_and_a_short_cost(app: AppTest, jobs: JobMaker) -
 
 def _send_from_the_command_line(*drafts: JobDraft) -> list[Job]:
     """Jobs sent the way ``python -m studio generate`` sends them: its own engine, same data."""
-    cli = Studio.open(Settings.from_environment(), start_watcher=False, poll_policy=FAST_POLICY)
+    cli = Studio.open(
+        Settings.from_environment(),
+        start_watcher=False,
+        catalog=default_catalog(),
+        poll_policy=FAST_POLICY,
+    )
     try:
         return [
             cli.submit(draft, submission_id=str(uuid.uuid4()), session_id="cli-0123456789ab")

@@ -9,7 +9,7 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 from components.services import get_studio
-from studio.records import BILLED, JobStatus
+from studio.records import BILLED, JobFilter, JobStatus
 from studio.store import JobStore, sqlite_url
 from tests.plugins.engine import ENGINE_KEY
 from tests.ui.conftest import APP, JobMaker, texts
@@ -216,7 +216,7 @@ def test_a_forgotten_key_cannot_be_spent_from_a_shared_session_link(
             browser.switch_page("pages/generate.py").run()
             browser.button(key=f"job.{lost.id}.resend").click().run()
             assert store.get(lost.id).status is JobStatus.UNCERTAIN
-        assert store.count_jobs(session_id=session_id) == 1
+        assert store.count_jobs(JobFilter(session_id=session_id)) == 1
         assert engine_gateway.tasks() == []
         assert not first.exception
         assert not second.exception

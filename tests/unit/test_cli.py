@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import csv
 import io
 import json
 import os
@@ -16,6 +17,7 @@ from pytest_httpserver import HTTPServer
 
 import simulator
 from studio import cli, explain
+from studio.export import CSV_COLUMNS
 from studio.records import JobStatus
 from studio.store import JobStore, sqlite_url
 from tests.plugins.engine import ENGINE_KEY, FAST_POLICY, SIMULATOR_SPEED
@@ -128,6 +130,18 @@ def test_a_demo_job_is_listed_shown_and_totalled_as_json(
     assert run_json(capsys, "show", str(listed["id"]), "--json") == listed
     assert run_json(capsys, "jobs", "--json", "--status", "failed") == []
     assert run_json(capsys, "jobs", "--json", "--model", "wan2.2-i2v-plus") == []
+
+    # The CSV is History's export: the page's status words, the demo cost in its own column.
+    code, out, _ = run(capsys, "jobs", "--csv")
+    assert code == 0
+    header, row = csv.reader(io.StringIO(out))
+    assert tuple(header) == CSV_COLUMNS
+    exported = dict(zip(CSV_COLUMNS, row, strict=True))
+    assert exported["status"] == "Done"
+    assert exported["mode"] == "demo"
+    assert (exported["billed cost USD"], exported["demo would-be cost USD"]) == ("", "0.135")
+    code, out, _ = run(capsys, "jobs", "--csv", "--status", "failed")
+    assert list(csv.reader(io.StringIO(out))) == [list(CSV_COLUMNS)]
 
     totals = run_json(capsys, "totals", "--json")
     assert isinstance(totals, dict)

@@ -13,7 +13,7 @@ import pytest
 import studio.store
 from components.formatting import local_time
 from studio.records import BILLED, JobStatus
-from studio.service import Studio
+from studio.store import JobStore
 
 NEW_YORK = ZoneInfo("America/New_York")  # UTC-5 in January: its midnight is 05:00 UTC
 # Local midnight between 14 and 15 January in New York, and moments around it.
@@ -36,9 +36,9 @@ def new_york_process(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     time.tzset()
 
 
-def _finished_job(studio_: Studio, created: datetime, cost: str, monkeypatch) -> None:
+def _finished_job(store: JobStore, created: datetime, cost: str, monkeypatch) -> None:
     monkeypatch.setattr(studio.store, "_utcnow", fixed(created))
-    job, _ = studio_.store.create_job(
+    job, _ = store.create_job(
         submission_id=f"job-{created.isoformat()}",
         mode=BILLED,
         session_id="s",
@@ -60,17 +60,15 @@ def _finished_job(studio_: Studio, created: datetime, cost: str, monkeypatch) ->
         request_json=None,
     )
     monkeypatch.undo()
-    studio_.store.update(
-        job.id, status=JobStatus.SUCCEEDED, billed_seconds=5, cost_usd=Decimal(cost)
-    )
+    store.update(job.id, status=JobStatus.SUCCEEDED, billed_seconds=5, cost_usd=Decimal(cost))
 
 
 def test_todays_totals_start_at_local_midnight_of_the_given_clock(
-    new_york_process: None, open_studio, monkeypatch: pytest.MonkeyPatch
+    new_york_process: None, open_studio, store_of, monkeypatch: pytest.MonkeyPatch
 ):
     engine = open_studio(start_watcher=False)
-    _finished_job(engine, LATE_EVENING, "0.085", monkeypatch)
-    _finished_job(engine, JUST_AFTER, "0.2", monkeypatch)
+    _finished_job(store_of(engine), LATE_EVENING, "0.085", monkeypatch)
+    _finished_job(store_of(engine), JUST_AFTER, "0.2", monkeypatch)
 
     # Half a minute before midnight both jobs were made "today" (the 14th, local time).
     before = engine.totals("s", now=fixed(MIDNIGHT - timedelta(seconds=30))).today.billed

@@ -152,7 +152,9 @@ def test_a_cancelled_task_ends_canceled_and_unbilled(open_studio, final_answer_g
     assert studio.totals("s").all_time.billed.cost_usd == 0
 
 
-def test_a_success_without_a_video_link_is_never_shown_as_done(open_studio, final_answer_gateway):
+def test_a_success_without_a_video_link_is_never_shown_as_done(
+    open_studio, final_answer_gateway, store_of
+):
     server, answer = final_answer_gateway
     answer["output"] = {"task_status": "SUCCEEDED", "end_time": "2025-07-27 21:06:00.000"}
     answer["extra"] = {"usage": {"video_duration": 3, "video_count": 1}}
@@ -162,8 +164,8 @@ def test_a_success_without_a_video_link_is_never_shown_as_done(open_studio, fina
     # video made, so its usage is billed once, however often the job is checked.
     billed = Decimal("0.135")  # Turbo 480P: 3 s at $0.045
     for _ in range(3):
-        studio.store.update(job.id, next_poll_at=job.submitted_at)
-        assert studio.watcher.run_once() == 1
+        store_of(studio).update(job.id, next_poll_at=job.submitted_at)
+        assert studio.poll_due_jobs() == 1
         current = studio.job(job.id)
         assert current.in_flight
         assert current.status is not JobStatus.SUCCEEDED
@@ -172,8 +174,8 @@ def test_a_success_without_a_video_link_is_never_shown_as_done(open_studio, fina
         assert current.cost_usd == billed
     assert studio.totals("s").all_time.billed.cost_usd == billed
     # Past its deadline it times out without a video, and the cost it was billed stays counted.
-    studio.store.update(job.id, next_poll_at=job.submitted_at, deadline_at=job.submitted_at)
-    studio.watcher.run_once()
+    store_of(studio).update(job.id, next_poll_at=job.submitted_at, deadline_at=job.submitted_at)
+    studio.poll_due_jobs()
     done = studio.job(job.id)
     assert done.status is JobStatus.TIMED_OUT
     assert done.cost_usd == billed

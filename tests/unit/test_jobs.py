@@ -68,7 +68,7 @@ def test_recorded_payload_names_images_by_hash():
 
 
 def test_submit_writes_the_job_and_records_the_task(
-    billed_studio: Studio, engine_gateway: simulator.RunningSimulator
+    billed_studio: Studio, engine_gateway: simulator.RunningSimulator, store_of
 ):
     job = billed_studio.submit(quick_draft(), submission_id=new_id(), session_id="s")
     assert job.status is JobStatus.QUEUED
@@ -80,10 +80,10 @@ def test_submit_writes_the_job_and_records_the_task(
     assert task["seed"] == job.seed
     assert (job.output_width, job.output_height) == (640, 480)
     assert job.estimate_usd == CATALOG.model("wan2.1-i2v-turbo").price_per_second["480P"] * 3
-    recorded = json.loads(billed_studio.store.get_request_json(job.id))
+    recorded = json.loads(store_of(billed_studio).get_request_json(job.id))
     assert recorded["input"]["img_url"] == f"image:{job.image_sha256}"
     assert recorded["parameters"]["seed"] == job.seed
-    assert billed_studio.images.exists(job.image_sha256)
+    assert billed_studio.image_file(job.image_sha256).is_file()
 
 
 def test_the_same_submission_id_never_sends_twice(
@@ -167,15 +167,16 @@ def test_a_lost_answer_leaves_the_job_uncertain_and_never_resends(
     assert "may have reached the gateway" in job.explanation
     # The watcher has work for it no more: it is not in flight and never due.
     assert job.next_poll_at is None
-    billed_studio.watcher.run_once()
+    billed_studio.poll_due_jobs()
     assert billed_studio.job(job.id).status is JobStatus.UNCERTAIN
     assert len(engine_gateway.tasks()) == 1
 
 
-def test_a_job_whose_sender_died_becomes_uncertain(billed_studio: Studio):
+def test_a_job_whose_sender_died_becomes_uncertain(billed_studio: Studio, store_of):
     job = billed_studio.submit(quick_draft(), submission_id=new_id(), session_id="s")
     # Pretend the process stopped after writing a second job but before any answer arrived.
-    stuck, _ = billed_studio.store.create_job(
+    store = store_of(billed_studio)
+    stuck, _ = store.create_job(
         **{
             name: getattr(job, name)
             for name in [
@@ -201,8 +202,8 @@ def test_a_job_whose_sender_died_becomes_uncertain(billed_studio: Studio):
         submission_id=new_id(),
         request_json=None,
     )
-    billed_studio.store.update(stuck.id, next_poll_at=datetime.now(UTC) - timedelta(seconds=1))
-    billed_studio.watcher.wake()
+    store.update(stuck.id, next_poll_at=datetime.now(UTC) - timedelta(seconds=1))
+    billed_studio.poll_due_jobs()  # now, rather than when the watcher next looks
     marked = wait_until(finished(billed_studio, stuck), what="the stuck job to be marked")
     assert marked.status is JobStatus.UNCERTAIN
     assert "stopped while sending" in marked.explanation
@@ -219,7 +220,7 @@ def test_the_key_is_never_written_to_the_data_folder(
         if path.is_file():
             assert ENGINE_KEY.encode() not in path.read_bytes(), path.name
     assert ENGINE_KEY not in repr(billed_studio)
-    assert ENGINE_KEY not in repr(billed_studio._credentials)
+    assert ENGINE_KEY not in repr(vars(billed_studio._keys))
     assert ENGINE_KEY not in repr(billed_studio.settings)
 
 
@@ -238,9 +239,10 @@ def test_drafts_are_frozen():
 
 
 def _submitter_for(studio: Studio) -> Submitter:
+    # A second submitter on the Studio's own store and images: these tests give it the client.
     return Submitter(
-        store=studio.store,
-        library=studio.images,
+        store=studio._store,
+        library=studio._images,
         image_host=DataUriHost(),
         catalog=studio.catalog,
         policy=studio.policy,
@@ -269,7 +271,7 @@ def test_a_key_with_an_invisible_character_is_rejected_as_never_sent(
     assert ENGINE_KEY not in (job.error_message or "")
     assert engine_gateway.tasks() == []
     # Nothing is left for the watcher to call uncertain later.
-    billed_studio.watcher.run_once()
+    billed_studio.poll_due_jobs()
     assert billed_studio.job(job.id).status is JobStatus.REJECTED
 
 
@@ -329,7 +331,7 @@ def test_a_5xx_answer_to_a_submit_leaves_the_job_uncertain(
     assert stored.cost_usd is None
     assert stored.next_poll_at is None
     # Sent once, and never again on its own.
-    billed_studio.watcher.run_once()
+    billed_studio.poll_due_jobs()
     assert billed_studio.job(job.id).status is JobStatus.UNCERTAIN
     assert len(httpserver.log) == 1
 

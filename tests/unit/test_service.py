@@ -12,13 +12,16 @@ from decimal import Decimal
 
 import pytest
 
+from studio.export import CSV_COLUMNS
 from studio.generation import InvalidRequest
 from studio.linkfetch import LinkRejected
-from studio.records import BILLED, DEMO, JobStatus
+from studio.records import BILLED, DEMO, JobFilter, JobStatus
 from studio.schedule import PollPolicy
-from studio.service import CSV_COLUMNS, KeyRequired, Studio
+from studio.service import KeyRequired, Studio
 from studio.settings import Settings
+from studio.store import JobStore
 from tests.plugins.engine import (
+    CATALOG,
     ENGINE_KEY,
     finished,
     first_frame,
@@ -179,7 +182,7 @@ def test_a_shared_session_link_never_carries_the_power_to_spend(open_studio, eng
         studio.resend(job.id, submission_id="from-b2", session_id="shared", key_holder="browser-b")
     assert studio.job(job.id).status is JobStatus.UNCERTAIN
     assert len(engine_gateway.tasks()) == sent
-    assert studio.history(session_id="shared") == [studio.job(job.id)]
+    assert studio.history(JobFilter(session_id="shared")) == [studio.job(job.id)]
 
 
 def test_a_job_in_flight_waits_once_its_key_is_forgotten_and_resumes_when_entered(
@@ -191,7 +194,7 @@ def test_a_job_in_flight_waits_once_its_key_is_forgotten_and_resumes_when_entere
     assert job.status is JobStatus.QUEUED
     studio.forget_session_key(typed, holder="browser-a")
     assert [waiting.id for waiting in studio.jobs_waiting_for_key()] == [job.id]
-    studio.watcher.start()
+    studio.start_watcher()
     studio.use_session_key(typed, holder="browser-c")
     assert wait_until(finished(studio, job)).status is JobStatus.SUCCEEDED
 
@@ -208,7 +211,7 @@ def test_a_nul_in_a_prompt_is_refused_before_anything_is_stored(
     database_url: str, tmp_path, field: str
 ):
     settings = replace(settings_for(tmp_path / "data"), database_url=database_url)
-    with Studio.open(settings, start_watcher=False) as studio:
+    with Studio.open(settings, start_watcher=False, catalog=CATALOG) as studio:
         with pytest.raises(InvalidRequest) as caught:
             submit(studio, **{field: "waves\x00 at dusk"})
         assert [problem.field for problem in caught.value.problems] == [field]
@@ -273,13 +276,15 @@ def test_export_lists_every_job_without_the_key(billed_studio: Studio):
     assert len(rows) == 3
     record = dict(zip(CSV_COLUMNS, rows[2], strict=True))
     assert record["mode"] == BILLED
-    assert record["status"] == "succeeded"
+    # The status in the page's words; the cost in the billed column, none in the demo one.
+    assert record["status"] == JobStatus.SUCCEEDED.label == "Done"
     assert record["prompt"] == 'say "hi", then'
-    assert record["cost USD"] == "0.135"
+    assert record["billed cost USD"] == "0.135"
+    assert record["demo would-be cost USD"] == ""
     assert record["billed seconds"] == "3"
     assert record["video file"] == f"videos/{done.id}.mp4"
     assert record["created (UTC)"].endswith("+00:00")
-    only_other = billed_studio.export_csv(session_id="other").decode("utf-8")
+    only_other = billed_studio.export_csv(JobFilter(session_id="other")).decode("utf-8")
     assert len(list(csv.reader(io.StringIO(only_other)))) == 2
 
 
@@ -288,7 +293,7 @@ def test_history_and_session_lists(demo_studio: Studio):
     submit(demo_studio, session_id="theirs")
     assert [job.id for job in demo_studio.session_jobs("mine")] == [mine.id]
     assert demo_studio.count_history() == 2
-    assert demo_studio.count_history(mode=DEMO, session_id="theirs") == 1
+    assert demo_studio.count_history(JobFilter(mode=DEMO, session_id="theirs")) == 1
     assert demo_studio.totals("mine").session.demo.jobs == 1
     thumbnail = demo_studio.thumbnail(mine.image_sha256)
     assert thumbnail[:2] == b"\xff\xd8"
@@ -312,7 +317,9 @@ def test_links_to_private_hosts_are_refused_unless_trusted(tmp_path, httpserver)
     image = first_frame().data
     httpserver.expect_request("/frame.jpg").respond_with_data(image, content_type="image/jpeg")
     link = httpserver.url_for("/frame.jpg")
-    plain = Studio.open(settings_for(tmp_path / "a", api_key="k" * 20), start_watcher=False)
+    plain = Studio.open(
+        settings_for(tmp_path / "a", api_key="k" * 20), start_watcher=False, catalog=CATALOG
+    )
     try:
         with pytest.raises(LinkRejected):
             plain.load_link(link)
@@ -324,7 +331,7 @@ def test_links_to_private_hosts_are_refused_unless_trusted(tmp_path, httpserver)
             "trusted_image_hosts": (f"{httpserver.host}:{httpserver.port}",),
         }
     )
-    studio = Studio.open(trusted, start_watcher=False)
+    studio = Studio.open(trusted, start_watcher=False, catalog=CATALOG)
     try:
         assert studio.load_link(link).data == image
         check = studio.load_upload("frame.jpg", image)
@@ -335,9 +342,9 @@ def test_links_to_private_hosts_are_refused_unless_trusted(tmp_path, httpserver)
 
 def test_close_stops_the_watcher(open_studio):
     studio = open_studio()
-    assert studio.watcher.running
+    assert studio.watcher_running
     studio.close()
-    assert not studio.watcher.running
+    assert not studio.watcher_running
 
 
 def test_the_deadline_and_budget_come_from_the_settings(tmp_path):
@@ -348,7 +355,7 @@ def test_the_deadline_and_budget_come_from_the_settings(tmp_path):
             "request_budget_per_second": 3.0,
         }
     )
-    studio = Studio.open(settings, start_watcher=False)
+    studio = Studio.open(settings, start_watcher=False, catalog=CATALOG)
     try:
         assert studio.policy.deadline == 120
         assert studio.budget.rate_per_second == 3.0
@@ -356,9 +363,9 @@ def test_the_deadline_and_budget_come_from_the_settings(tmp_path):
         studio.close()
 
 
-def _past_success(studio: Studio, *, queued_seconds: int, running_seconds: int) -> None:
+def _past_success(store: JobStore, *, queued_seconds: int, running_seconds: int) -> None:
     submitted = datetime(2026, 1, 5, 12, 0, tzinfo=UTC)
-    job, _ = studio.store.create_job(
+    job, _ = store.create_job(
         submission_id=uuid.uuid4().hex,
         mode=DEMO,
         session_id="earlier",
@@ -380,7 +387,7 @@ def _past_success(studio: Studio, *, queued_seconds: int, running_seconds: int) 
         request_json="{}",
     )
     started = submitted + timedelta(seconds=queued_seconds)
-    studio.store.update(
+    store.update(
         job.id,
         status=JobStatus.SUCCEEDED,
         submitted_at=submitted,
@@ -398,20 +405,20 @@ def test_demo_jobs_are_polled_on_the_demo_gateways_own_time(open_studio):
     assert job.is_demo
     assert job.status is JobStatus.QUEUED
     now = datetime.now(UTC)
-    wait = (studio.watcher._later(job) - now).total_seconds()
+    wait = (studio._watcher._later(job) - now).total_seconds()
     assert wait < PollPolicy().near_finish_delay / 10
-    billed_wait = (studio.watcher._later(replace(job, mode=BILLED)) - now).total_seconds()
+    billed_wait = (studio._watcher._later(replace(job, mode=BILLED)) - now).total_seconds()
     assert billed_wait >= PollPolicy().near_finish_delay * (1 - PollPolicy().jitter)
 
 
 def test_expected_finish_counts_from_the_start_once_the_gateway_started_the_job(
-    demo_studio: Studio,
+    demo_studio: Studio, store_of
 ):
     # Queues varied (10-50 s) but running took 60 s each time.
     for queued in (10, 30, 50):
-        _past_success(demo_studio, queued_seconds=queued, running_seconds=60)
+        _past_success(store_of(demo_studio), queued_seconds=queued, running_seconds=60)
     submitted = datetime(2026, 2, 1, 9, 0, tzinfo=UTC)
-    template = demo_studio.store.list_jobs(limit=1)[0]
+    template = demo_studio.history(limit=1)[0]
     queued_job = replace(template, status=JobStatus.QUEUED, submitted_at=submitted, started_at=None)
     running_job = replace(
         queued_job, status=JobStatus.RUNNING, started_at=submitted + timedelta(seconds=100)
@@ -433,14 +440,23 @@ def test_expected_finish_counts_from_the_start_once_the_gateway_started_the_job(
         "\r=1+1",
     ],
 )
-def test_export_keeps_formulas_from_running_in_a_spreadsheet(demo_studio: Studio, prompt: str):
+def test_export_keeps_formulas_from_running_in_a_spreadsheet(
+    demo_studio: Studio, store_of, prompt: str
+):
     job = wait_until(finished(demo_studio, submit(demo_studio, prompt=prompt)))
     # What the gateway says about the prompt it used is just as untrusted.
-    demo_studio.store.update(job.id, actual_prompt='=WEBSERVICE("https://example.com")')
+    store_of(demo_studio).update(job.id, actual_prompt='=WEBSERVICE("https://example.com")')
     rows = list(csv.reader(io.StringIO(demo_studio.export_csv().decode("utf-8"))))
     record = dict(zip(CSV_COLUMNS, rows[1], strict=True))
     assert record["prompt"] == "'" + prompt
     assert record["actual prompt"] == '\'=WEBSERVICE("https://example.com")'
     # Cells that are not formulas stay as they were.
-    assert record["status"] in {status.value for status in JobStatus}
+    assert record["status"] in {status.label for status in JobStatus}
     assert record["estimate USD"][0].isdigit()
+
+
+def test_the_store_images_and_watcher_are_the_studios_own(demo_studio: Studio):
+    # Callers ask the Studio; they never reach through it to its parts.
+    for part in ("store", "images", "watcher"):
+        assert not hasattr(demo_studio, part)
+    assert demo_studio.watcher_running

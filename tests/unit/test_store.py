@@ -16,7 +16,7 @@ import pytest
 import sqlalchemy as sa
 
 from studio.migrations import LATEST_VERSION, MIGRATIONS, SchemaTooNew, jobs, schema_version
-from studio.records import BILLED, DEMO, JobStatus, ModeSpend, Spend
+from studio.records import BILLED, DEMO, JobFilter, JobStatus, ModeSpend, Spend
 from studio.store import (
     IN_FLIGHT_STATUSES,
     EmptyDatabase,
@@ -249,7 +249,7 @@ def test_times_go_in_aware_and_come_out_utc(store: JobStore) -> None:
     with pytest.raises(ValueError, match="naive"):
         store.update(job.id, submitted_at=datetime(2025, 3, 9, 1, 30))
     with pytest.raises(ValueError, match="naive"):
-        store.list_jobs(since=datetime(2025, 3, 9))
+        store.list_jobs(JobFilter(since=datetime(2025, 3, 9)))
 
 
 # -- state changes --------------------------------------------------------------------------
@@ -527,8 +527,8 @@ def test_list_jobs_filters(store: JobStore) -> None:
     percent = create(store, prompt="100% chance of rain_drops")
 
     def ids(**filters: Any) -> list[int]:
-        listed = [job.id for job in store.list_jobs(**filters)]
-        assert store.count_jobs(**filters) == len(listed)
+        listed = [job.id for job in store.list_jobs(JobFilter(**filters))]
+        assert store.count_jobs(JobFilter(**filters)) == len(listed)
         return listed
 
     assert ids() == [percent.id, extended.id, city.id, fox.id]
@@ -554,10 +554,10 @@ def test_list_jobs_by_creation_time(store: JobStore) -> None:
     )
     since, until = NOW - timedelta(hours=4), NOW - timedelta(hours=1)
 
-    listed = store.list_jobs(since=since, until=until)
+    listed = store.list_jobs(JobFilter(since=since, until=until))
 
     assert [job.created_at for job in listed] == [NOW - timedelta(hours=h) for h in (2, 3, 4)]
-    assert store.count_jobs(since=since) == 5
+    assert store.count_jobs(JobFilter(since=since)) == 5
 
 
 def test_totals_split_by_session_day_model_and_mode(store: JobStore) -> None:
@@ -671,10 +671,10 @@ def test_totals_and_filters_over_ten_thousand_jobs(store: JobStore) -> None:
         and since <= row["created_at"] < until
         and "sunset" in row["prompt"].lower()
     ]
-    listed = store.list_jobs(**filters, limit=None)
+    listed = store.list_jobs(JobFilter(**filters), limit=None)
     assert [job.submission_id for job in listed] == expected
-    assert store.count_jobs(**filters) == len(expected) > 0
-    assert len(store.list_jobs(session_id="session-0")) == 200
+    assert store.count_jobs(JobFilter(**filters)) == len(expected) > 0
+    assert len(store.list_jobs(JobFilter(session_id="session-0"))) == 200
 
 
 def test_recent_run_times_of_similar_successes_newest_first(store: JobStore) -> None:
@@ -926,3 +926,13 @@ def test_stores_racing_to_create_one_sqlite_database_all_open_it(tmp_path: Path)
         "studio.db-wal",
         "studio.db-shm",
     }
+
+
+def test_a_job_filter_is_one_value_however_its_lists_are_given() -> None:
+    given = JobFilter(models=["wan2.2-i2v-flash"], statuses=["running"], text="  fox ")
+    same = JobFilter(models=("wan2.2-i2v-flash",), statuses={JobStatus.RUNNING}, text="fox")
+    assert given == same
+    assert hash(given) == hash(same)
+    assert given.statuses == (JobStatus.RUNNING,)
+    assert JobFilter(text="   ").text is None
+    assert JobFilter(models=[]).models == ()  # an empty list matches no job, unlike None

@@ -53,7 +53,7 @@ def drive(studio: Studio, job_id: int) -> Callable[[], bool]:
     """A predicate that runs one watcher round in this thread and says whether the job ended."""
 
     def step() -> bool:
-        studio.watcher.run_once()
+        studio.poll_due_jobs()
         return not studio.job(job_id).in_flight
 
     return step
@@ -102,10 +102,10 @@ def test_failed_tasks_keep_the_code_and_explain_it(billed_studio: Studio, code: 
     assert billed_studio.totals("s").session.billed.videos == 0
 
 
-def test_an_unknown_task_is_lost_only_after_several_checks(open_studio, engine_gateway):
+def test_an_unknown_task_is_lost_only_after_several_checks(open_studio, engine_gateway, store_of):
     studio = open_studio(api_key=ENGINE_KEY, base_url=engine_gateway.url, start_watcher=False)
     job = submit(studio)
-    studio.store.update(job.id, task_id="no-such-task")
+    store_of(studio).update(job.id, task_id="no-such-task")
     wait_until(drive(studio, job.id), what="the unknown task to be given up")
     lost = studio.job(job.id)
     assert lost.status is JobStatus.LOST
@@ -117,14 +117,14 @@ def test_an_unknown_task_is_lost_only_after_several_checks(open_studio, engine_g
     )
 
 
-def test_an_unknown_task_older_than_a_day_is_lost_at_once(open_studio, engine_gateway):
+def test_an_unknown_task_older_than_a_day_is_lost_at_once(open_studio, engine_gateway, store_of):
     studio = open_studio(api_key=ENGINE_KEY, base_url=engine_gateway.url, start_watcher=False)
     job = submit(studio)
     long_ago = datetime.now(UTC) - timedelta(hours=25)
-    studio.store.update(
+    store_of(studio).update(
         job.id, task_id="forgotten-task", submitted_at=long_ago, next_poll_at=long_ago
     )
-    studio.watcher.run_once()
+    studio.poll_due_jobs()
     lost = studio.job(job.id)
     assert lost.status is JobStatus.LOST
     assert "24 hours" in lost.explanation
@@ -257,7 +257,9 @@ def test_the_start_comes_from_the_gateway_even_if_running_was_never_seen(
     assert done.submitted_at <= done.started_at <= done.finished_at
 
 
-def test_the_job_nearest_its_expected_finish_is_worked_on_first(open_studio, engine_gateway):
+def test_the_job_nearest_its_expected_finish_is_worked_on_first(
+    open_studio, engine_gateway, store_of
+):
     studio = open_studio(api_key=ENGINE_KEY, base_url=engine_gateway.url, start_watcher=False)
     now = datetime.now(UTC)
     names = ("queued", "new", "old", "long overdue")
@@ -268,10 +270,10 @@ def test_the_job_nearest_its_expected_finish_is_worked_on_first(open_studio, eng
     started = {"queued": None, "new": now - seconds, "old": now - 5 * seconds, "long overdue": None}
     due = {"queued": now, "new": now, "old": now, "long overdue": now - 60 * seconds}
     for name, job in jobs.items():
-        studio.store.update(job.id, started_at=started[name], next_poll_at=due[name])
+        store_of(studio).update(job.id, started_at=started[name], next_poll_at=due[name])
     handled: list[int] = []
-    studio.watcher._handle = lambda job: handled.append(job.id)
-    assert studio.watcher.run_once() == 4
+    studio._watcher._handle = lambda job: handled.append(job.id)
+    assert studio.poll_due_jobs() == 4
     assert handled == [jobs[name].id for name in ("long overdue", "old", "new", "queued")]
 
 
@@ -326,11 +328,12 @@ def test_a_video_not_saved_by_the_deadline_is_still_billed(open_studio, scripted
 _WORKER = """
 import sys, time
 from pathlib import Path
-from tests.plugins.engine import FAST_POLICY, quick_draft, settings_for
+from tests.plugins.engine import CATALOG, FAST_POLICY, quick_draft, settings_for
 from studio.service import Studio
 
 home, url, key = Path(sys.argv[1]), sys.argv[2], sys.argv[3]
-studio = Studio.open(settings_for(home, api_key=key, base_url=url), poll_policy=FAST_POLICY)
+settings = settings_for(home, api_key=key, base_url=url)
+studio = Studio.open(settings, catalog=CATALOG, poll_policy=FAST_POLICY)
 job = studio.submit(quick_draft(), submission_id="worker-job", session_id="worker")
 print(job.id, flush=True)
 time.sleep(600)
@@ -383,8 +386,8 @@ def test_two_watchers_never_work_on_one_job_at_once(
     handled: dict[str, int] = {}
 
     for studio in studios:
-        original = studio.watcher._handle
-        owner = studio.watcher.owner
+        original = studio._watcher._handle
+        owner = studio._watcher.owner
 
         def handle(job, original=original, owner=owner):
             with lock:
@@ -398,8 +401,8 @@ def test_two_watchers_never_work_on_one_job_at_once(
                 with lock:
                     working.pop(job.id, None)
 
-        studio.watcher._handle = handle
-        studio.watcher.start()
+        studio._watcher._handle = handle
+        studio.start_watcher()
 
     jobs = [submit(studios[i % 2], seed=i) for i in range(6)]
     for job in jobs:
@@ -416,7 +419,7 @@ def test_two_watchers_never_work_on_one_job_at_once(
 def test_a_worker_can_run_until_nothing_is_in_flight(open_studio, engine_gateway):
     studio = open_studio(api_key=ENGINE_KEY, base_url=engine_gateway.url, start_watcher=False)
     jobs = [submit(studio, seed=seed) for seed in range(2)]
-    assert studio.watcher.run_until_idle(timeout=60)
+    assert studio.finish_in_flight(timeout=60)
     assert [studio.job(job.id).status for job in jobs] == [JobStatus.SUCCEEDED] * 2
 
 
@@ -524,7 +527,7 @@ def test_a_download_longer_than_the_lease_is_not_taken_over(open_studio, slow_vi
     assert [p.name for p in (studios[0].settings.home / "videos").iterdir()] == [f"{job.id}.mp4"]
 
 
-def test_a_download_stops_when_its_lease_is_taken_over(open_studio, slow_video_gateway):
+def test_a_download_stops_when_its_lease_is_taken_over(open_studio, slow_video_gateway, store_of):
     server, seen = slow_video_gateway
     server.expect_request("/video.mp4").respond_with_handler(drip_video(seen, 0.1))
     policy = replace(FAST_POLICY, lease_seconds=0.3)
@@ -535,12 +538,12 @@ def test_a_download_stops_when_its_lease_is_taken_over(open_studio, slow_video_g
         start_watcher=False,
     )
     job = submit(studio)
-    studio.store.update(job.id, next_poll_at=datetime.now(UTC))
-    worker = threading.Thread(target=studio.watcher.run_once)
+    store_of(studio).update(job.id, next_poll_at=datetime.now(UTC))
+    worker = threading.Thread(target=studio.poll_due_jobs)
     worker.start()
     wait_until(lambda: seen.get("sent", 0) >= 2, what="the download to start")
     # Another watcher claims the job (as it would after a lease ran out unrenewed).
-    studio.store.update(
+    store_of(studio).update(
         job.id, lease_owner="another-watcher", lease_until=datetime.now(UTC) + timedelta(hours=1)
     )
     worker.join(timeout=60)
@@ -557,9 +560,9 @@ def test_a_download_stops_when_its_lease_is_taken_over(open_studio, slow_video_g
 # Partial files left by killed downloads.
 
 
-def test_stale_partial_videos_are_removed_at_start(open_studio, engine_gateway):
+def test_stale_partial_videos_are_removed_at_start(open_studio, engine_gateway, store_of):
     studio = open_studio(api_key=ENGINE_KEY, base_url=engine_gateway.url, start_watcher=False)
-    store, now = studio.store, datetime.now(UTC)
+    store, now = store_of(studio), datetime.now(UTC)
     videos = studio.settings.home / "videos"
     videos.mkdir(parents=True, exist_ok=True)
 
@@ -600,7 +603,7 @@ def test_stale_partial_videos_are_removed_at_start(open_studio, engine_gateway):
     finished_video = videos / "1.mp4"
     finished_video.write_bytes(MP4_BYTES)
 
-    studio.watcher.start()
+    studio.start_watcher()
     wait_until(lambda: not any(part.exists() for part in removed), what="the clean-up")
     assert all(part.exists() for part in kept)
     assert unrelated.exists()
@@ -611,7 +614,7 @@ def test_stale_partial_videos_are_removed_at_start(open_studio, engine_gateway):
 
 
 def test_a_full_disk_is_said_once_and_the_video_saved_later(
-    open_studio, scripted_gateway, caplog: pytest.LogCaptureFixture
+    open_studio, scripted_gateway, store_of, caplog: pytest.LogCaptureFixture
 ):
     server, script, seen = scripted_gateway
     script["polls"] = ["SUCCEEDED"]
@@ -630,11 +633,12 @@ def test_a_full_disk_is_said_once_and_the_video_saved_later(
             return 0
         return 10**12
 
+    # A watcher of its own on the Studio's store and keys, with a disk that can fill up.
     watcher = Watcher(
-        store=studio.store,
+        store=studio._store,
         home=studio.settings.home,
         catalog=studio.catalog,
-        client_for_key=studio._watch_client,
+        client_for_key=studio._keys.watch_client,
         held_keys=studio.held_key_fingerprints,
         policy=FAST_POLICY,
         budget=studio.budget,
@@ -646,7 +650,7 @@ def test_a_full_disk_is_said_once_and_the_video_saved_later(
     caplog.set_level(logging.INFO, logger="studio.watcher")
 
     for _ in range(4):
-        studio.store.update(job.id, next_poll_at=datetime.now(UTC))
+        store_of(studio).update(job.id, next_poll_at=datetime.now(UTC))
         before = datetime.now(UTC)
         assert watcher.run_once() == 1
         waiting = studio.job(job.id)
@@ -691,7 +695,7 @@ def test_a_locked_store_is_logged_in_one_line_and_retried_less_and_less_often(
     blocker = sqlite3.connect(studio.settings.home / "studio.db", isolation_level=None)
     blocker.execute("BEGIN IMMEDIATE")  # another process holds the write lock
     try:
-        studio.watcher.start()
+        studio.start_watcher()
 
         def complaints() -> list[logging.LogRecord]:
             return [r for r in caplog.records if "job store" in r.getMessage()]
@@ -714,10 +718,12 @@ def test_a_locked_store_is_logged_in_one_line_and_retried_less_and_less_often(
 # The lease holder cannot finish a job twice.
 
 
-def test_a_final_job_is_never_finished_again_by_its_lease_holder(open_studio, engine_gateway):
+def test_a_final_job_is_never_finished_again_by_its_lease_holder(
+    open_studio, engine_gateway, store_of
+):
     studio = open_studio(api_key=ENGINE_KEY, base_url=engine_gateway.url, start_watcher=False)
     job = submit(studio)
-    store, owner = studio.store, studio.watcher.owner
+    store, owner = store_of(studio), studio._watcher.owner
     store.update(job.id, next_poll_at=datetime.now(UTC))
     assert [j.id for j in store.claim_due(owner)] == [job.id]
     # Ended elsewhere (a recheck's answer, another path) while this watcher still held the lease.
