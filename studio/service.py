@@ -233,10 +233,6 @@ class Studio:
         """The key and mode of a job sent now by a browser session that entered ``session_key``."""
         return self._keys.for_new_job(session_key)
 
-    def mode_for(self, api_key: str | None = None) -> str:
-        """The mode a job would have if sent with this session key (or none)."""
-        return self._keys.for_new_job(api_key).mode
-
     def use_session_key(self, key: str, *, holder: str, alive: object | None = None) -> str:
         """Hold a key typed in Settings, in memory only, so its jobs can be sent and watched.
 
@@ -364,7 +360,7 @@ class Studio:
                 draft.image.width, draft.image.height, self.catalog.tier_pixels[resolution]
             )
         price = f"≈ {format_usd(cost)} for {duration} s at {resolution}"
-        billed = self.mode_for(api_key) == BILLED
+        billed = self._keys.for_new_job(api_key).billed
         listed = None
         if duration == LISTED_CLIP_SECONDS and listed_price_differs(spec, resolution):
             listed = listed_clip_price(spec, resolution)

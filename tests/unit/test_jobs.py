@@ -228,8 +228,8 @@ def test_demo_jobs_are_marked_demo(demo_studio: Studio):
     job = demo_studio.submit(quick_draft(), submission_id=new_id(), session_id="s")
     assert job.is_demo
     assert job.status is JobStatus.QUEUED
-    assert demo_studio.mode_for(None) == "demo"
-    assert demo_studio.mode_for("typed-key-0000") == BILLED
+    assert demo_studio.key_for_new_job(None).mode == "demo"
+    assert demo_studio.key_for_new_job("typed-key-0000").mode == BILLED
 
 
 def test_drafts_are_frozen():
