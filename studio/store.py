@@ -14,7 +14,7 @@ import os
 import secrets
 import sqlite3
 import time
-from collections.abc import Collection, Iterator
+from collections.abc import Collection, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
@@ -669,58 +669,14 @@ class JobStore:
             ``cost_usd`` their billed seconds and cost. ``by_model`` covers all time.
         """
         _check_values({"today_start": today_start})
-        # The cost is recorded once, when the gateway reports the video made, and never cleared:
-        # a video whose link expired before it was saved was billed all the same.
-        made = sa.or_(jobs.c.status == JobStatus.SUCCEEDED, jobs.c.cost_usd.is_not(None))
         slices: dict[str, sa.ColumnElement[bool]] = {
             "all": sa.true(),
             "today": jobs.c.created_at >= today_start,
             "session": jobs.c.session_id == session_id if session_id is not None else sa.false(),
         }
-        columns: list[sa.ColumnElement[Any]] = [jobs.c.mode, jobs.c.model]
-        for name, condition in slices.items():
-            done = sa.and_(condition, made)
-            columns += [
-                sa.func.sum(sa.case((condition, 1), else_=0)).label(f"{name}_jobs"),
-                sa.func.sum(sa.case((done, 1), else_=0)).label(f"{name}_videos"),
-                sa.func.sum(
-                    sa.case((done, sa.func.coalesce(jobs.c.billed_seconds, 0)), else_=0)
-                ).label(f"{name}_seconds"),
-                sa.func.sum(sa.case((done, jobs.c.cost_usd))).label(f"{name}_cost"),
-            ]
-        query = sa.select(*columns).group_by(jobs.c.mode, jobs.c.model)
         with self._read() as conn:
-            rows = conn.execute(query).all()
-
-        spend: dict[tuple[str, str], Spend] = {}
-        by_model: dict[str, dict[str, Spend]] = {}
-        for row in rows:
-            mapping = row._mapping
-            for name in slices:
-                part = Spend(
-                    jobs=int(mapping[f"{name}_jobs"] or 0),
-                    videos=int(mapping[f"{name}_videos"] or 0),
-                    seconds=int(mapping[f"{name}_seconds"] or 0),
-                    cost_usd=mapping[f"{name}_cost"] or Decimal(0),
-                )
-                spend[name, row.mode] = _add(spend.get((name, row.mode), Spend()), part)
-                if name == "all":
-                    by_model.setdefault(row.model, {})[row.mode] = part
-
-        def mode_spend(name: str) -> ModeSpend:
-            return ModeSpend(
-                billed=spend.get((name, BILLED), Spend()), demo=spend.get((name, DEMO), Spend())
-            )
-
-        return Totals(
-            session=mode_spend("session"),
-            today=mode_spend("today"),
-            all_time=mode_spend("all"),
-            by_model={
-                model: ModeSpend(billed=modes.get(BILLED, Spend()), demo=modes.get(DEMO, Spend()))
-                for model, modes in sorted(by_model.items())
-            },
-        )
+            rows = conn.execute(_totals_query(slices)).all()
+        return _totals_from_rows(rows, slices=list(slices))
 
     def recent_run_times(
         self,
@@ -809,6 +765,54 @@ class JobStore:
             for model, resolution, duration, started, finished in rows
             if finished >= started
         ]
+
+
+def _totals_query(slices: dict[str, sa.ColumnElement[bool]]) -> sa.Select[Any]:
+    """Per mode and model, each slice's jobs, videos, billed seconds and cost, in one query."""
+    # The cost is recorded once, when the gateway reports the video made, and never cleared:
+    # a video whose link expired before it was saved was billed all the same.
+    made = sa.or_(jobs.c.status == JobStatus.SUCCEEDED, jobs.c.cost_usd.is_not(None))
+    seconds = sa.func.coalesce(jobs.c.billed_seconds, 0)
+    columns: list[sa.ColumnElement[Any]] = [jobs.c.mode, jobs.c.model]
+    for name, condition in slices.items():
+        done = sa.and_(condition, made)
+        columns += [
+            sa.func.sum(sa.case((condition, 1), else_=0)).label(f"{name}_jobs"),
+            sa.func.sum(sa.case((done, 1), else_=0)).label(f"{name}_videos"),
+            sa.func.sum(sa.case((done, seconds), else_=0)).label(f"{name}_seconds"),
+            sa.func.sum(sa.case((done, jobs.c.cost_usd))).label(f"{name}_cost"),
+        ]
+    return sa.select(*columns).group_by(jobs.c.mode, jobs.c.model)
+
+
+def _totals_from_rows(rows: Sequence[Row[Any]], *, slices: list[str]) -> Totals:
+    """Add ``_totals_query``'s rows up into billed and demo spend per slice, and per model."""
+    # slice -> mode -> spend, and model -> mode -> spend (all time)
+    by_slice: dict[str, dict[str, Spend]] = {name: {} for name in slices}
+    by_model: dict[str, dict[str, Spend]] = {}
+    for row in rows:
+        mapping = row._mapping
+        for name in slices:
+            part = Spend(
+                jobs=int(mapping[f"{name}_jobs"] or 0),
+                videos=int(mapping[f"{name}_videos"] or 0),
+                seconds=int(mapping[f"{name}_seconds"] or 0),
+                cost_usd=mapping[f"{name}_cost"] or Decimal(0),
+            )
+            modes = by_slice[name]
+            modes[row.mode] = _add(modes.get(row.mode, Spend()), part)
+            if name == "all":
+                by_model.setdefault(row.model, {})[row.mode] = part
+
+    def mode_spend(modes: dict[str, Spend]) -> ModeSpend:
+        return ModeSpend(billed=modes.get(BILLED, Spend()), demo=modes.get(DEMO, Spend()))
+
+    return Totals(
+        session=mode_spend(by_slice["session"]),
+        today=mode_spend(by_slice["today"]),
+        all_time=mode_spend(by_slice["all"]),
+        by_model={model: mode_spend(modes) for model, modes in sorted(by_model.items())},
+    )
 
 
 def _add(left: Spend, right: Spend) -> Spend:

@@ -149,6 +149,33 @@ def _utcnow() -> datetime:
     return datetime.now(UTC)
 
 
+def _ended_without_video(
+    snapshot: TaskSnapshot, fields: dict[str, Any], *, began: datetime, now: datetime
+) -> _Outcome:
+    """A task the gateway reports FAILED or CANCELED: its code, message and a plain explanation."""
+    if snapshot.status is TaskStatus.FAILED:
+        return _Outcome(
+            {
+                **fields,
+                "error_code": snapshot.error_code,
+                "error_message": snapshot.error_message,
+                "explanation": explain_failure(snapshot.error_code, snapshot.error_message),
+                "finished_at": _within(snapshot.end_time, began, now),
+            },
+            status=JobStatus.FAILED,
+        )
+    return _Outcome(
+        {
+            **fields,
+            "error_code": snapshot.error_code or "CANCELED",
+            "error_message": snapshot.error_message,
+            "explanation": explain_canceled(),
+            "finished_at": now,
+        },
+        status=JobStatus.CANCELED,
+    )
+
+
 def _within(moment: datetime | None, earliest: datetime | None, latest: datetime) -> datetime:
     """An upstream time clamped into what our own clock saw, so skew never inverts a timeline."""
     if moment is None:
@@ -375,23 +402,7 @@ class Watcher:
             try:
                 while not self._stop.is_set():
                     try:
-                        for job in self._claim(self._queue_room(len(waiting))):
-                            if job.id not in waiting:
-                                heapq.heappush(most_urgent, (self._urgency(job), job.id))
-                            waiting[job.id] = job  # a claim again renews the lease
-                        while most_urgent and self._active < self._workers:
-                            _, job_id = heapq.heappop(most_urgent)
-                            job = waiting.pop(job_id)
-                            if job.lease_until is not None and job.lease_until <= self._clock():
-                                continue  # its lease ran out while it waited: claim it afresh
-                            with self._active_lock:
-                                self._active += 1
-                            pool.submit(self._handle_in_pool, job)
-                        if waiting or self._active >= self._workers:
-                            # Every worker is busy: a finishing one sets the wake event.
-                            wait = self.policy.idle_wait
-                        else:
-                            wait = max(self._idle_wait(set(self._held_keys())), _MIN_IDLE_WAIT)
+                        wait = self._dispatch_round(waiting, most_urgent, pool)
                         store_failures = 0
                     except Exception as error:
                         # Most likely the database is locked or down: one line, then wait longer
@@ -408,6 +419,30 @@ class Watcher:
             finally:
                 for job in waiting.values():
                     self._put_back(job)
+
+    def _dispatch_round(
+        self,
+        waiting: dict[int, Job],
+        most_urgent: list[tuple[float, int]],
+        pool: ThreadPoolExecutor,
+    ) -> float:
+        """Claim due jobs, give the most urgent to free workers; return how long to wait then."""
+        for job in self._claim(self._queue_room(len(waiting))):
+            if job.id not in waiting:
+                heapq.heappush(most_urgent, (self._urgency(job), job.id))
+            waiting[job.id] = job  # a claim again renews the lease
+        while most_urgent and self._active < self._workers:
+            _, job_id = heapq.heappop(most_urgent)
+            job = waiting.pop(job_id)
+            if job.lease_until is not None and job.lease_until <= self._clock():
+                continue  # its lease ran out while it waited: claim it afresh
+            with self._active_lock:
+                self._active += 1
+            pool.submit(self._handle_in_pool, job)
+        if waiting or self._active >= self._workers:
+            # Every worker is busy: a finishing one sets the wake event.
+            return self.policy.idle_wait
+        return max(self._idle_wait(set(self._held_keys())), _MIN_IDLE_WAIT)
 
     def _queue_room(self, waiting: int) -> int:
         """How many more jobs to claim now, besides those waiting for a worker or in hand."""
@@ -573,28 +608,8 @@ class Watcher:
         elif status is TaskStatus.SUCCEEDED:
             finished = _within(snapshot.end_time, began, now)
             return self._download(job, snapshot, {**fields, "finished_at": finished})
-        elif status is TaskStatus.FAILED:
-            return _Outcome(
-                {
-                    **fields,
-                    "error_code": snapshot.error_code,
-                    "error_message": snapshot.error_message,
-                    "explanation": explain_failure(snapshot.error_code, snapshot.error_message),
-                    "finished_at": _within(snapshot.end_time, began, now),
-                },
-                status=JobStatus.FAILED,
-            )
-        elif status is TaskStatus.CANCELED:
-            return _Outcome(
-                {
-                    **fields,
-                    "error_code": snapshot.error_code or "CANCELED",
-                    "error_message": snapshot.error_message,
-                    "explanation": explain_canceled(),
-                    "finished_at": now,
-                },
-                status=JobStatus.CANCELED,
-            )
+        elif status in (TaskStatus.FAILED, TaskStatus.CANCELED):
+            return _ended_without_video(snapshot, fields, began=began, now=now)
         else:
             return self._unknown(job, now, fields)
         return self._unless_past_deadline(job, now, fields)
