@@ -148,7 +148,7 @@ def _render_preview(*, studio: Studio, slot: str, choice: state.FrameChoice) -> 
     # The image's name is the user's (or, reused from History, someone else's) text.
     st.caption(plain(_describe(choice.source, check)))
     for note in check.notes:
-        st.caption(note)
+        st.caption(plain(note))
     if shown is None:
         _render_problems(studio=studio, slot=slot, check=check)
     else:

@@ -7,7 +7,7 @@ import re
 from streamlit.testing.v1 import AppTest
 
 from studio.records import BILLED, JobStatus
-from tests.plugins.images import png
+from tests.plugins.images import jpeg, png
 from tests.ui.conftest import APP, JobMaker, as_read, upload
 from tests.ui.test_formatting import assert_no_link_or_shortcode
 
@@ -92,5 +92,18 @@ def test_an_uploaded_image_name_is_shown_as_typed(app: AppTest) -> None:
     name = "[pay](javascript:alert) :red[x] **b** <i>.png"
     upload(app, png(), name=name, mime="image/png")
     for body in _showing(app, name):
+        assert_plain(body)
+    assert not app.exception
+
+
+def test_an_image_name_repeated_in_the_wrong_extension_note_is_shown_as_typed(
+    app: AppTest,
+) -> None:
+    # A JPEG named .png: the note that says so repeats the name.
+    name = "![x](http://127.0.0.1:9/pixel.png) [link](https://example.com) :red[x].png"
+    upload(app, jpeg(), name=name, mime="image/png")
+    notes = [body for body in _showing(app, name) if "but is really a JPEG image" in body]
+    assert notes, "the wrong-extension note is not on the page"
+    for body in notes:
         assert_plain(body)
     assert not app.exception

@@ -20,6 +20,7 @@ from pathlib import Path
 
 import pytest
 import requests
+import sqlalchemy.exc
 from werkzeug.wrappers import Response
 
 import simulator
@@ -34,6 +35,7 @@ from tests.plugins.engine import (
     RequestLog,
     finished,
     quick_draft,
+    settings_for,
     wait_until,
 )
 from tests.plugins.simulator import wait_for_task
@@ -743,3 +745,47 @@ def test_a_final_job_is_never_finished_again_by_its_lease_holder(
     after = store.get(job.id)
     assert (after.status, after.cost_usd) == (JobStatus.EXPIRED, TURBO_480P * 3)
     assert store.renew_lease(job.id, owner, lease_seconds=60) is None
+
+
+# A hostile gateway's NUL characters on PostgreSQL, whose text columns cannot hold them.
+
+
+@pytest.mark.postgres
+@pytest.mark.xfail(
+    strict=True,
+    raises=sqlalchemy.exc.DataError,
+    reason="gateway text is stored with its NUL characters, which PostgreSQL refuses",
+)
+def test_a_nul_in_a_gateway_answer_does_not_stop_the_job_on_postgresql(
+    postgres_database_url: str, tmp_path: Path, httpserver
+):
+    httpserver.expect_request(
+        "/wan-i2v/v1/generateImageToVideoRequest", method="POST"
+    ).respond_with_json(
+        {"request_id": "r-1", "output": {"task_id": "t-1", "task_status": "PENDING"}}
+    )
+    failed = {
+        "task_id": "t-1",
+        "task_status": "FAILED",
+        "code": "Bad\u0000Code",
+        "message": "the image\u0000 was refused",
+        "actual_prompt": "a calm\u0000 sea",
+    }
+    httpserver.expect_request("/wan-video-polling/getTextToVideoResult").respond_with_data(
+        json.dumps({"request_id": "r\u0000", "output": failed}), content_type="application/json"
+    )
+    settings = replace(
+        settings_for(
+            tmp_path / "data",
+            api_key="scripted-key-000",
+            base_url=httpserver.url_for("").rstrip("/"),
+        ),
+        database_url=postgres_database_url,
+    )
+    with Studio.open(settings, start_watcher=False, poll_policy=FAST_POLICY) as studio:
+        job = submit(studio)
+        studio.store.update(job.id, next_poll_at=datetime.now(UTC))
+        studio.watcher.run_once()
+        done = studio.job(job.id)
+        assert done.status is JobStatus.FAILED
+        assert "the image" in (done.error_message or "")
