@@ -455,11 +455,17 @@ def parse_task(body: object, *, task_id: str | None = None) -> TaskSnapshot:
 
 
 def _redacted(value: object, pattern: re.Pattern[str] | None) -> object:
-    """``value`` (decoded JSON) with every text in it, names included, passed through ``redact``."""
+    """``value`` (decoded JSON) with every text in it, names included, made safe to keep.
+
+    The key is hidden (``redact``) and NUL characters become U+FFFD: PostgreSQL cannot store a
+    NUL in text, so one in a message would stop the job from ever being recorded.
+    """
     if isinstance(value, str):
-        return redact(value, pattern)
+        return redact(value, pattern).replace("\x00", "\ufffd")
     if isinstance(value, dict):
-        return {redact(str(key), pattern): _redacted(item, pattern) for key, item in value.items()}
+        return {
+            _redacted(str(key), pattern): _redacted(item, pattern) for key, item in value.items()
+        }
     if isinstance(value, list):
         return [_redacted(item, pattern) for item in value]
     return value
