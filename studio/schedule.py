@@ -16,8 +16,10 @@ hint, never a promise:
 - Running on a trusted expectation: sleeps of at most ``longest_sleep`` towards the moment the
   job could plausibly end (``watch_from``: the window where similar jobs ended, opened below the
   fastest of them, and never later than ``early_share`` of the expected time, so a gateway that
-  got faster is still seen); then polls at most ``watch_gap`` apart, about ``window_polls`` across
-  the window (at most ``window_gap`` apart there), and ``watch_gap`` again when the job runs late;
+  got faster is still seen); then polls at most ``watch_gap`` apart; inside the window, dense
+  (``near_finish_delay``) near the median and late in the window, where a poll catches the most
+  of the jobs still running, and up to ``window_gap`` apart elsewhere in it; ``watch_gap`` again
+  when the job runs late;
   only far past anything expected, and past ``late_floor``, does the interval grow.
 - Running on the catalog's guess (a cold start): no sleep on the strength of a guess; polls at
   most ``cold_gap`` apart from the start, closer while the job is young.
@@ -53,8 +55,11 @@ class PollPolicy:
     watch_gap: float = 6.0  # the longest wait whenever the job may plausibly have ended
     cold_gap: float = 5.0  # the same on the catalog's guess, when ends are as likely anywhere
     near_finish_delay: float = 2.0  # the shortest interval, inside the finish window
-    window_gap: float = 5.0  # the longest interval inside the finish window
-    window_polls: int = 8  # about this many polls span the window where similar jobs ended
+    window_gap: float = 6.5  # the longest interval inside the finish window
+    window_left_share: float = 0.5  # in the window, wait at most this share of the time left in it
+    window_median_share: float = (
+        0.6  # ... and near_finish_delay plus this share of the median's distance
+    )
     window_min_lead: float = 4.0  # the window reaches at least this far around their times
     window_pad_share: float = 0.25  # ... and this share of their distance from the median
     early_share: float = 0.8  # watching starts by this share of the expected time at the latest
@@ -94,8 +99,10 @@ class PollPolicy:
         unitless = {
             "queued_growth",
             "queued_fraction",
-            "window_polls",
             "window_pad_share",
+            "window_left_share",
+            "window_mirror",
+            "window_centre_share",
             "early_share",
             "late_after",
             "late_fraction",
@@ -344,12 +351,25 @@ def _cold_delay(
 def _watching_delay(policy: PollPolicy, running: float, expected: ExpectedRunTime) -> float:
     start, end = finish_window(policy, expected)
     if start <= running <= end:
-        # About ``window_polls`` polls across the window, however wide it is.
-        spaced = (end - start) / policy.window_polls
-        return min(max(spaced, policy.near_finish_delay), policy.window_gap)
+        return _window_delay(policy, running, expected, end)
     if running > _late_from(policy, expected):
         return _late_delay(policy, running, expected)
     return policy.watch_gap
+
+
+def _window_delay(
+    policy: PollPolicy, running: float, expected: ExpectedRunTime, end: float
+) -> float:
+    # A poll is worth the share of the still-running jobs that end just before it: that share is
+    # highest near the median, where most ends lie, and late in the window, where few jobs are
+    # left to pay for the polls. Elsewhere in the window the polls spread out to ``window_gap``.
+    # The median delay is counted over jobs, so sparse polls where few jobs end cost it little.
+    near_median = policy.near_finish_delay + policy.window_median_share * abs(
+        running - expected.median_seconds
+    )
+    late_in_window = policy.window_left_share * (end - running)
+    spaced = min(near_median, late_in_window)
+    return min(max(spaced, policy.near_finish_delay), policy.window_gap)
 
 
 def _late_from(policy: PollPolicy, expected: ExpectedRunTime) -> float:

@@ -197,6 +197,41 @@ def test_polls_are_denser_in_the_window_and_at_the_watch_gap_around_it():
     assert late == [STEADY.watch_gap] * 3
 
 
+# A loose class: past jobs ended anywhere from 180 to 420 s, 300 s at the median.
+LOOSE = ExpectedRunTime(median_seconds=300, low_seconds=180, high_seconds=420)
+
+
+def test_in_the_window_polls_are_densest_near_the_median_and_late_in_it():
+    start, end = finish_window(STEADY, LOOSE)
+    assert delay(running=LOOSE.median_seconds, expected=LOOSE) == STEADY.near_finish_delay
+    assert delay(running=end - 1, expected=LOOSE) == STEADY.near_finish_delay
+    # Far from the median and early in the window, few jobs end between two polls.
+    assert delay(running=start + 1, expected=LOOSE) == STEADY.window_gap
+    assert delay(running=(LOOSE.median_seconds + end) / 2, expected=LOOSE) == STEADY.window_gap
+    approaching = [delay(running=r, expected=LOOSE) for r in (200, 240, 270, 290, 300)]
+    assert approaching == sorted(approaching, reverse=True)
+    assert approaching[0] > approaching[-1]
+
+
+def test_a_loose_class_is_watched_with_fewer_polls_than_even_spacing_for_the_same_median():
+    # Ends spread evenly over what the history says. Polls 6 s apart from the window's start give
+    # a 3-s median delay; polls shaped by where the ends lie give as much for fewer.
+    rng = random.Random(3)
+    ends = [rng.uniform(LOOSE.low_seconds, LOOSE.high_seconds) for _ in range(200)]
+    followed = [
+        follow(queued=20, runs=runs, expected=LOOSE, seed=seed) for seed, runs in enumerate(ends)
+    ]
+    delays = sorted(unseen for _, unseen, _ in followed)
+    assert delays[len(delays) // 2] <= 3.0
+    assert delays[-1] <= STANDARD.window_gap * (1 + STANDARD.jitter)
+    start = watch_from(STANDARD, LOOSE)
+    even = sum((runs - start) / 6.0 for runs in ends) / len(ends)
+    # What both schedules share: the queued polls and the sleeps up to the window's start.
+    before = follow(queued=20, runs=start, expected=LOOSE)[0]
+    shaped = sum(polls for polls, _, _ in followed) / len(followed) - before
+    assert shaped < even
+
+
 def test_with_history_a_job_is_seen_soon_after_it_ends_with_few_polls():
     for seed in range(5):
         polls, unseen, _ = follow(queued=20, runs=305, expected=HISTORY, seed=seed)
@@ -309,7 +344,7 @@ def test_scaled_policy_divides_times_and_keeps_ratios():
     assert fast.early_share == PollPolicy().early_share
     assert fast.jitter == PollPolicy().jitter
     assert fast.unknown_confirm_polls == PollPolicy().unknown_confirm_polls
-    assert fast.window_polls == PollPolicy().window_polls
+    assert fast.window_left_share == PollPolicy().window_left_share
 
 
 def test_unknown_is_final_only_after_it_persists_or_the_task_is_old():
