@@ -1,4 +1,8 @@
-"""Choosing a frame: upload or link, a preview with what the gateway thinks of it, and fixes."""
+"""Choosing a frame: upload or link, a preview with what the video service thinks of it, and fixes.
+
+Upload and link take the same inputs and go through the same checks and fixes: the uploader
+accepts any file, and the content, not the name, decides what it is.
+"""
 
 from __future__ import annotations
 
@@ -6,13 +10,13 @@ import streamlit as st
 from streamlit.runtime.uploaded_file_manager import UploadedFile
 
 from components import state
-from components.formatting import file_size, megabytes, plain
+from components.formatting import plain
 from studio.catalog import Limits
 from studio.images import ImageCheck, ImageRejected, PreparedImage, shrink_to_jpeg
 from studio.linkfetch import LinkRejected
 from studio.service import Studio
+from studio.sizes import MEGABYTE, file_size, size_limit
 
-UPLOAD_TYPES = ["jpg", "jpeg", "png", "bmp", "webp"]
 # Formats a browser can show as they are; others are previewed once converted.
 _BROWSER_FORMATS = frozenset({"JPEG", "PNG", "BMP", "WEBP", "GIF"})
 # Wider than the preview's column: a light copy, made once per image, is what every rerun sends
@@ -35,24 +39,29 @@ def render_frame_input(*, studio: Studio, slot: str, title: str, hint: str) -> N
 
 
 def _render_sources(*, studio: Studio, slot: str) -> None:
-    rules = _gateway_rules(studio.catalog.limits)
+    rules = image_rules(studio.catalog.limits, upload_limit_bytes=upload_limit_bytes())
     upload_tab, link_tab = st.tabs(["Upload", "Link"])
     with upload_tab:
+        # No ``type=`` filter: the browser would refuse a GIF with only an icon and a tooltip,
+        # where a link to the same GIF is converted. Every file is read and checked here instead.
         st.file_uploader(
             "Drop an image here, or browse",
-            type=UPLOAD_TYPES,
             key=state.frame_key(slot, "upload"),
             on_change=_take_upload,
             kwargs={"studio": studio, "slot": slot},
-            help=f"{', '.join(studio.catalog.limits.image_formats)}. {rules}",
+            help=rules,
         )
-        # The uploader names its own, larger, limit (headroom for images the app can fix).
+        # Written out, not only in the tooltip: a file over the upload limit is refused by the
+        # browser before it reaches the app, so this line is the only place that says why.
         st.caption(rules)
     with link_tab:
+        # Enter (or leaving the field) commits a changed link, which fetches it.
         st.text_input(
             "Image link",
             key=state.frame_key(slot, "link"),
             placeholder="https://example.com/picture.jpg",
+            on_change=_take_link,
+            kwargs={"studio": studio, "slot": slot},
         )
         st.button(
             "Fetch",
@@ -63,12 +72,19 @@ def _render_sources(*, studio: Studio, slot: str) -> None:
         )
 
 
-def _gateway_rules(limits: Limits) -> str:
-    """The gateway's size rules in one sentence, and that larger images can be fixed."""
+def upload_limit_bytes() -> int:
+    """The largest file the uploader lets through (``server.maxUploadSize``, in megabytes)."""
+    return int(st.get_option("server.maxUploadSize")) * MEGABYTE
+
+
+def image_rules(limits: Limits, *, upload_limit_bytes: int) -> str:
+    """What the uploader and the link take, in the unit the uploader shows its own limit in."""
+    formats = ", ".join(limits.image_formats[:-1]) + f" or {limits.image_formats[-1]}"
     return (
-        f"The gateway takes up to {megabytes(limits.image_max_bytes)} and "
-        f"{limits.image_min_side_px}–{limits.image_max_side_px} px per side; "
-        "larger images can be fixed here."
+        f"Files up to {size_limit(upload_limit_bytes)}. The video service takes {formats} images "
+        f"up to {size_limit(limits.image_max_bytes)} and "
+        f"{limits.image_min_side_px}–{limits.image_max_side_px} px per side; other images "
+        "(GIF, TIFF, larger or heavier ones) can usually be fixed here in one click."
     )
 
 
@@ -84,8 +100,11 @@ def _take_link(*, studio: Studio, slot: str) -> None:
     if not url:
         state.set_frame_error(slot, "Paste a link to an image first.")
         return
+    chosen = state.frame(slot)
+    if chosen is not None and chosen.source == url:
+        return  # Enter and a click on Fetch in one go: the link is fetched once
     try:
-        fetched = studio.load_link(url)
+        fetched = studio.load_link(url, max_bytes=upload_limit_bytes())
     except LinkRejected as problem:
         state.set_frame_error(slot, str(problem))
         return

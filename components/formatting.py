@@ -44,20 +44,6 @@ def money(amount: Decimal | None) -> str:
     return "—" if amount is None else format_usd(amount)
 
 
-def file_size(size_bytes: int) -> str:
-    """``840 KB``, ``3.2 MB``."""
-    if size_bytes < 1000:
-        return f"{size_bytes} bytes"
-    if size_bytes < 1_000_000:
-        return f"{size_bytes / 1000:.0f} KB"
-    return f"{size_bytes / 1_000_000:.1f} MB"
-
-
-def megabytes(size_bytes: int) -> str:
-    """``10 MB`` for 10,485,760 bytes: a size limit in the binary megabytes the gateway counts."""
-    return f"{size_bytes / 1_048_576:.1f}".removesuffix(".0") + " MB"
-
-
 def elapsed(seconds: float) -> str:
     """``45 s``, ``3 min 05 s``, ``1 h 02 min``."""
     whole = max(0, int(seconds))

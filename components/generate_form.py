@@ -141,10 +141,13 @@ def render_switches_and_seed(*, catalog: Catalog) -> None:
                 )
 
 
-def current_draft() -> JobDraft:
-    """The job the form describes right now."""
+def current_draft(*, catalog: Catalog) -> JobDraft:
+    """The job the form describes right now.
+
+    A last frame kept aside while a first-frame model is chosen is left out: it never blocks.
+    """
     first = state.frame(state.FIRST_FRAME)
-    last = state.frame(state.LAST_FRAME)
+    last = state.frame(state.LAST_FRAME) if chosen_model(catalog=catalog).needs_last_frame else None
     values = st.session_state
     return JobDraft(
         model=values[state.GEN_MODEL],
@@ -163,7 +166,7 @@ def current_draft() -> JobDraft:
 
 def render_summary_and_submit(*, studio: Studio, session_id: str) -> None:
     """Output size and price, what still blocks the button, the button, and the one submit."""
-    draft = current_draft()
+    draft = current_draft(catalog=studio.catalog)
     problems = _with_frame_states(studio.check_draft(draft))
     api_key = state.session_api_key()
     estimate = studio.estimate(draft, api_key=api_key)

@@ -52,6 +52,7 @@ from studio.linkfetch import (
     declared_length,
     open_link,
 )
+from studio.sizes import size_limit
 
 logger = logging.getLogger("studio.gateway")
 
@@ -533,11 +534,6 @@ _BAD_ADDRESS = (
 )
 
 
-def _size_text(size: int) -> str:
-    mebibyte = 1024 * 1024
-    return f"{size / mebibyte:.0f} MB" if size >= mebibyte else f"{size:,} bytes"
-
-
 def _origin(url: str) -> tuple[str, str]:
     parts = urlsplit(url)
     return parts.scheme.lower(), parts.netloc.lower()
@@ -982,7 +978,7 @@ class GatewayClient:
     @staticmethod
     def _too_large(max_bytes: int) -> GatewayResponseError:
         return GatewayResponseError(
-            f"The video is larger than the {_size_text(max_bytes)} limit, so it was not saved.",
+            f"The video is larger than the {size_limit(max_bytes)} limit, so it was not saved.",
             hint="Raise the download size limit, or generate a shorter or smaller video.",
         )
 

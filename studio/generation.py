@@ -115,7 +115,8 @@ class GenerationRequest:
             if self.last_frame_url is None or not str(self.last_frame_url).strip():
                 problems.append(
                     FieldProblem(
-                        "last_frame_url", f"{spec.id} needs a last frame as well as a first frame."
+                        "last_frame_url",
+                        f"{spec.label} needs a last frame as well as a first frame.",
                     )
                 )
             elif message := _image_problem(self.last_frame_url, what="last frame"):
@@ -124,7 +125,7 @@ class GenerationRequest:
             problems.append(
                 FieldProblem(
                     "last_frame_url",
-                    f"{spec.id} animates a first frame only; remove the last frame "
+                    f"{spec.label} animates a first frame only; remove the last frame "
                     "or choose a model that uses one.",
                 )
             )
@@ -161,7 +162,7 @@ class GenerationRequest:
             problems.append(
                 FieldProblem(
                     "resolution",
-                    f"{spec.id} makes {_or_list(list(spec.resolutions))} videos, "
+                    f"{spec.label} makes {_or_list(list(spec.resolutions))} videos, "
                     f"not {self.resolution}.",
                 )
             )
@@ -178,7 +179,9 @@ class GenerationRequest:
                 else "-, ".join(lengths[:-1]) + f"- or {lengths[-1]}-second videos"
             )
             problems.append(
-                FieldProblem("duration", f"{spec.id} makes {choices}, not {self.duration} seconds.")
+                FieldProblem(
+                    "duration", f"{spec.label} makes {choices}, not {self.duration} seconds."
+                )
             )
 
         if self.seed is not None and (

@@ -29,6 +29,7 @@ from pathlib import Path
 from PIL import Image, UnidentifiedImageError
 
 from studio.catalog import Limits, default_catalog
+from studio.sizes import file_size, size_limit
 
 # The most pixels this app decodes. A 48-megapixel phone photo fits; the gateway itself takes at
 # most 2000×2000 px, so anything larger only ever gets scaled down.
@@ -244,10 +245,6 @@ def _decode_slot(decoded: _Decoded) -> Iterator[None]:
 
 def _sha256(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
-
-
-def _megabytes(size: int) -> str:
-    return f"{size / 1_048_576:.1f}".removesuffix(".0") + " MB"
 
 
 def _megapixels(pixels: float) -> str:
@@ -518,7 +515,7 @@ def _size_problems(width: int, height: int, limits: Limits) -> list[ImageProblem
             ImageProblem(
                 code="extreme_aspect_ratio",
                 message=(
-                    f"{_dimensions(width, height)} is too long and thin: the gateway needs "
+                    f"{_dimensions(width, height)} is too long and thin: the video service needs "
                     f"every side between {low} and {high} px, so the long side can be at most "
                     f"{high / low:.1f} times the short one. Crop it to a less extreme shape."
                 ),
@@ -531,7 +528,7 @@ def _size_problems(width: int, height: int, limits: Limits) -> list[ImageProblem
             ImageProblem(
                 code="too_large",
                 message=(
-                    f"{_dimensions(width, height)}: the gateway accepts at most {high} px on "
+                    f"{_dimensions(width, height)}: the video service accepts at most {high} px on "
                     "each side."
                 ),
                 fix=f"Scale down to {_dimensions(new_width, new_height)}",
@@ -547,7 +544,7 @@ def _size_problems(width: int, height: int, limits: Limits) -> list[ImageProblem
         return [
             ImageProblem(
                 code="too_small",
-                message=f"{measured}: the gateway needs at least {low} px on each side.",
+                message=f"{measured}: the video service needs at least {low} px on each side.",
                 fix=f"Scale up to {_dimensions(new_width, new_height)} (may look softer)",
             )
         ]
@@ -561,7 +558,9 @@ def _problems(decoded: _Decoded, limits: Limits) -> list[ImageProblem]:
         problems.append(
             ImageProblem(
                 code="unsupported_format_for_gateway",
-                message=f"The gateway does not accept {decoded.format} images, only {accepted}.",
+                message=(
+                    f"The video service does not accept {decoded.format} images, only {accepted}."
+                ),
                 fix=f"Convert to {_output_format(decoded)}",
             )
         )
@@ -571,17 +570,17 @@ def _problems(decoded: _Decoded, limits: Limits) -> list[ImageProblem]:
             ImageProblem(
                 code="too_heavy",
                 message=(
-                    f"The file is {_megabytes(decoded.size_bytes)}: the gateway accepts at most "
-                    f"{_megabytes(limits.image_max_bytes)}."
+                    f"The file is {file_size(decoded.size_bytes)}: the video service accepts at "
+                    f"most {size_limit(limits.image_max_bytes)}."
                 ),
-                fix=f"Recompress to fit under {_megabytes(limits.image_max_bytes)}",
+                fix=f"Recompress to fit under {size_limit(limits.image_max_bytes)}",
             )
         )
     if decoded.has_alpha:
         problems.append(
             ImageProblem(
                 code="has_alpha",
-                message="It has a transparency channel, which the gateway does not accept.",
+                message="It has a transparency channel, which the video service does not accept.",
                 fix="Fill transparent areas with white",
             )
         )
@@ -589,7 +588,7 @@ def _problems(decoded: _Decoded, limits: Limits) -> list[ImageProblem]:
         problems.append(
             ImageProblem(
                 code="cmyk",
-                message="Its colours are stored as CMYK (for print); the gateway needs RGB.",
+                message="Its colours are stored as CMYK (for print); the video service needs RGB.",
                 fix="Convert to RGB colour",
             )
         )
@@ -597,7 +596,7 @@ def _problems(decoded: _Decoded, limits: Limits) -> list[ImageProblem]:
         problems.append(
             ImageProblem(
                 code="high_bit_depth",
-                message="It uses 16 or more bits per colour; the gateway needs 8.",
+                message="It uses 16 or more bits per colour; the video service needs 8.",
                 fix="Convert to 8-bit colour",
             )
         )
@@ -605,7 +604,9 @@ def _problems(decoded: _Decoded, limits: Limits) -> list[ImageProblem]:
         problems.append(
             ImageProblem(
                 code="unusual_colour_mode",
-                message=f"Its colours are stored as {decoded.source_mode}; the gateway needs RGB.",
+                message=(
+                    f"Its colours are stored as {decoded.source_mode}; the video service needs RGB."
+                ),
                 fix="Convert to RGB colour",
             )
         )
@@ -811,9 +812,9 @@ def _prepare(decoded: _Decoded, data: bytes, limits: Limits) -> PreparedImage:
 
     output_format = _output_format(decoded)
     encoded = _encode(image, output_format)
-    limit = _megabytes(limits.image_max_bytes)
+    limit = size_limit(limits.image_max_bytes)
     was = (
-        f"; it was {_megabytes(decoded.size_bytes)}"
+        f"; it was {file_size(decoded.size_bytes)}"
         if decoded.size_bytes > limits.image_max_bytes
         else ""
     )
@@ -850,8 +851,8 @@ def _fit_as_jpeg(image: Image.Image, max_bytes: int, *, heavy_size: int) -> tupl
         if len(encoded) <= max_bytes:
             return encoded, quality
     raise ImageRejected(
-        f"The image stays heavier than {_megabytes(max_bytes)} even when compressed strongly "
-        f"(it is {_megabytes(heavy_size)}). Use a smaller or simpler image."
+        f"The image stays heavier than {size_limit(max_bytes)} even when compressed strongly "
+        f"(it is {file_size(heavy_size)}). Use a smaller or simpler image."
     )
 
 

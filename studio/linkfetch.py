@@ -44,6 +44,8 @@ import requests
 from requests.adapters import HTTPAdapter
 from urllib3.connectionpool import HTTPConnectionPool
 
+from studio.sizes import size_limit
+
 DEFAULT_MAX_BYTES = 30 * 1024 * 1024
 DEFAULT_DEADLINE_SECONDS = 20.0
 MAX_REDIRECTS = 5
@@ -175,9 +177,10 @@ def _normalise(url: str) -> str:
     return prepared.url
 
 
+# Which setting trusts a host is for administrators; Settings names it in their section.
 _TRUST_HINT = (
-    "If this is your own image server, add its host name to WAN_STUDIO_TRUSTED_IMAGE_HOSTS "
-    "and restart Wan Studio."
+    "If this is your own image server, an administrator can trust its host "
+    "(Settings, “For administrators”)."
 )
 
 
@@ -411,24 +414,17 @@ def looks_like_image(head: bytes) -> bool:
     return any(head[offset : offset + len(sig)] == sig for offset, sig in _IMAGE_SIGNATURES)
 
 
-def _not_an_image(head: bytes, content_type: str | None) -> LinkRejected:
+def _not_an_image(head: bytes) -> LinkRejected:
     start = head.lstrip()[:64].lower()
     if start.startswith((b"<!doctype html", b"<html", b"<head", b"<body")):
         return LinkRejected(
             "The link leads to a web page, not to an image. Open it in your browser, "
             "right-click the image and copy the image address, then paste that."
         )
-    declared = f" (the server calls it {content_type.split(';')[0]})" if content_type else ""
+    # What the server declares (a media type such as text/plain) means nothing to most people.
     return LinkRejected(
-        f"The link does not lead to an image{declared}. Use a link to a JPEG, PNG, BMP or "
-        "WEBP file."
+        "The link does not lead to an image. Use a link to a JPEG, PNG, BMP, WEBP or GIF file."
     )
-
-
-def _size_text(size: int) -> str:
-    if size >= 1_048_576:
-        return f"{size / 1_048_576:.1f}".removesuffix(".0") + " MB"
-    return f"{size / 1024:.1f}".removesuffix(".0") + " KB"
 
 
 def declared_length(value: str | None) -> int | None:
@@ -449,13 +445,12 @@ def declared_length(value: str | None) -> int | None:
 
 def _read_body(response: requests.Response, *, max_bytes: int, deadline: _Deadline) -> bytes:
     too_large = LinkRejected(
-        f"The image at this link is larger than {_size_text(max_bytes)}. Download it, make it "
-        "smaller and upload it instead."
+        f"The image at this link is larger than {size_limit(max_bytes)}, the largest file "
+        "Wan Studio takes. Use a smaller version of it."
     )
     declared = declared_length(response.headers.get("Content-Length"))
     if declared is not None and declared > max_bytes:
         raise too_large
-    content_type = response.headers.get("Content-Type")
     body = bytearray()
     sniffed = False
     try:
@@ -467,7 +462,7 @@ def _read_body(response: requests.Response, *, max_bytes: int, deadline: _Deadli
                 raise deadline.too_slow()
             if not sniffed and len(body) >= _SNIFF_BYTES:
                 if not looks_like_image(bytes(body[:_SNIFF_BYTES])):
-                    raise _not_an_image(bytes(body[:_SNIFF_BYTES]), content_type)
+                    raise _not_an_image(bytes(body[:_SNIFF_BYTES]))
                 sniffed = True
     except requests.RequestException:
         if deadline.expired or _passed(deadline):
@@ -481,7 +476,7 @@ def _read_body(response: requests.Response, *, max_bytes: int, deadline: _Deadli
     if not body:
         raise LinkRejected("The link gave an empty answer instead of an image. Check the link.")
     if not sniffed and not looks_like_image(bytes(body)):
-        raise _not_an_image(bytes(body), content_type)
+        raise _not_an_image(bytes(body))
     return bytes(body)
 
 

@@ -27,6 +27,7 @@ from studio.imagehost import DataUriHost, ImageHost
 from studio.images import ImageCheck, ImageLibrary, PreparedImage, inspect_image, prepare_image
 from studio.jobs import JobDraft, Submitter, draft_problems
 from studio.keys import KeyChoice, KeyRequired, KeyRing
+from studio.linkfetch import DEFAULT_MAX_BYTES as DEFAULT_LINK_BYTES
 from studio.linkfetch import FetchedImage, fetch_image_link
 from studio.pricing import (
     LISTED_CLIP_SECONDS,
@@ -381,16 +382,17 @@ class Studio:
         """The bytes to send for an image, with every available fix applied."""
         return prepare_image(data, filename=name, limits=self.catalog.limits)
 
-    def load_link(self, url: str) -> FetchedImage:
+    def load_link(self, url: str, *, max_bytes: int = DEFAULT_LINK_BYTES) -> FetchedImage:
         """Fetch a pasted link through the guard (raises ``LinkRejected``).
 
         Trusted image hosts from the settings are allowed; in demo mode, so is the embedded
-        simulator's own loopback address and nothing else on loopback.
+        simulator's own loopback address and nothing else on loopback. ``max_bytes`` is the
+        largest file taken (the uploader's limit, so that link and upload take the same files).
         """
         trusted = list(self.settings.trusted_image_hosts)
         if self._demo is not None:
             trusted.append(self._demo.host)
-        return fetch_image_link(url, trusted_hosts=trusted)
+        return fetch_image_link(url, trusted_hosts=trusted, max_bytes=max_bytes)
 
     # -- jobs ------------------------------------------------------------------------------
 

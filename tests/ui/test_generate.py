@@ -66,7 +66,7 @@ def test_without_an_image_the_button_is_disabled_and_says_why(app: AppTest) -> N
 def test_a_small_image_is_explained_and_fixed_in_one_click(app: AppTest) -> None:
     upload(app, image_bytes(500, 300, "PNG"), name="tiny.png", mime="image/png")
     said = texts(app)
-    assert "300 px high: the gateway needs at least 360 px on each side." in said
+    assert "300 px high: the video service needs at least 360 px on each side." in said
     assert "Scale up to 600×360 px" in said
     assert app.button(key="gen.submit").disabled
     # The image is there, waiting for its fix: the blocker says so, not "add a first frame".
@@ -94,7 +94,9 @@ def test_an_image_no_fix_can_save_says_to_choose_another(app: AppTest) -> None:
 
 def test_the_upload_box_states_the_gateway_limits(app: AppTest) -> None:
     rules = (
-        "The gateway takes up to 10 MB and 360–2000 px per side; larger images can be fixed here."
+        "Files up to 25 MB. The video service takes JPEG, PNG, BMP or WEBP images up to 10.4 MB "
+        "and 360–2000 px per side; other images (GIF, TIFF, larger or heavier ones) can usually "
+        "be fixed here in one click."
     )
     assert rules in texts(app)
     assert rules in app.file_uploader(key="gen.image.upload").help

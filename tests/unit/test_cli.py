@@ -178,7 +178,7 @@ def test_the_text_views_show_the_job(home: Path, frame: Path, capsys: pytest.Cap
     ("argv", "message"),
     [
         (["--duration", "soon"], "'soon' is not a whole number"),
-        (["--resolution", "1080P"], "wan2.1-i2v-turbo makes 480P or 720P videos"),
+        (["--resolution", "1080P"], "Wan 2.1 Turbo makes 480P or 720P videos"),
         (["--seed", "-1"], "The seed must be a whole number"),
         (["--model", "wan9-video"], "wan9-video"),
     ],

@@ -54,8 +54,8 @@ def test_every_problem_is_reported_at_once_in_user_words() -> None:
         FieldProblem("image_url", "Add a first frame: upload an image or paste a link."),
         FieldProblem("prompt", "The prompt is 812 characters; the limit is 800."),
         FieldProblem("negative_prompt", "The negative prompt is 501 characters; the limit is 500."),
-        FieldProblem("resolution", "wan2.2-i2v-plus makes 480P or 1080P videos, not 720P."),
-        FieldProblem("duration", "wan2.2-i2v-plus makes 5-second videos only, not 3 seconds."),
+        FieldProblem("resolution", "Wan 2.2 Plus makes 480P or 1080P videos, not 720P."),
+        FieldProblem("duration", "Wan 2.2 Plus makes 5-second videos only, not 3 seconds."),
         FieldProblem("seed", "The seed must be a whole number from 0 to 2147483647."),
     ]
 
@@ -63,13 +63,13 @@ def test_every_problem_is_reported_at_once_in_user_words() -> None:
 def test_turbo_lists_its_durations() -> None:
     problems = GenerationRequest(model="wan2.1-i2v-turbo", image_url=IMAGE, duration=6).validate()
     assert problems == [
-        FieldProblem("duration", "wan2.1-i2v-turbo makes 3-, 4- or 5-second videos, not 6 seconds.")
+        FieldProblem("duration", "Wan 2.1 Turbo makes 3-, 4- or 5-second videos, not 6 seconds.")
     ]
 
 
 def test_single_resolution_model_names_it() -> None:
     problems = GenerationRequest(model="wan2.1-i2v-plus", image_url=IMAGE, resolution="480P")
-    assert problems.validate()[0].message == "wan2.1-i2v-plus makes 720P videos, not 480P."
+    assert problems.validate()[0].message == "Wan 2.1 Plus makes 720P videos, not 480P."
 
 
 def test_unknown_model_names_the_known_ones_and_other_fields_are_still_checked() -> None:
@@ -112,7 +112,7 @@ def test_kf2v_needs_a_last_frame() -> None:
     problems = GenerationRequest(model="wan2.1-kf2v-plus", image_url=IMAGE).validate()
     assert problems == [
         FieldProblem(
-            "last_frame_url", "wan2.1-kf2v-plus needs a last frame as well as a first frame."
+            "last_frame_url", "Wan 2.1 Keyframes needs a last frame as well as a first frame."
         )
     ]
 

@@ -198,7 +198,7 @@ def test_gif_is_converted_to_a_format_the_gateway_takes() -> None:
     check = inspect_image(animated("GIF"))
     problem = next(p for p in check.problems if p.code == "unsupported_format_for_gateway")
     assert problem.message == (
-        "The gateway does not accept GIF images, only JPEG, PNG, BMP or WEBP."
+        "The video service does not accept GIF images, only JPEG, PNG, BMP or WEBP."
     )
     assert problem.fix == "Convert to PNG"
     prepared = prepare_image(animated("GIF"))
@@ -268,7 +268,7 @@ def test_too_small_is_scaled_up_just_enough_with_a_warning() -> None:
     data = png(800, 300)
     problem = inspect_image(data).problems[0]
     assert problem.code == "too_small"
-    assert problem.message == "300 px high: the gateway needs at least 360 px on each side."
+    assert problem.message == "300 px high: the video service needs at least 360 px on each side."
     assert problem.fix == "Scale up to 960×360 px (may look softer)"
 
     prepared = prepare_image(data)
@@ -280,7 +280,7 @@ def test_too_small_is_scaled_up_just_enough_with_a_warning() -> None:
 
 def test_too_small_on_both_sides_names_both() -> None:
     problem = inspect_image(png(300, 200)).problems[0]
-    assert problem.message == "300×200 px: the gateway needs at least 360 px on each side."
+    assert problem.message == "300×200 px: the video service needs at least 360 px on each side."
     assert problem.fix == "Scale up to 540×360 px (may look softer)"
 
 
@@ -288,7 +288,7 @@ def test_too_large_is_scaled_down_keeping_the_aspect() -> None:
     data = jpeg(4000, 3000)
     problem = inspect_image(data).problems[0]
     assert problem.code == "too_large"
-    assert problem.message == "4000×3000 px: the gateway accepts at most 2000 px on each side."
+    assert problem.message == "4000×3000 px: the video service accepts at most 2000 px on each side."
     assert problem.fix == "Scale down to 2000×1500 px"
 
     prepared = prepare_image(data)
@@ -322,8 +322,8 @@ def test_too_heavy_is_recompressed_under_ten_megabytes() -> None:
     check = inspect_image(data)
     problem = check.problems[0]
     assert [p.code for p in check.problems] == ["too_heavy"]
-    assert problem.message.endswith("the gateway accepts at most 10 MB.")
-    assert problem.fix == "Recompress to fit under 10 MB"
+    assert problem.message.endswith("the video service accepts at most 10.4 MB.")
+    assert problem.fix == "Recompress to fit under 10.4 MB"
 
     prepared = prepare_image(data)
     assert prepared.size_bytes == len(prepared.data) <= TEN_MB
@@ -331,7 +331,7 @@ def test_too_heavy_is_recompressed_under_ten_megabytes() -> None:
     assert (prepared.width, prepared.height) == (2000, 1900)
     assert len(prepared.fixes) == 1
     assert prepared.fixes[0].startswith("Recompressed as JPEG (quality ")
-    assert prepared.fixes[0].endswith(f"to fit under 10 MB; it was {len(data) / 2**20:.1f} MB")
+    assert prepared.fixes[0].endswith(f"to fit under 10.4 MB; it was {len(data) / 1e6:.1f} MB")
 
 
 def test_several_fixes_are_applied_in_one_go() -> None:
