@@ -60,6 +60,10 @@ TASK_TTL_SECONDS = 24 * 3600
 # Renders at once: enough to keep two cores busy with ffmpeg without starving the HTTP server.
 RENDER_WORKERS = 1
 INTAKE_WORKERS = 4
+# A render that fails is tried once more, unless a stop is under way: a stop that kills the
+# encoder first is usually heard within this many seconds.
+RENDER_ATTEMPTS = 2
+STOP_GRACE_SECONDS = 2.0
 SEED_MAX = 2147483647
 
 _UPSTREAM_TZ = timezone(timedelta(hours=8))
@@ -340,6 +344,8 @@ class TaskBook:
             self._fail(task, "InvalidParameter", str(problem))
             return
         except Exception:
+            if self._stop_under_way():
+                return  # cut short by a stop: the next start reads the image again
             log.exception("task %s: reading its image failed", task.task_id)
             self._fail(task, "InternalError", "The image could not be processed.")
             return
@@ -349,28 +355,46 @@ class TaskBook:
             self._save(task)
         self._renders.submit(self._render, task, images)
 
+    def _stop_under_way(self) -> bool:
+        """Whether this simulator, or the process it runs in, is stopping."""
+        return self._stopping.is_set() or _interpreter_exiting()
+
     def _render(self, task: Task, images: list[Image.Image]) -> None:
-        if self._stopping.is_set():
-            return
         started = time.monotonic()
-        try:
-            render_video(
-                first=images[0],
-                last=images[1] if len(images) > 1 else None,
-                size=(task.width or 0, task.height or 0),
-                duration=task.duration,
-                fps=self.fps,
-                seed=task.seed,
-                watermark=task.watermark,
-                out_path=self.video_path(task.task_id),
-                cancel=self._stopping,
-            )
-        except RenderCancelled:
-            return
-        except Exception:
-            log.exception("task %s: rendering failed", task.task_id)
-            self._fail(task, "InternalError", "The video could not be generated.")
-            return
+        for attempt in range(1, RENDER_ATTEMPTS + 1):
+            if self._stopping.is_set():
+                return
+            try:
+                render_video(
+                    first=images[0],
+                    last=images[1] if len(images) > 1 else None,
+                    size=(task.width or 0, task.height or 0),
+                    duration=task.duration,
+                    fps=self.fps,
+                    seed=task.seed,
+                    watermark=task.watermark,
+                    out_path=self.video_path(task.task_id),
+                    cancel=self._stopping,
+                )
+            except RenderCancelled:
+                return
+            except Exception:
+                # A stop can reach the encoder first (a signal to every process of a service)
+                # or shut the thread pools down under the render. Such a render is left
+                # unrecorded, so the next start renders it again; only a render that fails
+                # while the simulator keeps running is the task's failure.
+                if self._stop_under_way() or self._stopping.wait(STOP_GRACE_SECONDS):
+                    log.info(
+                        "task %s: render cut short by a stop; next start redoes it", task.task_id
+                    )
+                    return
+                if attempt < RENDER_ATTEMPTS:
+                    log.warning("task %s: rendering failed; trying once more", task.task_id)
+                    continue
+                log.exception("task %s: rendering failed", task.task_id)
+                self._fail(task, "InternalError", "The video could not be generated.")
+                return
+            break
         with self._lock:
             task.rendered_time = time.time()
             self._save(task)
@@ -447,6 +471,22 @@ _FAULT_MESSAGES = {
     "DataInspectionFailed": "Output data may contain inappropriate content.",
     "InternalError": "An internal error has occurred, please try again later.",
 }
+
+
+def _interpreter_exiting() -> bool:
+    """Whether Python is shutting down: thread pools then refuse new work, renders included.
+
+    A host such as a Streamlit app may exit without stopping the simulator; its render threads
+    then fail on their frame pools while the main thread still counts as alive.
+    """
+    probe = ThreadPoolExecutor(1, thread_name_prefix="sim-probe")
+    try:
+        probe.submit(int).result()
+    except RuntimeError:
+        return True
+    finally:
+        probe.shutdown(wait=False)
+    return False
 
 
 def _remove_partial_files(folder: Path) -> None:
