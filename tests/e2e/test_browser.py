@@ -209,7 +209,9 @@ def test_invalid_images_get_a_clear_message_and_no_generate(
     screenshot(page, "generate-not-an-image", screenshot_dir)
 
     upload(page, picture(tmp_path / "tiny.png", size=(200, 150)))
-    expect(frame).to_contain_text("200×150 px: the video service needs at least 360 px on each side.")
+    expect(frame).to_contain_text(
+        "200×150 px: the video service needs at least 360 px on each side."
+    )
     expect(frame.get_by_role("button", name="Fix it")).to_be_visible()
     expect(frame.get_by_text("Ready to send.")).to_have_count(0)
     expect(generate_button(page)).to_be_disabled()

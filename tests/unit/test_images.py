@@ -288,7 +288,9 @@ def test_too_large_is_scaled_down_keeping_the_aspect() -> None:
     data = jpeg(4000, 3000)
     problem = inspect_image(data).problems[0]
     assert problem.code == "too_large"
-    assert problem.message == "4000×3000 px: the video service accepts at most 2000 px on each side."
+    assert problem.message == (
+        "4000×3000 px: the video service accepts at most 2000 px on each side."
+    )
     assert problem.fix == "Scale down to 2000×1500 px"
 
     prepared = prepare_image(data)
