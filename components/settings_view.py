@@ -6,7 +6,7 @@ import streamlit as st
 
 from components import state
 from components.sidebar import key_in_use, key_origin
-from studio.keys import KEY_FROM_SESSION
+from studio.errors import AuthenticationError, GatewayError
 from studio.service import Studio
 from studio.settings import (
     KEY_FROM_ENVIRONMENT,
@@ -18,48 +18,39 @@ from studio.settings import (
 
 
 def render_mode_and_key(*, studio: Studio) -> None:
-    """Which mode new jobs run in, the key in use (masked) and where it comes from."""
+    """Which mode new jobs run in, and the key in use (masked), in plain words."""
     choice = key_in_use(studio=studio)
-    configured = studio.settings.key_source
     with st.container(border=True, key="settings-mode"):
         st.subheader("Mode and API key")
         if choice.billed:
             st.markdown(
-                f"**Billed.** New jobs are sent to the real gateway and charged to key "
+                f"**Billed.** New jobs are made by Pixazo's Wan models and charged to key "
                 f"`{mask_key(choice.key)}` ({key_origin(choice)})."
             )
         else:
             st.markdown(
-                "**Demo mode — nothing is billed.** New jobs are made by the built-in "
-                "demo gateway on this computer. Enter an API key below, or set one before "
-                "starting the app, to use the real models."
+                "**Demo mode — nothing is billed.** New jobs are made by a built-in demo on this "
+                "computer, which moves the camera over your frame instead of running a model. "
+                "Enter a Pixazo API key below to use the real models."
             )
-        if choice.source == KEY_FROM_SESSION and not studio.settings.api_key:
-            st.caption("The app itself has no key configured; this one lasts for this session.")
-            return
-        st.caption(
-            {
-                KEY_FROM_ENVIRONMENT: "A key is set in the environment (PIXAZO_API_KEY).",
-                KEY_FROM_SECRETS: "A key is set in .streamlit/secrets.toml ([pixazo] api_key).",
-            }.get(
-                configured,
-                "No key is configured: set PIXAZO_API_KEY, or api_key under [pixazo] in "
-                ".streamlit/secrets.toml, and restart the app.",
-            )
-        )
+
+
+# What happens to a typed key, as the tests check it: state.py keeps it in this browser
+# session's state, which a reload replaces and Streamlit drops a few minutes after a tab closes.
+SESSION_KEY_LIFETIME = (
+    "The key is first checked with Pixazo (free), then kept in this server's memory for this "
+    "browser tab only: never on disk, in the history or in an export, and other browsers can't "
+    "use it, even with this page's link. Reloading the page, closing the tab or restarting the "
+    "app forgets it; enter it again then. Jobs sent with it that are still running wait, "
+    "visibly, until it is entered again."
+)
 
 
 def render_session_key(*, studio: Studio) -> None:
     """Enter a key for this browser session only; after saving, only its masked form shows."""
     with st.container(border=True, key="settings-session-key"):
-        st.subheader("Use a key for this browser session only")
-        st.caption(
-            "The key stays in this server's memory while this browser session holds it and is "
-            "never written to disk, the history or an export. Other browsers can't use it, even "
-            "with this page's link. Jobs sent with it are followed while it is held; once it is "
-            "forgotten (or this tab has been closed for a few minutes) they wait, visibly, until "
-            "it is entered again."
-        )
+        st.subheader("Use a key in this browser tab")
+        st.caption(SESSION_KEY_LIFETIME)
         saved = state.session_api_key()
         if saved:
             st.success(
@@ -104,6 +95,21 @@ def _save_session_key(*, studio: Studio) -> None:
     if problem:
         state.set_key_error(problem)
         return
+    # Asked before the switch to billed mode, so a wrong key is said at once, not on a job.
+    try:
+        studio.check_key(key)
+    except AuthenticationError:
+        state.set_key_error(
+            "Pixazo did not accept this key: check that you copied all of it, and that your "
+            "subscription is active. Nothing was charged, and the app stays in demo mode."
+        )
+        return
+    except GatewayError as error:
+        state.set_key_error(
+            f"The key could not be checked: {error.message} {error.hint} "
+            "The app stays in demo mode until it can be."
+        )
+        return
     holder = state.key_holder()
     studio.use_session_key(key, holder=holder.id, alive=holder)
     state.set_session_api_key(key)
@@ -130,25 +136,34 @@ def render_waiting_jobs(*, studio: Studio) -> None:
             icon=":material/hourglass_empty:",
         )
         for job in waiting[:20]:
-            st.caption(f"#{job.id} · {job.model} · {job.resolution} · {job.status.label}")
+            model = studio.catalog.models.get(job.model)
+            label = model.label if model else job.model
+            st.caption(f"#{job.id} · {label} · {job.resolution} · {job.status.label}")
 
 
-def render_where_things_are(*, studio: Studio) -> None:
-    """Gateway address, data folder, database and trusted image hosts."""
+def render_for_administrators(*, studio: Studio) -> None:
+    """Where the key, the gateway, the data and the database come from: settings, not words."""
     settings = studio.settings
-    with st.container(border=True, key="settings-paths"):
-        st.subheader("Where things are")
-        # Addresses as code, not links: they are API endpoints, not pages to visit.
-        gateway = f"`{settings.base_url}`"
-        if studio.demo_url and not key_in_use(studio=studio).billed:
-            gateway = (
-                f"the built-in demo gateway on this computer (`{studio.demo_url}`); "
-                f"with a key: `{settings.base_url}`"
-            )
-        hosts = ", ".join(settings.trusted_image_hosts) or "none — only public addresses"
+    configured = {
+        KEY_FROM_ENVIRONMENT: "set in the environment (`PIXAZO_API_KEY`)",
+        KEY_FROM_SECRETS: "set in `.streamlit/secrets.toml` (`api_key` under `[pixazo]`)",
+    }.get(settings.key_source, "none configured")
+    # Addresses as code, not links: they are API endpoints, not pages to visit.
+    gateway = f"`{settings.base_url}`"
+    if studio.demo_url and not key_in_use(studio=studio).billed:
+        gateway = (
+            f"the built-in demo gateway on this computer (`{studio.demo_url}`); "
+            f"with a key: `{settings.base_url}`"
+        )
+    hosts = ", ".join(settings.trusted_image_hosts) or "none — only public addresses"
+    with (
+        st.container(key="settings-paths"),
+        st.expander("For administrators", icon=":material/admin_panel_settings:"),
+    ):
         st.markdown(
             "\n".join(
                 [
+                    f"- **App's own API key:** {configured}",
                     f"- **Gateway:** {gateway}",
                     f"- **Data folder:** `{settings.home}` (images, videos and the history)",
                     f"- **Database:** `{masked_database_url(settings.database_url)}`",
@@ -157,9 +172,11 @@ def render_where_things_are(*, studio: Studio) -> None:
             )
         )
         st.caption(
-            "Set these before starting the app: PIXAZO_BASE_URL, WAN_STUDIO_HOME, "
-            "WAN_STUDIO_DATABASE_URL, WAN_STUDIO_TRUSTED_IMAGE_HOSTS (comma-separated host or "
-            "host:port, for links to an internal image server)."
+            "Set these before starting the app, then restart it: PIXAZO_API_KEY (or api_key "
+            "under [pixazo] in .streamlit/secrets.toml), PIXAZO_BASE_URL, WAN_STUDIO_HOME, "
+            "WAN_STUDIO_DATABASE_URL, and WAN_STUDIO_TRUSTED_IMAGE_HOSTS (comma-separated host "
+            "or host:port, for links to an internal image server). Pixazo keys come from your "
+            "subscription on pixazo.ai."
         )
 
 

@@ -6,21 +6,21 @@ import streamlit as st
 
 from components.services import get_studio
 from components.settings_view import (
+    render_for_administrators,
     render_mode_and_key,
     render_session_key,
     render_waiting_jobs,
-    render_where_things_are,
 )
 
 
 def main() -> None:
-    """Mode and key first, then the session key, waiting jobs and the folders."""
+    """Mode and key first, then the typed key, waiting jobs, and the administrators' section."""
     studio = get_studio()
     st.title("Settings")
     render_mode_and_key(studio=studio)
     render_session_key(studio=studio)
     render_waiting_jobs(studio=studio)
-    render_where_things_are(studio=studio)
+    render_for_administrators(studio=studio)
 
 
 main()

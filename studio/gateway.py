@@ -59,6 +59,9 @@ logger = logging.getLogger("studio.gateway")
 DEFAULT_BASE_URL = "https://gateway.pixazo.ai"
 POLL_PATH = "/wan-video-polling/getTextToVideoResult"
 KEY_HEADER = "Ocp-Apim-Subscription-Key"
+# A task id no submit can return (the gateway's ids are random UUIDs): a status check for it
+# tests a key without making anything.
+KEY_CHECK_TASK_ID = "00000000-0000-0000-0000-000000000000"
 DEFAULT_MAX_DOWNLOAD_BYTES = 512 * 1024 * 1024
 # Upstream times are Beijing time without an offset.
 GATEWAY_TIMEZONE = timezone(timedelta(hours=8))
@@ -679,6 +682,27 @@ class GatewayClient:
                 "POST", self._url(POLL_PATH), json_body={"task_id": task_id}, safe_to_repeat=True
             )
         return parse_task(self._json(response, what="status check"), task_id=task_id)
+
+    def check_key(self) -> None:
+        """Ask the gateway whether it takes this key, at no cost; return if it does.
+
+        A status check for a task id no submit ever made: a key the gateway takes gets a 200
+        answer (the task is ``UNKNOWN``), a wrong one a 401, and nothing is made or billed.
+
+        Raises
+        ------
+        AuthenticationError
+            The gateway refused the key.
+        GatewayError
+            Any other problem (no connection, a timeout, an unreadable answer).
+        """
+        response = self._send(
+            "POST",
+            self._url(POLL_PATH),
+            json_body={"task_id": KEY_CHECK_TASK_ID},
+            safe_to_repeat=True,
+        )
+        self._json(response, what="key check")
 
     def download(
         self,

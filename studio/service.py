@@ -264,6 +264,17 @@ class Studio:
         self._watcher.wake()
         return fingerprint
 
+    def check_key(self, key: str) -> None:
+        """Ask the gateway whether it takes ``key`` before anything is sent with it (free).
+
+        Raises ``AuthenticationError`` for a key the gateway refuses and another
+        ``GatewayError`` when it cannot be asked; returns when the key works.
+        """
+        with GatewayClient(
+            base_url=self.settings.base_url, api_key=key.strip(), catalog=self.catalog
+        ) as client:
+            client.check_key()
+
     def forget_session_key(self, key: str, *, holder: str) -> None:
         """The browser session ``holder`` lets go of a key it entered.
 
