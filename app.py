@@ -1,6 +1,22 @@
-"""Wan Studio: turn a still image into a short video. Run with ``streamlit run app.py``."""
+"""Wan Studio: turn a still image into a short video. Run with ``streamlit run app.py``.
 
-from __future__ import annotations
+``python3 app.py`` only checks the Python version, so that a setup command can start with it.
+"""
+
+import sys
+
+# First, before anything that needs Python 3.11 (tomllib, Streamlit itself): one plain sentence
+# instead of a traceback. This file keeps to syntax Python 3.6 can read (hence no
+# ``from __future__ import annotations``, which 3.6 refuses before running a line).
+if sys.version_info < (3, 11):  # noqa: UP036 - the point is to say so on older Pythons
+    sys.exit(
+        "Wan Studio needs Python 3.11 or newer, and this is Python "
+        + ".".join(str(part) for part in sys.version_info[:3])
+        + ": install a newer Python and run the command again with it."
+    )
+if "streamlit" not in sys.modules:  # run as `python3 app.py`, not by `streamlit run`
+    print("Python " + ".".join(str(part) for part in sys.version_info[:3]) + " is fine.")
+    sys.exit(0)
 
 import logging
 
@@ -28,8 +44,9 @@ def main() -> None:
         # Users see plain words; the details (which may name a database host) go to the log.
         _log.exception("Wan Studio could not start")
         st.error(
-            "Wan Studio could not start. Check the data folder and database settings "
-            "(WAN_STUDIO_HOME, WAN_STUDIO_DATABASE_URL), then reload the page.",
+            "Wan Studio could not start: its data folder or its database could not be opened. "
+            "Reload the page in a minute; if this stays, ask the person who runs Wan Studio "
+            "to check where it keeps its data (the server's log says what went wrong).",
             icon=":material/error:",
         )
         st.stop()

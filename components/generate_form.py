@@ -236,7 +236,7 @@ def _as_seen(problem: FieldProblem) -> FieldProblem:
 def _render_price_and_size(*, draft: JobDraft, estimate: Estimate) -> None:
     price = f"**{estimate.text[:1].upper()}{estimate.text[1:]}**"
     if estimate.listed_usd is not None:
-        price += f" · the gateway's price list says {money(estimate.listed_usd)}"
+        price += f" · Pixazo's price list says {money(estimate.listed_usd)}"
     if estimate.output_width and estimate.output_height:
         size = f"{estimate.output_width}×{estimate.output_height} px, {draft.duration} s"
     else:

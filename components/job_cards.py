@@ -238,7 +238,7 @@ def what_went_wrong(job: Job) -> str | None:
     if job.explanation:
         return job.explanation
     said = ": ".join(part for part in (job.error_code, job.error_message) if part)
-    return f"The gateway said: {said}" if said else None
+    return f"The video service said: {said}" if said else None
 
 
 def download_name(job: Job) -> str:

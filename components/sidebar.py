@@ -49,7 +49,7 @@ def render_mode_badge(*, studio: Studio) -> None:
         else:
             st.badge("Demo mode — nothing is billed", icon=":material/science:", color="green")
             st.caption(
-                "Videos are made by the built-in demo gateway. Add an API key in Settings "
+                "Videos are made by a built-in demo on this computer. Add an API key in Settings "
                 "to use the real models."
             )
 

@@ -142,7 +142,7 @@ class UnsendableKeyError(RequestNotSentError):
 class GatewayTimeout(GatewayConnectionError):
     """The gateway took too long to connect or to answer."""
 
-    default_hint = "The gateway is slow right now; try again in a moment."
+    default_hint = "The video service is slow right now; try again in a moment."
 
 
 class GatewayResponseError(GatewayError):
@@ -151,7 +151,9 @@ class GatewayResponseError(GatewayError):
     The request did reach the server: after a submit, a task may exist and be billed.
     """
 
-    default_hint = "Try again in a moment; if it keeps happening, the gateway may have changed."
+    default_hint = (
+        "Try again in a moment; if it keeps happening, the video service may have changed."
+    )
 
     def __init__(
         self,
@@ -169,7 +171,7 @@ class GatewayResponseError(GatewayError):
 class GatewayStatusError(GatewayError):
     """The gateway answered with an HTTP error status."""
 
-    summary = "The gateway could not handle the request."
+    summary = "The video service could not handle the request."
     default_hint = "Try again in a moment."
 
     def __init__(
@@ -194,28 +196,28 @@ class GatewayStatusError(GatewayError):
 class BadRequestError(GatewayStatusError):
     """400: the gateway refused the request's content."""
 
-    summary = "The gateway did not accept the request."
+    summary = "The video service did not accept the request."
     default_hint = "Check the image and the options, then try again."
 
 
 class AuthenticationError(GatewayStatusError):
     """401: the API key is missing, wrong or expired."""
 
-    summary = "The gateway did not accept the API key."
+    summary = "Pixazo did not accept the API key."
     default_hint = "Check the API key in Settings: it may be mistyped, expired or missing."
 
 
 class InsufficientBalanceError(GatewayStatusError):
     """402: the account has no credit left."""
 
-    summary = "Your gateway account has run out of credit."
+    summary = "Your Pixazo account has run out of credit."
     default_hint = "Add credit to your Pixazo account, then try again."
 
 
 class PermissionDeniedError(GatewayStatusError):
     """403: the key is valid but may not do this."""
 
-    summary = "The gateway refused access."
+    summary = "The video service refused access."
     default_hint = "Check that your Pixazo subscription includes the Wan image-to-video models."
 
 
@@ -223,27 +225,27 @@ class LinkExpiredError(PermissionDeniedError):
     """403 on a video link: signed links last 24 hours."""
 
     summary = "The video link has expired or is no longer valid (links last 24 hours)."
-    default_hint = "The video can no longer be fetched from the gateway; generate it again."
+    default_hint = "The video can no longer be fetched from the video service; generate it again."
 
 
 class NotFoundError(GatewayStatusError):
     """404: the address or the thing asked for does not exist."""
 
-    summary = "The gateway could not find what was asked for."
-    default_hint = "Check the gateway address in Settings."
+    summary = "The video service could not find what was asked for."
+    default_hint = "An administrator can check the service address in Settings."
 
 
 class RateLimitError(GatewayStatusError):
     """429: too many requests; ``retry_after`` says how long to wait, when the gateway says."""
 
-    summary = "The gateway is receiving too many requests right now."
+    summary = "The video service is receiving too many requests right now."
     default_hint = "Wait a minute and try again."
 
 
 class ServerError(GatewayStatusError):
     """5xx: the gateway or the model service failed on its side."""
 
-    summary = "The gateway had a problem on its side."
+    summary = "The video service had a problem on its side."
     default_hint = "Try again in a few minutes."
 
 
@@ -376,9 +378,9 @@ def error_from_response(
 
     message = error_class.summary
     if error_class is GatewayStatusError:
-        message = f"The gateway could not handle the request (HTTP {status_code})."
+        message = f"The video service could not handle the request (HTTP {status_code})."
     if detail:
-        message += f' The gateway said: "{_shorten(redact(detail, secrets), _DETAIL_CHARS)}"'
+        message += f' The video service said: "{_shorten(redact(detail, secrets), _DETAIL_CHARS)}"'
     hint = None
     if error_class is RateLimitError and retry_after is not None:
         hint = f"Wait about {math.ceil(retry_after)} seconds and try again."

@@ -20,11 +20,11 @@ NOTHING_BILLED = "Nothing was billed."
 
 _FAILURE_CODES: dict[str, str] = {
     "DataInspectionFailed": (
-        "The gateway's content filter refused the image, the prompt or the generated video. "
+        "The video service's content filter refused the image, the prompt or the generated video. "
         f"{NOTHING_BILLED} Try another image or reword the prompt."
     ),
     "InvalidParameter": (
-        "The gateway could not use the image or one of the settings{detail}. {billed} "
+        "The video service could not use the image or one of the settings{detail}. {billed} "
         "Check that the image is a JPEG, PNG, BMP or WEBP of at most 10 MB with each side "
         "between 360 and 2000 px, then try again."
     ),
@@ -36,7 +36,7 @@ _FAILURE_CODES: dict[str, str] = {
 
 
 def _said(message: str | None) -> str:
-    return f' (the gateway said: "{message.strip()}")' if message and message.strip() else ""
+    return f' (the video service said: "{message.strip()}")' if message and message.strip() else ""
 
 
 def explain_failure(code: str | None, message: str | None) -> str:
@@ -60,14 +60,14 @@ def explain_failure(code: str | None, message: str | None) -> str:
         return _FAILURE_CODES[code]
     named = f" ({code})" if code else ""
     return (
-        f"The gateway reported that the video could not be made{named}{_said(message)}. "
+        f"The video service reported that the video could not be made{named}{_said(message)}. "
         f"Failed jobs are not billed. Try again, or change the image or prompt if it fails again."
     )
 
 
 def explain_canceled() -> str:
     """Explain a task that was cancelled on the gateway's side."""
-    return f"The task was cancelled on the gateway before it ran. {NOTHING_BILLED}"
+    return f"The task was cancelled by the video service before it ran. {NOTHING_BILLED}"
 
 
 def explain_lost(*, polls: int, seconds: float) -> str:
@@ -81,7 +81,7 @@ def explain_lost(*, polls: int, seconds: float) -> str:
         Over how long they were seen.
     """
     return (
-        f"The gateway does not know this task: it answered UNKNOWN {polls} times over "
+        f"The video service does not know this task: it said so {polls} times over "
         f"{seconds:.0f} seconds. The task was probably never started, and a task that never ran "
         "is not billed. Generate it again."
     )
@@ -90,16 +90,16 @@ def explain_lost(*, polls: int, seconds: float) -> str:
 def explain_lost_expired() -> str:
     """Explain an UNKNOWN answer for a task older than the gateway keeps tasks."""
     return (
-        "The gateway forgets tasks after 24 hours and no longer knows this one, so its result "
-        "cannot be fetched any more. Generate it again if you still need it."
+        "The video service forgets tasks after 24 hours and no longer knows this one, so its "
+        "result cannot be fetched any more. Generate it again if you still need it."
     )
 
 
 def explain_timed_out(minutes: float) -> str:
     """Explain a job that Studio stopped watching after its deadline."""
     return (
-        f"No result after {minutes:.0f} minutes, so Wan Studio stopped checking. The gateway may "
-        "still finish it: use Check again to look once more."
+        f"No result after {minutes:.0f} minutes, so Wan Studio stopped checking. The video "
+        "service may still finish it: use Check again to look once more."
     )
 
 
@@ -146,7 +146,7 @@ def explain_uncertain(error: GatewayError | None = None) -> str:
     """
     what = error.message if error is not None else "Wan Studio stopped while sending the job."
     return (
-        f"{what} The request may have reached the gateway, which would make (and bill) the "
+        f"{what} The request may have reached the video service, which would make (and bill) the "
         "video, or it may not. Wan Studio does not send it again on its own, so you are never "
         "billed twice without deciding it: send it again (accepting a possible second charge) "
         "or dismiss it."
@@ -168,15 +168,13 @@ def explain_rejection(error: GatewayError) -> str:
     """
     hint = error.hint
     if isinstance(error, RateLimitError) and error.retry_after is None:
-        hint = "The gateway is busy: wait a minute and try again."
+        hint = "The video service is busy: wait a minute and try again."
     elif isinstance(error, AuthenticationError):
-        hint = (
-            "Check the API key in Settings; a key typed there lasts for this browser session only."
-        )
+        hint = "Check the API key in Settings; a key typed there lasts until the page is reloaded."
     elif isinstance(error, InsufficientBalanceError):
         hint = "Add credit to your Pixazo account, then generate again."
     sent = (
-        "The request never reached the gateway."
+        "The request never reached the video service."
         if isinstance(error, GatewayConnectionError) and not error.may_have_reached_server
         else ""
     )

@@ -101,7 +101,7 @@ def test_a_hostile_prompt_is_text_on_the_card_and_in_history(
 
     page.goto(f"{streamlit_app}/?session={SESSION_ID}")
     card = page.locator(f".st-key-job-card-{hostile_job}")
-    expect(card.get_by_text("The gateway said", exact=False)).to_be_visible()
+    expect(card.get_by_text("The video service said", exact=False)).to_be_visible()
     _assert_shown_as_text(page)
 
     page.goto(f"{streamlit_app}/history?session={SESSION_ID}")

@@ -62,7 +62,7 @@ STATES: list[tuple[JobStatus, str, dict[str, object], str]] = [
         JobStatus.LOST,
         BILLED,
         {"task_id": "task-lost", "explanation": explain.explain_lost(polls=3, seconds=12)},
-        "The gateway does not know this task",
+        "The video service does not know this task",
     ),
     (
         JobStatus.EXPIRED,
@@ -74,7 +74,7 @@ STATES: list[tuple[JobStatus, str, dict[str, object], str]] = [
         JobStatus.CANCELED,
         BILLED,
         {"explanation": explain.explain_canceled()},
-        "cancelled on the gateway before it ran",
+        "cancelled by the video service before it ran",
     ),
 ]
 

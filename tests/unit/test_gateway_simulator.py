@@ -147,7 +147,7 @@ def test_a_broken_rule_is_a_bad_request_with_the_gateways_words(
     with make_client(gateway.url) as client, pytest.raises(BadRequestError) as caught:
         client.submit(payload)
     assert caught.value.status_code == 400
-    assert "The gateway said" in caught.value.message
+    assert "The video service said" in caught.value.message
     assert len(gateway.tasks()) == before
 
 

@@ -154,7 +154,7 @@ def test_an_unreachable_gateway_is_rejected_as_never_sent(open_studio):
     studio = open_studio(api_key=ENGINE_KEY, base_url="http://127.0.0.1:9")
     job = studio.submit(quick_draft(), submission_id=new_id(), session_id="s")
     assert job.status is JobStatus.REJECTED
-    assert "never reached the gateway" in job.explanation
+    assert "never reached the video service" in job.explanation
 
 
 @pytest.mark.parametrize("fault", ["lost_submit", "malformed_json:endpoint=submit"])
@@ -164,7 +164,7 @@ def test_a_lost_answer_leaves_the_job_uncertain_and_never_resends(
     key = f"{ENGINE_KEY}+{fault}"
     job = billed_studio.submit(quick_draft(), submission_id=new_id(), session_id="s", api_key=key)
     assert job.status is JobStatus.UNCERTAIN
-    assert "may have reached the gateway" in job.explanation
+    assert "may have reached the video service" in job.explanation
     # The watcher has work for it no more: it is not in flight and never due.
     assert job.next_poll_at is None
     billed_studio.poll_due_jobs()
@@ -264,7 +264,7 @@ def test_a_key_with_an_invisible_character_is_rejected_as_never_sent(
     assert job.status is JobStatus.REJECTED
     assert job.error_code == "UnsendableKeyError"
     assert "U+200B" in job.explanation
-    assert "never reached the gateway" in job.explanation
+    assert "never reached the video service" in job.explanation
     assert "Nothing was billed" in job.explanation
     assert "may have" not in job.explanation
     assert ENGINE_KEY not in job.explanation
@@ -325,7 +325,7 @@ def test_a_5xx_answer_to_a_submit_leaves_the_job_uncertain(
     assert job.status is JobStatus.UNCERTAIN
     stored = billed_studio.job(job.id)
     assert stored.status is JobStatus.UNCERTAIN
-    assert "may have reached the gateway" in stored.explanation
+    assert "may have reached the video service" in stored.explanation
     assert "nothing was billed" not in stored.explanation.lower()
     assert "not billed" not in stored.explanation.lower()
     assert stored.cost_usd is None

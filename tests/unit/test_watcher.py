@@ -112,7 +112,7 @@ def test_an_unknown_task_is_lost_only_after_several_checks(open_studio, engine_g
     lost = studio.job(job.id)
     assert lost.status is JobStatus.LOST
     assert lost.error_code == "UNKNOWN"
-    assert "answered UNKNOWN" in lost.explanation
+    assert "does not know this task: it said so" in lost.explanation
     assert lost.poll_count >= FAST_POLICY.unknown_confirm_polls
     assert (lost.finished_at - lost.unknown_since).total_seconds() >= (
         FAST_POLICY.unknown_confirm_seconds
