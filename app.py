@@ -22,7 +22,7 @@ import logging
 
 import streamlit as st
 
-from components import state
+from components import draft, state
 from components.services import get_studio
 from components.sidebar import render_sidebar
 from studio.settings import SettingsError
@@ -51,6 +51,8 @@ def main() -> None:
         )
         st.stop()
     state.init_defaults(catalog=studio.catalog)
+    session_id = state.session_id()
+    draft.restore_draft(studio=studio, session_id=session_id)
     pages = [
         st.Page("pages/generate.py", title="Generate", icon=":material/movie:", default=True),
         st.Page("pages/history.py", title="History", icon=":material/history:"),
@@ -61,7 +63,7 @@ def main() -> None:
     # After the page, so its form reaches the browser before the totals are counted; the
     # sidebar's place on screen does not depend on when it is drawn.
     with st.sidebar:
-        render_sidebar(studio=studio, session_id=state.session_id())
+        render_sidebar(studio=studio, session_id=session_id)
 
 
 main()

@@ -55,7 +55,7 @@ def render_totals(*, totals: Totals, catalog: Catalog) -> None:
                         name,
                         _videos(spend.demo.videos),
                         border=True,
-                        help="Demo videos are made by the built-in demo on this computer and are never billed.",
+                        help="Demo videos are made on this computer and are never billed.",
                     )
                     st.caption("demo, not billed")
                 else:

@@ -92,6 +92,8 @@ SETTINGS_FORGET_KEY = "settings.forget_key"
 
 # Private, non-widget keys.
 _SESSION_ID = "_session.id"
+_DRAFT_TO_RESTORE = "_session.draft_to_restore"
+_DRAFT_SAVED = "_session.draft_saved"
 _FRAMES = "_gen.frames"
 _FRAME_ERRORS = "_gen.frame_errors"
 _PENDING_SUBMISSION = "_gen.pending_submission"
@@ -151,8 +153,10 @@ def init_defaults(*, catalog: Catalog) -> None:
 def session_id() -> str:
     """This browser session's id: from the page address after a refresh, or a new one."""
     if _SESSION_ID not in st.session_state:
-        from_address = st.query_params.get(SESSION_QUERY_PARAM, "")
-        st.session_state[_SESSION_ID] = _valid_uuid(from_address) or str(uuid.uuid4())
+        from_address = _valid_uuid(st.query_params.get(SESSION_QUERY_PARAM, ""))
+        st.session_state[_SESSION_ID] = from_address or str(uuid.uuid4())
+        # A session that starts from an address (a refresh) brings back that address's draft.
+        st.session_state[_DRAFT_TO_RESTORE] = from_address is not None
     current: str = st.session_state[_SESSION_ID]
     if st.query_params.get(SESSION_QUERY_PARAM) != current:
         st.query_params[SESSION_QUERY_PARAM] = current
@@ -167,6 +171,48 @@ def _valid_uuid(text: str) -> str | None:
 
 
 # --- the Generate form -----------------------------------------------------------------------
+
+
+def take_draft_to_restore() -> bool:
+    """Whether this session started from an address whose draft is still to restore (once)."""
+    return bool(st.session_state.pop(_DRAFT_TO_RESTORE, False))
+
+
+def saved_draft() -> str | None:
+    """The draft as this session last kept it in the store (to skip writing it unchanged)."""
+    return st.session_state.get(_DRAFT_SAVED)
+
+
+def mark_draft_saved(body: str) -> None:
+    """Remember what the store now holds for this session's draft."""
+    st.session_state[_DRAFT_SAVED] = body
+
+
+def form_values() -> dict[str, Any]:
+    """The Generate form's widget values, by widget key."""
+    return {key: st.session_state.get(key) for key in FORM_WIDGET_KEYS}
+
+
+def restore_form_values(values: dict[str, Any], *, catalog: Catalog) -> None:
+    """Put kept widget values back; a value of the wrong kind or an unknown model is skipped."""
+    if values.get(GEN_MODEL) not in catalog.models:
+        values = {key: value for key, value in values.items() if key != GEN_MODEL}
+    kinds: dict[str, type | tuple[type, ...]] = {
+        GEN_MODEL: str,
+        GEN_RESOLUTION: str,
+        GEN_DURATION: int,
+        GEN_PROMPT: str,
+        GEN_NEGATIVE_PROMPT: str,
+        GEN_PROMPT_EXTEND: bool,
+        GEN_WATERMARK: bool,
+        GEN_RANDOM_SEED: bool,
+        GEN_SEED: int,
+    }
+    for key, kind in kinds.items():
+        value = values.get(key)
+        if isinstance(value, kind) and (kind is bool or not isinstance(value, bool)):
+            st.session_state[key] = value
+    keep_options_valid(catalog.model(st.session_state[GEN_MODEL]))
 
 
 def frame(slot: str) -> FrameChoice | None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import streamlit as st
 
 from components import state
+from components.draft import save_draft
 from components.first_frame import render_frame_input
 from components.generate_form import (
     chosen_model,
@@ -46,6 +47,8 @@ def main() -> None:
         render_switches_and_seed(catalog=studio.catalog)
         render_summary_and_submit(studio=studio, session_id=session_id)
     render_session_jobs(studio=studio, session_id=session_id)
+    # Last, so that a refresh brings back the form as this run left it.
+    save_draft(studio=studio, session_id=session_id)
 
 
 main()

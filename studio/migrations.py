@@ -155,6 +155,17 @@ jobs = sa.Table(
 )
 
 
+# The Generate form of each browser session, so that a refresh brings it back: the form's values
+# and its frames (by the content hash of the image as given, kept in the image library) as JSON.
+drafts = sa.Table(
+    "drafts",
+    metadata,
+    sa.Column("session_id", sa.String(100), primary_key=True),
+    sa.Column("body", sa.Text, nullable=False),
+    sa.Column("updated_at", UTCDateTime, nullable=False),
+)
+
+
 @dataclass(frozen=True)
 class Migration:
     """One step of the schema's history."""
@@ -168,8 +179,13 @@ def _create_jobs(conn: Connection) -> None:
     jobs.create(conn)
 
 
+def _create_drafts(conn: Connection) -> None:
+    drafts.create(conn)
+
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "jobs table with leases, money and the history indexes", _create_jobs),
+    Migration(2, "drafts table: each browser session's Generate form", _create_drafts),
 )
 
 LATEST_VERSION = MIGRATIONS[-1].version

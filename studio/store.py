@@ -27,7 +27,7 @@ from sqlalchemy.engine import Connection, Engine, Row
 if TYPE_CHECKING:
     from sqlalchemy.dialects import postgresql, sqlite
 
-from studio.migrations import apply_migrations, jobs
+from studio.migrations import apply_migrations, drafts, jobs
 from studio.records import (
     ALL_JOBS,
     BILLED,
@@ -577,6 +577,31 @@ class JobStore:
         with self._write() as conn:
             row = conn.execute(statement).first()
         return None if row is None else _job(row)
+
+    # -- drafts: each browser session's Generate form ----------------------------------------
+
+    def save_draft(self, session_id: str, body: str, *, now: datetime | None = None) -> None:
+        """Keep a browser session's form (JSON text), replacing what it kept before."""
+        updated_at = now or datetime.now(UTC)
+        with self._write() as conn:
+            changed = conn.execute(
+                sa.update(drafts)
+                .where(drafts.c.session_id == session_id)
+                .values(body=body, updated_at=updated_at)
+            ).rowcount
+            if not changed:
+                conn.execute(
+                    sa.insert(drafts).values(
+                        session_id=session_id, body=body, updated_at=updated_at
+                    )
+                )
+
+    def load_draft(self, session_id: str) -> str | None:
+        """The form a browser session kept last (JSON text), if it kept one."""
+        with self._read() as conn:
+            return conn.execute(
+                sa.select(drafts.c.body).where(drafts.c.session_id == session_id)
+            ).scalar()
 
     def in_flight_jobs(self) -> list[Job]:
         """Every job the watcher still has work for, oldest first."""

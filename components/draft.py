@@ -1,0 +1,83 @@
+"""The Generate form kept in the store per browser session, so that a refresh brings it back.
+
+The form's values go in as they are; each frame as the content hash of the image the user gave
+(kept in the image library) and whether it was made ready to send, which is done again on the
+way back (preparing an image gives the same result every time).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from typing import Any
+
+from components import state
+from studio.images import ImageRejected
+from studio.service import Studio
+
+_log = logging.getLogger("wan_studio")
+_SLOTS = (state.FIRST_FRAME, state.LAST_FRAME)
+
+
+def restore_draft(*, studio: Studio, session_id: str) -> None:
+    """Once per browser session started from an address: put that address's draft back."""
+    if not state.take_draft_to_restore():
+        return
+    body = studio.store.load_draft(session_id)
+    if not body:
+        return
+    try:
+        kept = json.loads(body)
+    except ValueError:
+        return
+    if not isinstance(kept, dict):
+        return
+    form = kept.get("form")
+    if isinstance(form, dict):
+        state.restore_form_values(form, catalog=studio.catalog)
+    frames = kept.get("frames")
+    for slot in _SLOTS:
+        frame = frames.get(slot) if isinstance(frames, dict) else None
+        if isinstance(frame, dict) and (choice := _frame_back(studio=studio, kept=frame)):
+            state.set_frame(slot, choice)
+    state.mark_draft_saved(body)
+
+
+def save_draft(*, studio: Studio, session_id: str) -> None:
+    """Keep the form as it is now, when it changed since it was last kept."""
+    body = json.dumps(_snapshot(studio=studio), sort_keys=True)
+    if body == state.saved_draft():
+        return
+    studio.store.save_draft(session_id, body)
+    state.mark_draft_saved(body)
+
+
+def _snapshot(*, studio: Studio) -> dict[str, Any]:
+    frames: dict[str, Any] = {}
+    for slot in _SLOTS:
+        choice = state.frame(slot)
+        if choice is None:
+            continue
+        sha256 = choice.check.sha256
+        if not studio.images.exists(sha256):
+            sha256 = studio.images.save(choice.original, format=choice.check.format)
+        frames[slot] = {
+            "source": choice.source,
+            "image": sha256,
+            "ready": choice.prepared is not None,
+        }
+    return {"form": state.form_values(), "frames": frames}
+
+
+def _frame_back(*, studio: Studio, kept: dict[str, Any]) -> state.FrameChoice | None:
+    source, sha256 = kept.get("source"), kept.get("image")
+    if not isinstance(source, str) or not isinstance(sha256, str):
+        return None
+    try:
+        original = studio.images.load(sha256)
+        check = studio.load_upload(source, original)
+        prepared = studio.prepare_upload(source, original) if kept.get("ready") else None
+    except (OSError, ImageRejected):
+        _log.warning("a kept frame could not be read back; the draft goes on without it")
+        return None
+    return state.FrameChoice(source=source, original=original, check=check, prepared=prepared)
