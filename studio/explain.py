@@ -25,7 +25,7 @@ _FAILURE_CODES: dict[str, str] = {
     ),
     "InvalidParameter": (
         "The video service could not use the image or one of the settings{detail}. {billed} "
-        "Check that the image is a JPEG, PNG, BMP or WEBP of at most 10 MB with each side "
+        "Check that the image is a JPEG, PNG, BMP or WEBP of at most 10.4 MB with each side "
         "between 360 and 2000 px, then try again."
     ),
     "InternalError": (
