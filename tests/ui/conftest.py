@@ -14,6 +14,7 @@ import pytest
 import streamlit as st
 from streamlit.testing.v1 import AppTest
 
+from simulator import RunningSimulator
 from studio.images import ImageLibrary, prepare_image
 from studio.records import DEMO, Job, JobStatus
 from studio.store import JobStore, sqlite_url
@@ -45,6 +46,26 @@ def studio_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Pat
     # Releases the cached Studio: its watcher and demo gateway stop with this test.
     st.cache_resource.clear()
     st.cache_data.clear()
+
+
+@pytest.fixture
+def gateway_taking(
+    start_simulator: Callable[..., RunningSimulator],
+    monkeypatch: pytest.MonkeyPatch,
+    studio_home: Path,
+) -> Callable[[str], RunningSimulator]:
+    """Start a local gateway that takes only the given key, and point the app at it.
+
+    A key typed in Settings is checked with the gateway before it is used: tests that type one
+    need a gateway on this machine to ask.
+    """
+
+    def _start(key: str) -> RunningSimulator:
+        running = start_simulator(key=key)
+        monkeypatch.setenv("PIXAZO_BASE_URL", running.url)
+        return running
+
+    return _start
 
 
 @pytest.fixture

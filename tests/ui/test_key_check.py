@@ -17,11 +17,9 @@ WRONG_KEY = "pz-wrong-key-0123456789-zzzz"
 
 
 @pytest.fixture
-def gateway(start_simulator, monkeypatch: pytest.MonkeyPatch, studio_home: Path):
+def gateway(gateway_taking):
     """A local gateway that takes only ``GOOD_KEY``."""
-    running = start_simulator(key=GOOD_KEY)
-    monkeypatch.setenv("PIXAZO_BASE_URL", running.url)
-    return running
+    return gateway_taking(GOOD_KEY)
 
 
 def _type_key(at: AppTest, key: str) -> AppTest:

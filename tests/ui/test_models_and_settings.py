@@ -19,11 +19,9 @@ ENVIRONMENT_KEY = "pz-environment-key-9876543210-wxyz"
 
 
 @pytest.fixture
-def key_gateway(start_simulator, monkeypatch: pytest.MonkeyPatch, studio_home: Path):
+def key_gateway(gateway_taking):
     """A local gateway that takes only ``SESSION_KEY``: typed keys are checked against it."""
-    running = start_simulator(key=SESSION_KEY)
-    monkeypatch.setenv("PIXAZO_BASE_URL", running.url)
-    return running
+    return gateway_taking(SESSION_KEY)
 
 
 def _shown_anywhere(at: AppTest, secret: str) -> bool:
