@@ -23,7 +23,7 @@ def restore_draft(*, studio: Studio, session_id: str) -> None:
     """Once per browser session started from an address: put that address's draft back."""
     if not state.take_draft_to_restore():
         return
-    body = studio.store.load_draft(session_id)
+    body = studio.load_draft(session_id)
     if not body:
         return
     try:
@@ -45,25 +45,25 @@ def restore_draft(*, studio: Studio, session_id: str) -> None:
 
 def save_draft(*, studio: Studio, session_id: str) -> None:
     """Keep the form as it is now, when it changed since it was last kept."""
-    body = json.dumps(_snapshot(studio=studio), sort_keys=True)
+    body = json.dumps(_snapshot(), sort_keys=True)
     if body == state.saved_draft():
         return
-    studio.store.save_draft(session_id, body)
+    for slot in _SLOTS:
+        if choice := state.frame(slot):
+            studio.keep_image(choice.original, format=choice.check.format)
+    studio.save_draft(session_id, body)
     state.mark_draft_saved(body)
 
 
-def _snapshot(*, studio: Studio) -> dict[str, Any]:
+def _snapshot() -> dict[str, Any]:
     frames: dict[str, Any] = {}
     for slot in _SLOTS:
         choice = state.frame(slot)
         if choice is None:
             continue
-        sha256 = choice.check.sha256
-        if not studio.images.exists(sha256):
-            sha256 = studio.images.save(choice.original, format=choice.check.format)
         frames[slot] = {
             "source": choice.source,
-            "image": sha256,
+            "image": choice.check.sha256,  # the hash of the image as given
             "ready": choice.prepared is not None,
         }
     return {"form": state.form_values(), "frames": frames}
@@ -74,10 +74,10 @@ def _frame_back(*, studio: Studio, kept: dict[str, Any]) -> state.FrameChoice | 
     if not isinstance(source, str) or not isinstance(sha256, str):
         return None
     try:
-        original = studio.images.load(sha256)
+        original = studio.kept_image(sha256)
         check = studio.load_upload(source, original)
         prepared = studio.prepare_upload(source, original) if kept.get("ready") else None
-    except (OSError, ImageRejected):
+    except (OSError, ValueError, ImageRejected):
         _log.warning("a kept frame could not be read back; the draft goes on without it")
         return None
     return state.FrameChoice(source=source, original=original, check=check, prepared=prepared)

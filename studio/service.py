@@ -405,6 +405,24 @@ class Studio:
             trusted.append(self._demo.host)
         return fetch_image_link(url, trusted_hosts=trusted, max_bytes=max_bytes)
 
+    # -- drafts: a browser session's Generate form, kept so that a refresh brings it back ------
+
+    def save_draft(self, session_id: str, body: str) -> None:
+        """Keep a browser session's form (JSON text written by the page)."""
+        self._store.save_draft(session_id, body)
+
+    def load_draft(self, session_id: str) -> str | None:
+        """The form a browser session kept last, if any."""
+        return self._store.load_draft(session_id)
+
+    def keep_image(self, data: bytes, *, format: str) -> str:
+        """Store an image as given (by its content hash, once) and return the hash."""
+        return self._images.save(data, format=format)
+
+    def kept_image(self, sha256: str) -> bytes:
+        """The bytes of a kept image (``FileNotFoundError`` if there is none)."""
+        return self._images.load(sha256)
+
     # -- jobs ------------------------------------------------------------------------------
 
     def submit(
