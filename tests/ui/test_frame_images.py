@@ -12,7 +12,7 @@ def test_a_wide_sixteen_bit_grey_png_is_previewed_and_fixed(app: AppTest) -> Non
     upload(app, gray16_png(3000, 1700), name="scan.png", mime="image/png")
     assert not app.exception
     said = texts(app)
-    assert "It uses 16 or more bits per colour; the gateway needs 8." in said
+    assert "It uses 16 or more bits per colour; the video service needs 8." in said
     assert len(app.get("image")) == 1  # the preview
 
     app.button(key="gen.image.fix").click().run()
