@@ -6,8 +6,9 @@ import streamlit as st
 from streamlit.runtime.uploaded_file_manager import UploadedFile
 
 from components import state
-from components.formatting import file_size, megabytes, plain
+from components.formatting import plain
 from studio.catalog import Limits
+from studio.humane import megabytes
 from studio.images import ImageCheck, ImageRejected, PreparedImage, shrink_to_jpeg
 from studio.linkfetch import LinkRejected
 from studio.service import Studio
@@ -165,7 +166,7 @@ def _render_preview(*, studio: Studio, slot: str, choice: state.FrameChoice) -> 
 def _describe(source: str, check: ImageCheck) -> str:
     name = source.rsplit("/", 1)[-1] or source
     return (
-        f"{name} · {check.format} · {check.width}×{check.height} px · {file_size(check.size_bytes)}"
+        f"{name} · {check.format} · {check.width}×{check.height} px · {megabytes(check.size_bytes)}"
     )
 
 
@@ -199,7 +200,7 @@ def _render_ready(*, slot: str, prepared: PreparedImage, fixed: bool) -> None:
             st.success(f"Ready to send. What was changed:\n{done}", icon=":material/check:")
             st.caption(
                 f"Will send {prepared.format}, {prepared.width}×{prepared.height} px, "
-                f"{file_size(prepared.size_bytes)}."
+                f"{megabytes(prepared.size_bytes)}."
             )
         elif not fixed:
             st.success("Ready to send.", icon=":material/check:")

@@ -101,14 +101,14 @@ def test_a_hostile_prompt_is_text_on_the_card_and_in_history(
 
     page.goto(f"{streamlit_app}/?session={SESSION_ID}")
     card = page.locator(f".st-key-job-card-{hostile_job}")
-    expect(card.get_by_text("The gateway said", exact=False)).to_be_visible()
+    expect(card.get_by_text("The video service said", exact=False)).to_be_visible()
     _assert_shown_as_text(page)
 
     page.goto(f"{streamlit_app}/history?session={SESSION_ID}")
     expect(page.get_by_role("heading", name="History", exact=True)).to_be_visible()
     page.locator(".st-key-hist-open").get_by_role("combobox").click()
     page.get_by_role("option").first.click()
-    expect(page.locator(".st-key-history-open").get_by_text("Prompt:", exact=True)).to_be_visible()
+    expect(page.locator(".st-key-history-open").get_by_text("Prompt", exact=True)).to_be_visible()
     _assert_shown_as_text(page)
-    assert "Image: [me](https://example.com).jpg" in main_text(page)
+    assert "[me](https://example.com).jpg" in main_text(page)
     assert not [url for url in asked if url.startswith(PIXEL)]
