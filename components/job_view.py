@@ -25,8 +25,9 @@ from components.formatting import (
 from studio import expectations
 from studio.explain import TRYING_AGAIN_WORKS
 from studio.humane import cost_phrase, elapsed, money, shorten
-from studio.records import DEMO, Job, JobStatus
-from studio.service import KeyRequired, Studio, resend_submission_id
+from studio.keys import KeyRequired
+from studio.records import Job, JobStatus
+from studio.service import Studio, resend_submission_id
 
 # How often the card in focus re-reads the store while its job is in flight.
 REFRESH_SECONDS = 1.0
