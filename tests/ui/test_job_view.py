@@ -13,11 +13,12 @@ from streamlit.testing.v1 import AppTest
 from components.services import get_studio
 from studio import explain
 from studio.keys import KEY_FROM_SESSION, KeyChoice
-from studio.records import BILLED, DEMO, Job, JobStatus
+from studio.records import BILLED, DEMO, Job, JobFilter, JobStatus
 from studio.store import JobStore
 from tests.ui.conftest import APP, JobMaker, as_read, texts
 
 SESSION_ID = "9c8b7a65-4d3e-4f21-8a0b-1c2d3e4f5a60"
+MINE = JobFilter(session_id=SESSION_ID)
 
 
 def _session_app() -> AppTest:
@@ -121,8 +122,8 @@ def test_a_failure_that_usually_passes_offers_try_again_with_its_price(
     assert again.label == "Try again · free in demo mode"  # the failed one cost nothing
 
     again.click().run()
-    assert store.count_jobs(session_id=SESSION_ID) == 3
-    newest = store.list_jobs(session_id=SESSION_ID, limit=1)[0]
+    assert store.count_jobs(MINE) == 3
+    newest = store.list_jobs(MINE, limit=1)[0]
     assert newest.id not in (failed.id, filtered.id)
     assert (newest.prompt, newest.model, newest.resolution, newest.seed) == (
         failed.prompt,
@@ -135,7 +136,7 @@ def test_a_failure_that_usually_passes_offers_try_again_with_its_price(
     # A second click on the same button makes no second job.
     at.button(key=f"job.{failed.id}.open").click().run()
     at.button(key=f"job.{failed.id}.try-again").click().run()
-    assert store.count_jobs(session_id=SESSION_ID) == 3
+    assert store.count_jobs(MINE) == 3
     assert not at.exception
 
 
