@@ -23,6 +23,7 @@ import logging
 import streamlit as st
 
 from components import draft, state
+from components.job_view import APP_TITLE, announce_finished
 from components.services import get_studio
 from components.sidebar import render_sidebar
 from studio.settings import SettingsError
@@ -33,7 +34,7 @@ _log = logging.getLogger("wan_studio")
 
 def main() -> None:
     """Configure the page, start (or reuse) the Studio, run the page, then draw the sidebar."""
-    st.set_page_config(page_title="Wan Studio", page_icon=":material/movie:", layout="wide")
+    st.set_page_config(page_title=APP_TITLE, page_icon=":material/movie:", layout="wide")
     try:
         studio = get_studio()
     except (SettingsError, EmptyDatabase) as problem:
@@ -61,7 +62,9 @@ def main() -> None:
     ]
     st.navigation(pages).run()
     # After the page, so its form reaches the browser before the totals are counted; the
-    # sidebar's place on screen does not depend on when it is drawn.
+    # sidebar's place on screen does not depend on when it is drawn. A job sent by the page
+    # is watched from this run on, so whichever page is open hears when it ends.
+    announce_finished(studio=studio, session_id=session_id)
     with st.sidebar:
         render_sidebar(studio=studio, session_id=session_id)
 

@@ -12,10 +12,10 @@ from streamlit.runtime.uploaded_file_manager import UploadedFile
 from components import state
 from components.formatting import plain
 from studio.catalog import Limits
+from studio.humane import MEGABYTE, file_size, size_limit
 from studio.images import ImageCheck, ImageRejected, PreparedImage, shrink_to_jpeg
 from studio.linkfetch import LinkRejected
 from studio.service import Studio
-from studio.sizes import MEGABYTE, file_size, size_limit
 
 # Formats a browser can show as they are; others are previewed once converted.
 _BROWSER_FORMATS = frozenset({"JPEG", "PNG", "BMP", "WEBP", "GIF"})

@@ -1,15 +1,16 @@
-"""Numbers, sizes, times and money as a person reads them."""
+"""What needs the browser to be said right: the viewer's time zone and Markdown-safe text.
+
+Money, sizes, counts and durations are written by ``studio.humane``, which the command line
+shares.
+"""
 
 from __future__ import annotations
 
 import re
 from datetime import UTC, date, datetime, timedelta, tzinfo
-from decimal import Decimal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import streamlit as st
-
-from studio.pricing import format_usd
 
 TONE_COLORS = {"info": "blue", "success": "green", "warning": "orange", "error": "red"}
 TONE_ICONS = {
@@ -39,21 +40,9 @@ def plain(text: str) -> str:
     return _LINK_OR_SHORTCODE.sub(lambda found: found.group() + _WORD_JOINER, escaped)
 
 
-def money(amount: Decimal | None) -> str:
-    """``$0.75``; an em dash for no amount."""
-    return "—" if amount is None else format_usd(amount)
-
-
-def elapsed(seconds: float) -> str:
-    """``45 s``, ``3 min 05 s``, ``1 h 02 min``."""
-    whole = max(0, int(seconds))
-    if whole < 60:
-        return f"{whole} s"
-    minutes, secs = divmod(whole, 60)
-    if minutes < 60:
-        return f"{minutes} min {secs:02d} s"
-    hours, minutes = divmod(minutes, 60)
-    return f"{hours} h {minutes:02d} min"
+def money_text(text: str) -> str:
+    """Our own words with dollar amounts, for Markdown: two ``$`` on a line would be a formula."""
+    return text.replace("$", "\\$")
 
 
 def viewer_timezone() -> tzinfo:

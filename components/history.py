@@ -7,7 +7,6 @@ import math
 from collections.abc import Callable
 from datetime import UTC, date, datetime, timedelta, tzinfo
 from functools import partial
-from pathlib import Path
 from typing import Any
 
 import pandas as pd
@@ -15,15 +14,19 @@ import streamlit as st
 
 from components import state
 from components.first_frame import frame_from_prepared
-from components.formatting import local_day_end, local_day_start, local_time, money, plain
-from components.job_cards import (
-    download_name,
+from components.formatting import local_day_end, local_day_start, local_time, money_text
+from components.job_view import (
+    render_cost,
+    render_download,
     render_job_actions,
     render_job_media,
-    what_went_wrong,
+    render_status_line,
+    render_timing,
+    render_what_went_wrong,
 )
-from components.sidebar import totals_rows
+from components.sidebar import demo_words, pending_words, totals_rows, would_have_cost
 from studio.catalog import Catalog
+from studio.humane import money, plural, short_cost, shorten
 from studio.records import BILLED, DEMO, Job, JobFilter, JobStatus, ModeSpend, Totals
 from studio.service import Studio
 
@@ -53,11 +56,12 @@ def render_totals(*, totals: Totals, catalog: Catalog) -> None:
                 if never_billed:
                     st.metric(
                         name,
-                        _videos(spend.demo.videos),
+                        plural(spend.demo.videos, "demo video"),
                         border=True,
-                        help="Demo videos are made on this computer and are never billed.",
+                        help="Demo videos are made on this computer and are never billed; "
+                        "the amount is what they would have cost.",
                     )
-                    st.caption("demo, not billed")
+                    st.caption(money_text(would_have_cost(spend.demo)))
                 else:
                     st.metric(
                         name,
@@ -70,16 +74,16 @@ def render_totals(*, totals: Totals, catalog: Catalog) -> None:
             _render_by_model(totals=totals, catalog=catalog)
 
 
-def _videos(count: int) -> str:
-    return "1 video" if count == 1 else f"{count} videos"
-
-
 def _counts(spend: ModeSpend) -> str:
     billed, demo = spend.billed, spend.demo
     said = "none billed"
     if billed.videos:
-        said = f"{_videos(billed.videos)} billed, {billed.seconds} s"
-    return said + (f" · {_videos(demo.videos)} in demo (free)" if demo.videos else "")
+        said = f"{plural(billed.videos, 'video')} billed, {billed.seconds} s"
+    if billed.pending:
+        said += f" · {pending_words(billed)}"
+    if demo.jobs:
+        said += f" · demo, not billed: {demo_words(demo)}"
+    return money_text(said)
 
 
 def _render_by_model(*, totals: Totals, catalog: Catalog) -> None:
@@ -91,6 +95,7 @@ def _render_by_model(*, totals: Totals, catalog: Catalog) -> None:
                 "Billed seconds": spend.billed.seconds,
                 "Spent": money(spend.billed.cost_usd),
                 "Demo videos": spend.demo.videos,
+                "Demo would have cost": money(spend.demo.cost_usd),
             }
             for model, spend in totals.by_model.items()
         ]
@@ -223,18 +228,49 @@ def render_job_table(*, studio: Studio, filters: JobFilter, zone: tzinfo) -> lis
             page = st.pagination(pages, key=state.HIST_PAGE)
         jobs = studio.history(filters, limit=PAGE_SIZE, offset=(page - 1) * PAGE_SIZE)
         st.caption(_table_caption(page=page, shown=len(jobs), total=total))
-        st.dataframe(
-            _table(studio=studio, jobs=jobs, zone=zone),
-            hide_index=True,
-            key=state.HIST_TABLE,
-            row_height=_ROW_HEIGHT,
-            # Tall enough for a screenful of rows before the table scrolls inside itself.
-            height=_HEADER_HEIGHT + _ROW_HEIGHT * min(len(jobs), _ROWS_IN_VIEW) + 2,
-            on_select=partial(_open_selected_row, [job.id for job in jobs]),
-            selection_mode="single-row",
-            column_config=_TABLE_COLUMNS,
-        )
+        # A phone gets a list it reads without sideways scrolling; a wider window, the table.
+        st.html(_ONE_LAYOUT_PER_WIDTH)
+        with st.container(key="history-wide"):
+            st.dataframe(
+                _table(studio=studio, jobs=jobs, zone=zone),
+                hide_index=True,
+                key=state.HIST_TABLE,
+                row_height=_ROW_HEIGHT,
+                # Tall enough for a screenful of rows before the table scrolls inside itself.
+                height=_HEADER_HEIGHT + _ROW_HEIGHT * min(len(jobs), _ROWS_IN_VIEW) + 2,
+                on_select=partial(_open_selected_row, [job.id for job in jobs]),
+                selection_mode="single-row",
+                column_config=_TABLE_COLUMNS,
+            )
+        with st.container(key="history-narrow"):
+            _render_compact_list(studio=studio, jobs=jobs, zone=zone)
     return jobs
+
+
+# Below this width the table would scroll sideways inside the page.
+_NARROW_MAX_PX = 640
+_ONE_LAYOUT_PER_WIDTH = f"""
+<style>
+.st-key-history-narrow {{ display: none; }}
+@media (max-width: {_NARROW_MAX_PX}px) {{
+  .st-key-history-wide {{ display: none; }}
+  .st-key-history-narrow {{ display: flex; }}
+}}
+</style>
+"""
+
+
+def _render_compact_list(*, studio: Studio, jobs: list[Job], zone: tzinfo) -> None:
+    """Each job on two short lines: model, status and cost, then when and what it shows."""
+    now = datetime.now(UTC)
+    for job in jobs:
+        with st.container(border=True, key=f"history-row-{job.id}"):
+            model = _model_label(studio.catalog, job.model)
+            st.markdown(money_text(f"{model} · {job.status.label} · {short_cost(job)}"))
+            when = local_time(job.created_at, zone=zone, now=now)
+            st.caption(f"{when} · {job.resolution} · {job.duration} s · #{job.id}")
+            if job.prompt:
+                st.text(shorten(job.prompt, 80))
 
 
 _ROW_HEIGHT = 56
@@ -261,13 +297,9 @@ _TABLE_COLUMNS = {
 
 def _table_caption(*, page: int, shown: int, total: int) -> str:
     if shown == total:
-        return f"{_count(total, 'job')}, newest first. Tick a row to open it."
+        return f"{plural(total, 'job')}, newest first. Tick a row to open it."
     first = (page - 1) * PAGE_SIZE + 1
     return f"{first}–{first + shown - 1} of {total} jobs, newest first. Tick a row to open it."
-
-
-def _count(number: int, noun: str) -> str:
-    return f"1 {noun}" if number == 1 else f"{number} {noun}s"
 
 
 def _open_selected_row(job_ids: list[int]) -> None:
@@ -288,34 +320,11 @@ def _table(*, studio: Studio, jobs: list[Job], zone: tzinfo) -> pd.DataFrame:
                 "Model": _model_label(studio.catalog, job.model),
                 "Video": f"{job.resolution} · {job.duration} s",
                 "Status": job.status.label,
-                "Cost": _short_cost(job),
+                "Cost": short_cost(job),
             }
             for job in jobs
         ]
     )
-
-
-def _short_cost(job: Job) -> str:
-    if job.is_demo:
-        return "free (demo)"
-    if job.has_cost:
-        return money(job.cost_usd)
-    return f"≈ {money(job.estimate_usd)}" if _may_be_billed(job) else "not billed"
-
-
-def _may_be_billed(job: Job) -> bool:
-    # An uncertain submit may have reached the gateway, so it may still be charged.
-    return job.in_flight or job.status is JobStatus.UNCERTAIN
-
-
-def _cost(job: Job) -> str:
-    if job.is_demo:
-        return f"demo, not billed (would be ≈ {money(job.estimate_usd)})"
-    if job.has_cost:
-        return money(job.cost_usd)
-    if _may_be_billed(job):
-        return f"≈ {money(job.estimate_usd)}, charged only if it succeeds"
-    return "not billed"
 
 
 @st.cache_data(max_entries=2000, show_spinner=False)
@@ -360,17 +369,12 @@ def render_open_job(*, studio: Studio, jobs: list[Job], zone: tzinfo) -> None:
             if video is None:
                 st.caption(_why_no_video(job))
         with details:
-            _render_job_facts(job=job, studio=studio, zone=zone)
+            render_status_line(job=job, studio=studio)
+            render_timing(job=job, studio=studio, zone=zone, now=datetime.now(UTC))
+            render_cost(job=job)
             if video is not None:
-                st.download_button(
-                    "Download video",
-                    data=partial(Path.read_bytes, video),
-                    file_name=download_name(job),
-                    mime="video/mp4",
-                    icon=":material/download:",
-                    key=state.HIST_DOWNLOAD,
-                    on_click="ignore",
-                )
+                render_download(job=job, video=video, key=state.HIST_DOWNLOAD)
+            _render_job_facts(job)
             if st.button(
                 "Use these settings again",
                 key=state.HIST_REUSE,
@@ -379,6 +383,7 @@ def render_open_job(*, studio: Studio, jobs: list[Job], zone: tzinfo) -> None:
             ):
                 _reuse(studio=studio, job=job)
             # A job sent again from here belongs to this browser session from then on.
+            render_what_went_wrong(studio=studio, job=job, session_id=state.session_id())
             render_job_actions(studio=studio, job=job, session_id=state.session_id())
 
 
@@ -396,28 +401,26 @@ def _job_title(job: Job, *, zone: tzinfo) -> str:
     return f"#{job.id} · {when} · {job.status.label} · {prompt or 'no prompt'}"
 
 
-def _render_job_facts(*, job: Job, studio: Studio, zone: tzinfo) -> None:
-    model = plain(_model_label(studio.catalog, job.model))
-    facts = [
-        f"**{model}** · {job.resolution} · {job.duration} s",
-        f"Status: {job.status.label}" + (" (demo)" if job.is_demo else ""),
-        f"Made {local_time(job.created_at, zone=zone, in_sentence=True)}",
-        f"Cost: {_cost(job)}",
+def _render_job_facts(job: Job) -> None:
+    """The settings a job was made with; what was typed is shown as typed, never as Markdown."""
+    settings = [
         f"Seed: {job.seed}" if job.seed is not None else "Seed: random",
         "Improve my prompt: on" if job.prompt_extend else "Improve my prompt: off",
+        f"Job #{job.id}",
     ]
+    st.caption(" · ".join(settings))
     if job.image_source:
-        facts.append(f"Image: {plain(job.image_source)}")
-    st.markdown("\n".join(f"- {fact}" for fact in facts))
+        st.caption("First frame")
+        st.text(job.image_source)
     if job.prompt:
-        st.markdown(f"**Prompt:** {plain(job.prompt)}")
+        st.caption("Prompt")
+        st.text(job.prompt)
     if job.negative_prompt:
-        st.markdown(f"**Avoid:** {plain(job.negative_prompt)}")
+        st.caption("Avoid")
+        st.text(job.negative_prompt)
     if job.prompt_was_improved:
         with st.expander("Improved prompt the model used"):
-            st.markdown(plain(job.actual_prompt or ""))
-    if explanation := what_went_wrong(job):
-        st.info(plain(explanation), icon=":material/lightbulb:")
+            st.text(job.actual_prompt or "")
 
 
 def _reuse(*, studio: Studio, job: Job) -> None:

@@ -5,8 +5,9 @@ from __future__ import annotations
 import streamlit as st
 
 from components import state
-from components.formatting import money
+from components.formatting import money_text
 from studio.catalog import Catalog, ModelSpec
+from studio.humane import clip_price, money, per_second
 from studio.pricing import LISTED_CLIP_SECONDS, estimate_cost, listed_price_differs
 
 
@@ -49,10 +50,10 @@ def _render_model_card(spec: ModelSpec) -> None:
 
 
 def resolution_price_line(spec: ModelSpec, resolution: str) -> str:
-    """``720P: $0.045/s · $0.225 for 5 s (Pixazo's list says $0.20)``."""
+    """``720P: $0.045/s · $0.225 for 5 s (Pixazo's list says $0.200)``."""
     clip = estimate_cost(spec, resolution, LISTED_CLIP_SECONDS)
     line = (
-        f"{resolution}: {money(spec.price_per_second[resolution])}/s · "
+        f"{resolution}: {per_second(spec.price_per_second[resolution])} · "
         f"{money(clip)} for {LISTED_CLIP_SECONDS}\u00a0s"
     )
     if listed_price_differs(spec, resolution):
@@ -83,8 +84,8 @@ def cheaper_note(spec: ModelSpec, lower: str, higher: str) -> str:
     """Say that a higher resolution costing less is the gateway's price, not a mistake."""
     prices = spec.price_per_second
     return (
-        f"{spec.label} costs less per second at {higher} ({money(prices[higher])}/s) than at "
-        f"{lower} ({money(prices[lower])}/s): that is Pixazo's price, not a mistake."
+        f"{spec.label} costs less per second at {higher} ({per_second(prices[higher])}) than at "
+        f"{lower} ({per_second(prices[lower])}): that is Pixazo's price, not a mistake."
     )
 
 
@@ -122,13 +123,12 @@ def render_calculator(*, catalog: Catalog) -> None:
                 key=f"{state.PRICES_DURATION}.{spec.id}",
             )
         cost = estimate_cost(spec, resolution, duration)
-        rate = spec.price_per_second[resolution]
         st.metric(
             "This clip costs",
             money(cost),
             help="Billed per second of finished video; failed jobs are free.",
         )
-        st.caption(f"{money(rate)} per second × {duration} s at {resolution} with {spec.label}.")
+        st.caption(money_text(f"{clip_price(cost, duration)} at {resolution} with {spec.label}."))
         for lower, higher in cheaper_higher_resolutions(spec, catalog=catalog):
             if resolution in (lower, higher):
                 st.caption(cheaper_note(spec, lower, higher))

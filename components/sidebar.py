@@ -5,7 +5,8 @@ from __future__ import annotations
 import streamlit as st
 
 from components import state
-from components.formatting import money
+from components.formatting import money_text
+from studio.humane import money, plural
 from studio.keys import KEY_FROM_SESSION, KeyChoice
 from studio.records import ModeSpend, Spend, Totals
 from studio.service import Studio
@@ -54,17 +55,58 @@ def render_mode_badge(*, studio: Studio) -> None:
             )
 
 
+def render_mode_line(*, studio: Studio, session_id: str) -> None:
+    """One line under a page's title: demo or billed, and this session's total so far.
+
+    On a phone the sidebar is closed; this line says what it would.
+    """
+    billed = key_in_use(studio=studio).billed
+    session = studio.totals(session_id).session
+    with st.container(key="mode-line"):
+        if billed:
+            said = f"Billed to your key · this session: {money(session.billed.cost_usd)}"
+            if session.billed.pending:
+                said += f" · {pending_words(session.billed)}"
+            st.caption(f":material/payments: {money_text(said)}")
+        else:
+            said = "Demo mode, nothing is billed"
+            if session.demo.jobs:
+                said += f" · this session: {demo_words(session.demo)}"
+            st.caption(f":material/science: {money_text(said)}")
+
+
 def render_totals(*, totals: Totals, billed_mode: bool) -> None:
-    """Billed spend (in billed mode, or once anything was billed) and demo videos, never mixed."""
+    """Billed spend (in billed mode, or once anything was billed) and demo videos, never mixed.
+
+    A job counts from the moment it is sent, as pending, with what it costs if it succeeds;
+    demo videos say what they would have cost.
+    """
     show_billed = billed_mode or totals.all_time.billed.jobs > 0
     show_demo = totals.all_time.demo.jobs > 0
     with st.container(key="sidebar-totals"):
         if show_billed:
             st.markdown("**Billed spend**" + _LINE_BREAK + _billed_lines(totals))
         if show_demo:
-            st.markdown("**Demo videos** · free" + _LINE_BREAK + _demo_lines(totals))
+            st.markdown("**Demo videos** · not billed" + _LINE_BREAK + _demo_lines(totals))
         if not show_billed and not show_demo:
             st.caption("Your videos, and what they cost, are counted here.")
+
+
+def pending_words(spend: Spend) -> str:
+    """``1 pending ($0.225 if it succeeds)``."""
+    if_done = "if it succeeds" if spend.pending == 1 else "if they succeed"
+    return f"{spend.pending} pending ({money(spend.pending_usd)} {if_done})"
+
+
+def demo_words(spend: Spend) -> str:
+    """``2 videos, would have cost $0.170``, and ``· 1 pending`` while one is in flight."""
+    return f"{plural(spend.videos, 'video')}, {would_have_cost(spend)}"
+
+
+def would_have_cost(spend: Spend) -> str:
+    """``would have cost $0.170``, and ``· 1 pending`` while a demo job is in flight."""
+    said = f"would have cost {money(spend.cost_usd)}"
+    return said + (f" · {spend.pending} pending" if spend.pending else "")
 
 
 def totals_rows(totals: Totals) -> list[tuple[str, ModeSpend]]:
@@ -77,15 +119,16 @@ def totals_rows(totals: Totals) -> list[tuple[str, ModeSpend]]:
 
 
 def _billed_lines(totals: Totals) -> str:
-    return _LINE_BREAK.join(
-        f"{name}: **{money(spend.billed.cost_usd)}** · {_videos(spend.billed)}"
-        for name, spend in totals_rows(totals)
-    )
+    return _LINE_BREAK.join(_billed_line(name, spend.billed) for name, spend in totals_rows(totals))
+
+
+def _billed_line(name: str, spend: Spend) -> str:
+    # Escaped: two dollar amounts on one Markdown line would read as a formula.
+    line = f"{name}: **{money(spend.cost_usd)}** · {plural(spend.videos, 'video')}"
+    return money_text(line + (f" · {pending_words(spend)}" if spend.pending else ""))
 
 
 def _demo_lines(totals: Totals) -> str:
-    return _LINE_BREAK.join(f"{name}: {_videos(spend.demo)}" for name, spend in totals_rows(totals))
-
-
-def _videos(spend: Spend) -> str:
-    return "1 video" if spend.videos == 1 else f"{spend.videos} videos"
+    return _LINE_BREAK.join(
+        f"{name}: {money_text(demo_words(spend.demo))}" for name, spend in totals_rows(totals)
+    )

@@ -102,6 +102,10 @@ _SESSION_API_KEY = "_settings.session_api_key"
 _KEY_HOLDER = "_settings.key_holder"
 _KEY_ERROR = "_settings.key_error"
 _NOTICE = "_notice"
+_FOCUS = "_gen.focus"
+_SEEN_IN_FLIGHT = "_jobs.seen_in_flight"
+_FINISH_RERUN = "_jobs.finish_rerun"
+_TITLE_MARK = "_jobs.title_mark"
 
 # A second click on Generate this soon after the first, with the same form, is a double click.
 DOUBLE_CLICK_SECONDS = 2.0
@@ -337,6 +341,57 @@ def set_notice(text: str) -> None:
 def pop_notice() -> str | None:
     """The message left for this run, if any."""
     return st.session_state.pop(_NOTICE, None)
+
+
+# --- the job in focus, and jobs that end while the user is elsewhere ---------------------------
+
+
+@dataclass(frozen=True)
+class FocusedJob:
+    """The job the user opened from the gallery, and the newest job when they did."""
+
+    job_id: int
+    newest_when_chosen: int
+
+
+def focused_job() -> FocusedJob | None:
+    """The job opened from the Generate page's gallery, if any."""
+    return st.session_state.get(_FOCUS)
+
+
+def set_focused_job(job_id: int, newest_id: int) -> None:
+    """Open a job in the Generate page's large card (until a newer job than ``newest_id``)."""
+    st.session_state[_FOCUS] = FocusedJob(job_id=job_id, newest_when_chosen=newest_id)
+
+
+def jobs_seen_in_flight() -> frozenset[int]:
+    """This session's jobs that were in flight at the end of the last run."""
+    return st.session_state.get(_SEEN_IN_FLIGHT, frozenset())
+
+
+def set_jobs_seen_in_flight(job_ids: frozenset[int]) -> None:
+    """Remember which jobs were in flight, to tell on the next run which of them ended."""
+    st.session_state[_SEEN_IN_FLIGHT] = job_ids
+
+
+def note_finish_rerun() -> None:
+    """The next run is the app's own, because a job ended (not something the user did)."""
+    st.session_state[_FINISH_RERUN] = True
+
+
+def pop_finish_rerun() -> bool:
+    """Whether this run was started because a job ended."""
+    return bool(st.session_state.pop(_FINISH_RERUN, False))
+
+
+def title_mark() -> str | None:
+    """What the tab's title says about jobs that ended, e.g. "✓ Done"."""
+    return st.session_state.get(_TITLE_MARK)
+
+
+def set_title_mark(mark: str | None) -> None:
+    """Set (or clear, with ``None``) what the tab's title says about jobs that ended."""
+    st.session_state[_TITLE_MARK] = mark
 
 
 # --- a key typed in Settings -----------------------------------------------------------------

@@ -1,4 +1,4 @@
-"""Generate: choose a first frame, describe the motion, see the price, make a video."""
+"""Generate: what you put in on the left, the video you get on the right."""
 
 from __future__ import annotations
 
@@ -10,24 +10,44 @@ from components.first_frame import render_frame_input
 from components.generate_form import (
     chosen_model,
     render_model_options,
+    render_negative_prompt,
+    render_prompt_switch,
     render_prompts,
     render_summary_and_submit,
-    render_switches_and_seed,
+    render_watermark_and_seed,
 )
-from components.job_cards import render_session_jobs
+from components.job_view import render_session_jobs
 from components.services import get_studio
+from components.sidebar import render_mode_line
+
+# The result column stays in view while the form scrolls, so the new job's card is on screen
+# right after the click; on a phone the columns stack and it follows the button.
+_RESULT_STAYS_IN_VIEW = """
+<style>
+@media (min-width: 641px) {
+  [data-testid="stColumn"]:has(.st-key-gen-result) {
+    position: sticky;
+    top: 3.75rem;
+    align-self: flex-start;
+  }
+}
+</style>
+"""
 
 
 def main() -> None:
-    """Frames on the left, options and the button on the right, this session's videos below."""
+    """Frames and prompt, then options, price and button; the job and the gallery on the right."""
     studio = get_studio()
     session_id = state.session_id()
     st.title("Generate a video")
-    st.caption("Bring a still image to life: add a first frame, say what should happen, generate.")
+    render_mode_line(studio=studio, session_id=session_id)
     if notice := state.pop_notice():
         st.success(notice, icon=":material/replay:")
-    frames, options = st.columns([5, 6], gap="large")
-    with frames:
+    st.html(_RESULT_STAYS_IN_VIEW)
+    # Three columns on a wide screen keep the button above the fold; a phone stacks them in
+    # this order: frame, prompt, options, price and button, then the result.
+    frame_and_prompt, options, result = st.columns([3, 3, 5], gap="medium")
+    with frame_and_prompt:
         render_frame_input(
             studio=studio,
             slot=state.FIRST_FRAME,
@@ -41,12 +61,16 @@ def main() -> None:
                 title="Last frame",
                 hint="The picture your video ends on.",
             )
+        render_prompts(catalog=studio.catalog)
     with options:
         render_model_options(catalog=studio.catalog)
-        render_prompts(catalog=studio.catalog)
-        render_switches_and_seed(catalog=studio.catalog)
+        render_prompt_switch()
+        with st.expander("More options", icon=":material/tune:"):
+            render_negative_prompt(catalog=studio.catalog)
+            render_watermark_and_seed(catalog=studio.catalog)
         render_summary_and_submit(studio=studio, session_id=session_id)
-    render_session_jobs(studio=studio, session_id=session_id)
+    with result, st.container(key="gen-result"):
+        render_session_jobs(studio=studio, session_id=session_id)
     # Last, so that a refresh brings back the form as this run left it.
     save_draft(studio=studio, session_id=session_id)
 

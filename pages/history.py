@@ -15,6 +15,7 @@ from components.history import (
     render_totals,
 )
 from components.services import get_studio
+from components.sidebar import render_mode_line
 
 
 def main() -> None:
@@ -22,6 +23,7 @@ def main() -> None:
     studio = get_studio()
     zone = viewer_timezone()
     st.title("History")
+    render_mode_line(studio=studio, session_id=state.session_id())
     st.caption("Every video made here, with its settings and what it cost.")
     if render_empty_history(studio=studio):
         return

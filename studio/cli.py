@@ -30,11 +30,11 @@ from urllib.parse import unquote, urlsplit
 from studio.catalog import default_catalog
 from studio.errors import redact
 from studio.export import job_to_json, jobs_csv, jobs_json, totals_to_json
+from studio.humane import cost_phrase, money, plural, short_cost, shorten, stopwatch
 from studio.images import ImageRejected, PreparedImage
 from studio.jobs import JobDraft
 from studio.keys import KeyRequired
 from studio.linkfetch import LinkRejected
-from studio.pricing import format_usd
 from studio.records import Job, JobFilter, JobStatus, Spend
 from studio.schedule import PollPolicy
 from studio.service import RECHECKABLE, Studio, resend_submission_id
@@ -114,22 +114,18 @@ def _local(moment: datetime | None) -> str:
     return moment.astimezone().strftime("%Y-%m-%d %H:%M") if moment else "—"
 
 
-def _clock(seconds: float) -> str:
-    minutes, rest = divmod(int(seconds), 60)
-    return f"{minutes}:{rest:02d}"
-
-
-def _shorten(text: str, width: int) -> str:
-    flat = " ".join(text.split())
-    return flat if len(flat) <= width else flat[: width - 1] + "…"
-
-
 def _spend_text(spend: Spend) -> str:
+    """``3 jobs, 2 videos, 10 s, $0.450 · 1 pending ($0.225)``: a demo column's money is what
+    its videos would have cost."""
     if not spend.jobs:
         return "—"
-    videos = "1 video" if spend.videos == 1 else f"{spend.videos} videos"
-    jobs = "1 job" if spend.jobs == 1 else f"{spend.jobs} jobs"
-    return f"{jobs}, {videos}, {spend.seconds} s, {format_usd(spend.cost_usd)}"
+    said = (
+        f"{plural(spend.jobs, 'job')}, {plural(spend.videos, 'video')}, {spend.seconds} s, "
+        f"{money(spend.cost_usd)}"
+    )
+    return said + (
+        f" · {spend.pending} pending ({money(spend.pending_usd)})" if spend.pending else ""
+    )
 
 
 def _table(rows: list[list[str]]) -> str:
@@ -138,12 +134,6 @@ def _table(rows: list[list[str]]) -> str:
         "  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip()
         for row in rows
     )
-
-
-def _cost_text(job: Job) -> str:
-    if job.cost_usd is not None:
-        return format_usd(job.cost_usd)
-    return f"~{format_usd(job.estimate_usd)}" if job.in_flight else "—"
 
 
 # -- images --------------------------------------------------------------------------------------
@@ -270,8 +260,6 @@ def _generate(options: argparse.Namespace, context: _Context) -> int:
             else ""
         )
         _say(f"{draft.model}: {estimate.text}{size}")
-        if estimate.listed_usd is not None:
-            _say(f"(the gateway's price list says {format_usd(estimate.listed_usd)} per clip)")
 
         job = studio.submit(draft, submission_id=str(uuid.uuid4()), session_id=_cli_session())
         if not job.in_flight:
@@ -297,9 +285,7 @@ def _follow(studio: Studio, job: Job, *, wait: bool) -> int:
     video = studio.video_file(job)
     if job.status is not JobStatus.SUCCEEDED or video is None:
         raise _job_failure(job)
-    cost = format_usd(job.cost_usd) if job.cost_usd is not None else "—"
-    billed = " (demo: not billed)" if job.is_demo else ""
-    _say(f"Done: {job.billed_seconds or job.duration} s of video, {cost}{billed}.")
+    _say(f"Done: {job.billed_seconds or job.duration} s of video. {cost_phrase(job)}.")
     _out(str(video))
     return EXIT_OK
 
@@ -313,7 +299,7 @@ def _wait_for(studio: Studio, job: Job) -> Job:
     started = time.monotonic()
 
     def report(current: Job) -> None:
-        _say(f"{_clock(time.monotonic() - started):>6}  {current.status.label}")
+        _say(f"{stopwatch(time.monotonic() - started):>6}  {current.status.label}")
 
     try:
         return studio.wait(job.id, every=_REPORT_SECONDS, on_change=report)
@@ -376,8 +362,8 @@ def _jobs(options: argparse.Namespace, context: _Context) -> int:
                 job.resolution,
                 f"{job.duration} s",
                 job.status.label,
-                _cost_text(job),
-                _shorten(job.prompt, _PROMPT_COLUMN),
+                short_cost(job),
+                shorten(job.prompt, _PROMPT_COLUMN),
             ]
             for job in found
         ]
@@ -417,8 +403,7 @@ def _show(options: argparse.Namespace, context: _Context) -> int:
             ("Created", _local(job.created_at)),
             ("Finished", _local(job.finished_at)),
             ("Task", job.task_id or "—"),
-            ("Estimate", format_usd(job.estimate_usd)),
-            ("Cost", _cost_text(job) + (" (demo: not billed)" if job.is_demo else "")),
+            ("Cost", cost_phrase(job)),
             ("Video", str(video) if video else "—"),
         ]
         if job.error_code or job.error_message:
@@ -511,7 +496,7 @@ def _totals(options: argparse.Namespace, context: _Context) -> int:
     if options.json:
         _out(_dumps(totals_to_json(totals)))
         return EXIT_OK
-    rows = [["", "BILLED", "DEMO (not billed)"]]
+    rows = [["", "BILLED", "DEMO (not billed: what it would have cost)"]]
     rows += [
         ["Today", _spend_text(totals.today.billed), _spend_text(totals.today.demo)],
         ["All time", _spend_text(totals.all_time.billed), _spend_text(totals.all_time.demo)],

@@ -17,6 +17,8 @@ from studio.errors import (
 )
 
 NOTHING_BILLED = "Nothing was billed."
+# Said of failures that are the service's own passing trouble: pages offer a "Try again" button.
+TRYING_AGAIN_WORKS = "Trying again usually works."
 
 _FAILURE_CODES: dict[str, str] = {
     "DataInspectionFailed": (
@@ -30,7 +32,7 @@ _FAILURE_CODES: dict[str, str] = {
     ),
     "InternalError": (
         f"The video service failed on its side while generating. {NOTHING_BILLED} "
-        "Trying again usually works."
+        f"{TRYING_AGAIN_WORKS}"
     ),
 }
 

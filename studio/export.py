@@ -164,6 +164,8 @@ def _spend_json(spend: Spend) -> dict[str, Any]:
         "videos": spend.videos,
         "seconds": spend.seconds,
         "cost_usd": decimal_text(spend.cost_usd),
+        "pending": spend.pending,
+        "pending_usd": decimal_text(spend.pending_usd),
     }
 
 

@@ -44,6 +44,7 @@ from studio.errors import (
     redaction_pattern,
 )
 from studio.generation import SUBMIT_PATHS, GenerationRequest
+from studio.humane import size_limit
 from studio.linkfetch import (
     LinkRejected,
     LinkTooSlow,
@@ -52,7 +53,6 @@ from studio.linkfetch import (
     declared_length,
     open_link,
 )
-from studio.sizes import size_limit
 
 logger = logging.getLogger("studio.gateway")
 

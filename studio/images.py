@@ -29,7 +29,7 @@ from pathlib import Path
 from PIL import Image, UnidentifiedImageError
 
 from studio.catalog import Limits, default_catalog
-from studio.sizes import file_size, size_limit
+from studio.humane import file_size, size_limit
 
 # The most pixels this app decodes. A 48-megapixel phone photo fits; the gateway itself takes at
 # most 2000×2000 px, so anything larger only ever gets scaled down.

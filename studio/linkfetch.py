@@ -44,7 +44,7 @@ import requests
 from requests.adapters import HTTPAdapter
 from urllib3.connectionpool import HTTPConnectionPool
 
-from studio.sizes import size_limit
+from studio.humane import size_limit
 
 DEFAULT_MAX_BYTES = 30 * 1024 * 1024
 DEFAULT_DEADLINE_SECONDS = 20.0

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from decimal import ROUND_HALF_UP, Decimal
+from decimal import Decimal
 
 from studio.catalog import ModelSpec
 
@@ -11,9 +11,6 @@ from studio.catalog import ModelSpec
 LISTED_CLIP_SECONDS = 5
 # Output sides are multiples of this many pixels.
 SIDE_MULTIPLE = 16
-
-_CENT = Decimal("0.01")
-_MIL = Decimal("0.001")
 
 
 def _rate(spec: ModelSpec, resolution: str) -> Decimal:
@@ -89,26 +86,6 @@ def listed_price_differs(spec: ModelSpec, resolution: str) -> bool:
     if listed is None:
         return False
     return listed != estimate_cost(spec, resolution, LISTED_CLIP_SECONDS)
-
-
-def format_usd(amount: int | float | Decimal) -> str:
-    """Show an amount of USD with cents, and a third decimal only when it is needed.
-
-    Parameters
-    ----------
-    amount
-        The amount; more than three decimals are rounded half up.
-
-    Returns
-    -------
-    str
-        ``"$0.75"``, ``"$0.225"``, ``"$1,234.50"``, ``"-$0.20"``.
-    """
-    value = _decimal(amount).quantize(_MIL, rounding=ROUND_HALF_UP)
-    if value == value.quantize(_CENT):
-        value = value.quantize(_CENT)
-    sign = "-" if value < 0 else ""
-    return f"{sign}${abs(value):,}"
 
 
 def output_size(width: int, height: int, tier_pixels: int) -> tuple[int, int]:

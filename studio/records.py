@@ -158,6 +158,8 @@ class Spend:
     videos: int = 0  # videos the gateway made and billed, saved or not
     seconds: int = 0  # billed seconds of video
     cost_usd: Decimal = Decimal(0)
+    pending: int = 0  # jobs in flight: sent, not yet ended
+    pending_usd: Decimal = Decimal(0)  # what the pending jobs cost if they succeed
 
 
 @dataclass(frozen=True)

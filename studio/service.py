@@ -23,6 +23,7 @@ from studio.expectations import JobClass, RunTimeEstimator, TypicalWait
 from studio.export import jobs_csv
 from studio.gateway import GatewayClient, RetryPolicy
 from studio.generation import FieldProblem, InvalidRequest
+from studio.humane import clip_price
 from studio.imagehost import DataUriHost, ImageHost
 from studio.images import ImageCheck, ImageLibrary, PreparedImage, inspect_image, prepare_image
 from studio.jobs import JobDraft, Submitter, draft_problems
@@ -32,7 +33,6 @@ from studio.linkfetch import FetchedImage, fetch_image_link
 from studio.pricing import (
     LISTED_CLIP_SECONDS,
     estimate_cost,
-    format_usd,
     listed_clip_price,
     listed_price_differs,
     output_size,
@@ -347,8 +347,8 @@ class Studio:
         Returns
         -------
         Estimate
-            E.g. text ``"≈ $0.75 for 5 s at 1080P"``, or in demo mode
-            ``"demo: not billed (would be ≈ $0.75 for 5 s at 1080P)"``.
+            E.g. text ``"$0.750 · 5 s × $0.150/s"``, or in demo mode
+            ``"demo, not billed: would cost $0.750 · 5 s × $0.150/s"``.
 
         Raises
         ------
@@ -371,7 +371,7 @@ class Studio:
             width, height = output_size(
                 draft.image.width, draft.image.height, self.catalog.tier_pixels[resolution]
             )
-        price = f"≈ {format_usd(cost)} for {duration} s at {resolution}"
+        price = clip_price(cost, duration)
         billed = self._keys.for_new_job(api_key).billed
         listed = None
         if duration == LISTED_CLIP_SECONDS and listed_price_differs(spec, resolution):
@@ -381,7 +381,7 @@ class Studio:
             billed=billed,
             output_width=width,
             output_height=height,
-            text=price if billed else f"demo: not billed (would be {price})",
+            text=price if billed else f"demo, not billed: would cost {price}",
             listed_usd=listed,
         )
 

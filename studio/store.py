@@ -691,7 +691,9 @@ class JobStore:
         Totals
             ``jobs`` counts every job in a slice, ``videos`` the ones the gateway made (their
             cost is recorded, whether or not the video could be saved), ``seconds`` and
-            ``cost_usd`` their billed seconds and cost. ``by_model`` covers all time.
+            ``cost_usd`` their billed seconds and cost, ``pending`` and ``pending_usd`` the jobs
+            in flight not yet billed and what they cost if they succeed. ``by_model`` covers all
+            time.
         """
         _check_values({"today_start": today_start})
         slices: dict[str, sa.ColumnElement[bool]] = {
@@ -793,19 +795,28 @@ class JobStore:
 
 
 def _totals_query(slices: dict[str, sa.ColumnElement[bool]]) -> sa.Select[Any]:
-    """Per mode and model, each slice's jobs, videos, billed seconds and cost, in one query."""
+    """Per mode and model, each slice's jobs, videos, billed seconds and cost, and its jobs in
+    flight with what they cost if they succeed, in one query."""
     # The cost is recorded once, when the gateway reports the video made, and never cleared:
     # a video whose link expired before it was saved was billed all the same.
     made = sa.or_(jobs.c.status == JobStatus.SUCCEEDED, jobs.c.cost_usd.is_not(None))
+    # Sent and not yet billed: counted from the click, at its estimate.
+    in_flight = sa.and_(
+        jobs.c.status.in_([status for status in JobStatus if status.in_flight]),
+        jobs.c.cost_usd.is_(None),
+    )
     seconds = sa.func.coalesce(jobs.c.billed_seconds, 0)
     columns: list[sa.ColumnElement[Any]] = [jobs.c.mode, jobs.c.model]
     for name, condition in slices.items():
         done = sa.and_(condition, made)
+        pending = sa.and_(condition, in_flight)
         columns += [
             sa.func.sum(sa.case((condition, 1), else_=0)).label(f"{name}_jobs"),
             sa.func.sum(sa.case((done, 1), else_=0)).label(f"{name}_videos"),
             sa.func.sum(sa.case((done, seconds), else_=0)).label(f"{name}_seconds"),
             sa.func.sum(sa.case((done, jobs.c.cost_usd))).label(f"{name}_cost"),
+            sa.func.sum(sa.case((pending, 1), else_=0)).label(f"{name}_pending"),
+            sa.func.sum(sa.case((pending, jobs.c.estimate_usd))).label(f"{name}_pending_usd"),
         ]
     return sa.select(*columns).group_by(jobs.c.mode, jobs.c.model)
 
@@ -823,6 +834,8 @@ def _totals_from_rows(rows: Sequence[Row[Any]], *, slices: list[str]) -> Totals:
                 videos=int(mapping[f"{name}_videos"] or 0),
                 seconds=int(mapping[f"{name}_seconds"] or 0),
                 cost_usd=mapping[f"{name}_cost"] or Decimal(0),
+                pending=int(mapping[f"{name}_pending"] or 0),
+                pending_usd=mapping[f"{name}_pending_usd"] or Decimal(0),
             )
             modes = by_slice[name]
             modes[row.mode] = _add(modes.get(row.mode, Spend()), part)
@@ -846,4 +859,6 @@ def _add(left: Spend, right: Spend) -> Spend:
         videos=left.videos + right.videos,
         seconds=left.seconds + right.seconds,
         cost_usd=left.cost_usd + right.cost_usd,
+        pending=left.pending + right.pending,
+        pending_usd=left.pending_usd + right.pending_usd,
     )

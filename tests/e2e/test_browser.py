@@ -131,8 +131,7 @@ def test_upload_generate_play_and_find_it_in_history(
     expect(widget(page, "gen-prompts")).to_contain_text(f"{800 - len(PROMPT)} characters left")
 
     estimate = widget(page, "gen-estimate")
-    expect(estimate).to_contain_text("Demo: not billed")
-    expect(estimate).to_contain_text("for 3 s at 480P")
+    expect(estimate).to_contain_text("Demo, not billed: would cost $0.135 · 3 s × $0.045/s")
     expect(estimate).to_contain_text(re.compile(r"\d+×\d+ px, 3 s"))
     expect(generate_button(page)).to_be_enabled()
     wait_until_idle(page)
@@ -148,7 +147,7 @@ def test_upload_generate_play_and_find_it_in_history(
     expect(video).to_be_attached(timeout=VIDEO_TIMEOUT_MS)
     expect(card).to_contain_text("Done")
     # When the job ends, the page runs once more to update the sidebar; play after that run.
-    expect(widget(page, "sidebar-totals")).to_contain_text("This session: 1 video")
+    expect(widget(page, "sidebar-totals")).to_contain_text("This session: 1 video, would have")
     wait_until_idle(page)
 
     video.evaluate("async (v) => { v.muted = true; await v.play(); }")
@@ -174,7 +173,7 @@ def test_upload_generate_play_and_find_it_in_history(
     totals = widget(page, "history-totals")
     for slice_name in ("This session", "Today", "All time"):
         expect(totals.get_by_test_id("stMetric").filter(has_text=slice_name)).to_contain_text(
-            "1 video"
+            "1 demo video"
         )
     jobs = widget(page, "hist.open").get_by_role("combobox")
     jobs.click()

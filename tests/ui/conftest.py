@@ -2,20 +2,23 @@
 
 from __future__ import annotations
 
+import os
 import re
 import time
 import uuid
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from decimal import Decimal
 from pathlib import Path
 
 import pytest
+import sqlalchemy as sa
 import streamlit as st
 from streamlit.testing.v1 import AppTest
 
 from simulator import RunningSimulator
 from studio.images import ImageLibrary, prepare_image
+from studio.migrations import jobs as jobs_table
 from studio.records import DEMO, Job, JobStatus
 from studio.store import JobStore, sqlite_url
 from tests.plugins.images import image_bytes
@@ -102,7 +105,7 @@ def as_read(markdown: str) -> str:
 def texts(at: AppTest) -> str:
     """Every piece of text on the page (main area and sidebar), as read, for "is it said" checks."""
     parts = [element.value for element in at.markdown]
-    for kind in ("caption", "success", "warning", "error", "info", "title", "subheader"):
+    for kind in ("caption", "success", "warning", "error", "info", "title", "subheader", "text"):
         parts += [str(element.value) for element in at.get(kind)]
     parts += [str(metric.value) for metric in at.metric]
     parts += [str(metric.label) for metric in at.metric]
@@ -175,7 +178,22 @@ class JobMaker:
                 "billed_seconds": 5,
                 "cost_usd": Decimal(cost) if cost else None,
             } | fields
-        return self.store.update(job.id, **fields)
+        clicked = fields.pop("created_at", None)
+        made = self.store.update(job.id, **fields)
+        if clicked is not None:
+            # Not a field the store lets anyone change: written as an older store would hold it.
+            with self.store.engine.begin() as conn:
+                conn.execute(
+                    sa.update(jobs_table)
+                    .where(jobs_table.c.id == job.id)
+                    .values(created_at=clicked)
+                )
+            made = replace(made, created_at=clicked)  # type: ignore[arg-type]
+        if made.video_path and made.finished_at is not None:
+            # The watcher saves the video as the job finishes: the file's time says when.
+            saved = made.finished_at.timestamp()
+            os.utime(self.home / made.video_path, (saved, saved))
+        return made
 
 
 @pytest.fixture

@@ -10,7 +10,7 @@ from streamlit.testing.v1 import AppTest
 
 from components.services import get_studio
 from studio.records import BILLED, DEMO, JobStatus
-from tests.ui.conftest import APP, DEMO_WOULD_BE_COST, JobMaker, texts
+from tests.ui.conftest import APP, DEMO_WOULD_BE_COST, JobMaker, as_read, texts
 
 BILLED_COST = "0.2"
 MIXED = "$0.285"  # billed plus the demo job's would-be cost
@@ -26,14 +26,15 @@ def test_history_metrics_count_only_billed_spend(app: AppTest, jobs: JobMaker) -
     _demo_and_billed(jobs)
     app.switch_page("pages/history.py").run()
     metrics = {metric.label: metric.value for metric in app.metric}
-    assert metrics["All time"] == "$0.20"
-    assert metrics["Today"] == "$0.20"
+    assert metrics["All time"] == "$0.200"
+    assert metrics["Today"] == "$0.200"
     said = texts(app)
-    assert "1 video billed, 5 s · 1 video in demo (free)" in said
+    # The demo video's would-be cost is said, labelled as such, apart from billed spend.
+    assert "1 video billed, 5 s · demo, not billed: 1 video, would have cost $0.085" in said
     assert MIXED not in said
     by_model = app.dataframe[0].value
     spent = dict(zip(by_model["Model"], by_model["Spent"], strict=True))
-    assert spent == {"Wan 2.2 Flash": "$0.20"}
+    assert spent == {"Wan 2.2 Flash": "$0.200"}
     assert not app.exception
 
 
@@ -41,13 +42,12 @@ def test_the_sidebar_keeps_demo_videos_out_of_billed_spend(app: AppTest, jobs: J
     _demo_and_billed(jobs)
     # AppTest drops sidebar updates on reruns, so a fresh browser session reads the totals.
     fresh = AppTest.from_file(str(APP), default_timeout=30).run()
-    sidebar = "\n".join(element.value for element in fresh.sidebar.markdown)
-    assert "All time: **$0.20** · 1 video" in sidebar
-    assert "Today: **$0.20** · 1 video" in sidebar
+    sidebar = as_read("\n".join(element.value for element in fresh.sidebar.markdown))
+    assert "All time: **$0.200** · 1 video" in sidebar
+    assert "Today: **$0.200** · 1 video" in sidebar
     assert MIXED not in sidebar
-    assert "$0.085" not in sidebar
-    assert "**Demo videos** · free" in sidebar
-    assert "All time: 1 video" in sidebar
+    assert "**Demo videos** · not billed" in sidebar
+    assert "All time: 1 video, would have cost $0.085" in sidebar
     assert not fresh.exception
 
 

@@ -12,7 +12,7 @@ from streamlit.testing.v1 import AppTest
 from studio.records import JobFilter, JobStatus
 from studio.store import JobStore
 from tests.plugins.images import image_bytes, rgba_png
-from tests.ui.conftest import APP, JobMaker, run_until, texts, upload
+from tests.ui.conftest import APP, JobMaker, as_read, run_until, texts, upload
 
 
 def _ready_form(app: AppTest) -> AppTest:
@@ -29,7 +29,7 @@ def test_options_follow_the_chosen_model(app: AppTest) -> None:
     assert app.selectbox(key="gen.model").value == "wan2.2-i2v-plus"
     assert resolution.options == ["480P", "1080P"]
     assert resolution.value == "1080P"
-    assert "≈ $0.75 for 5 s at 1080P" in texts(app)
+    assert "Demo, not billed: would cost $0.750 · 5 s × $0.150/s" in texts(app)
 
     app.selectbox(key="gen.model").set_value("wan2.1-i2v-turbo").run()
     assert app.segmented_control(key="gen.resolution").options == ["480P", "720P"]
@@ -38,13 +38,13 @@ def test_options_follow_the_chosen_model(app: AppTest) -> None:
     app.segmented_control(key="gen.duration").set_value(3).run()
     app.segmented_control(key="gen.resolution").set_value("480P").run()
     assert "only one that makes 3- or 4-second clips" in texts(app)
-    assert "≈ $0.135 for 3 s at 480P" in texts(app)
+    assert "would cost $0.135 · 3 s × $0.045/s" in texts(app)
 
     # A model without 3-second clips puts length and resolution back to its own defaults.
     app.selectbox(key="gen.model").set_value("wan2.2-i2v-flash").run()
     assert app.segmented_control(key="gen.duration").value == 5
     assert app.segmented_control(key="gen.resolution").value == "720P"
-    assert "Demo: not billed" in texts(app)
+    assert "Demo, not billed: would cost $0.225 · 5 s × $0.045/s" in texts(app)
     assert not app.exception
 
 
@@ -198,15 +198,15 @@ def test_one_click_makes_one_job_that_plays_when_done(app: AppTest, store: JobSt
     assert done.status is JobStatus.SUCCEEDED
     assert "Done" in texts(app)
     assert app.download_button(key=f"job.{job.id}.download").label == "Download video"
-    assert "Demo: not billed" in texts(app)
+    assert "Demo, not billed: would have cost $0.085 · 5 s × $0.017/s" in texts(app)
     assert store.count_jobs() == 1
     assert not app.exception
 
     # AppTest drops sidebar updates on reruns, so a fresh browser session reads the totals.
     fresh = AppTest.from_file(str(APP), default_timeout=30).run()
-    sidebar = "\n".join(element.value for element in fresh.sidebar.markdown)
+    sidebar = as_read("\n".join(element.value for element in fresh.sidebar.markdown))
     assert "Demo mode — nothing is billed" in sidebar
-    assert "All time: 1 video" in sidebar
+    assert "All time: 1 video, would have cost $0.085" in sidebar
     assert "Billed spend" not in sidebar  # nothing billed, and the app is in demo mode
     assert not fresh.exception
 
@@ -253,12 +253,14 @@ def test_an_uncertain_job_offers_a_choice_and_dismiss_settles_it(
     lost = jobs.make(status=JobStatus.UNCERTAIN, session_id=session_id, prompt="lost answer")
     sent_again = jobs.make(status=JobStatus.UNCERTAIN, session_id=session_id, prompt="try again")
     app.run()
+    app.button(key=f"job.{lost.id}.open").click().run()
     assert app.button(key=f"job.{lost.id}.resend").label == "Send again (may be billed twice)"
     app.button(key=f"job.{lost.id}.dismiss").click().run()
     dismissed = store.get(lost.id)
     assert dismissed is not None
     assert dismissed.status is JobStatus.CANCELED
 
+    app.button(key=f"job.{sent_again.id}.open").click().run()
     app.button(key=f"job.{sent_again.id}.resend").click().run()
     assert store.count_jobs(JobFilter(session_id=session_id)) == 3
     newest = store.list_jobs(JobFilter(session_id=session_id), limit=1)[0]
@@ -267,6 +269,8 @@ def test_an_uncertain_job_offers_a_choice_and_dismiss_settles_it(
     replaced = store.get(sent_again.id)
     assert replaced is not None
     assert replaced.status is JobStatus.CANCELED
+    assert "try again" in texts(app)  # the new job is in focus
+    app.button(key=f"job.{sent_again.id}.open").click().run()
     assert f"Sent again as job {newest.id}" in texts(app)
     assert not app.exception
 

@@ -40,9 +40,9 @@ def test_totals_keep_billed_and_demo_apart(app: AppTest, jobs: JobMaker) -> None
     metrics = {metric.label: metric.value for metric in app.metric}
     assert metrics["All time"] == "$0.975"
     assert metrics["Today"] == "$0.975"
-    assert metrics["This session"] == "$0.00"
+    assert metrics["This session"] == "$0.000"
     said = texts(app)
-    assert "2 videos billed, 10 s · 1 video in demo (free)" in said
+    assert "2 videos billed, 10 s · demo, not billed: 1 video, would have cost $0.085" in said
     by_model = app.dataframe[0].value  # the by-model table comes first, above the jobs
     assert set(by_model["Model"]) == {"Wan 2.2 Plus", "Wan 2.2 Flash"}
     assert app.download_button(key="hist.export").label == "Export CSV"
@@ -135,7 +135,8 @@ def test_the_table_says_the_day_and_a_short_cost(app: AppTest, jobs: JobMaker) -
     _history(app)
     table = app.dataframe[-1].value
     assert all(re.fullmatch(r"Today \d\d:\d\d", when) for when in table["Time"])
-    assert list(table["Cost"]) == ["≈ $0.20", "not billed", "free (demo)", "$0.75"]  # newest first
+    # Newest first; three decimals everywhere, and no "≈" where billing per second is exact.
+    assert list(table["Cost"]) == ["$0.200 pending", "not billed", "free (demo)", "$0.750"]
     assert list(table["Video"]) == ["480P · 5 s", "480P · 5 s", "480P · 5 s", "1080P · 5 s"]
     assert "4 jobs, newest first" in texts(app)
     assert not app.exception

@@ -25,7 +25,7 @@ STATES: list[tuple[JobStatus, str, dict[str, object], str]] = [
     (JobStatus.QUEUED, DEMO, {}, "Waiting its turn at the video service"),
     (JobStatus.RUNNING, DEMO, {}, "The model is making your video"),
     (JobStatus.DOWNLOADING, DEMO, {}, "Saving the finished video"),
-    (JobStatus.SUCCEEDED, DEMO, {}, "Demo: not billed"),
+    (JobStatus.SUCCEEDED, DEMO, {}, "Demo, not billed: would have cost $0.085 · 5 s × $0.017/s"),
     (
         JobStatus.FAILED,
         BILLED,
@@ -80,7 +80,9 @@ STATES: list[tuple[JobStatus, str, dict[str, object], str]] = [
 
 
 def _card_text(at: AppTest, job_id: int) -> str:
-    """Everything a job's card says: markdown, captions, alerts and progress texts."""
+    """Everything a job's card says (opened from the gallery when another is in focus)."""
+    if not _has_card(at, job_id):
+        at.button(key=f"job.{job_id}.open").click().run()
     card = at.main.get_by_key(f"job-card-{job_id}")
     assert isinstance(card, Block)
     said = []
@@ -93,6 +95,14 @@ def _card_text(at: AppTest, job_id: int) -> str:
         if node.type == "progress":
             said.append(node.proto.text)
     return as_read("\n".join(said))
+
+
+def _has_card(at: AppTest, job_id: int) -> bool:
+    try:
+        at.main.get_by_key(f"job-card-{job_id}")
+    except KeyError:
+        return False
+    return True
 
 
 def _session_app() -> AppTest:
@@ -135,8 +145,11 @@ def test_every_state_shows_its_label_and_what_it_means(jobs: JobMaker, demo_key:
     assert all("Usually under a minute" in _card_text(at, job.id) for job in in_flight)
     assert "Waiting for the API key" not in "\n".join(_card_text(at, job.id) for job in in_flight)
     by_status = {job.status: job for job, _ in made}
+    _card_text(at, by_status[JobStatus.SUCCEEDED].id)
     assert at.download_button(key=f"job.{by_status[JobStatus.SUCCEEDED].id}.download")
+    _card_text(at, by_status[JobStatus.UNCERTAIN].id)
     assert at.button(key=f"job.{by_status[JobStatus.UNCERTAIN].id}.resend")
+    _card_text(at, by_status[JobStatus.TIMED_OUT].id)
     assert at.button(key=f"job.{by_status[JobStatus.TIMED_OUT].id}.recheck")
     assert "Not billed" in _card_text(at, by_status[JobStatus.FAILED].id)
     assert not at.exception
@@ -183,7 +196,10 @@ def test_similar_past_jobs_give_a_progress_bar_and_the_time_left(
 def test_a_finished_job_from_an_earlier_day_says_when(jobs: JobMaker, studio_home: Path) -> None:
     sent = datetime.now(UTC) - timedelta(days=3)
     job = jobs.make(
-        session_id=SESSION_ID, submitted_at=sent, finished_at=sent + timedelta(seconds=95)
+        session_id=SESSION_ID,
+        created_at=sent,
+        submitted_at=sent + timedelta(seconds=2),
+        finished_at=sent + timedelta(seconds=95),
     )
     at = _session_app()
     said = _card_text(at, job.id)
@@ -218,13 +234,16 @@ def test_a_billed_video_that_could_not_be_saved_shows_its_cost(
     at = _session_app()
 
     said = _card_text(at, expired.id)
-    assert "Cost: $0.50 for 5 s" in said
+    assert "$0.500 · 5 s × $0.100/s" in said
     assert "Not billed" not in said
     assert "made and billed" in said
     assert "could not be fetched in time" in said
     saving = _card_text(at, disk_full.id)
-    assert "Cost: $0.50 for 5 s" in saving
+    assert "$0.500 · 5 s × $0.100/s" in saving
+    assert "charged only if it succeeds" not in saving
     assert "The disk is full, so the video could not be saved" in saving
-    sidebar = "\n".join(element.value for element in at.sidebar.markdown)
-    assert "This session: **$1.00** · 2 videos" in sidebar
+    # AppTest drops sidebar updates on reruns, so a fresh run reads the totals.
+    sidebar = as_read("\n".join(element.value for element in _session_app().sidebar.markdown))
+    assert "This session: **$1.000** · 2 videos" in sidebar
+    assert "pending" not in sidebar  # the saving one is billed already
     assert not at.exception

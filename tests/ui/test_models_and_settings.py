@@ -40,10 +40,10 @@ def test_each_model_card_shows_its_prices_and_the_listed_price_where_it_differs(
 ) -> None:
     app.switch_page("pages/models.py").run()
     flash = _model_card(app, "wan2.2-i2v-flash")
-    assert "720P: $0.045/s · $0.225 for 5\u00a0s (Pixazo's list says $0.20)" in flash
+    assert "720P: $0.045/s · $0.225 for 5\u00a0s (Pixazo's list says $0.200)" in flash
     assert "480P: $0.017/s · $0.085 for 5\u00a0s" in flash
     plus = _model_card(app, "wan2.2-i2v-plus")
-    assert "1080P: $0.15/s · $0.75 for 5\u00a0s" in plus
+    assert "1080P: $0.150/s · $0.750 for 5\u00a0s" in plus
     assert "Pixazo's list" not in plus  # the same price: nothing to add
     assert "Wan 2.2 Plus (recommended)" in plus
     assert not app.exception
@@ -68,7 +68,7 @@ def test_lengths_never_wrap_inside_a_unit(app: AppTest) -> None:
 def test_a_higher_resolution_that_costs_less_is_explained(app: AppTest) -> None:
     app.switch_page("pages/models.py").run()
     note = (
-        "Wan 2.1 Turbo costs less per second at 720P ($0.04/s) than at 480P ($0.045/s): "
+        "Wan 2.1 Turbo costs less per second at 720P ($0.040/s) than at 480P ($0.045/s): "
         "that is Pixazo's price, not a mistake."
     )
     assert note in texts(app)
@@ -82,12 +82,12 @@ def test_a_higher_resolution_that_costs_less_is_explained(app: AppTest) -> None:
 
 def test_the_calculator_follows_model_resolution_and_length(app: AppTest) -> None:
     app.switch_page("pages/models.py").run()
-    assert app.metric[0].value == "$0.75"
+    assert app.metric[0].value == "$0.750"
     app.selectbox(key="prices.model").set_value("wan2.1-i2v-turbo").run()
     app.selectbox(key="prices.resolution.wan2.1-i2v-turbo").set_value("480P").run()
     app.selectbox(key="prices.duration.wan2.1-i2v-turbo").set_value(3).run()
     assert app.metric[0].value == "$0.135"
-    assert "$0.045 per second × 3 s at 480P" in texts(app)
+    assert "$0.135 · 3 s × $0.045/s at 480P with Wan 2.1 Turbo." in texts(app)
     assert not app.exception
 
 
@@ -105,8 +105,8 @@ def test_a_session_key_is_only_ever_shown_masked(key_gateway, app: AppTest) -> N
 
     # New jobs from this session are now billed, and the Generate page says so.
     app.switch_page("pages/generate.py").run()
-    assert "≈ $0.75 for 5 s at 1080P" in texts(app)
-    assert "Demo: not billed" not in texts(app)
+    assert "Price: **$0.750 · 5 s × $0.150/s**" in texts(app)
+    assert "not billed" not in texts(app)
 
     app.switch_page("pages/settings.py").run()
     app.button(key="settings.forget_key").click().run()

@@ -24,10 +24,16 @@ def _bodies(at: AppTest) -> list[str]:
     return [str(element.value) for kind in _ELEMENTS for element in at.get(kind)]
 
 
+# Elements that show their text as it is and never read Markdown.
+_AS_TYPED = ("text", "code")
+
+
 def _showing(at: AppTest, text: str) -> list[str]:
-    """The bodies that read as ``text`` to a person."""
+    """The Markdown bodies that read as ``text``; the text must be on the page, in one of them
+    or in an element that shows text as typed."""
     found = [body for body in _bodies(at) if text in as_read(body)]
-    assert found, f"{text!r} is not on the page"
+    as_typed = [element for kind in _AS_TYPED for element in at.get(kind) if text in element.value]
+    assert found or as_typed, f"{text!r} is not on the page"
     return found
 
 

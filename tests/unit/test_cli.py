@@ -99,7 +99,8 @@ def test_generate_waits_and_prints_the_video_path_in_a_real_process(tmp_path: Pa
         check=False,
     )
     assert finished.returncode == 0, finished.stderr
-    assert "demo: not billed" in finished.stderr
+    assert "demo, not billed: would cost $0.135 · 3 s × $0.045/s" in finished.stderr
+    assert "Demo, not billed: would have cost $0.135 · 3 s × $0.045/s." in finished.stderr
     video = Path(finished.stdout.strip().splitlines()[-1])
     assert video.is_relative_to(tmp_path / "process-data")
     assert is_mp4(video)
@@ -150,6 +151,8 @@ def test_a_demo_job_is_listed_shown_and_totalled_as_json(
         "videos": 1,
         "seconds": 3,
         "cost_usd": "0.135",
+        "pending": 0,
+        "pending_usd": "0",
     }
     assert totals["all_time"]["billed"]["jobs"] == 0
     assert totals["today"]["demo"]["videos"] == 1
@@ -157,7 +160,7 @@ def test_a_demo_job_is_listed_shown_and_totalled_as_json(
 
     code, out, _ = run(capsys, "totals")
     assert code == 0
-    assert "DEMO (not billed)" in out
+    assert "DEMO (not billed: what it would have cost)" in out
     assert "1 video, 3 s, $0.135" in out
 
 

@@ -10,7 +10,6 @@ from studio.catalog import ModelSpec, default_catalog
 from studio.pricing import (
     cost_for_usage,
     estimate_cost,
-    format_usd,
     listed_clip_price,
     listed_price_differs,
     output_size,
@@ -86,29 +85,6 @@ def test_estimate_for_a_resolution_the_model_lacks_says_which_it_offers() -> Non
 )
 def test_cost_for_usage(billed_seconds: object, expected: str) -> None:
     assert cost_for_usage(spec("wan2.2-i2v-plus"), "1080P", billed_seconds) == Decimal(expected)
-
-
-@pytest.mark.parametrize(
-    ("amount", "text"),
-    [
-        (Decimal("0.75"), "$0.75"),
-        (Decimal("0.225"), "$0.225"),
-        (Decimal("0.085"), "$0.085"),
-        (Decimal("0.2"), "$0.20"),
-        (Decimal("0.625"), "$0.625"),
-        (Decimal("0"), "$0.00"),
-        (Decimal("3"), "$3.00"),
-        (Decimal("1234.5"), "$1,234.50"),
-        (Decimal("0.0005"), "$0.001"),
-        (Decimal("0.12345"), "$0.123"),
-        (Decimal("-0.2"), "-$0.20"),
-        (0.1 + 0.2, "$0.30"),
-        (0.045 * 5, "$0.225"),
-        (7, "$7.00"),
-    ],
-)
-def test_format_usd(amount: object, text: str) -> None:
-    assert format_usd(amount) == text
 
 
 @pytest.mark.parametrize(

@@ -53,7 +53,8 @@ def test_estimates_say_the_price_and_the_size(billed_studio: Studio):
     estimate = billed_studio.estimate(draft)
     assert estimate.billed
     assert estimate.cost_usd == Decimal("0.75")
-    assert estimate.text == "≈ $0.75 for 5 s at 1080P"
+    # Billing per second is exact: the price and its arithmetic, with no "≈".
+    assert estimate.text == "$0.750 · 5 s × $0.150/s"
     assert (estimate.output_width, estimate.output_height) == (1648, 1232)
     assert estimate.listed_usd is None
 
@@ -61,7 +62,7 @@ def test_estimates_say_the_price_and_the_size(billed_studio: Studio):
 def test_demo_estimates_say_nothing_is_billed(demo_studio: Studio):
     estimate = demo_studio.estimate(quick_draft(image=None))
     assert not estimate.billed
-    assert estimate.text == "demo: not billed (would be ≈ $0.135 for 3 s at 480P)"
+    assert estimate.text == "demo, not billed: would cost $0.135 · 3 s × $0.045/s"
     assert estimate.output_width is None
     # A key typed for the session makes the same draft billed.
     assert demo_studio.estimate(quick_draft(), api_key="typed-key-0000").billed

@@ -586,17 +586,19 @@ def test_totals_split_by_session_day_model_and_mode(store: JobStore) -> None:
         billed=Spend(jobs=3, videos=2, seconds=10, cost_usd=Decimal("1.5")),
         demo=Spend(jobs=1, videos=1, seconds=5, cost_usd=Decimal("0.085")),
     )
+    # The running job counts from the moment it was sent, as pending, at its estimate.
+    running = {"pending": 1, "pending_usd": Decimal("0.1")}
     assert totals.today == ModeSpend(
-        billed=Spend(jobs=4, videos=2, seconds=10, cost_usd=Decimal("0.835")),
+        billed=Spend(jobs=4, videos=2, seconds=10, cost_usd=Decimal("0.835"), **running),
         demo=Spend(jobs=1, videos=1, seconds=5, cost_usd=Decimal("0.085")),
     )
     assert totals.all_time == ModeSpend(
-        billed=Spend(jobs=5, videos=3, seconds=15, cost_usd=Decimal("1.585")),
+        billed=Spend(jobs=5, videos=3, seconds=15, cost_usd=Decimal("1.585"), **running),
         demo=Spend(jobs=1, videos=1, seconds=5, cost_usd=Decimal("0.085")),
     )
     assert totals.by_model == {
         "flash": ModeSpend(
-            billed=Spend(jobs=2, videos=1, seconds=5, cost_usd=Decimal("0.085")),
+            billed=Spend(jobs=2, videos=1, seconds=5, cost_usd=Decimal("0.085"), **running),
             demo=Spend(jobs=1, videos=1, seconds=5, cost_usd=Decimal("0.085")),
         ),
         "plus": ModeSpend(billed=Spend(jobs=3, videos=2, seconds=10, cost_usd=Decimal("1.5"))),
@@ -634,11 +636,14 @@ def test_totals_and_filters_over_ten_thousand_jobs(store: JobStore) -> None:
         def spend(mode: str) -> Spend:
             part = [row for row in selected if row["mode"] == mode]
             done = [row for row in part if row["status"] is JobStatus.SUCCEEDED]
+            pending = [row for row in part if row["status"].in_flight]
             return Spend(
                 jobs=len(part),
                 videos=len(done),
                 seconds=sum(row["billed_seconds"] for row in done),
                 cost_usd=sum((row["cost_usd"] for row in done), Decimal(0)),
+                pending=len(pending),
+                pending_usd=sum((row["estimate_usd"] for row in pending), Decimal(0)),
             )
 
         return ModeSpend(billed=spend(BILLED), demo=spend(DEMO))
