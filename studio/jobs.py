@@ -13,19 +13,23 @@ import logging
 import secrets
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from studio.catalog import Catalog
 from studio.errors import GatewayConnectionError, GatewayError, RequestNotSentError
 from studio.explain import explain_rejection, explain_uncertain, submit_was_certainly_refused
-from studio.gateway import GatewayClient
 from studio.generation import FieldProblem, GenerationRequest, InvalidRequest
-from studio.imagehost import ImageHost
-from studio.images import ImageLibrary, PreparedImage
 from studio.pricing import estimate_cost, output_size
 from studio.records import Job, JobStatus
-from studio.schedule import PollPolicy
-from studio.store import JobStore
+
+if TYPE_CHECKING:
+    # Only named in annotations: the form imports this module for drafts, and must not wait
+    # for SQLAlchemy, requests or Pillow to be imported before it can be drawn.
+    from studio.gateway import GatewayClient
+    from studio.imagehost import ImageHost
+    from studio.images import ImageLibrary, PreparedImage
+    from studio.schedule import PollPolicy
+    from studio.store import JobStore
 
 logger = logging.getLogger("studio.jobs")
 

@@ -16,16 +16,14 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from studio.catalog import Catalog
-from studio.demo import DemoGateway, acquire_demo_gateway, release_demo_gateway
 from studio.expectations import JobClass, RunTimeEstimator, TypicalWait
 from studio.export import jobs_csv
-from studio.gateway import GatewayClient, RetryPolicy
 from studio.generation import FieldProblem, InvalidRequest
 from studio.humane import clip_price
 from studio.imagehost import DataUriHost, ImageHost
-from studio.images import ImageCheck, ImageLibrary, PreparedImage, inspect_image, prepare_image
 from studio.jobs import JobDraft, Submitter, draft_problems
 from studio.keys import KeyChoice, KeyRequired, KeyRing
 from studio.linkfetch import DEFAULT_MAX_BYTES as DEFAULT_LINK_BYTES
@@ -40,8 +38,24 @@ from studio.pricing import (
 from studio.records import ALL_JOBS, BILLED, DEMO, Job, JobFilter, JobStatus, Totals
 from studio.schedule import PollPolicy, RequestBudget, shared_budget
 from studio.settings import Settings
-from studio.store import JobStore
-from studio.watcher import Watcher
+
+if TYPE_CHECKING:
+    from studio.demo import DemoGateway
+    from studio.gateway import GatewayClient
+    from studio.images import ImageCheck, ImageLibrary, PreparedImage
+    from studio.store import JobStore
+
+# The store (SQLAlchemy), the gateway client, images (Pillow), the demo gateway and the watcher
+# are imported where they are first used, not above: the app's pages import this module for its
+# types, and the first page can be drawn while these load (see ENGINE_MODULES).
+ENGINE_MODULES = (
+    "studio.store",
+    "studio.watcher",
+    "studio.gateway",
+    "studio.linkfetch",
+    "studio.images",
+    "studio.demo",
+)
 
 logger = logging.getLogger("studio.service")
 
@@ -49,7 +63,7 @@ RECHECKABLE = frozenset({JobStatus.TIMED_OUT, JobStatus.LOST, JobStatus.EXPIRED}
 _EXPORT_PAGE = 1000
 # Each watcher request is made once; the schedule decides when to try again (and counts it in the
 # request budget), rather than the client retrying behind its back.
-_WATCHER_RETRY = RetryPolicy(max_attempts=1)
+_WATCHER_ATTEMPTS = 1
 
 
 _RESEND_NAMESPACE = uuid.UUID("5d0c3c1e-6f0a-4d55-9a43-7b1f2f0b8e21")
@@ -116,6 +130,8 @@ class Studio:
         self._keys = KeyRing(settings=settings, make_client=self._make_client)
         if demo is not None:
             self._keys.hold_demo_key(demo.key, demo.url)
+        from studio.watcher import Watcher
+
         self._watcher = Watcher(
             store=store,
             home=settings.home,
@@ -168,6 +184,10 @@ class Studio:
         # A policy given by the caller is already timed for its gateways; the standard one is for
         # real jobs, and the demo gateway runs ``demo_speed`` times faster than its defaults.
         demo_policy = poll_policy or policy.scaled(settings.demo_speed)
+        from studio.demo import acquire_demo_gateway, release_demo_gateway
+        from studio.images import ImageLibrary
+        from studio.store import JobStore
+
         store = JobStore.open(settings.database_url)
         demo = None
         try:
@@ -200,6 +220,8 @@ class Studio:
         self._watcher.stop()
         self._keys.close()
         if self._demo is not None:
+            from studio.demo import release_demo_gateway
+
             release_demo_gateway(self._demo)
             self._demo = None
         self._store.close()
@@ -301,7 +323,9 @@ class Studio:
         return self._keys.watchable(self._store.in_flight_jobs())
 
     def _make_client(self, base_url: str, key: str, for_watcher: bool) -> GatewayClient:
-        retry = {"retry": _WATCHER_RETRY} if for_watcher else {}
+        from studio.gateway import GatewayClient, RetryPolicy
+
+        retry = {"retry": RetryPolicy(max_attempts=_WATCHER_ATTEMPTS)} if for_watcher else {}
         return GatewayClient(base_url=base_url, api_key=key, catalog=self.catalog, **retry)
 
     def _demo_moved(self, url: str) -> None:
@@ -387,10 +411,14 @@ class Studio:
 
     def load_upload(self, name: str | None, data: bytes) -> ImageCheck:
         """Check an uploaded file against the gateway's rules (raises ``ImageRejected``)."""
+        from studio.images import inspect_image
+
         return inspect_image(data, filename=name, limits=self.catalog.limits)
 
     def prepare_upload(self, name: str | None, data: bytes) -> PreparedImage:
         """The bytes to send for an image, with every available fix applied."""
+        from studio.images import prepare_image
+
         return prepare_image(data, filename=name, limits=self.catalog.limits)
 
     def load_link(self, url: str, *, max_bytes: int = DEFAULT_LINK_BYTES) -> FetchedImage:
@@ -683,6 +711,8 @@ class Studio:
 
     def _stored_image(self, sha256: str) -> PreparedImage:
         # It was sent as stored, so preparing it again returns it untouched.
+        from studio.images import prepare_image
+
         return prepare_image(self._images.load(sha256), limits=self.catalog.limits)
 
     def _existing(self, job_id: int) -> Job:
