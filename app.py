@@ -18,42 +18,36 @@ if "streamlit" not in sys.modules:  # run as `python3 app.py`, not by `streamlit
     print("Python " + ".".join(str(part) for part in sys.version_info[:3]) + " is fine.")
     sys.exit(0)
 
-import logging
-
 import streamlit as st
 
 from components import draft, state
 from components.job_view import APP_TITLE, announce_finished
-from components.services import get_studio
+from components.services import (
+    get_catalog,
+    get_studio,
+    import_engine_soon,
+    import_later_pages_soon,
+)
 from components.sidebar import render_sidebar
-from studio.settings import SettingsError
-from studio.store import EmptyDatabase
-
-_log = logging.getLogger("wan_studio")
 
 
 def main() -> None:
-    """Configure the page, start (or reuse) the Studio, run the page, then draw the sidebar."""
+    """Configure the page, run it, then draw the sidebar.
+
+    The Studio is opened where the page first needs it: what it needs is imported in the
+    background from the start, so the form is drawn (from the catalog) in the meantime. Last,
+    what only the other pages need starts importing too.
+    """
+    import_engine_soon()
     st.set_page_config(page_title=APP_TITLE, page_icon=":material/movie:", layout="wide")
-    try:
-        studio = get_studio()
-    except (SettingsError, EmptyDatabase) as problem:
-        # A wrong setting, or a history that is not there: the message names it and what to do.
-        st.error(f"Wan Studio could not start. {problem}", icon=":material/error:")
-        st.stop()
-    except Exception:
-        # Users see plain words; the details (which may name a database host) go to the log.
-        _log.exception("Wan Studio could not start")
-        st.error(
-            "Wan Studio could not start: its data folder or its database could not be opened. "
-            "Reload the page in a minute; if this stays, ask the person who runs Wan Studio "
-            "to check where it keeps its data (the server's log says what went wrong).",
-            icon=":material/error:",
-        )
-        st.stop()
-    state.init_defaults(catalog=studio.catalog)
+    state.init_defaults(catalog=get_catalog())
+    # A session that starts from its address (a browser refresh) gets its draft back from the
+    # store before the form is drawn. A first visit has no address yet: its form is drawn before
+    # the store is opened.
+    from_address = state.SESSION_QUERY_PARAM in st.query_params
     session_id = state.session_id()
-    draft.restore_draft(studio=studio, session_id=session_id)
+    if from_address:
+        draft.restore_draft(studio=get_studio(), session_id=session_id)
     pages = [
         st.Page("pages/generate.py", title="Generate", icon=":material/movie:", default=True),
         st.Page("pages/history.py", title="History", icon=":material/history:"),
@@ -64,9 +58,11 @@ def main() -> None:
     # After the page, so its form reaches the browser before the totals are counted; the
     # sidebar's place on screen does not depend on when it is drawn. A job sent by the page
     # is watched from this run on, so whichever page is open hears when it ends.
+    studio = get_studio()
     announce_finished(studio=studio, session_id=session_id)
     with st.sidebar:
         render_sidebar(studio=studio, session_id=session_id)
+    import_later_pages_soon()
 
 
 main()

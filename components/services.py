@@ -1,16 +1,34 @@
-"""The one Studio per server process, shared by every browser session."""
+"""The one Studio per server process, shared by every browser session.
+
+On a fresh server the first visitor's run pays for importing the engine (SQLAlchemy, requests,
+Pillow, the demo gateway: about half a second) and opening the store. The form needs neither to
+be drawn, only the catalog, so those imports start in the background at the top of the run while
+the page draws what it can, and ``get_studio`` waits for them where something needs the Studio.
+"""
 
 from __future__ import annotations
 
 import hashlib
+import importlib
+import logging
+import threading
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, NoReturn
 
 import streamlit as st
 
-from studio.catalog import default_catalog
-from studio.service import Studio
-from studio.settings import Settings
+from studio.catalog import Catalog, default_catalog
+from studio.service import ENGINE_MODULES, Studio
+from studio.settings import Settings, SettingsError
+
+_log = logging.getLogger("wan_studio")
+
+# What only History and Models & prices use: pandas (with pyarrow, for their tables) takes longer
+# to import than the whole Generate page takes to run. The first page is sent without them and
+# they are imported a little later in the background, so a visit to those pages need not wait.
+_LATER_MODULES = ("pandas", "pyarrow")
+# Long enough for the first visitor's browser to draw its form, which shares these two cores.
+_LATER_DELAY_SECONDS = 2.0
 
 
 def current_settings() -> Settings:
@@ -25,10 +43,41 @@ def _secrets() -> Mapping[str, Any] | None:
         return None
 
 
+def get_catalog() -> Catalog:
+    """The models and prices the Studio uses, without waiting for the Studio to open."""
+    # The one place the app loads the shipped catalog.
+    return default_catalog()
+
+
 def get_studio() -> Studio:
-    """The running Studio for the current settings (opened once, then shared)."""
-    settings = current_settings()
-    return _open_studio(_settings_identity(settings), settings)
+    """The running Studio for the current settings (opened once, then shared).
+
+    When it cannot start, the page says so in plain words and the run stops there.
+    """
+    try:
+        settings = current_settings()
+        return _open_studio(_settings_identity(settings), settings)
+    except Exception as problem:
+        _stop_because(problem)
+
+
+def _stop_because(problem: Exception) -> NoReturn:
+    # The store's module is imported by the open that just failed, if it got that far.
+    from studio.store import EmptyDatabase
+
+    if isinstance(problem, SettingsError | EmptyDatabase):
+        # A wrong setting, or a history that is not there: the message names it and what to do.
+        st.error(f"Wan Studio could not start. {problem}", icon=":material/error:")
+    else:
+        # Users see plain words; the details (which may name a database host) go to the log.
+        _log.error("Wan Studio could not start", exc_info=problem)
+        st.error(
+            "Wan Studio could not start: its data folder or its database could not be opened. "
+            "Reload the page in a minute; if this stays, ask the person who runs Wan Studio "
+            "to check where it keeps its data (the server's log says what went wrong).",
+            icon=":material/error:",
+        )
+    st.stop()
 
 
 def _settings_identity(settings: Settings) -> str:
@@ -46,5 +95,41 @@ def _close_studio(studio: Studio) -> None:
 # whose watcher and demo gateway are stopped on the way out.
 @st.cache_resource(max_entries=1, show_spinner="Starting Wan Studio…", on_release=_close_studio)
 def _open_studio(identity: str, _settings: Settings) -> Studio:
-    # The one place the app loads the shipped catalog.
-    return Studio.open(_settings, catalog=default_catalog())
+    return Studio.open(_settings, catalog=get_catalog())
+
+
+def import_engine_soon() -> None:
+    """Start importing what opening the Studio needs, once per server process; returns at once."""
+    _start_engine_imports()
+
+
+@st.cache_resource(show_spinner=False)
+def _start_engine_imports() -> threading.Thread:
+    thread = threading.Thread(
+        target=_import_modules, args=(ENGINE_MODULES,), name="import-engine", daemon=True
+    )
+    thread.start()
+    return thread
+
+
+def import_later_pages_soon() -> None:
+    """Import what other pages need in the background, once per server process; returns at once."""
+    _start_later_imports()
+
+
+@st.cache_resource(show_spinner=False)
+def _start_later_imports() -> threading.Timer:
+    timer = threading.Timer(_LATER_DELAY_SECONDS, _import_modules, args=(_LATER_MODULES,))
+    timer.name = "import-later-pages"
+    timer.daemon = True
+    timer.start()
+    return timer
+
+
+def _import_modules(names: tuple[str, ...]) -> None:
+    for name in names:
+        try:
+            importlib.import_module(name)
+        except Exception:
+            # Only a head start: whatever needs the module imports it and reports failures.
+            _log.warning("Could not import %s ahead of time", name, exc_info=True)

@@ -17,7 +17,7 @@ from components.generate_form import (
     render_watermark_and_seed,
 )
 from components.job_view import render_session_jobs
-from components.services import get_studio
+from components.services import get_catalog, get_studio
 from components.sidebar import render_mode_line
 
 # The result column stays in view while the form scrolls, so the new job's card is on screen
@@ -36,17 +36,31 @@ _RESULT_STAYS_IN_VIEW = """
 
 
 def main() -> None:
-    """Frames and prompt, then options, price and button; the job and the gallery on the right."""
-    studio = get_studio()
+    """Frames and prompt, then options, price and button; the job and the gallery on the right.
+
+    The options need only the catalog, so they are drawn before the page waits for the Studio
+    (on a fresh server, while the engine is still being imported); the mode line keeps its place
+    under the title and is filled once the Studio is there.
+    """
+    catalog = get_catalog()
     session_id = state.session_id()
     st.title("Generate a video")
-    render_mode_line(studio=studio, session_id=session_id)
+    mode_line = st.container()
     if notice := state.pop_notice():
         st.success(notice, icon=":material/replay:")
     st.html(_RESULT_STAYS_IN_VIEW)
     # Three columns on a wide screen keep the button above the fold; a phone stacks them in
     # this order: frame, prompt, options, price and button, then the result.
     frame_and_prompt, options, result = st.columns([3, 3, 5], gap="medium")
+    with options:
+        render_model_options(catalog=catalog)
+        render_prompt_switch()
+        with st.expander("More options", icon=":material/tune:"):
+            render_negative_prompt(catalog=catalog)
+            render_watermark_and_seed(catalog=catalog)
+    studio = get_studio()
+    with mode_line:
+        render_mode_line(studio=studio, session_id=session_id)
     with frame_and_prompt:
         render_frame_input(
             studio=studio,
@@ -54,20 +68,15 @@ def main() -> None:
             title="First frame",
             hint="The picture your video starts from.",
         )
-        if chosen_model(catalog=studio.catalog).needs_last_frame:
+        if chosen_model(catalog=catalog).needs_last_frame:
             render_frame_input(
                 studio=studio,
                 slot=state.LAST_FRAME,
                 title="Last frame",
                 hint="The picture your video ends on.",
             )
-        render_prompts(catalog=studio.catalog)
+        render_prompts(catalog=catalog)
     with options:
-        render_model_options(catalog=studio.catalog)
-        render_prompt_switch()
-        with st.expander("More options", icon=":material/tune:"):
-            render_negative_prompt(catalog=studio.catalog)
-            render_watermark_and_seed(catalog=studio.catalog)
         render_summary_and_submit(studio=studio, session_id=session_id)
     with result, st.container(key="gen-result"):
         render_session_jobs(studio=studio, session_id=session_id)
