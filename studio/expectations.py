@@ -13,9 +13,9 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import TYPE_CHECKING
 
 from studio.catalog import Catalog
-from studio.demo import demo_queue_seconds, demo_running_seconds
 from studio.records import DEMO, Job, JobStatus
 from studio.schedule import (
     ExpectedRunTime,
@@ -24,7 +24,13 @@ from studio.schedule import (
     gateway_pace,
     spread_around,
 )
-from studio.store import JobStore
+
+if TYPE_CHECKING:
+    from studio.store import JobStore
+
+# The demo gateway's timing is imported where a demo job needs it: the job cards import this
+# module, and the Generate form is drawn before the demo gateway (the simulator, Pillow, the
+# video renderer) has been imported.
 
 # A job that has run this many times its usual time is "taking longer than usual".
 OVERDUE_FACTOR = 1.5
@@ -205,6 +211,8 @@ class RunTimeEstimator:
 
     def _prior(self, job_class: JobClass) -> ExpectedRunTime:
         if job_class.mode == DEMO:
+            from studio.demo import demo_running_seconds
+
             seconds, jitter = demo_running_seconds(
                 self._catalog,
                 model=job_class.model,
@@ -226,6 +234,8 @@ class RunTimeEstimator:
 
     def _prior_queue_seconds(self, job_class: JobClass) -> float:
         if job_class.mode == DEMO:
+            from studio.demo import demo_queue_seconds
+
             return demo_queue_seconds(speed=self._demo_speed)
         return self._catalog.timing.prior_queue_seconds
 

@@ -15,9 +15,6 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from sqlalchemy.engine import make_url
-from sqlalchemy.exc import ArgumentError
-
 from studio.records import BILLED, DEMO
 
 DEFAULT_BASE_URL = "https://gateway.pixazo.ai"
@@ -139,6 +136,10 @@ def _checked_key(key: str, where: str) -> str:
 
 def redacted_database_url(url: str) -> str:
     """The database URL with any password replaced by stars (safe to show or log)."""
+    # Imported here: the pages import this module, and SQLAlchemy takes a while to import.
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import ArgumentError
+
     try:
         return make_url(url).render_as_string(hide_password=True)
     except ArgumentError:
