@@ -12,6 +12,7 @@ import hashlib
 import importlib
 import logging
 import threading
+import time
 from collections.abc import Mapping
 from typing import Any, NoReturn
 
@@ -27,8 +28,11 @@ _log = logging.getLogger("wan_studio")
 # to import than the whole Generate page takes to run. The first page is sent without them and
 # they are imported a little later in the background, so a visit to those pages need not wait.
 _LATER_MODULES = ("pandas", "pyarrow")
-# Long enough for the first visitor's browser to draw its form, which shares these two cores.
-_LATER_DELAY_SECONDS = 2.0
+# They wait until the first visitor's browser, which shares the server's cores, has drawn the
+# form: measured, it needed 1 to 1.5 times as long as the first run took to make it (on a loaded
+# machine the first run, the drawing and pandas alike take several seconds).
+_LATER_DELAY_RUNS = 2.0
+_LATER_DELAY_MIN_SECONDS = 2.0
 
 
 def current_settings() -> Settings:
@@ -104,22 +108,30 @@ def import_engine_soon() -> None:
 
 
 @st.cache_resource(show_spinner=False)
-def _start_engine_imports() -> threading.Thread:
+def _start_engine_imports() -> float:
+    """Start the engine's imports; the moment they started, which is when the first run did."""
     thread = threading.Thread(
         target=_import_modules, args=(ENGINE_MODULES,), name="import-engine", daemon=True
     )
     thread.start()
-    return thread
+    return time.monotonic()
 
 
 def import_later_pages_soon() -> None:
-    """Import what other pages need in the background, once per server process; returns at once."""
-    _start_later_imports()
+    """Import what other pages need in the background, once per server process; returns at once.
+
+    Called at the end of a run: the first time, the imports start a while after it, in proportion
+    to how long that first run took.
+    """
+    first_run_seconds = time.monotonic() - _start_engine_imports()
+    delay = max(_LATER_DELAY_MIN_SECONDS, _LATER_DELAY_RUNS * first_run_seconds)
+    _start_later_imports(_delay=delay)
 
 
+# The delay is not part of the cache key (a leading underscore): one timer per process.
 @st.cache_resource(show_spinner=False)
-def _start_later_imports() -> threading.Timer:
-    timer = threading.Timer(_LATER_DELAY_SECONDS, _import_modules, args=(_LATER_MODULES,))
+def _start_later_imports(_delay: float) -> threading.Timer:
+    timer = threading.Timer(_delay, _import_modules, args=(_LATER_MODULES,))
     timer.name = "import-later-pages"
     timer.daemon = True
     timer.start()
