@@ -492,6 +492,25 @@ def load_rows(label: str, loads: Loads, floor: Loads) -> list[Row]:
     return rows
 
 
+def baseline_rows(app: Loads, before: Loads) -> list[Row]:
+    """The app against the baseline checkout, round by round (below 1: the app is faster)."""
+    rows = []
+    pairs = (("cold", app.cold, before.cold), ("warm", app.warm, before.warm))
+    for kind, visits, baseline in pairs:
+        ratios = [new.seconds / old.seconds for new, old in zip(visits, baseline, strict=True)]
+        faster = sum(ratio < 1 for ratio in ratios)
+        rows.append(
+            Row(
+                f"usable form / baseline's, {kind}",
+                "",
+                f"{statistics.median(ratios):.2f}x ({min(ratios):.2f}–{max(ratios):.2f}),"
+                f" faster in {faster} of {len(ratios)} rounds",
+                True,
+            )
+        )
+    return rows
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--jobs", type=int, default=10_000, help="jobs in the store")
@@ -536,6 +555,7 @@ def main() -> None:
         ),
         *load_rows("", app, floor),
         *(load_rows("baseline: ", before, floor) if before is not None else []),
+        *(baseline_rows(app, before) if before is not None else []),
     ]
     load = ", ".join(f"{value:.1f}" for value in os.getloadavg())
     print(
