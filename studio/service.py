@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING
 from studio.catalog import Catalog
 from studio.expectations import JobClass, RunTimeEstimator, TypicalWait
 from studio.export import jobs_csv
+from studio.gateway import GatewayClient, RetryPolicy
 from studio.generation import FieldProblem, InvalidRequest
 from studio.humane import clip_price
 from studio.imagehost import DataUriHost, ImageHost
@@ -41,13 +42,12 @@ from studio.settings import Settings
 
 if TYPE_CHECKING:
     from studio.demo import DemoGateway
-    from studio.gateway import GatewayClient
     from studio.images import ImageCheck, ImageLibrary, PreparedImage
     from studio.store import JobStore
 
-# The store (SQLAlchemy), the gateway client, images (Pillow), the demo gateway and the watcher
-# are imported where they are first used, not above: the app's pages import this module for its
-# types, and the first page can be drawn while these load (see ENGINE_MODULES).
+# The store (SQLAlchemy), images (Pillow), the demo gateway and the watcher are imported where
+# they are first used, not above: the app's pages import this module for its types, and the first
+# page can be drawn while these load (see ENGINE_MODULES).
 ENGINE_MODULES = (
     "studio.store",
     "studio.watcher",
@@ -63,7 +63,7 @@ RECHECKABLE = frozenset({JobStatus.TIMED_OUT, JobStatus.LOST, JobStatus.EXPIRED}
 _EXPORT_PAGE = 1000
 # Each watcher request is made once; the schedule decides when to try again (and counts it in the
 # request budget), rather than the client retrying behind its back.
-_WATCHER_ATTEMPTS = 1
+_WATCHER_RETRY = RetryPolicy(max_attempts=1)
 
 
 _RESEND_NAMESPACE = uuid.UUID("5d0c3c1e-6f0a-4d55-9a43-7b1f2f0b8e21")
@@ -323,9 +323,7 @@ class Studio:
         return self._keys.watchable(self._store.in_flight_jobs())
 
     def _make_client(self, base_url: str, key: str, for_watcher: bool) -> GatewayClient:
-        from studio.gateway import GatewayClient, RetryPolicy
-
-        retry = {"retry": RetryPolicy(max_attempts=_WATCHER_ATTEMPTS)} if for_watcher else {}
+        retry = {"retry": _WATCHER_RETRY} if for_watcher else {}
         return GatewayClient(base_url=base_url, api_key=key, catalog=self.catalog, **retry)
 
     def _demo_moved(self, url: str) -> None:
