@@ -78,7 +78,7 @@ def test_the_first_run_sends_the_form_without_pandas_and_imports_it_afterwards(
 # with them.
 _PAGE_IMPORTS = """
 import json, sys
-import components.first_frame, components.generate_form, components.job_cards
+import components.draft, components.first_frame, components.generate_form, components.job_view
 import components.services, components.sidebar, components.state
 engine = ["sqlalchemy", "simulator", "studio.store", "studio.demo", "studio.watcher"]
 print(json.dumps([name for name in engine if name in sys.modules]))
@@ -107,7 +107,7 @@ def test_the_form_is_drawn_before_the_studio_is_needed(
     at = AppTest.from_file(str(APP), default_timeout=60).run()
     assert not at.exception
     assert at.selectbox(key="gen.model").value == "wan2.2-i2v-plus"
-    assert at.text_area(key="gen.prompt") is not None
+    assert at.toggle(key="gen.prompt_extend") is not None
     assert "Wan Studio could not start" in texts(at)
     # Nothing that needs the Studio was drawn, and the sidebar stopped with the page.
     assert not at.get("file_uploader")
