@@ -70,9 +70,10 @@ from studio.catalog import Catalog, default_catalog
 from studio.errors import GatewayError
 from studio.expectations import JobClass, RunTimeEstimator
 from studio.gateway import GatewayClient, RetryPolicy, TaskSnapshot, TaskStatus
+from studio.generation import JobDraft, build_payload, quote
 from studio.imagehost import DataUriHost, data_uri
 from studio.images import ImageLibrary, PreparedImage, prepare_image
-from studio.jobs import JobDraft, Submitter
+from studio.jobs import Submitter
 from studio.records import BILLED, DEMO, JobFilter, JobStatus
 from studio.schedule import PollPolicy, RequestBudget, next_poll_delay
 from studio.settings import key_fingerprint
@@ -810,11 +811,12 @@ def start_simple_arm(
     url = data_uri(image.data, image.mime)
     threads = []
     for sim in sims:
-        client = RecordingClient(log=arm.log, base_url=sim.url, api_key=sim.key, catalog=catalog)
-        request = draft_for(sim.job_class, image).to_request(image_url=url)
+        client = RecordingClient(log=arm.log, base_url=sim.url, api_key=sim.key)
+        draft = draft_for(sim.job_class, image)
+        payload = build_payload(draft, quote(draft, catalog), image_url=url)
         for _ in range(per_class):
             submitted = time.time()
-            receipt = client.submit(request)
+            receipt = client.submit(payload.body, path=payload.path)
             arm.tasks[receipt.task_id] = (sim.job_class, submitted)
             thread = threading.Thread(
                 target=follow_with_sleeps,
@@ -854,14 +856,13 @@ class Engine:
             policy=self.policy,
         )
         self.submit_clients = {
-            sim.job_class: GatewayClient(base_url=sim.url, api_key=sim.key, catalog=catalog)
-            for sim in self.sims
+            sim.job_class: GatewayClient(base_url=sim.url, api_key=sim.key) for sim in self.sims
         }
 
     def watcher(self, arm: Arm, *, speed: float) -> Watcher:
         clients = {
             self.fingerprints[sim.job_class]: RecordingClient(
-                log=arm.log, base_url=sim.url, api_key=sim.key, catalog=self.catalog
+                log=arm.log, base_url=sim.url, api_key=sim.key
             )
             for sim in self.sims
         }

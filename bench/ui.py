@@ -201,7 +201,7 @@ def seed_store(home: Path, *, count: int) -> None:
                 "seed": pick.randrange(2**31),
                 "image_sha256": images[index % len(images)],
                 "image_source": f"scene-{index % len(images)}.png",
-                "last_image_sha256": None,
+                "last_frame_sha256": None,
                 "status": status,
                 "created_at": created,
                 "estimate_usd": estimate,

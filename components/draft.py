@@ -75,9 +75,9 @@ def _frame_back(*, studio: Studio, kept: dict[str, Any]) -> state.FrameChoice | 
         return None
     try:
         original = studio.kept_image(sha256)
-        check = studio.load_upload(source, original)
-        prepared = studio.prepare_upload(source, original) if kept.get("ready") else None
+        reading = studio.read_upload(source, original)
     except (OSError, ValueError, ImageRejected):
         _log.warning("a kept frame could not be read back; the draft goes on without it")
         return None
-    return state.FrameChoice(source=source, original=original, check=check, prepared=prepared)
+    ready = bool(kept.get("ready")) and reading.prepared is not None
+    return state.FrameChoice(source=source, original=original, reading=reading, accepted=ready)

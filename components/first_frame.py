@@ -6,6 +6,8 @@ accepts any file, and the content, not the name, decides what it is.
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import streamlit as st
 from streamlit.runtime.uploaded_file_manager import UploadedFile
 
@@ -13,7 +15,7 @@ from components import state
 from components.formatting import plain
 from studio.catalog import Limits
 from studio.humane import MEGABYTE, file_size, size_limit
-from studio.images import ImageCheck, ImageRejected, PreparedImage, shrink_to_jpeg
+from studio.images import ImageCheck, ImageReading, ImageRejected, PreparedImage, shrink_to_jpeg
 from studio.linkfetch import LinkRejected
 from studio.service import Studio
 
@@ -113,38 +115,32 @@ def _take_link(*, studio: Studio, slot: str) -> None:
 
 def _take(*, studio: Studio, slot: str, source: str, data: bytes) -> None:
     try:
-        check = studio.load_upload(source, data)
+        reading = studio.read_upload(source, data)
     except ImageRejected as problem:
         state.set_frame_error(slot, str(problem))
         return
     # An image that already meets every rule is used at once (rotated upright if it needs it).
-    prepared = studio.prepare_upload(source, data) if check.ok else None
     state.set_frame(
-        slot, state.FrameChoice(source=source, original=data, check=check, prepared=prepared)
+        slot,
+        state.FrameChoice(source=source, original=data, reading=reading, accepted=reading.check.ok),
     )
 
 
-def frame_from_prepared(*, studio: Studio, image: PreparedImage, source: str) -> state.FrameChoice:
+def frame_from_prepared(*, image: PreparedImage, source: str) -> state.FrameChoice:
     """A frame choice for an image that was sent before (reused from History)."""
-    check = studio.load_upload(source, image.data)
-    return state.FrameChoice(source=source, original=image.data, check=check, prepared=image)
+    reading = ImageReading(check=image.as_check(), prepared=image)
+    return state.FrameChoice(source=source, original=image.data, reading=reading, accepted=True)
 
 
-def _fix(*, studio: Studio, slot: str) -> None:
+def _fix(*, slot: str) -> None:
     choice = state.frame(slot)
     if choice is None:
         return
-    try:
-        prepared = studio.prepare_upload(choice.source, choice.original)
-    except ImageRejected as problem:
-        state.set_frame_error(slot, str(problem))
+    if choice.reading.prepared is None:
+        state.set_frame_error(slot, choice.reading.refusal)
         return
-    state.set_frame(
-        slot,
-        state.FrameChoice(
-            source=choice.source, original=choice.original, check=choice.check, prepared=prepared
-        ),
-    )
+    # The fixes were made when the image was read: accepting them decodes nothing again.
+    state.set_frame(slot, replace(choice, accepted=True))
 
 
 @st.cache_data(max_entries=16, show_spinner=False)
@@ -169,7 +165,7 @@ def _render_preview(*, studio: Studio, slot: str, choice: state.FrameChoice) -> 
     for note in check.notes:
         st.caption(plain(note))
     if shown is None:
-        _render_problems(studio=studio, slot=slot, check=check)
+        _render_problems(slot=slot, check=check)
     else:
         _render_ready(slot=slot, prepared=shown, fixed=not check.ok)
     st.button(
@@ -188,7 +184,7 @@ def _describe(source: str, check: ImageCheck) -> str:
     )
 
 
-def _render_problems(*, studio: Studio, slot: str, check: ImageCheck) -> None:
+def _render_problems(*, slot: str, check: ImageCheck) -> None:
     with st.container(key=f"frame-{slot}-problems"):
         for problem in check.problems:
             st.warning(problem.message, icon=":material/warning:")
@@ -201,7 +197,7 @@ def _render_problems(*, studio: Studio, slot: str, check: ImageCheck) -> None:
                 type="primary",
                 icon=":material/auto_fix_high:",
                 on_click=_fix,
-                kwargs={"studio": studio, "slot": slot},
+                kwargs={"slot": slot},
             )
         else:
             st.error(

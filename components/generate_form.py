@@ -8,8 +8,7 @@ from components import state
 from components.formatting import money_text, plain
 from components.job_view import submitted_toast
 from studio.catalog import Catalog, ModelSpec
-from studio.generation import FieldProblem, InvalidRequest
-from studio.jobs import JobDraft
+from studio.generation import FieldProblem, InvalidRequest, JobDraft
 from studio.service import Estimate, Studio
 
 _SESSION = "session"  # keep the form's values when the user visits another page
@@ -171,13 +170,14 @@ def current_draft(*, catalog: Catalog) -> JobDraft:
         seed=None if values[state.GEN_RANDOM_SEED] else int(values[state.GEN_SEED]),
         image=first.prepared if first else None,
         image_source=first.source if first else None,
-        last_image=last.prepared if last else None,
+        last_frame=last.prepared if last else None,
     )
 
 
 def render_summary_and_submit(*, studio: Studio, session_id: str) -> None:
     """Output size and price, what still blocks the button, the button, and the one submit."""
     draft = current_draft(catalog=studio.catalog)
+    # Checked once per run; the button, the blockers and the submit all use this one answer.
     problems = _with_frame_states(studio.check_draft(draft))
     api_key = state.session_api_key()
     estimate = studio.estimate(draft, api_key=api_key)
@@ -219,7 +219,7 @@ def render_summary_and_submit(*, studio: Studio, session_id: str) -> None:
 # Each frame's field in the draft's problems: its slot, and how the user calls it.
 _FRAME_FIELDS = {
     "image": (state.FIRST_FRAME, "first frame"),
-    "last_image": (state.LAST_FRAME, "last frame"),
+    "last_frame": (state.LAST_FRAME, "last frame"),
 }
 
 

@@ -435,15 +435,11 @@ def _reuse(*, studio: Studio, job: Job) -> None:
         return
     source = job.image_source or f"image of job #{job.id}"
     first = (
-        frame_from_prepared(studio=studio, image=draft.image, source=source)
-        if draft.image is not None
-        else None
+        frame_from_prepared(image=draft.image, source=source) if draft.image is not None else None
     )
     last = (
-        frame_from_prepared(
-            studio=studio, image=draft.last_image, source=f"last frame of job #{job.id}"
-        )
-        if draft.last_image is not None
+        frame_from_prepared(image=draft.last_frame, source=f"last frame of job #{job.id}")
+        if draft.last_frame is not None
         else None
     )
     state.fill_form(draft, first_frame=first, last_frame=last)

@@ -18,8 +18,9 @@ from typing import Any
 import streamlit as st
 
 from studio.catalog import Catalog, ModelSpec
-from studio.images import ImageCheck, PreparedImage
-from studio.jobs import JobDraft, draw_seed
+from studio.generation import JobDraft
+from studio.images import ImageCheck, ImageReading, PreparedImage
+from studio.jobs import draw_seed
 
 # The session id also sits in the page address, so that a browser refresh keeps this
 # session's job cards on the Generate page.
@@ -47,10 +48,10 @@ FORM_WIDGET_KEYS = (
     GEN_SEED,
 )
 
-# Generate page buttons and per-frame inputs. A frame slot is "image" (the first frame) or
-# "last_image" (the last frame of first-and-last-frame models).
+# Generate page buttons and per-frame inputs. A frame slot is named as the draft's field:
+# "image" (the first frame) or "last_frame" (the last frame of first-and-last-frame models).
 FIRST_FRAME = "image"
-LAST_FRAME = "last_image"
+LAST_FRAME = "last_frame"
 GEN_NEW_SEED = "gen.new_seed"
 GEN_SUBMIT = "gen.submit"
 
@@ -125,12 +126,27 @@ class KeyHolder:
 
 @dataclass(frozen=True)
 class FrameChoice:
-    """An image the user gave for one frame slot, as checked, and what will be sent."""
+    """An image the user gave for one frame slot, as read once, and what will be sent.
+
+    ``reading`` holds the check and the image with its fixes made from that one decode;
+    ``accepted`` says whether it is to be sent: at once for an image that meets every rule,
+    after "Fix it" for one that needs fixes.
+    """
 
     source: str  # the file name or the link
     original: bytes = field(repr=False)
-    check: ImageCheck
-    prepared: PreparedImage | None  # None until the image is acceptable (as given, or fixed)
+    reading: ImageReading
+    accepted: bool
+
+    @property
+    def check(self) -> ImageCheck:
+        """What the image is and which of the gateway's rules it breaks."""
+        return self.reading.check
+
+    @property
+    def prepared(self) -> PreparedImage | None:
+        """What will be sent; None until the image is acceptable (as given, or fixed)."""
+        return self.reading.prepared if self.accepted else None
 
 
 def init_defaults(*, catalog: Catalog) -> None:

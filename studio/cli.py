@@ -30,9 +30,9 @@ from urllib.parse import unquote, urlsplit
 from studio.catalog import default_catalog
 from studio.errors import redact
 from studio.export import job_to_json, jobs_csv, jobs_json, totals_to_json
+from studio.generation import JobDraft
 from studio.humane import cost_phrase, money, plural, short_cost, shorten, stopwatch
 from studio.images import ImageRejected, PreparedImage
-from studio.jobs import JobDraft
 from studio.keys import KeyRequired
 from studio.linkfetch import LinkRejected
 from studio.records import Job, JobFilter, JobStatus, Spend
@@ -194,9 +194,10 @@ def load_frame(studio: Studio, source: str, *, fix: bool, option: str) -> Prepar
     """
     name, data = _read_source(studio, source, option=option)
     try:
-        check = studio.load_upload(name, data)
+        reading = studio.read_upload(name, data)
     except ImageRejected as refusal:
         raise CommandFailed(EXIT_INVALID, f"{option}: {refusal}") from None
+    check = reading.check
     for note in check.notes:
         _say(f"note: {note}")
     if not check.ok:
@@ -215,10 +216,9 @@ def load_frame(studio: Studio, source: str, *, fix: bool, option: str) -> Prepar
                 hint=f"Run again with --fix-image to apply these fixes (your file stays as it "
                 f"is):\n{fixes}",
             )
-    try:
-        prepared = studio.prepare_upload(name, data)
-    except ImageRejected as refusal:
-        raise CommandFailed(EXIT_INVALID, f"{option}: {refusal}") from None
+    prepared = reading.prepared
+    if prepared is None:
+        raise CommandFailed(EXIT_INVALID, f"{option}: {reading.refusal}")
     for done in prepared.fixes:
         _say(f"fixed: {done}")
     for warning in prepared.warnings:
@@ -248,7 +248,7 @@ def _generate(options: argparse.Namespace, context: _Context) -> int:
             seed=options.seed,
             image=image,
             image_source=_source_label(options.image),
-            last_image=last,
+            last_frame=last,
         )
         if problems := studio.check_draft(draft):
             lines = "\n".join(f"  - {problem.field}: {problem.message}" for problem in problems)

@@ -49,7 +49,7 @@ JSON_FIELDS = (
     "seed",
     "image_sha256",
     "image_source",
-    "last_image_sha256",
+    "last_frame_sha256",
     "output_width",
     "output_height",
     "task_id",

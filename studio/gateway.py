@@ -28,7 +28,6 @@ from urllib.parse import urljoin, urlsplit
 import requests
 import urllib3.exceptions
 
-from studio.catalog import FIRST_FRAME, Catalog, default_catalog
 from studio.errors import (
     GatewayConnectionError,
     GatewayError,
@@ -43,7 +42,6 @@ from studio.errors import (
     redact,
     redaction_pattern,
 )
-from studio.generation import SUBMIT_PATHS, GenerationRequest
 from studio.humane import size_limit
 from studio.linkfetch import (
     LinkRejected,
@@ -581,7 +579,6 @@ class GatewayClient:
         timeouts: Timeouts = DEFAULT_TIMEOUT,
         retry: RetryPolicy = DEFAULT_RETRY,
         session: requests.Session | None = None,
-        catalog: Catalog | None = None,
         sleep: Callable[[float], None] = time.sleep,
         rng: random.Random | None = None,
         download_deadline: float = DEFAULT_DOWNLOAD_DEADLINE_SECONDS,
@@ -594,7 +591,6 @@ class GatewayClient:
         self.retry = retry
         self._owns_session = session is None
         self._session = session if session is not None else requests.Session()
-        self._catalog = catalog
         self._sleep = sleep
         self._rng = rng or random.Random()
         self.download_deadline = download_deadline
@@ -616,17 +612,15 @@ class GatewayClient:
 
     # Public calls.
 
-    def submit(
-        self, request: GenerationRequest | Mapping[str, Any], *, path: str | None = None
-    ) -> SubmitReceipt:
+    def submit(self, payload: Mapping[str, Any], *, path: str) -> SubmitReceipt:
         """Send one generation job; never resent once it may have reached the server.
 
         Parameters
         ----------
-        request
-            A ``GenerationRequest`` (validated and turned into JSON here) or a ready JSON body.
+        payload
+            The JSON body, as ``studio.generation.build_payload`` makes it.
         path
-            The submit path; by default the one for the request's model kind.
+            The submit path it goes to (it depends on the model's kind).
 
         Returns
         -------
@@ -635,20 +629,13 @@ class GatewayClient:
 
         Raises
         ------
-        InvalidRequest
-            When a ``GenerationRequest`` breaks the catalog's rules (nothing is sent).
         GatewayError
             Any subclass; a ``GatewayConnectionError`` says whether the request may have arrived,
             and a ``GatewayResponseError`` means it did (a task may exist).
         """
-        if isinstance(request, GenerationRequest):
-            catalog = self._catalog or default_catalog()
-            payload = request.to_payload(catalog)
-            path = path or request.submit_path(catalog)
-        else:
-            payload = dict(request)
-            path = path or self._path_for_model(payload.get("model"))
-        response = self._send("POST", self._url(path), json_body=payload, safe_to_repeat=False)
+        response = self._send(
+            "POST", self._url(path), json_body=dict(payload), safe_to_repeat=False
+        )
         return parse_submit_response(self._json(response, what="submit"))
 
     def get_task(self, task_id: str, *, polling_url: str | None = None) -> TaskSnapshot:
@@ -776,10 +763,6 @@ class GatewayClient:
             attempt += 1
 
     # Internals.
-
-    def _path_for_model(self, model: object) -> str:
-        spec = (self._catalog or default_catalog()).models.get(str(model))
-        return SUBMIT_PATHS[spec.kind if spec else FIRST_FRAME]
 
     def _url(self, path: str) -> str:
         return self.base_url + "/" + path.lstrip("/")

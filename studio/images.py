@@ -183,11 +183,15 @@ class ImageCheck:
 
 @dataclass(frozen=True)
 class PreparedImage:
-    """The bytes to send for a first frame, and what was done to get them."""
+    """The bytes to send for a frame, what they are, and what was done to get them.
+
+    It keeps everything later steps need (format, size, hash), so nothing decodes it again.
+    """
 
     data: bytes = field(repr=False)
     mime: str
     format: str
+    mode: str
     width: int
     height: int
     size_bytes: int
@@ -195,6 +199,31 @@ class PreparedImage:
     original_sha256: str
     fixes: list[str] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
+
+    def as_check(self) -> ImageCheck:
+        """The check of these bytes, without reading them again: they meet every rule."""
+        return ImageCheck(
+            format=self.format,
+            width=self.width,
+            height=self.height,
+            size_bytes=self.size_bytes,
+            mode=self.mode,
+            sha256=self.sha256,
+        )
+
+
+@dataclass(frozen=True)
+class ImageReading:
+    """An image read and decoded once: its check, and what would be sent.
+
+    ``prepared`` is the image as given when it meets every rule (turned upright, first frame
+    only), else with every fix applied; it is None when no fix can make it sendable, and
+    ``refusal`` then says why.
+    """
+
+    check: ImageCheck
+    prepared: PreparedImage | None
+    refusal: str | None = None
 
 
 @dataclass
@@ -613,6 +642,41 @@ def _problems(decoded: _Decoded, limits: Limits) -> list[ImageProblem]:
     return problems
 
 
+def read_image(data: bytes, *, filename: str | None = None, limits: Limits) -> ImageReading:
+    """Read an image once: check it against the gateway's rules and prepare what would be sent.
+
+    One header read and one decode serve both, so an upload is decoded once however it is used
+    next (shown as ready, fixed with one click, sent).
+
+    Parameters
+    ----------
+    data
+        The file's bytes, as uploaded or fetched.
+    filename
+        The name it came with, used only to point out a misleading extension.
+    limits
+        The gateway's input limits.
+
+    Returns
+    -------
+    ImageReading
+        The check and the prepared image (or why none can be made).
+
+    Raises
+    ------
+    ImageRejected
+        If the bytes are empty, not a readable image, damaged, truncated or a decompression bomb.
+    """
+    decoded = _read_header(data, filename=filename)
+    with _decode_slot(decoded):
+        check = _decoded_check(decoded, limits)
+        try:
+            prepared = _prepare(decoded, data, check.problems, limits)
+        except ImageRejected as refusal:
+            return ImageReading(check=check, prepared=None, refusal=str(refusal))
+    return ImageReading(check=check, prepared=prepared)
+
+
 def inspect_image(
     data: bytes, *, filename: str | None = None, limits: Limits | None = None
 ) -> ImageCheck:
@@ -637,11 +701,15 @@ def inspect_image(
     ImageRejected
         If the bytes are empty, not a readable image, damaged, truncated or a decompression bomb.
     """
-    limits = limits or default_catalog().limits
     decoded = _read_header(data, filename=filename)
     with _decode_slot(decoded):
-        # Decoded as far as a fix would: proves the file whole at the cost the fix will have.
-        _decode(decoded, upright_box=_working_size(decoded, limits))
+        return _decoded_check(decoded, limits or default_catalog().limits)
+
+
+def _decoded_check(decoded: _Decoded, limits: Limits) -> ImageCheck:
+    """Decode as far as a fix would (proving the file whole at the cost the fix will have), then
+    say what the image is and which rules it breaks. Call it holding a decode slot."""
+    _decode(decoded, upright_box=_working_size(decoded, limits))
     return ImageCheck(
         format=decoded.format,
         width=decoded.width,
@@ -763,18 +831,16 @@ def prepare_image(
     ImageRejected
         If the image cannot be read, or breaks a rule that no fix can satisfy.
     """
-    limits = limits or default_catalog().limits
-    decoded = _read_header(data, filename=filename)
-    with _decode_slot(decoded):
-        return _prepare(decoded, data, limits)
+    reading = read_image(data, filename=filename, limits=limits or default_catalog().limits)
+    if reading.prepared is None:
+        raise ImageRejected(reading.refusal)
+    return reading.prepared
 
 
-def _prepare(decoded: _Decoded, data: bytes, limits: Limits) -> PreparedImage:
-    _decode(decoded, upright_box=_working_size(decoded, limits))
-    # Taken again after decoding: a PNG's EXIF, read only then, may have turned the image. Past
-    # the check of problems it is always a size that fits, as shapes no scale fits are refused.
-    target = _working_size(decoded, limits)
-    problems = _problems(decoded, limits)
+def _prepare(
+    decoded: _Decoded, data: bytes, problems: list[ImageProblem], limits: Limits
+) -> PreparedImage:
+    """The decoded image made sendable: untouched if it already is, else with every fix."""
     if blocking := [problem for problem in problems if problem.fix is None]:
         raise ImageRejected(" ".join(problem.message for problem in blocking))
     if not problems and not decoded.rotated and not decoded.animated:
@@ -782,13 +848,39 @@ def _prepare(decoded: _Decoded, data: bytes, limits: Limits) -> PreparedImage:
             data=data,
             mime=MIME_TYPES[decoded.format],
             format=decoded.format,
+            mode=decoded.source_mode,
             width=decoded.width,
             height=decoded.height,
             size_bytes=len(data),
             sha256=decoded.sha256,
             original_sha256=decoded.sha256,
         )
+    # Taken after decoding: a PNG's EXIF, read only then, may have turned the image. Past the
+    # check of problems it is always a size that fits, as shapes no scale fits are refused.
+    target = _working_size(decoded, limits)
+    image, fixes, warnings = _fixed_pixels(decoded, target)
+    encoded, output_format, encoding_fixes, encoding_warnings = _encode_to_fit(
+        image, decoded, limits
+    )
+    return PreparedImage(
+        data=encoded,
+        mime=MIME_TYPES[output_format],
+        format=output_format,
+        mode=image.mode,
+        width=image.width,
+        height=image.height,
+        size_bytes=len(encoded),
+        sha256=_sha256(encoded),
+        original_sha256=decoded.sha256,
+        fixes=fixes + encoding_fixes,
+        warnings=warnings + encoding_warnings,
+    )
 
+
+def _fixed_pixels(
+    decoded: _Decoded, target: tuple[int, int]
+) -> tuple[Image.Image, list[str], list[str]]:
+    """The first frame upright, at the target size, in colours the gateway takes; what was done."""
     fixes: list[str] = []
     warnings: list[str] = []
     if decoded.rotated:
@@ -800,7 +892,6 @@ def _prepare(decoded: _Decoded, data: bytes, limits: Limits) -> PreparedImage:
     image = _upright(image, decoded.orientation)
     image, colour_fixes = _convert_colours(image, decoded)
     fixes.extend(colour_fixes)
-
     width, height = decoded.width, decoded.height
     if target != (width, height):
         verb = "down" if target[0] < width else "up"
@@ -809,7 +900,13 @@ def _prepare(decoded: _Decoded, data: bytes, limits: Limits) -> PreparedImage:
             warnings.append(
                 f"Scaled up {target[0] / width:.1f}×: it may look softer than the original."
             )
+    return image, fixes, warnings
 
+
+def _encode_to_fit(
+    image: Image.Image, decoded: _Decoded, limits: Limits
+) -> tuple[bytes, str, list[str], list[str]]:
+    """The fixed pixels saved in a format the gateway takes, recompressed to fit if needed."""
     output_format = _output_format(decoded)
     encoded = _encode(image, output_format)
     limit = size_limit(limits.image_max_bytes)
@@ -820,29 +917,19 @@ def _prepare(decoded: _Decoded, data: bytes, limits: Limits) -> PreparedImage:
     )
     if len(encoded) > limits.image_max_bytes:
         encoded, quality = _fit_as_jpeg(image, limits.image_max_bytes, heavy_size=len(encoded))
-        output_format = "JPEG"
-        fixes.append(f"Recompressed as JPEG (quality {quality}) to fit under {limit}{was}")
+        fixes = [f"Recompressed as JPEG (quality {quality}) to fit under {limit}{was}"]
+        warnings = []
         if quality < _STRONG_COMPRESSION_BELOW:
             warnings.append(
                 f"Compressed strongly (JPEG quality {quality}); fine detail may be lost."
             )
-    else:
-        if output_format != decoded.format:
-            fixes.append(f"Converted {decoded.format} to {output_format}")
-        if was:
-            fixes.append(f"Recompressed to fit under {limit}{was}")
-    return PreparedImage(
-        data=encoded,
-        mime=MIME_TYPES[output_format],
-        format=output_format,
-        width=image.width,
-        height=image.height,
-        size_bytes=len(encoded),
-        sha256=_sha256(encoded),
-        original_sha256=decoded.sha256,
-        fixes=fixes,
-        warnings=warnings,
-    )
+        return encoded, "JPEG", fixes, warnings
+    fixes = []
+    if output_format != decoded.format:
+        fixes.append(f"Converted {decoded.format} to {output_format}")
+    if was:
+        fixes.append(f"Recompressed to fit under {limit}{was}")
+    return encoded, output_format, fixes, []
 
 
 def _fit_as_jpeg(image: Image.Image, max_bytes: int, *, heavy_size: int) -> tuple[bytes, int]:

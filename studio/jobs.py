@@ -8,6 +8,7 @@ reached the gateway leaves the job ``uncertain`` for the user to decide.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import secrets
@@ -18,8 +19,14 @@ from typing import TYPE_CHECKING, Any
 from studio.catalog import Catalog
 from studio.errors import GatewayConnectionError, GatewayError, RequestNotSentError
 from studio.explain import explain_rejection, explain_uncertain, submit_was_certainly_refused
-from studio.generation import FieldProblem, GenerationRequest, InvalidRequest
-from studio.pricing import estimate_cost, output_size
+from studio.generation import (
+    InvalidRequest,
+    JobDraft,
+    Quote,
+    SubmitPayload,
+    build_payload,
+    quote,
+)
 from studio.records import Job, JobStatus
 
 if TYPE_CHECKING:
@@ -33,75 +40,15 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger("studio.jobs")
 
-# Stands in for an image while a draft is checked, before any image is hosted.
-_PENDING_IMAGE_URL = "data:image/png;base64,"
-# GenerationRequest's field names, as the draft (and so the form) calls them.
-_DRAFT_FIELDS = {"image_url": "image", "last_frame_url": "last_image"}
 _ANSWERED = frozenset({JobStatus.SUBMITTING, JobStatus.UNCERTAIN})
 
 
 @dataclass(frozen=True)
-class JobDraft:
-    """Everything the user chose for one video, before it becomes a job.
+class _HostedImage:
+    """An image kept in the library and the URL the gateway reads it from."""
 
-    ``resolution`` and ``duration`` None mean the model's defaults; ``seed`` None means a random
-    seed, drawn at submit and recorded so that "use these settings again" reproduces the video.
-    """
-
-    model: str
-    resolution: str | None = None
-    duration: int | None = None
-    prompt: str = ""
-    negative_prompt: str = ""
-    prompt_extend: bool = True
-    watermark: bool = False
-    seed: int | None = None
-    image: PreparedImage | None = None
-    image_source: str | None = None
-    last_image: PreparedImage | None = None
-
-    def to_request(
-        self, *, image_url: str, last_frame_url: str | None = None, seed: int | None = None
-    ) -> GenerationRequest:
-        """The gateway request for this draft with its images hosted at the given URLs."""
-        return GenerationRequest(
-            model=self.model,
-            image_url=image_url,
-            prompt=self.prompt,
-            negative_prompt=self.negative_prompt,
-            resolution=self.resolution,
-            duration=self.duration,
-            prompt_extend=self.prompt_extend,
-            watermark=self.watermark,
-            seed=self.seed if seed is None else seed,
-            last_frame_url=last_frame_url,
-        )
-
-
-def draft_problems(draft: JobDraft, catalog: Catalog) -> list[FieldProblem]:
-    """Return everything that would stop this draft from being sent, in form order.
-
-    Parameters
-    ----------
-    draft
-        The user's choices.
-    catalog
-        The models and limits to check against.
-
-    Returns
-    -------
-    list of FieldProblem
-        Empty when it can be sent. Image problems name the draft's fields (``image``,
-        ``last_image``), every other one the request's.
-    """
-    request = draft.to_request(
-        image_url=_PENDING_IMAGE_URL if draft.image is not None else "",
-        last_frame_url=_PENDING_IMAGE_URL if draft.last_image is not None else None,
-    )
-    return [
-        FieldProblem(_DRAFT_FIELDS.get(problem.field, problem.field), problem.message)
-        for problem in request.validate(catalog)
-    ]
+    sha256: str
+    url: str
 
 
 def draw_seed(catalog: Catalog) -> int:
@@ -163,12 +110,12 @@ class Submitter:
         Parameters
         ----------
         draft
-            The user's choices; checked first.
+            The user's choices; checked here, once.
         client
             The gateway client holding the key this job is billed to.
         submission_id
-            Unique per click of Generate: the same id again returns the same job, never a second
-            task.
+            Unique per click of Generate: a job already written with this id is returned as it
+            is, never sent a second time.
         session_id
             The browser session, for "this session" lists and totals.
         mode
@@ -188,56 +135,81 @@ class Submitter:
         InvalidRequest
             When the draft breaks the catalog's rules or has no image; nothing is written.
         """
-        existing = self.store.get_by_submission(submission_id)
-        if existing is not None:
-            return existing
-        if problems := draft_problems(draft, self.catalog):
+        if problems := draft.problems(self.catalog):
             raise InvalidRequest(problems)
-        assert draft.image is not None  # draft_problems reports a missing image
-        seed = draft.seed if draft.seed is not None else draw_seed(self.catalog)
-
-        # Kept before sending, so history can show and reuse the image whatever happens next.
-        image_sha = self.library.save(draft.image.data, format=draft.image.format)
-        hosted = {self.image_host.url_for(draft.image): image_sha}
-        last_sha = last_url = None
-        if draft.last_image is not None:
-            last_sha = self.library.save(draft.last_image.data, format=draft.last_image.format)
-            last_url = self.image_host.url_for(draft.last_image)
-            hosted[last_url] = last_sha
-        image_url = next(iter(hosted))
-        request = draft.to_request(
-            image_url=image_url, last_frame_url=last_url, seed=seed
-        ).resolved(self.catalog)
-        payload = request.to_payload(self.catalog)
-        resolution, duration = str(request.resolution), int(request.duration or 0)
-        width, height = output_size(
-            draft.image.width, draft.image.height, self.catalog.tier_pixels[resolution]
+        if draft.seed is None:
+            draft = dataclasses.replace(draft, seed=draw_seed(self.catalog))
+        asked = quote(draft, self.catalog)
+        first, last = self._keep_images(draft)
+        payload = build_payload(
+            draft, asked, image_url=first.url, last_frame_url=last.url if last else None
         )
-
-        job, created = self.store.create_job(
+        job, created = self._write_job(
+            draft,
+            asked,
+            payload,
+            first=first,
+            last=last,
             submission_id=submission_id,
-            mode=mode,
             session_id=session_id,
-            model=request.model,
-            resolution=resolution,
-            duration=duration,
-            prompt=request.prompt,
-            negative_prompt=request.negative_prompt,
-            prompt_extend=request.prompt_extend,
-            watermark=request.watermark,
-            seed=seed,
-            image_sha256=image_sha,
-            image_source=draft.image_source,
-            last_image_sha256=last_sha,
-            estimate_usd=estimate_cost(self.catalog.model(request.model), resolution, duration),
-            output_width=width,
-            output_height=height,
+            mode=mode,
             key_fingerprint=key_fingerprint,
-            request_json=recordable_payload(payload, hosted),
         )
         if not created:
             return job
+        return self._send(job, payload, client=client)
 
+    def _keep_images(self, draft: JobDraft) -> tuple[_HostedImage, _HostedImage | None]:
+        """Keep the draft's images before sending, so history can show and reuse them whatever
+        happens next, and host them for the gateway."""
+        assert draft.image is not None  # a draft without problems has a first frame
+        first = self._keep(draft.image)
+        last = self._keep(draft.last_frame) if draft.last_frame is not None else None
+        return first, last
+
+    def _keep(self, image: PreparedImage) -> _HostedImage:
+        sha256 = self.library.save(image.data, format=image.format)
+        return _HostedImage(sha256=sha256, url=self.image_host.url_for(image))
+
+    def _write_job(
+        self,
+        draft: JobDraft,
+        asked: Quote,
+        payload: SubmitPayload,
+        *,
+        first: _HostedImage,
+        last: _HostedImage | None,
+        submission_id: str,
+        session_id: str | None,
+        mode: str,
+        key_fingerprint: str | None,
+    ) -> tuple[Job, bool]:
+        """The job in the store, ``submitting``, before any byte leaves; False if it was there."""
+        hosted = {image.url: image.sha256 for image in (first, last) if image is not None}
+        return self.store.create_job(
+            submission_id=submission_id,
+            mode=mode,
+            session_id=session_id,
+            model=asked.spec.id,
+            resolution=asked.resolution,
+            duration=asked.duration,
+            prompt=draft.prompt,
+            negative_prompt=draft.negative_prompt,
+            prompt_extend=draft.prompt_extend,
+            watermark=draft.watermark,
+            seed=draft.seed,
+            image_sha256=first.sha256,
+            image_source=draft.image_source,
+            last_frame_sha256=last.sha256 if last else None,
+            estimate_usd=asked.cost_usd,
+            output_width=asked.output_width,
+            output_height=asked.output_height,
+            key_fingerprint=key_fingerprint,
+            request_json=recordable_payload(payload.body, hosted),
+        )
+
+    def _send(self, job: Job, payload: SubmitPayload, *, client: GatewayClient) -> Job:
+        """Send the written job once and record the receipt or why it failed."""
         sent_at = _utcnow()
         try:
             # If this process dies while sending, the watcher finds the job after the grace period
@@ -247,12 +219,11 @@ class Submitter:
                 submitted_at=sent_at,
                 next_poll_at=sent_at + timedelta(seconds=self.policy.submit_grace),
             )
-            submit_path = request.submit_path(self.catalog)
         except Exception:
             logger.exception("job %s: could not get ready to send it", job.id)
             return self._record_failure(job.id, _not_sent())
         try:
-            receipt = client.submit(payload, path=submit_path)
+            receipt = client.submit(payload.body, path=payload.path)
         except GatewayError as error:
             return self._record_failure(job.id, error)
         except Exception:
@@ -266,7 +237,6 @@ class Submitter:
                     may_have_reached_server=True,
                 ),
             )
-
         answered = _utcnow()
         queued = self.store.transition(
             job.id,

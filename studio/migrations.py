@@ -100,59 +100,65 @@ schema_version = sa.Table(
     sa.Column("applied_at", UTCDateTime, nullable=False),
 )
 
+
+def _jobs_table(into: sa.MetaData, *, last_frame_column: str) -> sa.Table:
+    """The jobs table, with its one column that was renamed since it was first made."""
+    return sa.Table(
+        "jobs",
+        into,
+        sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+        sa.Column("submission_id", sa.String(100), nullable=False),
+        sa.Column("mode", sa.String(10), nullable=False),
+        sa.Column("session_id", sa.String(100)),
+        sa.Column("model", sa.String(100), nullable=False),
+        sa.Column("resolution", sa.String(16), nullable=False),
+        sa.Column("duration", sa.Integer, nullable=False),
+        sa.Column("prompt", sa.Text, nullable=False),
+        sa.Column("negative_prompt", sa.Text, nullable=False),
+        sa.Column("prompt_extend", sa.Boolean, nullable=False),
+        sa.Column("watermark", sa.Boolean, nullable=False),
+        sa.Column("seed", sa.BigInteger),
+        sa.Column("image_sha256", sa.String(64), nullable=False),
+        sa.Column("image_source", sa.Text),
+        sa.Column(last_frame_column, sa.String(64)),
+        sa.Column("status", StatusType, nullable=False),
+        sa.Column("created_at", UTCDateTime, nullable=False),
+        sa.Column("estimate_usd", Money, nullable=False),
+        sa.Column("output_width", sa.Integer),
+        sa.Column("output_height", sa.Integer),
+        sa.Column("task_id", sa.String(200)),
+        sa.Column("polling_url", sa.Text),
+        sa.Column("submitted_at", UTCDateTime),
+        sa.Column("queued_at", UTCDateTime),
+        sa.Column("started_at", UTCDateTime),
+        sa.Column("finished_at", UTCDateTime),
+        sa.Column("error_code", sa.String(200)),
+        sa.Column("error_message", sa.Text),
+        sa.Column("explanation", sa.Text),
+        sa.Column("actual_prompt", sa.Text),
+        sa.Column("video_url", sa.Text),
+        sa.Column("video_path", sa.Text),
+        sa.Column("billed_seconds", sa.Integer),
+        sa.Column("cost_usd", Money),
+        sa.Column("key_fingerprint", sa.String(100)),
+        sa.Column("poll_count", sa.Integer, nullable=False, server_default="0"),
+        sa.Column("next_poll_at", UTCDateTime),
+        sa.Column("lease_owner", sa.String(200)),
+        sa.Column("lease_until", UTCDateTime),
+        sa.Column("unknown_since", UTCDateTime),
+        sa.Column("deadline_at", UTCDateTime),
+        sa.Column("request_json", sa.Text),
+        sa.Index("ux_jobs_submission_id", "submission_id", unique=True),
+        sa.Index("ix_jobs_status_next_poll_at", "status", "next_poll_at"),
+        sa.Index("ix_jobs_created_at", "created_at"),
+        sa.Index("ix_jobs_model", "model", "resolution", "duration"),
+        sa.Index("ix_jobs_session_id", "session_id"),
+    )
+
+
 # The table as the latest migration leaves it. A change here needs a new migration; the store's
 # tests compare a migrated database with this definition.
-jobs = sa.Table(
-    "jobs",
-    metadata,
-    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
-    sa.Column("submission_id", sa.String(100), nullable=False),
-    sa.Column("mode", sa.String(10), nullable=False),
-    sa.Column("session_id", sa.String(100)),
-    sa.Column("model", sa.String(100), nullable=False),
-    sa.Column("resolution", sa.String(16), nullable=False),
-    sa.Column("duration", sa.Integer, nullable=False),
-    sa.Column("prompt", sa.Text, nullable=False),
-    sa.Column("negative_prompt", sa.Text, nullable=False),
-    sa.Column("prompt_extend", sa.Boolean, nullable=False),
-    sa.Column("watermark", sa.Boolean, nullable=False),
-    sa.Column("seed", sa.BigInteger),
-    sa.Column("image_sha256", sa.String(64), nullable=False),
-    sa.Column("image_source", sa.Text),
-    sa.Column("last_image_sha256", sa.String(64)),
-    sa.Column("status", StatusType, nullable=False),
-    sa.Column("created_at", UTCDateTime, nullable=False),
-    sa.Column("estimate_usd", Money, nullable=False),
-    sa.Column("output_width", sa.Integer),
-    sa.Column("output_height", sa.Integer),
-    sa.Column("task_id", sa.String(200)),
-    sa.Column("polling_url", sa.Text),
-    sa.Column("submitted_at", UTCDateTime),
-    sa.Column("queued_at", UTCDateTime),
-    sa.Column("started_at", UTCDateTime),
-    sa.Column("finished_at", UTCDateTime),
-    sa.Column("error_code", sa.String(200)),
-    sa.Column("error_message", sa.Text),
-    sa.Column("explanation", sa.Text),
-    sa.Column("actual_prompt", sa.Text),
-    sa.Column("video_url", sa.Text),
-    sa.Column("video_path", sa.Text),
-    sa.Column("billed_seconds", sa.Integer),
-    sa.Column("cost_usd", Money),
-    sa.Column("key_fingerprint", sa.String(100)),
-    sa.Column("poll_count", sa.Integer, nullable=False, server_default="0"),
-    sa.Column("next_poll_at", UTCDateTime),
-    sa.Column("lease_owner", sa.String(200)),
-    sa.Column("lease_until", UTCDateTime),
-    sa.Column("unknown_since", UTCDateTime),
-    sa.Column("deadline_at", UTCDateTime),
-    sa.Column("request_json", sa.Text),
-    sa.Index("ux_jobs_submission_id", "submission_id", unique=True),
-    sa.Index("ix_jobs_status_next_poll_at", "status", "next_poll_at"),
-    sa.Index("ix_jobs_created_at", "created_at"),
-    sa.Index("ix_jobs_model", "model", "resolution", "duration"),
-    sa.Index("ix_jobs_session_id", "session_id"),
-)
+jobs = _jobs_table(metadata, last_frame_column="last_frame_sha256")
 
 
 # The Generate form of each browser session, so that a refresh brings it back: the form's values
@@ -176,7 +182,13 @@ class Migration:
 
 
 def _create_jobs(conn: Connection) -> None:
-    jobs.create(conn)
+    # As version 1 made it, whatever the table looks like today: later migrations change it.
+    _jobs_table(sa.MetaData(), last_frame_column="last_image_sha256").create(conn)
+
+
+def _rename_last_image_to_last_frame(conn: Connection) -> None:
+    # SQLite (3.25 and later) and PostgreSQL rename a column in place, keeping its data.
+    conn.execute(sa.text("ALTER TABLE jobs RENAME COLUMN last_image_sha256 TO last_frame_sha256"))
 
 
 def _create_drafts(conn: Connection) -> None:
@@ -186,6 +198,11 @@ def _create_drafts(conn: Connection) -> None:
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "jobs table with leases, money and the history indexes", _create_jobs),
     Migration(2, "drafts table: each browser session's Generate form", _create_drafts),
+    Migration(
+        3,
+        "the second image of a job is its last frame, as the gateway calls it",
+        _rename_last_image_to_last_frame,
+    ),
 )
 
 LATEST_VERSION = MIGRATIONS[-1].version

@@ -100,7 +100,7 @@ class Job:
     seed: int | None
     image_sha256: str
     image_source: str | None  # the file name or link the user gave
-    last_image_sha256: str | None  # first-and-last-frame models only
+    last_frame_sha256: str | None  # first-and-last-frame models only
     status: JobStatus
     created_at: datetime
     estimate_usd: Decimal

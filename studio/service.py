@@ -22,19 +22,17 @@ from studio.catalog import Catalog
 from studio.expectations import JobClass, RunTimeEstimator, TypicalWait
 from studio.export import jobs_csv
 from studio.gateway import GatewayClient, RetryPolicy
-from studio.generation import FieldProblem, InvalidRequest
+from studio.generation import FieldProblem, JobDraft, quote
 from studio.humane import clip_price
 from studio.imagehost import DataUriHost, ImageHost
-from studio.jobs import JobDraft, Submitter, draft_problems
+from studio.jobs import Submitter
 from studio.keys import KeyChoice, KeyRequired, KeyRing
 from studio.linkfetch import DEFAULT_MAX_BYTES as DEFAULT_LINK_BYTES
 from studio.linkfetch import FetchedImage, fetch_image_link
 from studio.pricing import (
     LISTED_CLIP_SECONDS,
-    estimate_cost,
     listed_clip_price,
     listed_price_differs,
-    output_size,
 )
 from studio.records import ALL_JOBS, BILLED, DEMO, Job, JobFilter, JobStatus, Totals
 from studio.schedule import PollPolicy, RequestBudget, shared_budget
@@ -42,7 +40,7 @@ from studio.settings import Settings
 
 if TYPE_CHECKING:
     from studio.demo import DemoGateway
-    from studio.images import ImageCheck, ImageLibrary, PreparedImage
+    from studio.images import ImageLibrary, ImageReading, PreparedImage
     from studio.store import JobStore
 
 # The store (SQLAlchemy), images (Pillow), the demo gateway and the watcher are imported where
@@ -292,9 +290,7 @@ class Studio:
         Raises ``AuthenticationError`` for a key the gateway refuses and another
         ``GatewayError`` when it cannot be asked; returns when the key works.
         """
-        with GatewayClient(
-            base_url=self.settings.base_url, api_key=key.strip(), catalog=self.catalog
-        ) as client:
+        with GatewayClient(base_url=self.settings.base_url, api_key=key.strip()) as client:
             client.check_key()
 
     def forget_session_key(self, key: str, *, holder: str) -> None:
@@ -324,7 +320,7 @@ class Studio:
 
     def _make_client(self, base_url: str, key: str, for_watcher: bool) -> GatewayClient:
         retry = {"retry": _WATCHER_RETRY} if for_watcher else {}
-        return GatewayClient(base_url=base_url, api_key=key, catalog=self.catalog, **retry)
+        return GatewayClient(base_url=base_url, api_key=key, **retry)
 
     def _demo_moved(self, url: str) -> None:
         # Another process stopped running the demo gateway and one took over at a new address.
@@ -354,7 +350,7 @@ class Studio:
 
     def check_draft(self, draft: JobDraft) -> list[FieldProblem]:
         """Everything that would block Generate for this draft (a missing image included)."""
-        return draft_problems(draft, self.catalog)
+        return draft.problems(self.catalog)
 
     def estimate(self, draft: JobDraft, *, api_key: str | None = None) -> Estimate:
         """The cost and output size of a draft before it is sent.
@@ -377,47 +373,27 @@ class Studio:
         InvalidRequest
             When the model, resolution or duration is not in the catalog.
         """
-        spec = self.catalog.models.get(draft.model)
-        resolution = draft.resolution or (spec.default_resolution if spec else "")
-        duration = draft.duration or (spec.default_duration if spec else 0)
-        if spec is None or resolution not in spec.resolutions or duration not in spec.durations:
-            problems = [
-                problem
-                for problem in draft_problems(draft, self.catalog)
-                if problem.field in {"model", "resolution", "duration"}
-            ]
-            raise InvalidRequest(problems)
-        cost = estimate_cost(spec, resolution, duration)
-        width = height = None
-        if draft.image is not None:
-            width, height = output_size(
-                draft.image.width, draft.image.height, self.catalog.tier_pixels[resolution]
-            )
-        price = clip_price(cost, duration)
+        asked = quote(draft, self.catalog)
+        spec, resolution, duration = asked.spec, asked.resolution, asked.duration
+        price = clip_price(asked.cost_usd, duration)
         billed = self._keys.for_new_job(api_key).billed
         listed = None
         if duration == LISTED_CLIP_SECONDS and listed_price_differs(spec, resolution):
             listed = listed_clip_price(spec, resolution)
         return Estimate(
-            cost_usd=cost,
+            cost_usd=asked.cost_usd,
             billed=billed,
-            output_width=width,
-            output_height=height,
+            output_width=asked.output_width,
+            output_height=asked.output_height,
             text=price if billed else f"demo, not billed: would cost {price}",
             listed_usd=listed,
         )
 
-    def load_upload(self, name: str | None, data: bytes) -> ImageCheck:
-        """Check an uploaded file against the gateway's rules (raises ``ImageRejected``)."""
-        from studio.images import inspect_image
+    def read_upload(self, name: str | None, data: bytes) -> ImageReading:
+        """Check an image and prepare what to send, in one decode (raises ``ImageRejected``)."""
+        from studio.images import read_image
 
-        return inspect_image(data, filename=name, limits=self.catalog.limits)
-
-    def prepare_upload(self, name: str | None, data: bytes) -> PreparedImage:
-        """The bytes to send for an image, with every available fix applied."""
-        from studio.images import prepare_image
-
-        return prepare_image(data, filename=name, limits=self.catalog.limits)
+        return read_image(data, filename=name, limits=self.catalog.limits)
 
     def load_link(self, url: str, *, max_bytes: int = DEFAULT_LINK_BYTES) -> FetchedImage:
         """Fetch a pasted link through the guard (raises ``LinkRejected``).
@@ -668,7 +644,7 @@ class Studio:
         """A draft with a job's settings and images, to fill the Generate form again."""
         job = self._existing(job_id)
         image = self._stored_image(job.image_sha256)
-        last = self._stored_image(job.last_image_sha256) if job.last_image_sha256 else None
+        last = self._stored_image(job.last_frame_sha256) if job.last_frame_sha256 else None
         return JobDraft(
             model=job.model,
             resolution=job.resolution,
@@ -680,7 +656,7 @@ class Studio:
             seed=job.seed,
             image=image,
             image_source=job.image_source,
-            last_image=last,
+            last_frame=last,
         )
 
     def wait(

@@ -63,7 +63,7 @@ def test_switching_away_from_keyframes_never_blocks(
     upload(page, picture(tmp_path / "start.png"))
     expect(widget(page, "frame-image").get_by_text("Ready to send.")).to_be_visible()
     _choose_model(page, "Wan 2.1 Keyframes")
-    last = widget(page, "frame-last_image")
+    last = widget(page, "frame-last_frame")
     last.locator('[data-testid="stFileUploaderDropzoneInput"]').set_input_files(
         picture(tmp_path / "end.png")
     )
@@ -72,13 +72,13 @@ def test_switching_away_from_keyframes_never_blocks(
     screenshot(page, "keyframes-both-frames", screenshot_dir)
 
     _choose_model(page, "Wan 2.2 Flash")
-    expect(widget(page, "frame-last_image")).to_have_count(0)
+    expect(widget(page, "frame-last_frame")).to_have_count(0)
     expect(page.get_by_text("animates a first frame only")).to_have_count(0)
     expect(generate_button(page)).to_be_enabled()
     screenshot(page, "keyframes-switched-to-flash", screenshot_dir)
 
     _choose_model(page, "Wan 2.1 Keyframes")
-    expect(widget(page, "frame-last_image").get_by_text("end.png · PNG")).to_be_visible()
+    expect(widget(page, "frame-last_frame").get_by_text("end.png · PNG")).to_be_visible()
     expect(generate_button(page)).to_be_enabled()
 
 

@@ -49,7 +49,7 @@ def hostile_job(streamlit_app: str, tmp_path: Path) -> int:
             seed=1,
             image_sha256=sha,
             image_source="[me](https://example.com).jpg",
-            last_image_sha256=None,
+            last_frame_sha256=None,
             estimate_usd=Decimal("0.1"),
             output_width=832,
             output_height=512,

@@ -24,8 +24,8 @@ from PIL import Image
 
 import simulator
 from studio.catalog import default_catalog
+from studio.generation import JobDraft
 from studio.images import PreparedImage, prepare_image
-from studio.jobs import JobDraft
 from studio.records import BILLED, Job, JobStatus
 from studio.schedule import PollPolicy
 from studio.service import Studio
@@ -102,7 +102,7 @@ def a_job(**changes: object) -> Job:
         seed=7,
         image_sha256="0" * 64,
         image_source="frame.jpg",
-        last_image_sha256=None,
+        last_frame_sha256=None,
         status=JobStatus.SUCCEEDED,
         created_at=datetime(2026, 1, 5, 12, 0, tzinfo=UTC),
         estimate_usd=Decimal("0.135"),

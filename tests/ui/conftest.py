@@ -161,7 +161,7 @@ class JobMaker:
             seed=seed,
             image_sha256=sha,
             image_source="shore.jpg",
-            last_image_sha256=None,
+            last_frame_sha256=None,
             estimate_usd=Decimal(cost or "0.1"),
             output_width=832,
             output_height=512,

@@ -23,7 +23,7 @@ def test_a_refresh_brings_back_frames_prompt_and_options(app: AppTest, studio_ho
     app.selectbox(key="gen.model").set_value("wan2.1-kf2v-plus").run()
     upload(app, image_bytes(500, 300, "PNG"), name="small.png", mime="image/png")
     app.button(key="gen.image.fix").click().run()
-    app.file_uploader(key="gen.last_image.upload").set_value(
+    app.file_uploader(key="gen.last_frame.upload").set_value(
         ("end.jpg", image_bytes(640, 480, "JPEG"), "image/jpeg")
     )
     app.run()

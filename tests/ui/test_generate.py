@@ -50,7 +50,7 @@ def test_options_follow_the_chosen_model(app: AppTest) -> None:
 
 def test_a_keyframe_model_asks_for_a_last_frame(app: AppTest) -> None:
     app.selectbox(key="gen.model").set_value("wan2.1-kf2v-plus").run()
-    assert app.file_uploader(key="gen.last_image.upload").label == "Drop an image here, or browse"
+    assert app.file_uploader(key="gen.last_frame.upload").label == "Drop an image here, or browse"
     upload(app, image_bytes(640, 480, "JPEG"), name="start.jpg", mime="image/jpeg")
     assert app.button(key="gen.submit").disabled
     assert "needs a last frame as well as a first frame" in texts(app)
@@ -292,7 +292,7 @@ def test_a_browser_refresh_keeps_the_session_jobs(studio_home: Path, jobs: JobMa
 def test_a_keyframe_job_takes_both_frames(app: AppTest) -> None:
     app.selectbox(key="gen.model").set_value("wan2.1-kf2v-plus").run()
     upload(app, image_bytes(640, 480, "JPEG"), name="start.jpg", mime="image/jpeg")
-    app.file_uploader(key="gen.last_image.upload").set_value(
+    app.file_uploader(key="gen.last_frame.upload").set_value(
         ("end.jpg", image_bytes(640, 480, "PNG"), "image/png")
     )
     app.run()

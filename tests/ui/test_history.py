@@ -14,7 +14,7 @@ import simulator
 from components.services import get_studio
 from studio import explain
 from studio.catalog import default_catalog
-from studio.jobs import JobDraft
+from studio.generation import JobDraft
 from studio.records import BILLED, DEMO, Job, JobStatus
 from studio.service import Studio
 from studio.settings import Settings

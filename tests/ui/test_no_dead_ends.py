@@ -19,7 +19,7 @@ FLASH = "wan2.2-i2v-flash"
 def _keyframe_draft(app: AppTest) -> AppTest:
     app.selectbox(key="gen.model").set_value(KEYFRAMES).run()
     upload(app, image_bytes(640, 480, "JPEG"), name="start.jpg", mime="image/jpeg")
-    app.file_uploader(key="gen.last_image.upload").set_value(
+    app.file_uploader(key="gen.last_frame.upload").set_value(
         ("end.jpg", image_bytes(640, 480, "PNG"), "image/png")
     )
     return app.run()

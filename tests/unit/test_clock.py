@@ -52,7 +52,7 @@ def _finished_job(store: JobStore, created: datetime, cost: str, monkeypatch) ->
         seed=1,
         image_sha256="a" * 64,
         image_source="fox.png",
-        last_image_sha256=None,
+        last_frame_sha256=None,
         estimate_usd=Decimal(cost),
         output_width=832,
         output_height=480,

@@ -89,7 +89,7 @@ def test_a_keyframe_job_goes_through_the_frames_path_to_a_saved_video(
         resolution="720P",
         duration=5,
         image=first,
-        last_image=last,
+        last_frame=last,
     )
     assert job.status is JobStatus.QUEUED, job.explanation
     done = wait_until(finished(billed_studio, job), what="the keyframe job")
@@ -97,8 +97,8 @@ def test_a_keyframe_job_goes_through_the_frames_path_to_a_saved_video(
     video = billed_studio.video_file(done)
     assert video is not None
     assert looks_like_mp4(video)
-    assert done.last_image_sha256 is not None
-    assert done.last_image_sha256 != done.image_sha256
+    assert done.last_frame_sha256 is not None
+    assert done.last_frame_sha256 != done.image_sha256
     assert done.cost_usd == KEYFRAME_720P_PER_SECOND * 5
 
     [task] = engine_gateway.tasks()

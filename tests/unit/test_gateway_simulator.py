@@ -13,6 +13,7 @@ import pytest
 from PIL import Image
 
 import simulator
+from studio.catalog import FIRST_FRAME
 from studio.errors import (
     AuthenticationError,
     BadRequestError,
@@ -21,7 +22,7 @@ from studio.errors import (
     LinkExpiredError,
 )
 from studio.gateway import GatewayClient, RetryPolicy, TaskSnapshot, TaskStatus, Timeouts
-from studio.generation import GenerationRequest
+from studio.generation import SUBMIT_PATHS
 
 KEY = "sim-key-8d2f6a1c"
 POLL_DEADLINE_SECONDS = 60
@@ -36,14 +37,18 @@ def _png_data_uri(width: int = 480, height: int = 360) -> str:
 
 
 IMAGE = _png_data_uri()
-SMALL_JOB = GenerationRequest(
-    model="wan2.1-i2v-turbo",
-    image_url=IMAGE,
-    prompt="The camera drifts slowly over the colours.",
-    resolution="480P",
-    duration=3,
-    seed=7,
-)
+SUBMIT_PATH = SUBMIT_PATHS[FIRST_FRAME]
+SMALL_JOB = {
+    "model": "wan2.1-i2v-turbo",
+    "input": {"prompt": "The camera drifts slowly over the colours.", "img_url": IMAGE},
+    "parameters": {
+        "resolution": "480P",
+        "duration": 3,
+        "prompt_extend": True,
+        "watermark": False,
+        "seed": 7,
+    },
+}
 
 
 @pytest.fixture(scope="module")
@@ -80,7 +85,7 @@ def test_submit_poll_download_makes_an_mp4(
     gateway: simulator.RunningSimulator, tmp_path: Path
 ) -> None:
     with make_client(gateway.url) as client:
-        receipt = client.submit(SMALL_JOB)
+        receipt = client.submit(SMALL_JOB, path=SUBMIT_PATH)
         assert receipt.status is TaskStatus.PENDING
         snapshot = wait_until_done(client, receipt.task_id)
         assert snapshot.status is TaskStatus.SUCCEEDED, snapshot.raw
@@ -116,7 +121,7 @@ def test_a_missing_or_wrong_key_is_an_authentication_error(
         make_client(gateway.url, api_key=api_key) as client,
         pytest.raises(AuthenticationError) as caught,
     ):
-        client.submit(SMALL_JOB)
+        client.submit(SMALL_JOB, path=SUBMIT_PATH)
     assert caught.value.status_code == 401
     assert "API key" in caught.value.message
     assert KEY not in str(caught.value)
@@ -145,7 +150,7 @@ def test_a_broken_rule_is_a_bad_request_with_the_gateways_words(
 ) -> None:
     before = len(gateway.tasks())
     with make_client(gateway.url) as client, pytest.raises(BadRequestError) as caught:
-        client.submit(payload)
+        client.submit(payload, path=SUBMIT_PATH)
     assert caught.value.status_code == 400
     assert "The video service said" in caught.value.message
     assert len(gateway.tasks()) == before
@@ -155,7 +160,7 @@ def test_a_link_with_a_bad_signature_is_refused_as_expired(
     gateway: simulator.RunningSimulator, tmp_path: Path
 ) -> None:
     with make_client(gateway.url) as client:
-        snapshot = wait_until_done(client, client.submit(SMALL_JOB).task_id)
+        snapshot = wait_until_done(client, client.submit(SMALL_JOB, path=SUBMIT_PATH).task_id)
         assert snapshot.video_url
         tampered = snapshot.video_url.replace("Signature=", "Signature=0")
         with pytest.raises(LinkExpiredError):
@@ -189,7 +194,7 @@ def test_a_lost_submit_answer_may_have_created_a_task(
         make_client(gateway.url, api_key=lossy_key, sleep=waits.append) as client,
         pytest.raises(GatewayConnectionError) as caught,
     ):
-        client.submit(SMALL_JOB)
+        client.submit(SMALL_JOB, path=SUBMIT_PATH)
     assert caught.value.may_have_reached_server is True
     assert waits == []  # never resent
     assert len(gateway.tasks()) == before + 1  # and indeed the task exists
@@ -203,4 +208,4 @@ def test_a_malformed_submit_answer_is_a_response_error(
         make_client(gateway.url, api_key=broken_key, retry=RetryPolicy(max_attempts=1)) as client,
         pytest.raises(GatewayResponseError),
     ):
-        client.submit(SMALL_JOB)
+        client.submit(SMALL_JOB, path=SUBMIT_PATH)

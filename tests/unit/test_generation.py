@@ -1,92 +1,105 @@
-"""Generation requests: every problem at once in user words, and the exact JSON of a submit."""
+"""Drafts: every problem at once in user words, named by the draft's fields; the exact submit."""
 
 from __future__ import annotations
+
+from dataclasses import replace
+from decimal import Decimal
 
 import pytest
 
 from studio.catalog import default_catalog
 from studio.generation import (
     FieldProblem,
-    GenerationRequest,
     InvalidRequest,
+    JobDraft,
+    build_payload,
+    quote,
 )
+from tests.plugins.engine import first_frame
 
+CATALOG = default_catalog()
 IMAGE = "https://images.example.com/cat.png"
 LAST = "https://images.example.com/cat-end.png"
+FRAME = first_frame()
+LAST_FRAME = first_frame(shade=9)
 
 
-def _fields(request: GenerationRequest) -> list[str]:
-    return [problem.field for problem in request.validate()]
+def _draft(**fields: object) -> JobDraft:
+    return JobDraft(**{"model": "wan2.2-i2v-flash", "image": FRAME, **fields})
+
+
+def _fields(draft: JobDraft) -> list[str]:
+    return [problem.field for problem in draft.problems(CATALOG)]
+
+
+def _payload(draft: JobDraft, *, last_frame_url: str | None = None):
+    return build_payload(
+        draft, quote(draft, CATALOG), image_url=IMAGE, last_frame_url=last_frame_url
+    )
 
 
 @pytest.mark.parametrize(
     ("model", "resolution", "duration"),
     [
         (spec.id, resolution, duration)
-        for spec in default_catalog().models.values()
+        for spec in CATALOG.models.values()
         for resolution in spec.resolutions
         for duration in spec.durations
     ],
 )
 def test_every_allowed_combination_is_valid(model: str, resolution: str, duration: int) -> None:
-    last = LAST if default_catalog().model(model).needs_last_frame else None
-    request = GenerationRequest(
-        model=model,
-        image_url=IMAGE,
-        resolution=resolution,
-        duration=duration,
-        last_frame_url=last,
-    )
-    assert request.validate() == []
+    last = LAST_FRAME if CATALOG.model(model).needs_last_frame else None
+    draft = _draft(model=model, resolution=resolution, duration=duration, last_frame=last)
+    assert draft.problems(CATALOG) == []
 
 
 def test_every_problem_is_reported_at_once_in_user_words() -> None:
-    request = GenerationRequest(
+    draft = _draft(
         model="wan2.2-i2v-plus",
-        image_url="",
+        image=None,
         prompt="x" * 812,
         negative_prompt="y" * 501,
         resolution="720P",
         duration=3,
         seed=2147483648,
     )
-    assert request.validate() == [
-        FieldProblem("image_url", "Add a first frame: upload an image or paste a link."),
+    assert draft.problems(CATALOG) == [
+        FieldProblem("image", "Add a first frame: upload an image or paste a link."),
         FieldProblem("prompt", "The prompt is 812 characters; the limit is 800."),
         FieldProblem("negative_prompt", "The negative prompt is 501 characters; the limit is 500."),
-        FieldProblem("resolution", "Wan 2.2 Plus makes 480P or 1080P videos, not 720P."),
-        FieldProblem("duration", "Wan 2.2 Plus makes 5-second videos only, not 3 seconds."),
+        FieldProblem("resolution", "wan2.2-i2v-plus makes 480P or 1080P videos, not 720P."),
+        FieldProblem("duration", "wan2.2-i2v-plus makes 5-second videos only, not 3 seconds."),
         FieldProblem("seed", "The seed must be a whole number from 0 to 2147483647."),
     ]
 
 
 def test_turbo_lists_its_durations() -> None:
-    problems = GenerationRequest(model="wan2.1-i2v-turbo", image_url=IMAGE, duration=6).validate()
-    assert problems == [
-        FieldProblem("duration", "Wan 2.1 Turbo makes 3-, 4- or 5-second videos, not 6 seconds.")
+    assert _draft(model="wan2.1-i2v-turbo", duration=6).problems(CATALOG) == [
+        FieldProblem("duration", "wan2.1-i2v-turbo makes 3-, 4- or 5-second videos, not 6 seconds.")
     ]
 
 
 def test_single_resolution_model_names_it() -> None:
-    problems = GenerationRequest(model="wan2.1-i2v-plus", image_url=IMAGE, resolution="480P")
-    assert problems.validate()[0].message == "Wan 2.1 Plus makes 720P videos, not 480P."
+    problems = _draft(model="wan2.1-i2v-plus", resolution="480P").problems(CATALOG)
+    assert problems[0].message == "wan2.1-i2v-plus makes 720P videos, not 480P."
 
 
 def test_unknown_model_names_the_known_ones_and_other_fields_are_still_checked() -> None:
-    problems = GenerationRequest(model="wan3-magic", image_url="", prompt="x" * 801).validate()
-    assert [problem.field for problem in problems] == ["model", "image_url", "prompt"]
+    problems = _draft(model="wan3-magic", image=None, prompt="x" * 801).problems(CATALOG)
+    assert [problem.field for problem in problems] == ["model", "image", "prompt"]
     message = problems[0].message
     assert "wan3-magic" in message
-    for known in default_catalog().models:
+    for known in CATALOG.models:
         assert known in message
 
 
 @pytest.mark.parametrize(
-    ("kwargs", "fields"),
+    ("fields", "problems"),
     [
         ({"prompt": "x" * 800}, []),
         ({"prompt": "x" * 801}, ["prompt"]),
         ({"prompt": "中" * 800}, []),
+        ({"prompt": 42}, ["prompt"]),
         ({"negative_prompt": "x" * 500}, []),
         ({"negative_prompt": "x" * 501}, ["negative_prompt"]),
         ({"seed": 0}, []),
@@ -96,46 +109,42 @@ def test_unknown_model_names_the_known_ones_and_other_fields_are_still_checked()
         ({"seed": True}, ["seed"]),
         ({"seed": 1.5}, ["seed"]),
         ({"duration": True}, ["duration"]),
-        ({"image_url": "data:image/png;base64,iVBORw0KGgo="}, []),
-        ({"image_url": "ftp://example.com/a.png"}, ["image_url"]),
-        ({"image_url": "   "}, ["image_url"]),
-        ({"last_frame_url": LAST}, ["last_frame_url"]),
+        ({"image": None}, ["image"]),
+        ({"last_frame": LAST_FRAME}, ["last_frame"]),
         ({"watermark": "yes"}, ["watermark"]),
     ],
 )
-def test_field_rules(kwargs: dict, fields: list[str]) -> None:
-    request = GenerationRequest(**{"model": "wan2.2-i2v-flash", "image_url": IMAGE, **kwargs})
-    assert _fields(request) == fields
+def test_field_rules(fields: dict, problems: list[str]) -> None:
+    assert _fields(_draft(**fields)) == problems
 
 
 def test_kf2v_needs_a_last_frame() -> None:
-    problems = GenerationRequest(model="wan2.1-kf2v-plus", image_url=IMAGE).validate()
-    assert problems == [
-        FieldProblem(
-            "last_frame_url", "Wan 2.1 Keyframes needs a last frame as well as a first frame."
-        )
+    assert _draft(model="wan2.1-kf2v-plus").problems(CATALOG) == [
+        FieldProblem("last_frame", "wan2.1-kf2v-plus needs a last frame as well as a first frame.")
     ]
 
 
-def test_defaults_come_from_the_model() -> None:
-    request = GenerationRequest(model="wan2.2-i2v-flash", image_url=IMAGE)
-    assert request.resolved_resolution() == "720P"
-    assert request.resolved_duration() == 5
-    resolved = request.resolved()
-    assert (resolved.resolution, resolved.duration) == ("720P", 5)
-    assert request.resolution is None  # frozen: the original is untouched
+def test_the_quote_fills_in_the_models_defaults_and_prices_them() -> None:
+    asked = quote(_draft(image=first_frame(750, 1000)), CATALOG)
+    assert (asked.spec.id, asked.resolution, asked.duration) == ("wan2.2-i2v-flash", "720P", 5)
+    assert asked.cost_usd == Decimal("0.225")  # 0.045 per second for 5 s
+    assert (asked.output_width, asked.output_height) == (816, 1104)
 
 
-def test_resolved_of_an_unknown_model_raises_invalid_request() -> None:
+def test_a_quote_needs_no_image_but_a_model_and_options_the_catalog_offers() -> None:
+    asked = quote(_draft(image=None, prompt="x" * 900), CATALOG)
+    assert (asked.output_width, asked.output_height) == (None, None)
     with pytest.raises(InvalidRequest) as caught:
-        GenerationRequest(model="nope", image_url=IMAGE).resolved()
-    assert caught.value.problems[0].field == "model"
+        quote(_draft(model="nope"), CATALOG)
+    assert [problem.field for problem in caught.value.problems] == ["model"]
+    with pytest.raises(InvalidRequest) as caught:
+        quote(_draft(resolution="1080P"), CATALOG)
+    assert [problem.field for problem in caught.value.problems] == ["resolution"]
 
 
 def test_full_payload_is_exactly_the_documented_body() -> None:
-    request = GenerationRequest(
+    draft = _draft(
         model="wan2.2-i2v-plus",
-        image_url=IMAGE,
         prompt="A cat turns its head toward the window.",
         negative_prompt="blurry, low quality",
         resolution="1080P",
@@ -144,7 +153,9 @@ def test_full_payload_is_exactly_the_documented_body() -> None:
         watermark=False,
         seed=12345,
     )
-    assert request.to_payload() == {
+    payload = _payload(draft)
+    assert payload.path == "/wan-i2v/v1/generateImageToVideoRequest"
+    assert payload.body == {
         "model": "wan2.2-i2v-plus",
         "input": {
             "prompt": "A cat turns its head toward the window.",
@@ -162,10 +173,8 @@ def test_full_payload_is_exactly_the_documented_body() -> None:
 
 
 def test_minimal_payload_fills_defaults_and_leaves_out_optional_fields() -> None:
-    request = GenerationRequest(
-        model="wan2.1-i2v-turbo", image_url=IMAGE, prompt_extend=False, watermark=True
-    )
-    assert request.to_payload() == {
+    draft = _draft(model="wan2.1-i2v-turbo", prompt_extend=False, watermark=True)
+    assert _payload(draft).body == {
         "model": "wan2.1-i2v-turbo",
         "input": {"img_url": IMAGE},
         "parameters": {
@@ -177,11 +186,11 @@ def test_minimal_payload_fills_defaults_and_leaves_out_optional_fields() -> None
     }
 
 
-def test_kf2v_payload_uses_first_and_last_frame() -> None:
-    request = GenerationRequest(
-        model="wan2.1-kf2v-plus", image_url=IMAGE, last_frame_url=LAST, prompt="morph", seed=7
-    )
-    assert request.to_payload() == {
+def test_kf2v_payload_uses_first_and_last_frame_on_its_own_path() -> None:
+    draft = _draft(model="wan2.1-kf2v-plus", last_frame=LAST_FRAME, prompt="morph", seed=7)
+    payload = _payload(draft, last_frame_url=LAST)
+    assert payload.path == "/wan-i2v/v1/generateImageToVideoFrameRequest"
+    assert payload.body == {
         "model": "wan2.1-kf2v-plus",
         "input": {"prompt": "morph", "first_frame_url": IMAGE, "last_frame_url": LAST},
         "parameters": {
@@ -192,14 +201,6 @@ def test_kf2v_payload_uses_first_and_last_frame() -> None:
             "seed": 7,
         },
     }
-
-
-def test_to_payload_refuses_an_invalid_request_with_every_problem() -> None:
-    request = GenerationRequest(model="wan2.2-i2v-plus", image_url="", resolution="720P")
-    with pytest.raises(InvalidRequest) as caught:
-        request.to_payload()
-    assert [problem.field for problem in caught.value.problems] == ["image_url", "resolution"]
-    assert "480P or 1080P" in str(caught.value)
 
 
 @pytest.mark.parametrize(
@@ -213,7 +214,7 @@ def test_to_payload_refuses_an_invalid_request_with_every_problem() -> None:
     ],
 )
 def test_submit_path_follows_the_model_kind(model: str, path: str) -> None:
-    assert GenerationRequest(model=model, image_url=IMAGE).submit_path() == path
+    assert _payload(_draft(model=model), last_frame_url=LAST).path == path
 
 
 @pytest.mark.parametrize("control", ["\x00", "\x1b", "\x07", "\x08", "\x7f"])
@@ -221,10 +222,8 @@ def test_submit_path_follows_the_model_kind(model: str, path: str) -> None:
     ("field", "label"), [("prompt", "prompt"), ("negative_prompt", "negative prompt")]
 )
 def test_control_characters_in_prompts_are_refused_by_field(control: str, field: str, label: str):
-    request = GenerationRequest(
-        model="wan2.2-i2v-flash", image_url=IMAGE, **{field: f"waves{control} at dusk"}
-    )
-    assert request.validate() == [
+    draft = _draft(**{field: f"waves{control} at dusk"})
+    assert draft.problems(CATALOG) == [
         FieldProblem(
             field,
             f"The {label} contains an invisible control character (U+{ord(control):04X}, "
@@ -234,10 +233,14 @@ def test_control_characters_in_prompts_are_refused_by_field(control: str, field:
 
 
 def test_line_breaks_and_tabs_in_prompts_are_fine():
-    request = GenerationRequest(
-        model="wan2.2-i2v-flash",
-        image_url=IMAGE,
+    draft = _draft(
         prompt="first the waves,\nthen\tthe gulls\r\n",
         negative_prompt="blur,\nnoise",
     )
-    assert request.validate() == []
+    assert draft.problems(CATALOG) == []
+
+
+def test_drafts_are_frozen():
+    with pytest.raises(AttributeError):
+        _draft().model = "other"  # type: ignore[misc]
+    assert replace(_draft(), seed=3).seed == 3

@@ -105,7 +105,7 @@ BILLED_JOB = Job(
     seed=None,
     image_sha256="0" * 64,
     image_source=None,
-    last_image_sha256=None,
+    last_frame_sha256=None,
     status=JobStatus.SUCCEEDED,
     created_at=datetime(2026, 1, 1, tzinfo=UTC),
     estimate_usd=Decimal("0.225"),

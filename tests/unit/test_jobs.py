@@ -16,7 +16,7 @@ from studio.catalog import default_catalog
 from studio.gateway import GatewayClient
 from studio.generation import InvalidRequest
 from studio.imagehost import DataUriHost
-from studio.jobs import JobDraft, Submitter, draft_problems, draw_seed, recordable_payload
+from studio.jobs import Submitter, draw_seed, recordable_payload
 from studio.records import BILLED, JobStatus
 from studio.service import Studio
 from tests.plugins.engine import (
@@ -35,24 +35,24 @@ def new_id() -> str:
 
 
 def test_a_complete_draft_has_no_problems():
-    assert draft_problems(quick_draft(), CATALOG) == []
+    assert quick_draft().problems(CATALOG) == []
 
 
 def test_draft_problems_name_the_form_fields():
     draft = quick_draft(image=None, resolution="1080P", prompt="x" * 801)
-    fields = {problem.field: problem.message for problem in draft_problems(draft, CATALOG)}
+    fields = {problem.field: problem.message for problem in draft.problems(CATALOG)}
     assert set(fields) == {"image", "resolution", "prompt"}
     assert "first frame" in fields["image"]
     assert "480P or 720P" in fields["resolution"]
 
 
-def test_keyframe_models_need_a_last_image():
+def test_keyframe_models_need_a_last_frame():
     draft = quick_draft(model="wan2.1-kf2v-plus", resolution="720P", duration=5)
-    assert [p.field for p in draft_problems(draft, CATALOG)] == ["last_image"]
+    assert [p.field for p in draft.problems(CATALOG)] == ["last_frame"]
     complete = quick_draft(
-        model="wan2.1-kf2v-plus", resolution="720P", duration=5, last_image=first_frame(shade=9)
+        model="wan2.1-kf2v-plus", resolution="720P", duration=5, last_frame=first_frame(shade=9)
     )
-    assert draft_problems(complete, CATALOG) == []
+    assert complete.problems(CATALOG) == []
 
 
 def test_seeds_are_drawn_in_the_gateway_range():
@@ -192,7 +192,7 @@ def test_a_job_whose_sender_died_becomes_uncertain(billed_studio: Studio, store_
                 "seed",
                 "image_sha256",
                 "image_source",
-                "last_image_sha256",
+                "last_frame_sha256",
                 "estimate_usd",
                 "output_width",
                 "output_height",
@@ -230,12 +230,6 @@ def test_demo_jobs_are_marked_demo(demo_studio: Studio):
     assert job.status is JobStatus.QUEUED
     assert demo_studio.key_for_new_job(None).mode == "demo"
     assert demo_studio.key_for_new_job("typed-key-0000").mode == BILLED
-
-
-def test_drafts_are_frozen():
-    draft = JobDraft(model="wan2.2-i2v-flash")
-    with pytest.raises(AttributeError):
-        draft.model = "other"  # type: ignore[misc]
 
 
 def _submitter_for(studio: Studio) -> Submitter:

@@ -335,7 +335,7 @@ def test_links_to_private_hosts_are_refused_unless_trusted(tmp_path, httpserver)
     studio = Studio.open(trusted, start_watcher=False, catalog=CATALOG)
     try:
         assert studio.load_link(link).data == image
-        check = studio.load_upload("frame.jpg", image)
+        check = studio.read_upload("frame.jpg", image).check
         assert check.ok
     finally:
         studio.close()
@@ -380,7 +380,7 @@ def _past_success(store: JobStore, *, queued_seconds: int, running_seconds: int)
         seed=1,
         image_sha256="0" * 64,
         image_source=None,
-        last_image_sha256=None,
+        last_frame_sha256=None,
         estimate_usd=Decimal("0.135"),
         output_width=640,
         output_height=480,

@@ -15,6 +15,7 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 
+from studio import migrations
 from studio.migrations import LATEST_VERSION, MIGRATIONS, SchemaTooNew, jobs, schema_version
 from studio.records import BILLED, DEMO, JobFilter, JobStatus, ModeSpend, Spend
 from studio.store import (
@@ -66,7 +67,7 @@ def new_job_fields(**overrides: Any) -> dict[str, Any]:
         "seed": 2147483647,
         "image_sha256": "a" * 64,
         "image_source": "fox.png",
-        "last_image_sha256": None,
+        "last_frame_sha256": None,
         "estimate_usd": Decimal("0.085"),
         "output_width": 832,
         "output_height": 480,
@@ -110,7 +111,7 @@ def bulk_row(index: int, **overrides: Any) -> dict[str, Any]:
         "seed": index,
         "image_sha256": f"{index:064x}",
         "image_source": None,
-        "last_image_sha256": None,
+        "last_frame_sha256": None,
         "status": JobStatus.QUEUED,
         "created_at": NOW,
         "estimate_usd": Decimal("0.1"),
@@ -806,9 +807,33 @@ def test_concurrent_opens_of_a_new_database_migrate_once(database_url: str) -> N
 
     assert errors == []
     with JobStore.open(database_url) as opened, opened.engine.connect() as conn:
-        assert conn.execute(sa.select(sa.func.count()).select_from(schema_version)).scalar() == len(
-            MIGRATIONS
-        )
+        applied = conn.execute(sa.select(sa.func.count()).select_from(schema_version)).scalar()
+    assert applied == len(MIGRATIONS)
+
+
+def test_a_version_1_database_keeps_each_jobs_last_frame_when_migrated(
+    database_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A database as version 1 left it: the second image's column was called last_image_sha256.
+    monkeypatch.setattr(migrations, "MIGRATIONS", MIGRATIONS[:1])
+    monkeypatch.setattr(migrations, "LATEST_VERSION", 1)
+    version_1_jobs = migrations._jobs_table(sa.MetaData(), last_frame_column="last_image_sha256")
+    row = bulk_row(1)
+    row["last_image_sha256"] = row.pop("last_frame_sha256") or "b" * 64
+    with JobStore.open(database_url) as old, old.engine.begin() as conn:
+        conn.execute(sa.insert(version_1_jobs).values(row))
+    monkeypatch.undo()
+
+    with JobStore.open(database_url) as migrated:
+        (job,) = migrated.list_jobs()
+        with migrated.engine.connect() as conn:
+            columns = {column["name"] for column in sa.inspect(conn).get_columns("jobs")}
+            versions = conn.execute(sa.select(schema_version.c.version)).scalars().all()
+    assert job.last_frame_sha256 == "b" * 64
+    assert job.image_sha256 == row["image_sha256"]
+    assert "last_image_sha256" not in columns
+    assert columns == set(jobs.c.keys())
+    assert sorted(versions) == [migration.version for migration in MIGRATIONS]
 
 
 def test_a_schema_newer_than_the_code_is_refused(database_url: str) -> None:
