@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import re
+from decimal import Decimal
 from pathlib import Path
 
 import pytest
 from pytest_httpserver import HTTPServer
 from streamlit.testing.v1 import AppTest
 
+from studio import images
+from studio.catalog import Catalog
+from studio.generation import FieldProblem, JobDraft
 from studio.records import JobFilter, JobStatus
 from studio.store import JobStore
 from tests.plugins.images import image_bytes, rgba_png
@@ -78,6 +82,71 @@ def test_a_small_image_is_explained_and_fixed_in_one_click(app: AppTest) -> None
     assert "Ready to send. What was changed:" in said
     assert "600×360 px" in said
     assert not app.button(key="gen.submit").disabled
+    assert not app.exception
+
+
+@pytest.fixture
+def reads(monkeypatch: pytest.MonkeyPatch) -> list[str | None]:
+    """The file name of every image read from its header (previews pass none)."""
+    seen: list[str | None] = []
+    read_header = images._read_header
+
+    def counting(data: bytes, *, filename: str | None) -> object:
+        seen.append(filename)
+        return read_header(data, filename=filename)
+
+    monkeypatch.setattr(images, "_read_header", counting)
+    return seen
+
+
+def test_an_upload_is_decoded_once_whether_it_is_ready_or_needs_a_fix(
+    app: AppTest, reads: list[str | None]
+) -> None:
+    upload(app, image_bytes(640, 480, "JPEG"), name="ready.jpg", mime="image/jpeg")
+    assert "Ready to send." in texts(app)
+    assert reads.count("ready.jpg") == 1
+
+    app.button(key="gen.image.remove").click().run()
+    upload(app, image_bytes(500, 300, "PNG"), name="tiny.png", mime="image/png")
+    app.button(key="gen.image.fix").click().run()
+    assert "Ready to send. What was changed:" in texts(app)
+    # The fix was made from the decode that checked the image: clicking it reads nothing again.
+    assert reads.count("tiny.png") == 1
+    assert not app.exception
+
+
+def test_the_draft_is_checked_once_per_run(app: AppTest, monkeypatch: pytest.MonkeyPatch) -> None:
+    _ready_form(app)
+    checks: list[JobDraft] = []
+    problems = JobDraft.problems
+
+    def counting(draft: JobDraft, catalog: Catalog) -> list[FieldProblem]:
+        checks.append(draft)
+        return problems(draft, catalog)
+
+    monkeypatch.setattr(JobDraft, "problems", counting)
+    app.text_area(key="gen.prompt").set_value("x" * 801).run()
+    assert len(checks) == 1
+    assert app.button(key="gen.submit").disabled
+    app.text_area(key="gen.prompt").set_value("clouds").run()
+    assert len(checks) == 2
+    assert not app.button(key="gen.submit").disabled
+    assert not app.exception
+
+
+def test_the_job_records_the_price_and_size_the_form_showed(app: AppTest, store: JobStore) -> None:
+    upload(app, image_bytes(750, 1000, "JPEG"), name="tall.jpg", mime="image/jpeg")
+    app.selectbox(key="gen.model").set_value("wan2.2-i2v-flash").run()
+    shown = texts(app)
+    assert "≈ $0.225 for 5 s at 720P" in shown
+    assert "816×1104 px, 5 s" in shown
+    app.button(key="gen.submit").click().run()
+    (job,) = store.list_jobs()
+    assert (job.estimate_usd, job.output_width, job.output_height) == (
+        Decimal("0.225"),
+        816,
+        1104,
+    )
     assert not app.exception
 
 

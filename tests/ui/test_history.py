@@ -4,15 +4,17 @@ from __future__ import annotations
 
 import re
 import uuid
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import TypeVar
 
 import pytest
 from streamlit.testing.v1 import AppTest
 
 import simulator
 from components.services import get_studio
-from studio import explain
+from studio import explain, service
 from studio.catalog import default_catalog
 from studio.generation import JobDraft
 from studio.records import BILLED, DEMO, Job, JobStatus
@@ -21,6 +23,8 @@ from studio.settings import Settings
 from studio.store import JobStore, sqlite_url
 from tests.plugins.engine import ENGINE_KEY, FAST_POLICY, quick_draft
 from tests.ui.conftest import APP, JobMaker, as_read, texts
+
+T = TypeVar("T")
 
 
 def _history(app: AppTest) -> AppTest:
@@ -113,6 +117,32 @@ def test_an_opened_job_plays_and_its_settings_fill_the_form(app: AppTest, jobs: 
     said = texts(app)
     assert f"The settings of job #{job.id} are in the form" in said
     assert "shore.jpg" in said
+    assert not app.button(key="gen.submit").disabled
+    assert not app.exception
+
+
+def _noting(reads: list[str], name: str, read: Callable[..., T]) -> Callable[..., T]:
+    def noted(*args: object, **kwargs: object) -> T:
+        reads.append(name)
+        return read(*args, **kwargs)
+
+    return noted
+
+
+def test_reusing_a_job_reads_its_stored_image_once(
+    app: AppTest, jobs: JobMaker, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    job = jobs.make(mode=DEMO, model="wan2.2-i2v-flash", resolution="480P")
+    _history(app)
+    app.selectbox(key="hist.open").set_value(job.id).run()
+    reads: list[str] = []
+    # Every way the engine reads an image (previews aside) goes through one of these.
+    for name in ("read_image", "inspect_image", "prepare_image"):
+        if hasattr(service, name):
+            monkeypatch.setattr(service, name, _noting(reads, name, getattr(service, name)))
+    app.button(key="hist.reuse").click().run()
+    assert reads == ["prepare_image"]
+    assert "shore.jpg" in texts(app)
     assert not app.button(key="gen.submit").disabled
     assert not app.exception
 

@@ -164,6 +164,23 @@ def test_a_demo_job_is_listed_shown_and_totalled_as_json(
     assert "1 video, 3 s, $0.135" in out
 
 
+def test_a_first_and_last_frame_job_takes_its_last_frame_from_the_flag(
+    home: Path, frame: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+):
+    last = tmp_path / "end.jpg"
+    last.write_bytes(jpeg(480, 640))
+    argv = ["generate", "--image", str(frame), "--last-frame", str(last)]
+    code, _, err = run(capsys, *argv, "--model", "wan2.1-kf2v-plus", "--prompt", "morph")
+    assert code == 0, err
+
+    (listed,) = run_json(capsys, "jobs", "--json")
+    assert listed["model"] == "wan2.1-kf2v-plus"
+    assert listed["last_frame_sha256"] not in (None, listed["image_sha256"])
+    assert (home / "images").is_dir()
+    stored = list((home / "images").rglob(f"{listed['last_frame_sha256']}.*"))
+    assert [path.read_bytes() for path in stored] == [last.read_bytes()]
+
+
 def test_the_text_views_show_the_job(home: Path, frame: Path, capsys: pytest.CaptureFixture[str]):
     code, _, err = run(capsys, *generate(frame, "--wait"))
     assert code == 0, err

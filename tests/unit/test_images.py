@@ -9,6 +9,7 @@ from dataclasses import replace
 import pytest
 from PIL import Image
 
+from studio import images
 from studio.catalog import Limits, default_catalog
 from studio.images import (
     MAX_PIXELS,
@@ -16,6 +17,7 @@ from studio.images import (
     ImageRejected,
     inspect_image,
     prepare_image,
+    read_image,
     shrink_to_jpeg,
 )
 from tests.plugins.images import (
@@ -679,3 +681,58 @@ def test_thumbnails_of_sixteen_bit_grey_are_made(tmp_path) -> None:
     library = ImageLibrary(tmp_path)
     sha = library.save(gray16_png(2000, 1000), format="PNG")
     assert decode(library.thumbnail(sha)).size == (160, 80)
+
+
+# -- one read serves the check and the fix --------------------------------------------------
+
+
+@pytest.fixture
+def decodes(monkeypatch: pytest.MonkeyPatch) -> list[tuple[int, int]]:
+    """The box of every pixel decode."""
+    seen: list[tuple[int, int]] = []
+    decode_pixels = images._decode
+
+    def counting(decoded: object, *, upright_box: tuple[int, int]) -> None:
+        seen.append(upright_box)
+        decode_pixels(decoded, upright_box=upright_box)
+
+    monkeypatch.setattr(images, "_decode", counting)
+    return seen
+
+
+def test_one_decode_gives_the_check_and_the_fixed_image(decodes: list[tuple[int, int]]) -> None:
+    data = rgba_png(500, 300)
+    reading = read_image(data, filename="logo.png", limits=default_catalog().limits)
+    assert len(decodes) == 1
+    assert [problem.code for problem in reading.check.problems] == ["too_small", "has_alpha"]
+    assert reading.check.sha256 == hashlib.sha256(data).hexdigest()
+    prepared = reading.prepared
+    assert prepared is not None
+    assert (prepared.width, prepared.height, prepared.mode) == (600, 360, "RGB")
+    assert "Filled transparent areas with white" in prepared.fixes
+    assert reading.refusal is None
+    # What the fix makes from that one decode is what preparing on its own makes.
+    assert prepared == prepare_image(data, filename="logo.png")
+
+
+def test_an_image_that_passes_is_kept_as_it_is_and_knows_its_own_check() -> None:
+    data = jpeg(640, 480)
+    reading = read_image(data, limits=default_catalog().limits)
+    assert reading.check.ok
+    assert reading.prepared is not None
+    assert reading.prepared.data == data
+    assert reading.prepared.as_check() == replace(reading.check, notes=[])
+
+
+def test_a_reading_says_why_no_fix_can_make_it_sendable() -> None:
+    blocked = read_image(png(5000, 300), limits=default_catalog().limits)
+    assert blocked.prepared is None
+    assert blocked.refusal is not None
+    assert "too long and thin" in blocked.refusal
+
+    tiny_files = replace(default_catalog().limits, image_max_bytes=2_000)
+    heavy = read_image(noise_png(800, 600), limits=tiny_files)
+    assert heavy.check.can_fix
+    assert heavy.prepared is None
+    assert heavy.refusal is not None
+    assert "even when compressed strongly" in heavy.refusal

@@ -12,9 +12,9 @@ import pytest
 from pytest_httpserver import HTTPServer
 
 import simulator
-from studio.catalog import default_catalog
+from studio.catalog import Catalog, default_catalog
 from studio.gateway import GatewayClient
-from studio.generation import InvalidRequest
+from studio.generation import FieldProblem, InvalidRequest, JobDraft
 from studio.imagehost import DataUriHost
 from studio.jobs import Submitter, draw_seed, recordable_payload
 from studio.records import BILLED, JobStatus
@@ -84,6 +84,42 @@ def test_submit_writes_the_job_and_records_the_task(
     assert recorded["input"]["img_url"] == f"image:{job.image_sha256}"
     assert recorded["parameters"]["seed"] == job.seed
     assert billed_studio.image_file(job.image_sha256).is_file()
+
+
+def test_a_submit_checks_the_draft_once_and_records_what_the_estimate_said(
+    billed_studio: Studio,
+    engine_gateway: simulator.RunningSimulator,
+    monkeypatch: pytest.MonkeyPatch,
+):
+    draft = quick_draft(
+        model="wan2.1-kf2v-plus",
+        resolution=None,
+        duration=None,
+        image=first_frame(750, 1000),
+        last_frame=first_frame(750, 1000, shade=9),
+    )
+    estimate = billed_studio.estimate(draft)
+    checks: list[JobDraft] = []
+    problems = JobDraft.problems
+
+    def counting(checked: JobDraft, catalog: Catalog) -> list[FieldProblem]:
+        checks.append(checked)
+        return problems(checked, catalog)
+
+    monkeypatch.setattr(JobDraft, "problems", counting)
+    job = billed_studio.submit(draft, submission_id=new_id(), session_id="s")
+    assert len(checks) == 1
+    assert job.status is JobStatus.QUEUED
+    assert (job.resolution, job.duration) == ("720P", 5)
+    assert job.estimate_usd == estimate.cost_usd
+    assert (job.output_width, job.output_height) == (estimate.output_width, estimate.output_height)
+    assert (job.output_width, job.output_height) == (816, 1104)
+    recorded = json.loads(billed_studio.store.get_request_json(job.id))
+    assert recorded["input"] == {
+        "prompt": draft.prompt,
+        "first_frame_url": f"image:{job.image_sha256}",
+        "last_frame_url": f"image:{job.last_frame_sha256}",
+    }
 
 
 def test_the_same_submission_id_never_sends_twice(
