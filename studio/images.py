@@ -707,8 +707,8 @@ def inspect_image(
 
 
 def _decoded_check(decoded: _Decoded, limits: Limits) -> ImageCheck:
-    """Decode as far as a fix would (proving the file whole at the cost the fix will have), then
-    say what the image is and which rules it breaks. Call it holding a decode slot."""
+    """Decode the pixels, then say what the image is and which rules it breaks (hold a slot)."""
+    # Decoded as far as a fix would: proves the file whole at the cost the fix will have.
     _decode(decoded, upright_box=_working_size(decoded, limits))
     return ImageCheck(
         format=decoded.format,

@@ -160,8 +160,8 @@ class Submitter:
         return self._send(job, payload, client=client)
 
     def _keep_images(self, draft: JobDraft) -> tuple[_HostedImage, _HostedImage | None]:
-        """Keep the draft's images before sending, so history can show and reuse them whatever
-        happens next, and host them for the gateway."""
+        """Keep and host the draft's first and last frames."""
+        # Kept before sending, so history can show and reuse them whatever happens next.
         assert draft.image is not None  # a draft without problems has a first frame
         first = self._keep(draft.image)
         last = self._keep(draft.last_frame) if draft.last_frame is not None else None
