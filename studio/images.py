@@ -680,21 +680,7 @@ def read_image(data: bytes, *, filename: str | None = None, limits: Limits) -> I
 def inspect_image(
     data: bytes, *, filename: str | None = None, limits: Limits | None = None
 ) -> ImageCheck:
-    """Read an image and report what it is and which gateway rules it breaks.
-
-    Parameters
-    ----------
-    data
-        The file's bytes, as uploaded or fetched.
-    filename
-        The name it came with, used only to point out a misleading extension.
-    limits
-        The gateway's input limits; the catalog's by default.
-
-    Returns
-    -------
-    ImageCheck
-        Format, upright size, notes and problems (each with its one-click fix, if any).
+    """The check `read_image` makes, alone: nothing is prepared (limits: the catalog's by default).
 
     Raises
     ------

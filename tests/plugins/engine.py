@@ -23,8 +23,8 @@ import pytest
 from PIL import Image
 
 import simulator
-from studio.catalog import default_catalog
-from studio.generation import JobDraft
+from studio.catalog import Catalog, default_catalog
+from studio.generation import FieldProblem, JobDraft
 from studio.images import PreparedImage, prepare_image
 from studio.records import BILLED, Job, JobStatus
 from studio.schedule import PollPolicy
@@ -69,6 +69,19 @@ def first_frame(width: int = 640, height: int = 480, *, shade: int = 0) -> Prepa
     buffer = io.BytesIO()
     image.save(buffer, "JPEG", quality=85)
     return prepare_image(buffer.getvalue(), filename="frame.jpg")
+
+
+def count_draft_checks(monkeypatch: pytest.MonkeyPatch) -> list[JobDraft]:
+    """From now on, note every draft that is checked against the catalog."""
+    checked: list[JobDraft] = []
+    problems = JobDraft.problems
+
+    def noting(draft: JobDraft, catalog: Catalog) -> list[FieldProblem]:
+        checked.append(draft)
+        return problems(draft, catalog)
+
+    monkeypatch.setattr(JobDraft, "problems", noting)
+    return checked
 
 
 def quick_draft(**changes: object) -> JobDraft:

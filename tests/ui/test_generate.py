@@ -11,10 +11,9 @@ from pytest_httpserver import HTTPServer
 from streamlit.testing.v1 import AppTest
 
 from studio import images
-from studio.catalog import Catalog
-from studio.generation import FieldProblem, JobDraft
 from studio.records import JobFilter, JobStatus
 from studio.store import JobStore
+from tests.plugins.engine import count_draft_checks
 from tests.plugins.images import image_bytes, rgba_png
 from tests.ui.conftest import APP, JobMaker, as_read, run_until, texts, upload
 
@@ -117,14 +116,7 @@ def test_an_upload_is_decoded_once_whether_it_is_ready_or_needs_a_fix(
 
 def test_the_draft_is_checked_once_per_run(app: AppTest, monkeypatch: pytest.MonkeyPatch) -> None:
     _ready_form(app)
-    checks: list[JobDraft] = []
-    problems = JobDraft.problems
-
-    def counting(draft: JobDraft, catalog: Catalog) -> list[FieldProblem]:
-        checks.append(draft)
-        return problems(draft, catalog)
-
-    monkeypatch.setattr(JobDraft, "problems", counting)
+    checks = count_draft_checks(monkeypatch)
     app.text_area(key="gen.prompt").set_value("x" * 801).run()
     assert len(checks) == 1
     assert app.button(key="gen.submit").disabled

@@ -12,15 +12,16 @@ import pytest
 from pytest_httpserver import HTTPServer
 
 import simulator
-from studio.catalog import Catalog, default_catalog
+from studio.catalog import default_catalog
 from studio.gateway import GatewayClient
-from studio.generation import FieldProblem, InvalidRequest, JobDraft
+from studio.generation import InvalidRequest
 from studio.imagehost import DataUriHost
 from studio.jobs import Submitter, draw_seed, recordable_payload
 from studio.records import BILLED, JobStatus
 from studio.service import Studio
 from tests.plugins.engine import (
     ENGINE_KEY,
+    count_draft_checks,
     finished,
     first_frame,
     quick_draft,
@@ -99,14 +100,7 @@ def test_a_submit_checks_the_draft_once_and_records_what_the_estimate_said(
         last_frame=first_frame(750, 1000, shade=9),
     )
     estimate = billed_studio.estimate(draft)
-    checks: list[JobDraft] = []
-    problems = JobDraft.problems
-
-    def counting(checked: JobDraft, catalog: Catalog) -> list[FieldProblem]:
-        checks.append(checked)
-        return problems(checked, catalog)
-
-    monkeypatch.setattr(JobDraft, "problems", counting)
+    checks = count_draft_checks(monkeypatch)
     job = billed_studio.submit(draft, submission_id=new_id(), session_id="s")
     assert len(checks) == 1
     assert job.status is JobStatus.QUEUED
