@@ -1,4 +1,4 @@
-"""How a prepared first frame becomes the ``img_url`` the gateway is sent.
+"""How a prepared frame becomes the URL the gateway reads it from (``img_url``, ``last_frame_url``).
 
 Callers hold an `ImageHost` and ask it for a URL; they never build one themselves. The default,
 `DataUriHost`, inlines the bytes as a ``data:`` URI, which needs no storage but depends on the
