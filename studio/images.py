@@ -682,10 +682,7 @@ def inspect_image(
 ) -> ImageCheck:
     """The check `read_image` makes, alone: nothing is prepared (limits: the catalog's by default).
 
-    Raises
-    ------
-    ImageRejected
-        If the bytes are empty, not a readable image, damaged, truncated or a decompression bomb.
+    Raises ``ImageRejected`` for the same files as `read_image`.
     """
     decoded = _read_header(data, filename=filename)
     with _decode_slot(decoded):

@@ -108,7 +108,7 @@ def test_a_submit_checks_the_draft_once_and_records_what_the_estimate_said(
     assert job.estimate_usd == estimate.cost_usd
     assert (job.output_width, job.output_height) == (estimate.output_width, estimate.output_height)
     assert (job.output_width, job.output_height) == (816, 1104)
-    recorded = json.loads(billed_studio.store.get_request_json(job.id))
+    recorded = json.loads(store_of(billed_studio).get_request_json(job.id))
     assert recorded["input"] == {
         "prompt": draft.prompt,
         "first_frame_url": f"image:{job.image_sha256}",
