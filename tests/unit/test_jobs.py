@@ -91,6 +91,7 @@ def test_a_submit_checks_the_draft_once_and_records_what_the_estimate_said(
     billed_studio: Studio,
     engine_gateway: simulator.RunningSimulator,
     monkeypatch: pytest.MonkeyPatch,
+    store_of,
 ):
     draft = quick_draft(
         model="wan2.1-kf2v-plus",
