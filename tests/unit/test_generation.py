@@ -67,21 +67,21 @@ def test_every_problem_is_reported_at_once_in_user_words() -> None:
         FieldProblem("image", "Add a first frame: upload an image or paste a link."),
         FieldProblem("prompt", "The prompt is 812 characters; the limit is 800."),
         FieldProblem("negative_prompt", "The negative prompt is 501 characters; the limit is 500."),
-        FieldProblem("resolution", "wan2.2-i2v-plus makes 480P or 1080P videos, not 720P."),
-        FieldProblem("duration", "wan2.2-i2v-plus makes 5-second videos only, not 3 seconds."),
+        FieldProblem("resolution", "Wan 2.2 Plus makes 480P or 1080P videos, not 720P."),
+        FieldProblem("duration", "Wan 2.2 Plus makes 5-second videos only, not 3 seconds."),
         FieldProblem("seed", "The seed must be a whole number from 0 to 2147483647."),
     ]
 
 
 def test_turbo_lists_its_durations() -> None:
     assert _draft(model="wan2.1-i2v-turbo", duration=6).problems(CATALOG) == [
-        FieldProblem("duration", "wan2.1-i2v-turbo makes 3-, 4- or 5-second videos, not 6 seconds.")
+        FieldProblem("duration", "Wan 2.1 Turbo makes 3-, 4- or 5-second videos, not 6 seconds.")
     ]
 
 
 def test_single_resolution_model_names_it() -> None:
     problems = _draft(model="wan2.1-i2v-plus", resolution="480P").problems(CATALOG)
-    assert problems[0].message == "wan2.1-i2v-plus makes 720P videos, not 480P."
+    assert problems[0].message == "Wan 2.1 Plus makes 720P videos, not 480P."
 
 
 def test_unknown_model_names_the_known_ones_and_other_fields_are_still_checked() -> None:
@@ -120,7 +120,7 @@ def test_field_rules(fields: dict, problems: list[str]) -> None:
 
 def test_kf2v_needs_a_last_frame() -> None:
     assert _draft(model="wan2.1-kf2v-plus").problems(CATALOG) == [
-        FieldProblem("last_frame", "wan2.1-kf2v-plus needs a last frame as well as a first frame.")
+        FieldProblem("last_frame", "Wan 2.1 Keyframes needs a last frame as well as a first frame.")
     ]
 
 
