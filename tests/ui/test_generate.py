@@ -130,7 +130,7 @@ def test_the_job_records_the_price_and_size_the_form_showed(app: AppTest, store:
     upload(app, image_bytes(750, 1000, "JPEG"), name="tall.jpg", mime="image/jpeg")
     app.selectbox(key="gen.model").set_value("wan2.2-i2v-flash").run()
     shown = texts(app)
-    assert "≈ $0.225 for 5 s at 720P" in shown
+    assert "would cost $0.225 · 5 s × $0.045/s" in shown
     assert "816×1104 px, 5 s" in shown
     app.button(key="gen.submit").click().run()
     (job,) = store.list_jobs()
