@@ -14,7 +14,7 @@ from streamlit.testing.v1 import AppTest
 
 import simulator
 from components.services import get_studio
-from studio import explain, service
+from studio import explain, images
 from studio.catalog import default_catalog
 from studio.generation import JobDraft
 from studio.records import BILLED, DEMO, Job, JobStatus
@@ -137,11 +137,10 @@ def test_reusing_a_job_reads_its_stored_image_once(
     app.selectbox(key="hist.open").set_value(job.id).run()
     reads: list[str] = []
     # Every way the engine reads an image (previews aside) goes through one of these.
-    for name in ("read_image", "inspect_image", "prepare_image"):
-        if hasattr(service, name):
-            monkeypatch.setattr(service, name, _noting(reads, name, getattr(service, name)))
+    for name in ("read_image", "inspect_image"):
+        monkeypatch.setattr(images, name, _noting(reads, name, getattr(images, name)))
     app.button(key="hist.reuse").click().run()
-    assert reads == ["prepare_image"]
+    assert reads == ["read_image"]  # the check comes with the prepared image
     assert "shore.jpg" in texts(app)
     assert not app.button(key="gen.submit").disabled
     assert not app.exception
