@@ -762,7 +762,7 @@ def first_frame() -> PreparedImage:
     picture = Image.merge("RGB", (red, green, Image.new("L", size, 100)))
     buffer = io.BytesIO()
     picture.save(buffer, "JPEG", quality=85)
-    return prepare_image(buffer.getvalue(), filename="frame.jpg")
+    return prepare_image(buffer.getvalue(), filename="frame.jpg", limits=default_catalog().limits)
 
 
 def draft_for(job_class: LiveClass, image: PreparedImage) -> JobDraft:

@@ -149,7 +149,9 @@ def seed_store(home: Path, *, count: int) -> None:
     library = ImageLibrary(home)
     images = []
     for index in range(5):
-        prepared = prepare_image(_png(scene(index)), filename=f"scene-{index}.png")
+        prepared = prepare_image(
+            _png(scene(index)), filename=f"scene-{index}.png", limits=default_catalog().limits
+        )
         images.append(library.save(prepared.data, format=prepared.format))
     video = home / "videos" / "bench-session.mp4"
     video.parent.mkdir(parents=True, exist_ok=True)

@@ -6,6 +6,7 @@ page, the command line and the CSV export say the same thing.
 
 from __future__ import annotations
 
+from studio.catalog import Limits
 from studio.errors import (
     AuthenticationError,
     GatewayConnectionError,
@@ -15,6 +16,7 @@ from studio.errors import (
     InsufficientBalanceError,
     RateLimitError,
 )
+from studio.humane import size_limit
 
 NOTHING_BILLED = "Nothing was billed."
 # Said of failures that are the service's own passing trouble: pages offer a "Try again" button.
@@ -27,8 +29,7 @@ _FAILURE_CODES: dict[str, str] = {
     ),
     "InvalidParameter": (
         "The video service could not use the image or one of the settings{detail}. {billed} "
-        "Check that the image is a JPEG, PNG, BMP or WEBP of at most 10.4 MB with each side "
-        "between 360 and 2000 px, then try again."
+        "Check that the image is {rules}, then try again."
     ),
     "InternalError": (
         f"The video service failed on its side while generating. {NOTHING_BILLED} "
@@ -41,7 +42,17 @@ def _said(message: str | None) -> str:
     return f' (the video service said: "{message.strip()}")' if message and message.strip() else ""
 
 
-def explain_failure(code: str | None, message: str | None) -> str:
+def image_rules(limits: Limits) -> str:
+    """The catalog's image rules in words: ``a JPEG, PNG, BMP or WEBP of at most 10.4 MB ...``."""
+    *first, last = limits.image_formats
+    formats = f"{', '.join(first)} or {last}" if first else last
+    return (
+        f"a {formats} of at most {size_limit(limits.image_max_bytes)} with each side between "
+        f"{limits.image_min_side_px} and {limits.image_max_side_px} px"
+    )
+
+
+def explain_failure(code: str | None, message: str | None, *, limits: Limits) -> str:
     """Explain a task that the gateway reported as FAILED.
 
     Parameters
@@ -50,6 +61,8 @@ def explain_failure(code: str | None, message: str | None) -> str:
         The gateway's ``output.code``, e.g. ``DataInspectionFailed``.
     message
         The gateway's ``output.message``.
+    limits
+        The catalog's image rules, named when the image may be what was refused.
 
     Returns
     -------
@@ -57,7 +70,9 @@ def explain_failure(code: str | None, message: str | None) -> str:
         What happened, that failed jobs are not billed, and what to try next.
     """
     if code == "InvalidParameter":
-        return _FAILURE_CODES[code].format(detail=_said(message), billed=NOTHING_BILLED)
+        return _FAILURE_CODES[code].format(
+            detail=_said(message), billed=NOTHING_BILLED, rules=image_rules(limits)
+        )
     if code in _FAILURE_CODES:
         return _FAILURE_CODES[code]
     named = f" ({code})" if code else ""

@@ -28,7 +28,7 @@ from pathlib import Path
 
 from PIL import Image, UnidentifiedImageError
 
-from studio.catalog import Limits, default_catalog
+from studio.catalog import Limits
 from studio.humane import file_size, size_limit
 
 # The most pixels this app decodes. A 48-megapixel phone photo fits; the gateway itself takes at
@@ -677,16 +677,14 @@ def read_image(data: bytes, *, filename: str | None = None, limits: Limits) -> I
     return ImageReading(check=check, prepared=prepared)
 
 
-def inspect_image(
-    data: bytes, *, filename: str | None = None, limits: Limits | None = None
-) -> ImageCheck:
-    """The check `read_image` makes, alone: nothing is prepared (limits: the catalog's by default).
+def inspect_image(data: bytes, *, filename: str | None = None, limits: Limits) -> ImageCheck:
+    """The check `read_image` makes, alone: nothing is prepared.
 
     Raises ``ImageRejected`` for the same files as `read_image`.
     """
     decoded = _read_header(data, filename=filename)
     with _decode_slot(decoded):
-        return _decoded_check(decoded, limits or default_catalog().limits)
+        return _decoded_check(decoded, limits)
 
 
 def _decoded_check(decoded: _Decoded, limits: Limits) -> ImageCheck:
@@ -785,9 +783,7 @@ def _encode(image: Image.Image, image_format: str, *, quality: int = JPEG_QUALIT
     return buffer.getvalue()
 
 
-def prepare_image(
-    data: bytes, *, filename: str | None = None, limits: Limits | None = None
-) -> PreparedImage:
+def prepare_image(data: bytes, *, filename: str | None = None, limits: Limits) -> PreparedImage:
     """Apply every available fix at once and return the bytes to send.
 
     The image is rotated upright, reduced to its first frame, scaled (down to the largest side
@@ -802,7 +798,7 @@ def prepare_image(
     filename
         The name it came with, used only for notes.
     limits
-        The gateway's input limits; the catalog's by default.
+        The gateway's input limits, from the catalog.
 
     Returns
     -------
@@ -814,7 +810,7 @@ def prepare_image(
     ImageRejected
         If the image cannot be read, or breaks a rule that no fix can satisfy.
     """
-    reading = read_image(data, filename=filename, limits=limits or default_catalog().limits)
+    reading = read_image(data, filename=filename, limits=limits)
     if reading.prepared is None:
         raise ImageRejected(reading.refusal)
     return reading.prepared

@@ -35,7 +35,7 @@ from typing import Any
 
 from sqlalchemy.exc import SQLAlchemyError
 
-from studio.catalog import Catalog
+from studio.catalog import Catalog, Limits
 from studio.errors import GatewayError, LinkExpiredError, RateLimitError
 from studio.expectations import JobClass, RunTimeEstimator
 from studio.explain import (
@@ -150,7 +150,12 @@ def _utcnow() -> datetime:
 
 
 def _ended_without_video(
-    snapshot: TaskSnapshot, fields: dict[str, Any], *, began: datetime, now: datetime
+    snapshot: TaskSnapshot,
+    fields: dict[str, Any],
+    *,
+    began: datetime,
+    now: datetime,
+    limits: Limits,
 ) -> _Outcome:
     """A task the gateway reports FAILED or CANCELED: its code, message and a plain explanation."""
     if snapshot.status is TaskStatus.FAILED:
@@ -159,7 +164,9 @@ def _ended_without_video(
                 **fields,
                 "error_code": snapshot.error_code,
                 "error_message": snapshot.error_message,
-                "explanation": explain_failure(snapshot.error_code, snapshot.error_message),
+                "explanation": explain_failure(
+                    snapshot.error_code, snapshot.error_message, limits=limits
+                ),
                 "finished_at": _within(snapshot.end_time, began, now),
             },
             status=JobStatus.FAILED,
@@ -609,7 +616,9 @@ class Watcher:
             finished = _within(snapshot.end_time, began, now)
             return self._download(job, snapshot, {**fields, "finished_at": finished})
         elif status in (TaskStatus.FAILED, TaskStatus.CANCELED):
-            return _ended_without_video(snapshot, fields, began=began, now=now)
+            return _ended_without_video(
+                snapshot, fields, began=began, now=now, limits=self.catalog.limits
+            )
         else:
             return self._unknown(job, now, fields)
         return self._unless_past_deadline(job, now, fields)

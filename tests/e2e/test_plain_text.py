@@ -14,10 +14,10 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import Browser, Page, expect
 
-from studio.images import ImageLibrary, prepare_image
+from studio.images import ImageLibrary
 from studio.records import BILLED, JobStatus
 from studio.store import JobStore, sqlite_url
-from tests.plugins.images import image_bytes
+from tests.plugins.images import image_bytes, prepare_image
 
 pytestmark = pytest.mark.browser
 

@@ -25,12 +25,13 @@ from PIL import Image
 import simulator
 from studio.catalog import Catalog, default_catalog
 from studio.generation import FieldProblem, JobDraft
-from studio.images import PreparedImage, prepare_image
+from studio.images import PreparedImage
 from studio.records import BILLED, Job, JobStatus
 from studio.schedule import PollPolicy
 from studio.service import Studio
 from studio.settings import KEY_FROM_ENVIRONMENT, KEY_FROM_NOWHERE, Settings
 from studio.store import JobStore, sqlite_url
+from tests.plugins.images import prepare_image
 
 # The shipped catalog, which every engine test's Studio uses.
 CATALOG = default_catalog()

@@ -15,7 +15,26 @@ from types import SimpleNamespace
 import pytest
 from PIL import Image
 
+from studio import images as studio_images
+from studio.catalog import Limits, default_catalog
+
 EXIF_ORIENTATION_TAG = 0x0112
+# The shipped catalog's input rules: what the app checks an image against.
+SHIPPED_LIMITS = default_catalog().limits
+
+
+def inspect_image(
+    data: bytes, *, filename: str | None = None, limits: Limits = SHIPPED_LIMITS
+) -> studio_images.ImageCheck:
+    """``studio.images.inspect_image``, against the shipped catalog's rules unless told."""
+    return studio_images.inspect_image(data, filename=filename, limits=limits)
+
+
+def prepare_image(
+    data: bytes, *, filename: str | None = None, limits: Limits = SHIPPED_LIMITS
+) -> studio_images.PreparedImage:
+    """``studio.images.prepare_image``, against the shipped catalog's rules unless told."""
+    return studio_images.prepare_image(data, filename=filename, limits=limits)
 
 
 def encode(image: Image.Image, image_format: str, **params: object) -> bytes:

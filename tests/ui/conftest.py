@@ -17,11 +17,11 @@ import streamlit as st
 from streamlit.testing.v1 import AppTest
 
 from simulator import RunningSimulator
-from studio.images import ImageLibrary, prepare_image
+from studio.images import ImageLibrary
 from studio.migrations import jobs as jobs_table
 from studio.records import DEMO, Job, JobStatus
 from studio.store import JobStore, sqlite_url
-from tests.plugins.images import image_bytes
+from tests.plugins.images import image_bytes, prepare_image
 
 APP = Path(__file__).resolve().parents[2] / "app.py"
 # What a finished demo job would have cost (Flash 480P, 5 s): demo jobs record it as the real

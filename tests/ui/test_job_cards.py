@@ -15,6 +15,7 @@ from components.services import get_studio
 from studio import explain
 from studio.errors import InsufficientBalanceError
 from studio.records import BILLED, DEMO, JobStatus
+from tests.plugins.images import SHIPPED_LIMITS as LIMITS
 from tests.ui.conftest import APP, JobMaker, as_read
 
 SESSION_ID = "6f1d2c3b-4a5e-4f60-8a7b-9c0d1e2f3a4b"
@@ -32,7 +33,9 @@ STATES: list[tuple[JobStatus, str, dict[str, object], str]] = [
         {
             "error_code": "DataInspectionFailed",
             "error_message": DATA_INSPECTION,
-            "explanation": explain.explain_failure("DataInspectionFailed", DATA_INSPECTION),
+            "explanation": explain.explain_failure(
+                "DataInspectionFailed", DATA_INSPECTION, limits=LIMITS
+            ),
         },
         "content filter refused the image, the prompt or the generated video",
     ),

@@ -15,6 +15,7 @@ from studio import explain
 from studio.keys import KEY_FROM_SESSION, KeyChoice
 from studio.records import BILLED, DEMO, Job, JobFilter, JobStatus
 from studio.store import JobStore
+from tests.plugins.images import SHIPPED_LIMITS as LIMITS
 from tests.ui.conftest import APP, JobMaker, as_read, texts
 
 SESSION_ID = "9c8b7a65-4d3e-4f21-8a0b-1c2d3e4f5a60"
@@ -107,12 +108,12 @@ def test_a_failure_that_usually_passes_offers_try_again_with_its_price(
         status=JobStatus.FAILED,
         session_id=SESSION_ID,
         prompt="a heron takes off",
-        explanation=explain.explain_failure("InternalError", None),
+        explanation=explain.explain_failure("InternalError", None, limits=LIMITS),
     )
     filtered = jobs.make(
         status=JobStatus.FAILED,
         session_id=SESSION_ID,
-        explanation=explain.explain_failure("DataInspectionFailed", None),
+        explanation=explain.explain_failure("DataInspectionFailed", None, limits=LIMITS),
     )
     at = _session_app()
     # The content filter's refusal is not something a second try fixes: no button there.
@@ -150,7 +151,7 @@ def test_a_billed_try_again_names_the_price(
         cost="0.225",
         status=JobStatus.FAILED,
         session_id=SESSION_ID,
-        explanation=explain.explain_failure("InternalError", None),
+        explanation=explain.explain_failure("InternalError", None, limits=LIMITS),
     )
     # As if a key were entered: the price of the new job is what it would be billed.
     billed = KeyChoice(mode=BILLED, key="a-key", source=KEY_FROM_SESSION)

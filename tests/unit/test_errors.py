@@ -179,3 +179,23 @@ def test_str_is_the_plain_message_and_hint_is_separate() -> None:
     assert str(error) == "The gateway is down."
     assert error.hint == "Try later."
     assert GatewayError("x").hint  # a default hint is always there
+
+
+def test_a_refused_image_is_explained_with_the_catalogs_own_rules() -> None:
+    from dataclasses import replace
+
+    from studio.explain import explain_failure
+    from tests.plugins.images import SHIPPED_LIMITS
+
+    shipped = explain_failure("InvalidParameter", "bad image", limits=SHIPPED_LIMITS)
+    assert "a JPEG, PNG, BMP or WEBP of at most 10.4 MB" in shipped
+    assert "each side between 360 and 2000 px" in shipped
+    # Edited limits are what the explanation says: nothing is retyped in prose.
+    stricter = replace(
+        SHIPPED_LIMITS,
+        image_formats=("JPEG", "PNG"),
+        image_max_bytes=5_000_000,
+        image_max_side_px=1500,
+    )
+    edited = explain_failure("InvalidParameter", None, limits=stricter)
+    assert "a JPEG or PNG of at most 5 MB with each side between 360 and 1500 px" in edited

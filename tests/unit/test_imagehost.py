@@ -5,8 +5,7 @@ from __future__ import annotations
 import base64
 
 from studio.imagehost import DataUriHost, ImageHost, data_uri
-from studio.images import prepare_image
-from tests.plugins.images import jpeg, rgba_png
+from tests.plugins.images import jpeg, prepare_image, rgba_png
 
 
 def test_data_uri_host_inlines_the_exact_bytes_with_their_mime_type() -> None:

@@ -15,8 +15,6 @@ from studio.images import (
     MAX_PIXELS,
     ImageLibrary,
     ImageRejected,
-    inspect_image,
-    prepare_image,
     read_image,
     shrink_to_jpeg,
 )
@@ -30,9 +28,11 @@ from tests.plugins.images import (
     gradient,
     gray16_png,
     image_bytes,
+    inspect_image,
     jpeg,
     noise_png,
     png,
+    prepare_image,
     rgb48_png,
     rgba_png,
     truncated,
@@ -514,7 +514,8 @@ def test_no_more_decodes_run_at_once_than_there_are_slots(monkeypatch) -> None:
 _PEAK_MEMORY_CHILD = """
 import json, sys, threading, warnings
 warnings.simplefilter("ignore")
-from studio.images import ImageRejected, inspect_image, prepare_image, shrink_to_jpeg
+from studio.images import ImageRejected, shrink_to_jpeg
+from tests.plugins.images import inspect_image, prepare_image
 
 def kilobytes():
     # The peak resident size of this program since it started. Not ru_maxrss: Linux carries the
