@@ -38,3 +38,14 @@ def test_the_certificate_fixture_goes_through_the_ci_rule(monkeypatch: pytest.Mo
         make_files(None)
     assert outcome.type is pytest.fail.Exception
     assert "openssl" in str(outcome.value)
+
+
+def test_ci_runs_the_test_command_that_readme_gives():
+    from pathlib import Path
+
+    repo = Path(__file__).resolve().parents[2]
+    readme = (repo / "README.md").read_text(encoding="utf-8")
+    commands = [line for line in readme.splitlines() if line.endswith("-m pytest")]
+    assert len(commands) == 1, "README gives one test command"
+    ci_lines = (repo / ".ci" / "run").read_text(encoding="utf-8").strip().splitlines()
+    assert ci_lines[-1] == commands[0]
