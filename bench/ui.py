@@ -52,7 +52,7 @@ from studio.catalog import default_catalog
 from studio.images import ImageLibrary, prepare_image
 from studio.migrations import jobs
 from studio.pricing import estimate_cost
-from studio.records import BILLED, DEMO, JobStatus
+from studio.records import BILLED, DEMO, JobFilter, JobStatus
 from studio.store import JobStore, sqlite_url
 from tests.plugins.browser import (
     APP,
@@ -251,6 +251,22 @@ def median_rerun_ms(at: AppTest, *, reruns: int) -> float:
     return statistics.median(times)
 
 
+def _has_key(at: AppTest, key: str) -> bool:
+    try:
+        at.main.get_by_key(key)
+    except KeyError:
+        return False
+    return True
+
+
+def _session_job_ids(home: Path) -> list[int]:
+    store = JobStore.open(sqlite_url(home / "studio.db"))
+    try:
+        return [job.id for job in store.list_jobs(JobFilter(session_id=SESSION))]
+    finally:
+        store.close()
+
+
 def server_side_reruns(home: Path, *, reruns: int) -> tuple[float, float]:
     """Median rerun of Generate (with this session's cards) and of History, in milliseconds."""
     # The same demo-mode environment the browser's server gets, for the app run in this process.
@@ -264,9 +280,14 @@ def server_side_reruns(home: Path, *, reruns: int) -> tuple[float, float]:
     at = AppTest.from_file(str(APP), default_timeout=120)
     at.query_params["session"] = SESSION
     at.run()
-    cards = list(at.get("video"))
-    if len(cards) != SESSION_CARDS:
-        raise RuntimeError(f"expected {SESSION_CARDS} videos on Generate, found {len(cards)}")
+    # The newest job plays in the card in focus; the session's other clips are gallery tiles.
+    players = list(at.get("video"))
+    tiles = [job_id for job_id in _session_job_ids(home) if _has_key(at, f"job-tile-{job_id}")]
+    if len(players) != 1 or len(tiles) != SESSION_CARDS - 1:
+        raise RuntimeError(
+            f"expected 1 player and {SESSION_CARDS - 1} tiles on Generate, "
+            f"found {len(players)} and {len(tiles)}"
+        )
     generate_ms = median_rerun_ms(at, reruns=reruns)
     at.switch_page("pages/history.py").run()
     history_ms = median_rerun_ms(at, reruns=reruns)
