@@ -4,6 +4,10 @@ On a fresh server the first visitor's run pays for importing the engine (SQLAlch
 Pillow, the demo gateway: about half a second) and opening the store. The form needs neither to
 be drawn, only the catalog, so those imports start in the background at the top of the run while
 the page draws what it can, and ``get_studio`` waits for them where something needs the Studio.
+
+Two threads must never import the same package at once: a package with import cycles inside
+(SQLAlchemy, pandas) can hand the second thread a half-made module, which fails. So the
+foreground waits for a background import before it imports anything of the same modules.
 """
 
 from __future__ import annotations
@@ -59,6 +63,7 @@ def get_studio() -> Studio:
     When it cannot start, the page says so in plain words and the run stops there.
     """
     try:
+        _engine_imports().join()
         settings = current_settings()
         return _open_studio(_settings_identity(settings), settings)
     except Exception as problem:
@@ -104,17 +109,23 @@ def _open_studio(identity: str, _settings: Settings) -> Studio:
 
 def import_engine_soon() -> None:
     """Start importing what opening the Studio needs, once per server process; returns at once."""
-    _start_engine_imports()
+    _engine_imports()
+
+
+class _EngineImports(threading.Thread):
+    def __init__(self) -> None:
+        super().__init__(
+            target=_import_modules, args=(ENGINE_MODULES,), name="import-engine", daemon=True
+        )
+        # When the first run started, which is when these imports did.
+        self.started_at = time.monotonic()
 
 
 @st.cache_resource(show_spinner=False)
-def _start_engine_imports() -> float:
-    """Start the engine's imports; the moment they started, which is when the first run did."""
-    thread = threading.Thread(
-        target=_import_modules, args=(ENGINE_MODULES,), name="import-engine", daemon=True
-    )
+def _engine_imports() -> _EngineImports:
+    thread = _EngineImports()
     thread.start()
-    return time.monotonic()
+    return thread
 
 
 def import_later_pages_soon() -> None:
@@ -123,19 +134,37 @@ def import_later_pages_soon() -> None:
     Called at the end of a run: the first time, the imports start a while after it, in proportion
     to how long that first run took.
     """
-    first_run_seconds = time.monotonic() - _start_engine_imports()
-    delay = max(_LATER_DELAY_MIN_SECONDS, _LATER_DELAY_RUNS * first_run_seconds)
-    _start_later_imports(_delay=delay)
+    global _later_imports
+    with _later_imports_lock:
+        if _later_imports is None and not _later_imports_called_off:
+            first_run_seconds = time.monotonic() - _engine_imports().started_at
+            delay = max(_LATER_DELAY_MIN_SECONDS, _LATER_DELAY_RUNS * first_run_seconds)
+            _later_imports = threading.Timer(delay, _import_modules, args=(_LATER_MODULES,))
+            _later_imports.name = "import-later-pages"
+            _later_imports.daemon = True
+            _later_imports.start()
 
 
-# The delay is not part of the cache key (a leading underscore): one timer per process.
-@st.cache_resource(show_spinner=False)
-def _start_later_imports(_delay: float) -> threading.Timer:
-    timer = threading.Timer(_delay, _import_modules, args=(_LATER_MODULES,))
-    timer.name = "import-later-pages"
-    timer.daemon = True
-    timer.start()
-    return timer
+def tables_ready() -> None:
+    """Make it safe for this run to import what tables need (pandas, pyarrow).
+
+    Waits for their background import when it is under way, and calls it off when it has not
+    started yet: the page that needs them then imports them itself.
+    """
+    global _later_imports_called_off
+    with _later_imports_lock:
+        _later_imports_called_off = True
+        timer = _later_imports
+    if timer is not None:
+        timer.cancel()
+        timer.join()
+
+
+# One timer per server process, started by the first run that ends, unless a page that needs
+# tables came first.
+_later_imports: threading.Timer | None = None
+_later_imports_called_off = False
+_later_imports_lock = threading.Lock()
 
 
 def _import_modules(names: tuple[str, ...]) -> None:

@@ -6,7 +6,13 @@ import streamlit as st
 
 from components import state
 from components.formatting import viewer_timezone
-from components.history import (
+from components.services import get_studio, tables_ready
+from components.sidebar import render_mode_line
+
+# Before the table's module imports pandas, which the server may be importing in the background.
+tables_ready()
+
+from components.history import (  # noqa: E402
     render_empty_history,
     render_export,
     render_filters,
@@ -14,8 +20,6 @@ from components.history import (
     render_open_job,
     render_totals,
 )
-from components.services import get_studio
-from components.sidebar import render_mode_line
 
 
 def main() -> None:

@@ -4,8 +4,12 @@ from __future__ import annotations
 
 import streamlit as st
 
-from components.prices import render_calculator, render_catalog_table
-from components.services import get_studio
+from components.services import get_studio, tables_ready
+
+# Before the tables below import pandas, which the server may be importing in the background.
+tables_ready()
+
+from components.prices import render_calculator, render_catalog_table  # noqa: E402
 
 
 def main() -> None:
