@@ -101,8 +101,10 @@ schema_version = sa.Table(
 )
 
 
-def _jobs_table(into: sa.MetaData, *, last_frame_column: str) -> sa.Table:
-    """The jobs table, with its one column that was renamed since it was first made."""
+def _jobs_table(
+    into: sa.MetaData, *, last_frame_column: str, later_columns: tuple[sa.Column[Any], ...] = ()
+) -> sa.Table:
+    """The jobs table as version 1 made it, with its one renamed column and any added since."""
     return sa.Table(
         "jobs",
         into,
@@ -153,12 +155,51 @@ def _jobs_table(into: sa.MetaData, *, last_frame_column: str) -> sa.Table:
         sa.Index("ix_jobs_created_at", "created_at"),
         sa.Index("ix_jobs_model", "model", "resolution", "duration"),
         sa.Index("ix_jobs_session_id", "session_id"),
+        *later_columns,
+    )
+
+
+def _batch_and_favourite_columns() -> tuple[sa.Column[Any], ...]:
+    # Added by version 4. A function, because a column belongs to one table object only.
+    return (
+        # The clips made together by one click (variations); none for a single clip.
+        sa.Column("batch_id", sa.Integer, sa.ForeignKey("batches.id"), index=True),
+        sa.Column("favourite", sa.Boolean, nullable=False, server_default=sa.false()),
     )
 
 
 # The table as the latest migration leaves it. A change here needs a new migration; the store's
 # tests compare a migrated database with this definition.
-jobs = _jobs_table(metadata, last_frame_column="last_frame_sha256")
+jobs = _jobs_table(
+    metadata, last_frame_column="last_frame_sha256", later_columns=_batch_and_favourite_columns()
+)
+
+# Variations: several clips asked for by one click of Generate. Each clip is an ordinary job that
+# points here; the batch only groups them (and, by its submission id, makes a double click one
+# batch).
+batches = sa.Table(
+    "batches",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("submission_id", sa.String(100), nullable=False, unique=True),
+    sa.Column("session_id", sa.String(100)),
+    # What varies from clip to clip: "seeds", "prompts" or "models".
+    sa.Column("kind", sa.String(16), nullable=False),
+    sa.Column("size", sa.Integer, nullable=False),
+    sa.Column("created_at", UTCDateTime, nullable=False),
+)
+
+# Spending limits set on the Settings page, per scope ("team" for the whole deployment). A limit
+# from the environment or secrets overrides the one kept here. The row of a scope is also what a
+# PostgreSQL submit locks while it checks and reserves spend.
+spending_limits = sa.Table(
+    "spending_limits",
+    metadata,
+    sa.Column("scope", sa.String(200), primary_key=True),
+    sa.Column("daily_usd", Money),
+    sa.Column("monthly_usd", Money),
+    sa.Column("updated_at", UTCDateTime, nullable=False),
+)
 
 
 # The Generate form of each browser session, so that a refresh brings it back: the form's values
@@ -195,6 +236,16 @@ def _create_drafts(conn: Connection) -> None:
     drafts.create(conn)
 
 
+def _add_batches_favourites_and_limits(conn: Connection) -> None:
+    batches.create(conn)
+    spending_limits.create(conn)
+    # The columns of _batch_and_favourite_columns, written out: both databases add a column in
+    # place this way, and SQLite takes a reference only with a NULL default, as here.
+    conn.execute(sa.text("ALTER TABLE jobs ADD COLUMN batch_id INTEGER REFERENCES batches (id)"))
+    conn.execute(sa.text("ALTER TABLE jobs ADD COLUMN favourite BOOLEAN NOT NULL DEFAULT false"))
+    conn.execute(sa.text("CREATE INDEX ix_jobs_batch_id ON jobs (batch_id)"))
+
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "jobs table with leases, money and the history indexes", _create_jobs),
     Migration(2, "drafts table: each browser session's Generate form", _create_drafts),
@@ -202,6 +253,11 @@ MIGRATIONS: tuple[Migration, ...] = (
         3,
         "the second image of a job is its last frame, as the gateway calls it",
         _rename_last_image_to_last_frame,
+    ),
+    Migration(
+        4,
+        "batches of variations, favourite clips and spending limits",
+        _add_batches_favourites_and_limits,
     ),
 )
 

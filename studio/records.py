@@ -127,6 +127,8 @@ class Job:
     lease_until: datetime | None = None
     unknown_since: datetime | None = None
     deadline_at: datetime | None = None
+    batch_id: int | None = None  # one of several clips made by one click
+    favourite: bool = False
 
     @property
     def is_demo(self) -> bool:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import hashlib
 import os
 import secrets
 import sqlite3
@@ -27,6 +28,7 @@ from sqlalchemy.engine import Connection, Engine, Row
 if TYPE_CHECKING:
     from sqlalchemy.dialects import postgresql, sqlite
 
+from studio.limits import SpendGuard, SpendingLimitReached
 from studio.migrations import apply_migrations, drafts, jobs
 from studio.records import (
     ALL_JOBS,
@@ -44,6 +46,9 @@ SQLITE_BUSY_TIMEOUT_SECONDS = 10.0
 DEFAULT_LEASE_SECONDS = 60.0
 
 IN_FLIGHT_STATUSES = tuple(status for status in JobStatus if status.in_flight)
+# A billed job without a cost yet holds its estimate against the spending limit while it may
+# still be billed: in flight, or sent with its answer lost, or no longer watched but not ended.
+_RESERVING_STATUSES = (*IN_FLIGHT_STATUSES, JobStatus.UNCERTAIN, JobStatus.TIMED_OUT)
 
 _JOB_FIELDS = tuple(field.name for field in dataclasses.fields(Job))
 # Fixed at creation: the identity of a job and the moment it was written.
@@ -73,6 +78,12 @@ def sqlite_url(path: Path) -> str:
 
 def _utcnow() -> datetime:
     return datetime.now(UTC)
+
+
+def _spend_lock_key(scope: str) -> int:
+    # A PostgreSQL advisory lock key (a signed 64-bit number) of its own for each scope.
+    digest = hashlib.sha256(f"wan-studio spend {scope}".encode()).digest()
+    return int.from_bytes(digest[:8], "big", signed=True)
 
 
 def _job(row: Row[Any]) -> Job:
@@ -318,14 +329,23 @@ class JobStore:
         output_height: int | None,
         key_fingerprint: str | None,
         request_json: str | None,
+        guard: SpendGuard | None = None,
     ) -> tuple[Job, bool]:
         """Write a new job in status ``submitting``, once per submission id.
+
+        With a ``guard`` (billed jobs under a spending limit), the limit is checked and the job's
+        estimate reserved in the same transaction that writes it.
 
         Returns
         -------
         tuple[Job, bool]
             The job, and whether this call created it: the same ``submission_id`` again (a double
             click, a rerun, a second tab) returns the job already written and ``False``.
+
+        Raises
+        ------
+        SpendingLimitReached
+            When the job would take spend over the guard's limit; nothing is written.
         """
         if mode not in {DEMO, BILLED}:
             raise ValueError(f"mode must be {DEMO!r} or {BILLED!r}, not {mode!r}")
@@ -361,6 +381,13 @@ class JobStore:
             .returning(*jobs.c)
         )
         with self._write() as conn:
+            if guard is not None and mode == BILLED:
+                existing = conn.execute(
+                    sa.select(jobs).where(jobs.c.submission_id == submission_id)
+                ).first()
+                if existing is not None:  # a second click reserves nothing more
+                    return _job(existing), False
+                self._reserve_spend(conn, guard, asked=estimate_usd)
             created = conn.execute(insert).first()
             if created is not None:
                 return _job(created), True
@@ -369,6 +396,43 @@ class JobStore:
                 sa.select(jobs).where(jobs.c.submission_id == submission_id)
             ).one()
             return _job(existing), False
+
+    def _reserve_spend(self, conn: Connection, guard: SpendGuard, *, asked: Decimal) -> None:
+        """Check that ``asked`` more fits under the guard's limits, inside a write transaction.
+
+        Whatever writes the jobs in this same transaction then holds the reservation: their
+        estimates count for every later check until they end.
+        """
+        if self.dialect_name == "postgresql":
+            # Submits under one scope take turns from here to their commit; on SQLite the write
+            # transaction (BEGIN IMMEDIATE) already holds the database's one write lock.
+            conn.execute(sa.select(sa.func.pg_advisory_xact_lock(_spend_lock_key(guard.scope))))
+        for period, cap in guard.capped_periods():
+            committed = self._committed_spend(conn, since=period.start, until=period.end)
+            if committed + asked > cap:
+                raise SpendingLimitReached(period=period, cap=cap, committed=committed, asked=asked)
+
+    def _committed_spend(self, conn: Connection, *, since: datetime, until: datetime) -> Decimal:
+        """Billed spend of the jobs written in a period: their cost, or their reservation."""
+        held = sa.case(
+            (jobs.c.cost_usd.is_not(None), jobs.c.cost_usd),
+            (jobs.c.status.in_(_RESERVING_STATUSES), jobs.c.estimate_usd),
+            else_=sa.literal(0, type_=jobs.c.estimate_usd.type),
+        )
+        query = sa.select(sa.func.coalesce(sa.func.sum(held), 0)).where(
+            jobs.c.mode == BILLED, jobs.c.created_at >= since, jobs.c.created_at < until
+        )
+        # The sum keeps the money type, which turns SQLite's micro-dollars back into dollars.
+        total: Decimal = conn.execute(query).scalar_one()
+        return total
+
+    def committed_spend(self, guard: SpendGuard) -> dict[str, Decimal]:
+        """What is spent or reserved today and this month (keys: the periods' names)."""
+        with self._read() as conn:
+            return {
+                period.name: self._committed_spend(conn, since=period.start, until=period.end)
+                for period in (guard.day, guard.month)
+            }
 
     def get(self, job_id: int) -> Job | None:
         """Return the job with this id, or ``None``."""
