@@ -75,9 +75,7 @@ def test_racing_submits_for_the_last_dollar_cannot_both_pass(database_url: str) 
         with JobStore.open(database_url) as own_store:
             start.wait()
             try:
-                own_store.create_job(
-                    **new_job_fields(estimate_usd=Decimal("0.30")), guard=guard()
-                )
+                own_store.create_job(**new_job_fields(estimate_usd=Decimal("0.30")), guard=guard())
                 passed.append(index)
             except SpendingLimitReached:
                 refused.append(index)
