@@ -7,6 +7,7 @@ import streamlit as st
 from components import state
 from components.formatting import money_text, plain
 from components.job_view import submitted_toast
+from components.motion_ideas import render_motion_ideas
 from studio.catalog import Catalog, ModelSpec
 from studio.generation import FieldProblem, InvalidRequest, JobDraft
 from studio.service import Estimate, Studio
@@ -72,6 +73,7 @@ def render_prompts(*, catalog: Catalog) -> None:
             persist_state=_SESSION,
         )
         _characters_left(state.GEN_PROMPT, limits.prompt_max_chars)
+        render_motion_ideas()
 
 
 def render_negative_prompt(*, catalog: Catalog) -> None:

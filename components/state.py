@@ -56,6 +56,11 @@ GEN_NEW_SEED = "gen.new_seed"
 GEN_SUBMIT = "gen.submit"
 
 
+def motion_idea_key(group: str) -> str:
+    """The widget key of one row of motion ideas, e.g. ``gen.idea.Camera``."""
+    return f"gen.idea.{group}"
+
+
 def frame_key(slot: str, name: str) -> str:
     """The widget key of one input of a frame slot, e.g. ``gen.image.upload``."""
     return f"gen.{slot}.{name}"

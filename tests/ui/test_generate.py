@@ -362,3 +362,19 @@ def test_a_keyframe_job_takes_both_frames(app: AppTest) -> None:
     assert "end.jpg · PNG" in said
     assert not app.button(key="gen.submit").disabled
     assert not app.exception
+
+
+def test_a_motion_idea_starts_the_prompt_then_joins_it_and_stays_unselected(app: AppTest) -> None:
+    app.pills(key="gen.idea.Camera").set_value("Slow push-in").run()
+
+    assert app.text_area(key="gen.prompt").value == (
+        "The camera slowly pushes in toward the subject"
+    )
+    assert app.pills(key="gen.idea.Camera").value is None
+
+    app.pills(key="gen.idea.Motion").set_value("Hair in the wind").run()
+
+    assert app.text_area(key="gen.prompt").value == (
+        "The camera slowly pushes in toward the subject, a soft breeze moves through the hair"
+    )
+    assert not app.exception

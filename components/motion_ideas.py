@@ -1,0 +1,37 @@
+"""Motion ideas under the prompt: one click adds a camera move or a subject's motion."""
+
+from __future__ import annotations
+
+import streamlit as st
+
+from components import state
+from studio.ideas import MotionIdea, default_motion_ideas, groups, with_idea
+
+
+def render_motion_ideas() -> None:
+    """A row of starters per group; choosing one adds it to the prompt and clears the choice."""
+    rows = groups(default_motion_ideas())
+    # Folded: open, the rows are taller than the prompt box, and the button should stay in view.
+    with (
+        st.container(key="gen-motion-ideas"),
+        st.expander("Need an idea? Camera moves and motions", icon=":material/lightbulb:"),
+    ):
+        st.caption("Click one to add it to your prompt.")
+        for group, ideas in rows.items():
+            st.pills(
+                group,
+                [idea.label for idea in ideas],
+                key=state.motion_idea_key(group),
+                on_change=_add_chosen_idea,
+                args=(ideas, state.motion_idea_key(group)),
+            )
+
+
+def _add_chosen_idea(ideas: list[MotionIdea], key: str) -> None:
+    chosen = st.session_state.get(key)
+    idea = next((idea for idea in ideas if idea.label == chosen), None)
+    if idea is not None:
+        prompt = st.session_state.get(state.GEN_PROMPT) or ""
+        st.session_state[state.GEN_PROMPT] = with_idea(prompt, idea)
+    # A starter is an action, not a setting: it is unselected again at once.
+    st.session_state[key] = None
