@@ -8,12 +8,14 @@ from __future__ import annotations
 
 import csv
 import io
+import json
 from collections.abc import Callable, Iterable
 from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
+from studio.compare import seconds_taken
 from studio.records import Job, ModeSpend, Spend, Totals
 
 CSV_COLUMNS = (
@@ -66,6 +68,33 @@ JSON_FIELDS = (
     "cost_usd",
     "estimate_usd",
     "poll_count",
+)
+# A favourite's settings file, kept beside its video: what made the clip and what it cost. Each
+# field is one of JSON_FIELDS, so it leaves out everything the export leaves out, and the request's
+# workings (task and submission ids, error details, polls) too.
+SETTINGS_FIELDS = (
+    "id",
+    "mode",
+    "model",
+    "resolution",
+    "duration",
+    "prompt",
+    "negative_prompt",
+    "prompt_extend",
+    "watermark",
+    "seed",
+    "image_source",
+    "image_sha256",
+    "last_frame_sha256",
+    "output_width",
+    "output_height",
+    "created_at",
+    "started_at",
+    "finished_at",
+    "actual_prompt",
+    "billed_seconds",
+    "cost_usd",
+    "estimate_usd",
 )
 # A cell starting with one of these is a formula to a spreadsheet (``=HYPERLINK(...)``).
 _FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
@@ -151,6 +180,36 @@ def job_to_json(job: Job, video_file: Path | None) -> dict[str, Any]:
     data["status_label"] = job.status.label
     data["video_file"] = str(video_file) if video_file else None
     return data
+
+
+def job_settings(job: Job, *, model_label: str) -> dict[str, Any]:
+    """A clip's settings as a JSON-ready dict, to download beside its video.
+
+    Parameters
+    ----------
+    job
+        The job as the store keeps it.
+    model_label
+        The model's name as the user sees it; the model's id is kept too, as ``model``.
+
+    Returns
+    -------
+    dict
+        ``model_label``, then the fields of ``SETTINGS_FIELDS`` as ``job_to_json`` writes them
+        (``duration`` is the length in seconds), then ``seconds_taken`` from the click to the end.
+    """
+    whole = job_to_json(job, None)
+    data: dict[str, Any] = {"model_label": model_label}
+    data |= {name: whole[name] for name in SETTINGS_FIELDS}
+    taken = seconds_taken(job)
+    data["seconds_taken"] = None if taken is None else round(taken, 1)
+    return data
+
+
+def job_settings_json(job: Job, *, model_label: str) -> bytes:
+    """``job_settings`` as an indented UTF-8 JSON file."""
+    text = json.dumps(job_settings(job, model_label=model_label), indent=2, ensure_ascii=False)
+    return (text + "\n").encode("utf-8")
 
 
 def jobs_json(jobs: Iterable[Job], video_file: Callable[[Job], Path | None]) -> list[dict]:

@@ -197,6 +197,7 @@ class JobFilter:
     since: datetime | None = None  # since <= created_at
     until: datetime | None = None  # created_at < until
     text: str | None = None  # in the prompt, the extended prompt or the image's name
+    favourites_only: bool = False  # only jobs marked as favourites
 
     def __post_init__(self) -> None:
         # Frozen: the normalised values are set the way dataclasses set them.

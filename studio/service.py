@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
@@ -19,8 +19,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from studio.catalog import Catalog
+from studio.compare import model_label
 from studio.expectations import JobClass, RunTimeEstimator, TypicalWait
-from studio.export import jobs_csv
+from studio.export import job_settings_json, jobs_csv
 from studio.gateway import GatewayClient, RetryPolicy
 from studio.generation import FieldProblem, JobDraft, quote
 from studio.humane import clip_price
@@ -486,6 +487,19 @@ class Studio:
     def job(self, job_id: int) -> Job | None:
         """One job by id."""
         return self._store.get(job_id)
+
+    def jobs(self, job_ids: Iterable[int]) -> list[Job]:
+        """The jobs with these ids, in the order given; ids of no job are left out."""
+        found = (self._store.get(job_id) for job_id in job_ids)
+        return [job for job in found if job is not None]
+
+    def set_favourite(self, job_id: int, favourite: bool) -> Job:
+        """Mark a job as a favourite, or unmark it (raises ``LookupError`` for no such job)."""
+        return self._store.set_favourite(job_id, favourite)
+
+    def settings_json(self, job: Job) -> bytes:
+        """A clip's settings as a small JSON file to keep beside its video; never the key."""
+        return job_settings_json(job, model_label=model_label(job, self.catalog))
 
     def session_jobs(self, session_id: str, *, limit: int = 100) -> list[Job]:
         """The jobs of one browser session, newest first."""

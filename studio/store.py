@@ -123,6 +123,8 @@ def _filter_clauses(where: JobFilter) -> list[sa.ColumnElement[bool]]:
         clauses.append(jobs.c.created_at >= where.since)
     if where.until is not None:
         clauses.append(jobs.c.created_at < where.until)
+    if where.favourites_only:
+        clauses.append(jobs.c.favourite.is_(True))
     if where.text is not None:
         searched = (jobs.c.prompt, jobs.c.actual_prompt, jobs.c.image_source)
         clauses.append(
@@ -641,6 +643,29 @@ class JobStore:
         with self._write() as conn:
             row = conn.execute(statement).first()
         return None if row is None else _job(row)
+
+    def set_favourite(self, job_id: int, favourite: bool) -> Job:
+        """Mark a job as a favourite, or unmark it; returns the job as it now is.
+
+        Only the mark changes, whatever state the job is in, so a watcher finishing it at the
+        same moment loses nothing.
+
+        Raises
+        ------
+        JobNotFound
+            When no job has this id.
+        """
+        statement = (
+            sa.update(jobs)
+            .where(jobs.c.id == job_id)
+            .values(favourite=bool(favourite))
+            .returning(*jobs.c)
+        )
+        with self._write() as conn:
+            row = conn.execute(statement).first()
+        if row is None:
+            raise JobNotFound(f"no job {job_id}")
+        return _job(row)
 
     # -- drafts: each browser session's Generate form ----------------------------------------
 
