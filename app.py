@@ -51,6 +51,7 @@ def main() -> None:
     pages = [
         st.Page("pages/generate.py", title="Generate", icon=":material/movie:", default=True),
         st.Page("pages/history.py", title="History", icon=":material/history:"),
+        st.Page("pages/compare.py", title="Compare", icon=":material/compare:"),
         st.Page("pages/models.py", title="Models & prices", icon=":material/sell:"),
         st.Page("pages/settings.py", title="Settings", icon=":material/settings:"),
     ]

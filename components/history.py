@@ -13,19 +13,23 @@ import pandas as pd
 import streamlit as st
 
 from components import state
+from components.compare import open_compare
 from components.first_frame import frame_from_prepared
 from components.formatting import local_day_end, local_day_start, local_time, money_text
 from components.job_view import (
     render_cost,
     render_download,
+    render_favourite_toggle,
     render_job_actions,
     render_job_media,
+    render_settings_download,
     render_status_line,
     render_timing,
     render_what_went_wrong,
 )
 from components.sidebar import demo_words, pending_words, totals_rows, would_have_cost
 from studio.catalog import Catalog
+from studio.compare import can_compare
 from studio.humane import money, plural, short_cost, shorten
 from studio.records import BILLED, DEMO, Job, JobFilter, JobStatus, ModeSpend, Totals
 from studio.service import Studio
@@ -147,7 +151,7 @@ def render_filters(
                 format_func=lambda status: status.label,
                 placeholder="Any status",
             )
-        when_column, dates_column, mode_column = st.columns([2, 2, 3])
+        when_column, dates_column, mode_column, favourite_column = st.columns([2, 2, 3, 2])
         since, until = _render_when(
             when_column=when_column, dates_column=dates_column, zone=zone, now=now
         )
@@ -159,6 +163,8 @@ def render_filters(
                 default="Billed and demo",
                 required=True,
             )
+        with favourite_column:
+            favourites_only = st.toggle("Favourites only", key=state.HIST_FAVOURITES)
     return JobFilter(
         models=models or None,
         statuses=statuses or None,
@@ -166,6 +172,7 @@ def render_filters(
         since=since,
         until=until,
         text=text,
+        favourites_only=favourites_only,
     )
 
 
@@ -373,7 +380,21 @@ def render_open_job(*, studio: Studio, jobs: list[Job], zone: tzinfo) -> None:
             render_timing(job=job, studio=studio, zone=zone, now=datetime.now(UTC))
             render_cost(job=job)
             if video is not None:
-                render_download(job=job, video=video, key=state.HIST_DOWNLOAD)
+                with st.container(horizontal=True, key="history-open-downloads"):
+                    render_download(job=job, video=video, key=state.HIST_DOWNLOAD)
+                    render_settings_download(
+                        studio=studio, job=job, key=state.job_action_key(job.id, "settings")
+                    )
+                with st.container(horizontal=True, key="history-open-keep"):
+                    render_favourite_toggle(
+                        studio=studio, job=job, key=state.job_action_key(job.id, "favourite")
+                    )
+                    if can_compare(job) and st.button(
+                        "Compare with other clips",
+                        key=state.HIST_COMPARE,
+                        icon=":material/compare:",
+                    ):
+                        open_compare([job.id])
             _render_job_facts(job)
             if st.button(
                 "Use these settings again",

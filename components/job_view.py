@@ -179,6 +179,41 @@ def render_download(*, job: Job, video: Path, key: str) -> None:
     )
 
 
+def render_settings_download(*, studio: Studio, job: Job, key: str) -> None:
+    """The Download settings button: the clip's settings as a small JSON file, made on click."""
+    st.download_button(
+        "Download settings",
+        data=partial(studio.settings_json, job),
+        file_name=f"wan-{job.id}-settings.json",
+        mime="application/json",
+        icon=":material/data_object:",
+        key=key,
+        on_click="ignore",
+    )
+
+
+def render_favourite_toggle(*, studio: Studio, job: Job, key: str) -> None:
+    """A star button that marks a clip as a favourite, or takes the mark away."""
+    if job.favourite:
+        label, icon = "Remove from favourites", ":material/star:"
+    else:
+        label, icon = "Keep as favourite", ":material/star_border:"
+    st.button(
+        label,
+        key=key,
+        icon=icon,
+        on_click=_set_favourite,
+        kwargs={"studio": studio, "job_id": job.id, "favourite": not job.favourite},
+    )
+
+
+def _set_favourite(*, studio: Studio, job_id: int, favourite: bool) -> None:
+    try:
+        studio.set_favourite(job_id, favourite)
+    except LookupError:
+        st.toast("That clip is no longer in the history.", icon=":material/error:")
+
+
 def render_prompt(job: Job, *, limit: int | None = None) -> None:
     """The prompt as typed, in an element that never reads Markdown."""
     if job.prompt:
@@ -373,7 +408,14 @@ def render_job_card(
             )
         video = render_job_media(job=job, studio=studio)
         if video is not None:
-            render_download(job=job, video=video, key=state.job_action_key(job.id, "download"))
+            with st.container(horizontal=True, key=f"job-downloads-{job.id}"):
+                render_download(job=job, video=video, key=state.job_action_key(job.id, "download"))
+                render_settings_download(
+                    studio=studio, job=job, key=state.job_action_key(job.id, "settings")
+                )
+                render_favourite_toggle(
+                    studio=studio, job=job, key=state.job_action_key(job.id, "favourite")
+                )
         render_cost(job=job)
         render_prompt(job, limit=240)
         if job.prompt_was_improved:

@@ -86,6 +86,13 @@ HIST_REUSE = "hist.reuse"
 HIST_EXPORT = "hist.export"
 HIST_DOWNLOAD = "hist.download"
 
+# History's favourites filter and the opened job's way to Compare.
+HIST_FAVOURITES = "hist.favourites"
+HIST_COMPARE = "hist.compare"
+
+# Compare page widgets.
+COMPARE_PICK = "compare.pick"
+
 # Models & prices page widgets.
 PRICES_MODEL = "prices.model"
 PRICES_RESOLUTION = "prices.resolution"
@@ -112,6 +119,7 @@ _FOCUS = "_gen.focus"
 _SEEN_IN_FLIGHT = "_jobs.seen_in_flight"
 _FINISH_RERUN = "_jobs.finish_rerun"
 _TITLE_MARK = "_jobs.title_mark"
+_COMPARE_REQUEST = "_compare.request"
 
 # A second click on Generate this soon after the first, with the same form, is a double click.
 DOUBLE_CLICK_SECONDS = 2.0
@@ -450,3 +458,21 @@ def set_key_error(message: str | None) -> None:
         st.session_state[_KEY_ERROR] = message
     else:
         st.session_state.pop(_KEY_ERROR, None)
+
+
+# --- clips sent to the Compare page ----------------------------------------------------------
+
+
+def ask_to_compare(job_ids: list[int]) -> None:
+    """Have the Compare page open with these clips picked (read once, on its next run)."""
+    st.session_state[_COMPARE_REQUEST] = list(job_ids)
+
+
+def take_compare_request() -> list[int] | None:
+    """The clips another page asked Compare to show, once; None when none were asked for."""
+    return st.session_state.pop(_COMPARE_REQUEST, None)
+
+
+def set_compare_pick(job_ids: list[int]) -> None:
+    """Put these clips in the Compare page's picker (before it is drawn)."""
+    st.session_state[COMPARE_PICK] = list(job_ids)
