@@ -42,7 +42,7 @@ _VIDEOS_KEPT = 2 * MAX_CLIPS
 
 _SYNC_HTML = """
 <div class="sync" role="group" aria-label="Play every clip together">
-  <button type="button" class="sync-play">Play all</button>
+  <button type="button" class="sync-play" disabled>Play all</button>
   <input type="range" class="sync-seek" min="0" max="0" step="0.01" value="0"
          aria-label="Position in every clip">
   <span class="sync-clock" aria-hidden="true">0:00.0 / 0:00.0</span>

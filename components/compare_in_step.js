@@ -68,7 +68,11 @@ export default function ({ data, parentElement }) {
   const step = () => {
     const list = videos();
     if (list.length) {
-      list.forEach((video) => { if (!video.muted || video.controls) prepare(video); });
+      list.forEach((video) => {
+        if (!video.muted || !video.loop || video.controls) prepare(video);
+      });
+      // Usable once every clip is on the page and under this control.
+      button.disabled = list.length < keys.length;
       const lead = longest(list);
       const time = lead.currentTime;
       if (playing && !list.some((video) => video.seeking)) {

@@ -26,6 +26,7 @@ PHONE = {"width": 390, "height": 844}
 PAGES = {
     "": "Generate a video",
     "history": "History",
+    "compare": "Compare clips",
     "models": "Models & prices",
     "settings": "Settings",
 }
