@@ -13,6 +13,7 @@ from streamlit.testing.v1 import AppTest
 from studio.records import JobStatus
 from studio.store import JobStore
 from tests.ui.conftest import APP, JobMaker, as_read, texts
+from tests.ui.test_plain_text import HOSTILE, assert_plain
 
 SESSION_ID = "0b7e9c1a-2d3f-4e5a-8b6c-7d8e9f0a1b2c"
 
@@ -194,4 +195,18 @@ def test_the_settings_file_of_a_clip_is_offered_beside_its_video(
     button = app.download_button(key=f"job.{job.id}.settings")
 
     assert button.label == "Download settings"
+    assert not app.exception
+
+
+def test_prompts_in_the_table_of_differences_read_as_typed(app: AppTest, jobs: JobMaker) -> None:
+    first = jobs.make(prompt=HOSTILE)
+    second = jobs.make(prompt="a calm sea", negative_prompt="**never** [this](https://example.com)")
+    app.query_params["compare"] = f"{first.id},{second.id}"
+    _compare(app)
+
+    table = app.table[0].value
+    cells = [str(cell) for column in table.columns[1:] for cell in table[column]]
+    assert HOSTILE in [as_read(cell) for cell in cells]
+    for cell in cells:
+        assert_plain(cell)
     assert not app.exception
