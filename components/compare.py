@@ -118,6 +118,8 @@ def render_clip_picker(*, studio: Studio, session_id: str, zone: tzinfo) -> list
         format_func=lambda job_id: clip_label(by_id[job_id], studio=studio, zone=zone, now=now),
         placeholder="Pick two to four finished clips",
         help="This session's clips come first, then the latest ones from History.",
+        # The pick stays while the user visits other pages.
+        persist_state="session",
     )
     in_address = ",".join(str(job_id) for job_id in picked)
     if st.query_params.get(COMPARE_QUERY_PARAM, "") != in_address:

@@ -210,3 +210,19 @@ def test_prompts_in_the_table_of_differences_read_as_typed(app: AppTest, jobs: J
     for cell in cells:
         assert_plain(cell)
     assert not app.exception
+
+
+def test_the_pick_stays_while_the_user_visits_another_page(app: AppTest, jobs: JobMaker) -> None:
+    first = jobs.make(prompt="one")
+    second = jobs.make(prompt="two")
+    _compare(app)
+    app.multiselect(key="compare.pick").set_value([second.id, first.id]).run()
+
+    _history(app)
+    # A browser drops the page's own query parameters when it goes to another page.
+    app.query_params.pop("compare", None)
+    _compare(app)
+
+    assert app.multiselect(key="compare.pick").value == [second.id, first.id]
+    assert len(app.get("video")) == 2
+    assert not app.exception
