@@ -24,6 +24,7 @@ from studio.compare import (
     can_compare,
     compare_choice,
     differing_settings,
+    job_id_from,
     model_label,
 )
 from studio.humane import shorten
@@ -99,15 +100,17 @@ def render_clip_picker(*, studio: Studio, session_id: str, zone: tzinfo) -> list
     from_address = st.query_params.get(COMPARE_QUERY_PARAM)
     if asked is None and from_address and state.COMPARE_PICK not in st.session_state:
         asked = from_address.split(",")[:_MOST_IDS_READ]
-    options = _clips_on_offer(studio=studio, session_id=session_id, asked=asked or [])
-    by_id = {job.id: job for job in options}
+    picked_before = st.session_state.get(state.COMPARE_PICK) or []
+    # Clips asked for or picked before stay on offer, however old they are.
+    wanted = [*(asked or []), *picked_before]
+    offered = _clips_on_offer(studio=studio, session_id=session_id, wanted=wanted)
+    by_id = {job.id: job for job in offered}
     if asked is not None:
         chosen, problems = compare_choice(asked, comparable=by_id.__contains__)
         for problem in problems:
             st.warning(plain(problem), icon=":material/info:")
-        state.set_compare_pick(chosen)
-    # A clip picked earlier that is no longer on offer (its video was deleted) drops out.
-    picked_before = st.session_state.get(state.COMPARE_PICK) or []
+        picked_before = chosen
+    # A clip whose video is gone since it was picked drops out.
     state.set_compare_pick([job_id for job_id in picked_before if job_id in by_id])
     now = datetime.now(UTC)
     picked = st.multiselect(
@@ -130,13 +133,13 @@ def render_clip_picker(*, studio: Studio, session_id: str, zone: tzinfo) -> list
     return [by_id[job_id] for job_id in picked]
 
 
-def _clips_on_offer(*, studio: Studio, session_id: str, asked: list[object]) -> list[Job]:
-    """This session's finished clips, then the latest ones, then any asked for by id."""
+def _clips_on_offer(*, studio: Studio, session_id: str, wanted: list[object]) -> list[Job]:
+    """This session's finished clips, then the latest ones, then those wanted by id."""
     mine = studio.session_jobs(session_id)
     latest = studio.history(JobFilter(statuses=[JobStatus.SUCCEEDED]), limit=RECENT_CLIPS)
     offered = {job.id: job for job in (*mine, *latest) if can_compare(job)}
-    wanted = [int(raw) for raw in asked if str(raw).strip().isdigit()]
-    extra = studio.jobs(job_id for job_id in wanted[: MAX_CLIPS * 2] if job_id not in offered)
+    ids = [job_id for raw in wanted if (job_id := job_id_from(raw)) is not None]
+    extra = studio.jobs(job_id for job_id in ids[: MAX_CLIPS * 2] if job_id not in offered)
     offered |= {job.id: job for job in extra if can_compare(job)}
     return list(offered.values())
 

@@ -94,6 +94,19 @@ def differing_settings(jobs: Sequence[Job], *, catalog: Catalog) -> list[Setting
     return rows
 
 
+# Job ids are positive 64-bit integers in either database.
+_LARGEST_ID = 2**63 - 1
+
+
+def job_id_from(raw: object) -> int | None:
+    """A job id from a number or text (a page address holds text); None if it cannot be one."""
+    try:
+        job_id = int(str(raw).strip())
+    except ValueError:
+        return None
+    return job_id if 0 < job_id <= _LARGEST_ID else None
+
+
 def compare_choice(
     asked: Sequence[object], *, comparable: Callable[[int], bool]
 ) -> tuple[list[int], list[str]]:
@@ -115,9 +128,8 @@ def compare_choice(
     chosen: list[int] = []
     problems: list[str] = []
     for raw in asked:
-        try:
-            job_id = int(str(raw).strip())
-        except ValueError:
+        job_id = job_id_from(raw)
+        if job_id is None:
             problems.append(f"“{str(raw)[:40]}” is not a clip number, so it was left out.")
             continue
         if job_id in chosen:

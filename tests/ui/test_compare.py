@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 from streamlit.testing.v1 import AppTest
 
+from components import compare
 from studio.records import JobStatus
 from studio.store import JobStore
 from tests.ui.conftest import APP, JobMaker, as_read, texts
@@ -224,5 +225,24 @@ def test_the_pick_stays_while_the_user_visits_another_page(app: AppTest, jobs: J
     _compare(app)
 
     assert app.multiselect(key="compare.pick").value == [second.id, first.id]
+    assert len(app.get("video")) == 2
+    assert not app.exception
+
+
+def test_an_older_clip_asked_for_stays_picked_across_reruns(
+    app: AppTest, jobs: JobMaker, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The picker offers only the newest clip, so the two asked for are older than any on offer.
+    monkeypatch.setattr(compare, "RECENT_CLIPS", 1)
+    first = jobs.make(prompt="one")
+    second = jobs.make(prompt="two")
+    jobs.make(prompt="the newest")
+    app.query_params["compare"] = f"{first.id},{second.id},²,99999999999999999999999"
+    _compare(app)
+    assert app.multiselect(key="compare.pick").value == [first.id, second.id]
+
+    app.button(key=f"compare.{first.id}.favourite").click().run()
+
+    assert app.multiselect(key="compare.pick").value == [first.id, second.id]
     assert len(app.get("video")) == 2
     assert not app.exception

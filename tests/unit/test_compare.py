@@ -14,6 +14,7 @@ from studio.compare import (
     can_compare,
     compare_choice,
     differing_settings,
+    job_id_from,
     seconds_taken,
 )
 from studio.export import JSON_FIELDS, SETTINGS_FIELDS, job_settings, job_settings_json
@@ -135,3 +136,10 @@ def test_the_settings_file_has_the_settings_and_never_the_key_or_the_request() -
     assert json.loads(text) == data
     for internal in ("fp-secret", "task-123", "poll", "signed", "watcher-1", "submission"):
         assert internal not in text
+
+
+def test_only_positive_64_bit_numbers_are_job_ids() -> None:
+    assert job_id_from(" 12 ") == 12
+    assert job_id_from(7) == 7
+    for raw in ("", "x", "1.5", "0", "-3", "²", str(2**63), "9" * 5000):
+        assert job_id_from(raw) is None, raw
