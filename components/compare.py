@@ -167,6 +167,7 @@ def render_empty_choice(*, picked: int) -> None:
 def render_clips_in_step(*, studio: Studio, jobs: list[Job]) -> None:
     """The clips side by side, muted and looped, under one play/pause button and one slider."""
     st.html(_CLIPS_STYLE)
+    playing: list[str] = []  # the keys of the clips whose file is there to play
     with st.container(key="compare-clips"):
         columns = st.columns(len(jobs), gap="small")
         for column, job in zip(columns, jobs, strict=True):
@@ -177,12 +178,10 @@ def render_clips_in_step(*, studio: Studio, jobs: list[Job]) -> None:
                     st.caption("The video file is no longer in the data folder.")
                 else:
                     st.video(_kept_video(video), format="video/mp4", muted=True, loop=True)
+                    playing.append(f"compare-clip-{job.id}")
                 render_favourite_toggle(studio=studio, job=job, key=f"compare.{job.id}.favourite")
     with st.container(key="compare-controls"):
-        _in_step_player(
-            key="compare.in_step",
-            data={"clips": [f"compare-clip-{job.id}" for job in jobs]},
-        )
+        _in_step_player(key="compare.in_step", data={"clips": playing})
 
 
 def _kept_video(path: Path) -> bytes:

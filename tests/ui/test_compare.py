@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import builtins
 import io
+import json
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -245,4 +247,24 @@ def test_an_older_clip_asked_for_stays_picked_across_reruns(
 
     assert app.multiselect(key="compare.pick").value == [first.id, second.id]
     assert len(app.get("video")) == 2
+    assert not app.exception
+
+
+def _player_clips(app: AppTest) -> list[str]:
+    """The clips the one play button and slider were told to move together."""
+    player = app.main.get_by_key("compare.in_step")
+    return json.loads(player.proto.json)["clips"]
+
+
+def test_a_clip_whose_file_is_gone_is_said_and_left_out_of_the_player(
+    app: AppTest, jobs: JobMaker, studio_home: Path
+) -> None:
+    clips = [jobs.make(prompt=f"clip {index}") for index in range(3)]
+    (studio_home / clips[1].video_path).unlink()
+    app.query_params["compare"] = ",".join(str(job.id) for job in clips)
+    _compare(app)
+
+    assert len(app.get("video")) == 2
+    assert "The video file is no longer in the data folder." in texts(app)
+    assert _player_clips(app) == [f"compare-clip-{clips[0].id}", f"compare-clip-{clips[2].id}"]
     assert not app.exception
