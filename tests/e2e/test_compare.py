@@ -37,10 +37,10 @@ VIDEOS = '[class*="st-key-compare-clip-"] video'
 TIMES = f"() => [...document.querySelectorAll('{VIDEOS}')].map((v) => v.currentTime)"
 
 
-def make_clip(path: Path, *, hue: int) -> None:
+def make_clip(path: Path, *, hue: int, seconds: float) -> None:
     """A real H.264 MP4 of a moving test pattern, tinted so that each clip differs."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    pattern = f"testsrc2=duration={CLIP_SECONDS}:size=480x272:rate=24,hue=h={hue}"
+    pattern = f"testsrc2=duration={seconds}:size=480x272:rate=24,hue=h={hue}"
     subprocess.run(
         [
             imageio_ffmpeg.get_ffmpeg_exe(),
@@ -65,13 +65,13 @@ def make_clip(path: Path, *, hue: int) -> None:
     )
 
 
-def seed_clips(home: Path) -> list[int]:
-    """Four finished demo jobs, each with its own saved video; returns their ids."""
+def seed_clips(home: Path, lengths: tuple[float, ...]) -> list[int]:
+    """Finished demo jobs, each with its own saved video of these lengths; returns their ids."""
     prepared = prepare_image(image_bytes(640, 400, "JPEG"), filename="shore.jpg")
     image = ImageLibrary(home).save(prepared.data, format=prepared.format)
     ids = []
     with JobStore.open(sqlite_url(home / "studio.db")) as store:
-        for index, model in enumerate(MODELS):
+        for index, (model, seconds) in enumerate(zip(MODELS, lengths, strict=False)):
             job, _ = store.create_job(
                 submission_id=str(uuid.uuid4()),
                 mode=DEMO,
@@ -94,7 +94,7 @@ def seed_clips(home: Path) -> list[int]:
                 request_json=None,
             )
             video = Path("videos") / f"{job.id}.mp4"
-            make_clip(home / video, hue=index * 90)
+            make_clip(home / video, hue=index * 90, seconds=seconds)
             store.update(
                 job.id,
                 status=JobStatus.SUCCEEDED,
@@ -106,11 +106,10 @@ def seed_clips(home: Path) -> list[int]:
     return ids
 
 
-@pytest.fixture
-def compare_address(tmp_path: Path) -> Iterator[str]:
-    """The app, in demo mode, with four clips saved; yields the Compare page's address for them."""
+def serve_clips(tmp_path: Path, lengths: tuple[float, ...]) -> Iterator[str]:
+    """The app, in demo mode, with clips saved; yields the Compare page's address for them."""
     home = tmp_path / "studio-home"
-    ids = seed_clips(home)
+    ids = seed_clips(home, lengths)
     server = StreamlitServer(
         script=APP,
         workdir=app_workdir(tmp_path),
@@ -124,15 +123,29 @@ def compare_address(tmp_path: Path) -> Iterator[str]:
         server.stop()
 
 
-def open_compare(browser: Browser, address: str, viewport: dict[str, int]) -> Page:
-    """A new tab on Compare, once all four clips can play."""
+@pytest.fixture
+def compare_address(tmp_path: Path) -> Iterator[str]:
+    """Compare with four clips of the same length."""
+    yield from serve_clips(tmp_path, (CLIP_SECONDS,) * 4)
+
+
+@pytest.fixture
+def mixed_address(tmp_path: Path) -> Iterator[str]:
+    """Compare with a clip half as long as the other."""
+    yield from serve_clips(tmp_path, (CLIP_SECONDS / 2, CLIP_SECONDS))
+
+
+def open_compare(
+    browser: Browser, address: str, viewport: dict[str, int], *, clips: int = 4
+) -> Page:
+    """A new tab on Compare, once all its clips can play."""
     context = browser.new_context(viewport=viewport)
     context.set_default_timeout(WAIT_MS)
     expect.set_options(timeout=WAIT_MS)
     page = context.new_page()
     page.goto(address)
     expect(page.get_by_role("heading", name="Compare clips")).to_be_visible()
-    expect(page.locator(VIDEOS)).to_have_count(4)
+    expect(page.locator(VIDEOS)).to_have_count(clips)
     page.wait_for_function(
         f"() => [...document.querySelectorAll('{VIDEOS}')].every((v) => v.readyState >= 3)"
     )
@@ -188,6 +201,31 @@ def test_the_clips_play_in_step_after_play_and_after_a_seek(
     )
     paused = page.evaluate(TIMES)
     assert spread(paused) <= IN_STEP_SECONDS, paused
+    page.context.close()
+
+
+def test_a_shorter_clip_waits_on_its_last_frame_and_starts_again_with_the_longer(
+    browser: Browser, mixed_address: str
+) -> None:
+    page = open_compare(browser, mixed_address, LAPTOP, clips=2)
+    short_end = CLIP_SECONDS / 2
+    page.get_by_role("button", name="Play all").click()
+
+    page.wait_for_function(
+        f"""() => {{
+            const [short, long] = document.querySelectorAll('{VIDEOS}');
+            return long.currentTime > {short_end + 1} && !long.paused;
+        }}"""
+    )
+    short, long = page.evaluate(TIMES)
+    assert short_end - 0.3 <= short <= short_end, (short, long)
+    # The longer one loops; the shorter starts again with it.
+    page.wait_for_function(
+        f"""() => [...document.querySelectorAll('{VIDEOS}')].every(
+            (v) => !v.paused && !v.seeking && v.currentTime > 0.5 && v.currentTime < 2)"""
+    )
+    times = page.evaluate(TIMES)
+    assert spread(times) <= IN_STEP_SECONDS, times
     page.context.close()
 
 
