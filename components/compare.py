@@ -165,8 +165,10 @@ def render_empty_choice(*, picked: int) -> None:
 
 
 def render_clips_in_step(*, studio: Studio, jobs: list[Job]) -> None:
-    """The clips side by side, muted and looped, under one play/pause button and one slider."""
+    """One play/pause button and one slider, then the clips side by side, muted and looped."""
     st.html(_CLIPS_STYLE)
+    # Above the clips, so that on a phone the controls and all four clips fit one screen.
+    controls = st.container(key="compare-controls")
     playing: list[str] = []  # the keys of the clips whose file is there to play
     with st.container(key="compare-clips"):
         columns = st.columns(len(jobs), gap="small")
@@ -180,7 +182,7 @@ def render_clips_in_step(*, studio: Studio, jobs: list[Job]) -> None:
                     st.video(_kept_video(video), format="video/mp4", muted=True, loop=True)
                     playing.append(f"compare-clip-{job.id}")
                 render_favourite_toggle(studio=studio, job=job, key=f"compare.{job.id}.favourite")
-    with st.container(key="compare-controls"):
+    with controls:
         _in_step_player(key="compare.in_step", data={"clips": playing})
 
 

@@ -143,6 +143,10 @@ def open_compare(
     context.set_default_timeout(WAIT_MS)
     expect.set_options(timeout=WAIT_MS)
     page = context.new_page()
+    # The app's first page first: a fresh server learns its pages from the app's first run, and
+    # until then it would run a page's own file alone, without the app around it.
+    page.goto(address.split("/compare?")[0])
+    expect(page.get_by_role("heading", name="Generate a video")).to_be_visible()
     page.goto(address)
     expect(page.get_by_role("heading", name="Compare clips")).to_be_visible()
     expect(page.locator(VIDEOS)).to_have_count(clips)
