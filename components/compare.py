@@ -98,9 +98,10 @@ def render_clip_picker(*, studio: Studio, session_id: str, zone: tzinfo) -> list
     """A picker of this session's and the latest finished clips; returns the clips picked."""
     asked = state.take_compare_request()
     from_address = st.query_params.get(COMPARE_QUERY_PARAM)
-    if asked is None and from_address and state.COMPARE_PICK not in st.session_state:
+    picked_before = state.compare_pick()
+    if asked is None and from_address and picked_before is None:
         asked = from_address.split(",")[:_MOST_IDS_READ]
-    picked_before = st.session_state.get(state.COMPARE_PICK) or []
+    picked_before = picked_before or []
     # Clips asked for or picked before stay on offer, however old they are.
     wanted = [*(asked or []), *picked_before]
     offered = _clips_on_offer(studio=studio, session_id=session_id, wanted=wanted)

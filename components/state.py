@@ -473,6 +473,11 @@ def take_compare_request() -> list[int] | None:
     return st.session_state.pop(_COMPARE_REQUEST, None)
 
 
+def compare_pick() -> list[int] | None:
+    """The clips in the Compare page's picker; None before this session has drawn it."""
+    return st.session_state.get(COMPARE_PICK)
+
+
 def set_compare_pick(job_ids: list[int]) -> None:
     """Put these clips in the Compare page's picker (before it is drawn)."""
     st.session_state[COMPARE_PICK] = list(job_ids)
