@@ -21,6 +21,7 @@ if "streamlit" not in sys.modules:  # run as `python3 app.py`, not by `streamlit
 import streamlit as st
 
 from components import draft, state
+from components.app_shell import app_run
 from components.job_view import APP_TITLE, announce_finished
 from components.services import (
     get_catalog,
@@ -55,7 +56,8 @@ def main() -> None:
         st.Page("pages/models.py", title="Models & prices", icon=":material/sell:"),
         st.Page("pages/settings.py", title="Settings", icon=":material/settings:"),
     ]
-    st.navigation(pages).run()
+    with app_run():
+        st.navigation(pages).run()
     # After the page, so its form reaches the browser before the totals are counted; the
     # sidebar's place on screen does not depend on when it is drawn. A job sent by the page
     # is watched from this run on, so whichever page is open hears when it ends.

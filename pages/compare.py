@@ -5,6 +5,7 @@ from __future__ import annotations
 import streamlit as st
 
 from components import state
+from components.app_shell import run_inside_the_app
 from components.formatting import viewer_timezone
 from components.services import get_studio, tables_ready
 from components.sidebar import render_mode_line
@@ -23,6 +24,7 @@ from components.compare import (  # noqa: E402
 
 def main() -> None:
     """The picker, then the clips in step with one play button and slider, then what differs."""
+    run_inside_the_app()
     studio = get_studio()
     session_id = state.session_id()
     st.title("Compare clips")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import streamlit as st
 
 from components import state
+from components.app_shell import run_inside_the_app
 from components.draft import save_draft
 from components.first_frame import render_frame_input
 from components.generate_form import (
@@ -42,6 +43,7 @@ def main() -> None:
     (on a fresh server, while the engine is still being imported); the mode line keeps its place
     under the title and is filled once the Studio is there.
     """
+    run_inside_the_app()
     catalog = get_catalog()
     session_id = state.session_id()
     st.title("Generate a video")

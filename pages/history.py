@@ -5,6 +5,7 @@ from __future__ import annotations
 import streamlit as st
 
 from components import state
+from components.app_shell import run_inside_the_app
 from components.formatting import viewer_timezone
 from components.services import get_studio, tables_ready
 from components.sidebar import render_mode_line
@@ -24,6 +25,7 @@ from components.history import (  # noqa: E402
 
 def main() -> None:
     """Totals, filters, the table, then the opened job (or a first step when there are none)."""
+    run_inside_the_app()
     studio = get_studio()
     zone = viewer_timezone()
     st.title("History")

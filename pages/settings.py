@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import streamlit as st
 
+from components.app_shell import run_inside_the_app
 from components.services import get_studio
 from components.settings_view import (
     render_for_administrators,
@@ -15,6 +16,7 @@ from components.settings_view import (
 
 def main() -> None:
     """Mode and key first, then the typed key, waiting jobs, and the administrators' section."""
+    run_inside_the_app()
     studio = get_studio()
     st.title("Settings")
     render_mode_and_key(studio=studio)
