@@ -35,6 +35,7 @@ if TYPE_CHECKING:
     from studio.gateway import GatewayClient
     from studio.imagehost import ImageHost
     from studio.images import ImageLibrary, PreparedImage
+    from studio.limits import SpendGuard
     from studio.schedule import PollPolicy
     from studio.store import JobStore
 
@@ -104,6 +105,7 @@ class Submitter:
         session_id: str | None,
         mode: str,
         key_fingerprint: str | None,
+        guard: SpendGuard | None = None,
     ) -> Job:
         """Write the job, send it once, and record what the gateway answered.
 
@@ -122,6 +124,8 @@ class Submitter:
             ``demo`` or ``billed``.
         key_fingerprint
             The salted fingerprint of the key, so the watcher can match the job to the key.
+        guard
+            The spending limit a billed job must fit under (None: no limit applies).
 
         Returns
         -------
@@ -134,12 +138,18 @@ class Submitter:
         ------
         InvalidRequest
             When the draft breaks the catalog's rules or has no image; nothing is written.
+        SpendingLimitReached
+            When the job would take billed spend over a limit; nothing is written or sent.
         """
         if problems := draft.problems(self.catalog):
             raise InvalidRequest(problems)
         if draft.seed is None:
             draft = dataclasses.replace(draft, seed=draw_seed(self.catalog))
         asked = quote(draft, self.catalog)
+        if guard is not None:
+            # A first look, so that a job that cannot fit keeps no images either; the store
+            # checks again, for good, in the transaction that writes the job.
+            self.store.check_spend(guard, asked=asked.cost_usd)
         first, last = self._keep_images(draft)
         payload = build_payload(
             draft, asked, image_url=first.url, last_frame_url=last.url if last else None
@@ -154,6 +164,7 @@ class Submitter:
             session_id=session_id,
             mode=mode,
             key_fingerprint=key_fingerprint,
+            guard=guard,
         )
         if not created:
             return job
@@ -183,6 +194,7 @@ class Submitter:
         session_id: str | None,
         mode: str,
         key_fingerprint: str | None,
+        guard: SpendGuard | None,
     ) -> tuple[Job, bool]:
         """The job in the store, ``submitting``, before any byte leaves; False if it was there."""
         hosted = {image.url: image.sha256 for image in (first, last) if image is not None}
@@ -206,6 +218,7 @@ class Submitter:
             output_height=asked.output_height,
             key_fingerprint=key_fingerprint,
             request_json=recordable_payload(payload.body, hosted),
+            guard=guard,
         )
 
     def _send(self, job: Job, payload: SubmitPayload, *, client: GatewayClient) -> Job:

@@ -8,9 +8,12 @@ ends without a cost (refused, failed, lost) releases it. Demo jobs never count.
 
 from __future__ import annotations
 
+import functools
+import os
 from dataclasses import dataclass
-from datetime import datetime, timedelta, tzinfo
-from decimal import Decimal
+from datetime import UTC, datetime, timedelta, tzinfo
+from decimal import ROUND_HALF_UP, Decimal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from studio.humane import money
 
@@ -43,8 +46,9 @@ def day_and_month(now: datetime, zone: tzinfo) -> tuple[Period, Period]:
     """Today and this month around ``now`` (aware), in ``zone``."""
     local = now.astimezone(zone)
     # Arithmetic on aware datetimes is on the wall clock, so a day around a clock change ends at
-    # the next midnight all the same.
-    day_start = local.replace(hour=0, minute=0, second=0, microsecond=0)
+    # the next midnight all the same (23 or 25 hours later). fold=0: a midnight that the clock
+    # skips is read with the offset before the change, which is the moment the day starts.
+    day_start = local.replace(hour=0, minute=0, second=0, microsecond=0, fold=0)
     month_start = day_start.replace(day=1)
     return (
         Period("today", day_start, day_start + timedelta(days=1)),
@@ -76,8 +80,140 @@ class SpendingLimitReached(Exception):
         self.committed = committed
         self.asked = asked
         self.left = max(Decimal(0), cap - committed)
-        limit_name = "daily" if period.name == "today" else "monthly"
-        super().__init__(
-            f"This would go over the {limit_name} spending limit of {money(cap)}: "
-            f"{money(self.left)} is left {period.name} and this costs {money(asked)}."
+        self.spend = PeriodSpend(period=period, cap=cap, committed=committed)
+        super().__init__(self.words())
+
+    def words(self, now: datetime | None = None) -> str:
+        """``This costs $0.45, more than the $0.40 left today; the daily limit resets …``."""
+        return self.spend.refusal_words(self.asked, now)
+
+
+# -- where limits apply, and what is left of them ------------------------------------------
+
+_CENT = Decimal("0.01")
+NEAR_LIMIT_PERCENT = 80
+
+
+def limit_money(amount: Decimal) -> str:
+    """Money for limits: ``$5.00``, ``$0.40``; three decimals only for a tenth of a cent."""
+    if amount == amount.quantize(_CENT):
+        sign = "-" if amount < 0 else ""
+        return f"{sign}${abs(amount.quantize(_CENT, rounding=ROUND_HALF_UP)):,}"
+    return money(amount)
+
+
+@functools.lru_cache(maxsize=8)
+def _zone_named(tz_variable: str) -> tzinfo:
+    name = tz_variable.removeprefix(":")
+    if name:
+        try:
+            return ZoneInfo(name)
+        except (ZoneInfoNotFoundError, ValueError):
+            # A rule written out (``CET-1CEST,M3.5.0,M10.5.0/3``) rather than a zone's name.
+            return _offset_now()
+    try:
+        with open("/etc/localtime", "rb") as zone_file:
+            return ZoneInfo.from_file(zone_file, key="localtime")
+    except (OSError, ValueError):
+        return _offset_now()
+
+
+def _offset_now() -> tzinfo:
+    # Only when the zone's rules cannot be read: today's offset, right until the clocks change.
+    offset = datetime.now().astimezone().tzinfo
+    return offset if offset is not None else UTC
+
+
+def local_zone() -> tzinfo:
+    """The server's time zone with its clock changes: ``TZ``, else the system's zone."""
+    return _zone_named(os.environ.get("TZ", ""))
+
+
+@dataclass(frozen=True)
+class PeriodSpend:
+    """One capped period: its cap and what is spent or reserved in it."""
+
+    period: Period
+    cap: Decimal
+    committed: Decimal
+
+    @property
+    def left(self) -> Decimal:
+        return max(Decimal(0), self.cap - self.committed)
+
+    @property
+    def percent(self) -> int:
+        """How much of the cap is taken, in whole percent (100 for a cap of nothing)."""
+        if self.cap <= 0:
+            return 100
+        return int(self.committed * 100 / self.cap)
+
+    @property
+    def near_limit(self) -> bool:
+        """True from 80 % of the cap on: the form warns."""
+        return self.cap <= 0 or self.committed * 100 >= self.cap * NEAR_LIMIT_PERCENT
+
+    @property
+    def resets_at(self) -> datetime:
+        return self.period.end
+
+    @property
+    def limit_name(self) -> str:
+        return "daily" if self.period.name == "today" else "monthly"
+
+    def fits(self, asked: Decimal) -> bool:
+        return self.committed + asked <= self.cap
+
+    def reset_words(self, now: datetime | None = None) -> str:
+        """``at midnight (in 5 h)``, ``on 1 December (in 4 days)``."""
+        end = self.period.end
+        when = "at midnight" if self.period.name == "today" else f"on {end.day} {end:%B}"
+        return f"{when} ({until_words(end, now)})"
+
+    def refusal_words(self, asked: Decimal, now: datetime | None = None) -> str:
+        """``This costs $0.45, more than the $0.40 left today; the daily limit resets …``."""
+        return f"This costs {limit_money(asked)}, more than the {self.left_and_reset_words(now)}"
+
+    def left_and_reset_words(self, now: datetime | None = None) -> str:
+        """``$0.40 left today; the daily limit resets at midnight (in 5 h)``."""
+        return (
+            f"{limit_money(self.left)} left {self.period.name}; the {self.limit_name} limit "
+            f"resets {self.reset_words(now)}"
+        )
+
+
+def until_words(moment: datetime, now: datetime | None = None) -> str:
+    """``in 38 min``, ``in 5 h``, ``in 5 h 20 min``, ``in 4 days``: from ``now`` to ``moment``."""
+    # Real time between two instants: subtracting aware datetimes of one zone would count wall
+    # clock hours and be an hour off across a clock change.
+    now = now or datetime.now(UTC)
+    minutes = max(1, int((moment.astimezone(UTC) - now.astimezone(UTC)).total_seconds() // 60))
+    if minutes < 60:
+        return f"in {minutes} min"
+    hours, rest = divmod(minutes, 60)
+    if hours < 24:
+        return f"in {hours} h" if rest == 0 else f"in {hours} h {rest:02d} min"
+    days = round(minutes / (24 * 60))
+    return "in 1 day" if days == 1 else f"in {days} days"
+
+
+@dataclass(frozen=True)
+class SpendingStatus:
+    """What the Generate form and the CLI show: each capped period, and what blocks a price."""
+
+    periods: tuple[PeriodSpend, ...]
+
+    def blocking(self, asked: Decimal) -> PeriodSpend | None:
+        """The first period that cannot take ``asked`` more, or None when it fits everywhere."""
+        return next((spend for spend in self.periods if not spend.fits(asked)), None)
+
+    def warning(self) -> PeriodSpend | None:
+        """The period nearest its cap once one is at 80 % or more, else None."""
+        near = [spend for spend in self.periods if spend.near_limit]
+        return max(near, key=lambda spend: spend.percent) if near else None
+
+    def left_words(self) -> str:
+        """``$4.20 left today · $48.00 left this month``."""
+        return " · ".join(
+            f"{limit_money(spend.left)} left {spend.period.name}" for spend in self.periods
         )

@@ -28,6 +28,15 @@ from studio.humane import clip_price
 from studio.imagehost import DataUriHost, ImageHost
 from studio.jobs import Submitter
 from studio.keys import KeyChoice, KeyRequired, KeyRing
+from studio.limits import (
+    TEAM_SCOPE,
+    PeriodSpend,
+    SpendGuard,
+    SpendingLimit,
+    SpendingStatus,
+    day_and_month,
+    local_zone,
+)
 from studio.linkfetch import DEFAULT_MAX_BYTES as DEFAULT_LINK_BYTES
 from studio.linkfetch import FetchedImage, fetch_image_link
 from studio.pricing import (
@@ -90,8 +99,10 @@ def _utcnow() -> datetime:
 
 
 def _local_midnight(now: datetime | None = None) -> datetime:
-    local = (now or datetime.now(UTC)).astimezone()
-    return local.replace(hour=0, minute=0, second=0, microsecond=0)
+    # The same day as the daily spending limit's, in the zone's own rules: on the day the
+    # clocks change, midnight had the other offset than the one in force now.
+    today, _month = day_and_month(now or datetime.now(UTC), local_zone())
+    return today.start
 
 
 class Studio:
@@ -464,6 +475,9 @@ class Studio:
         ------
         InvalidRequest
             For a draft that breaks the catalog's rules; nothing is written or sent.
+        SpendingLimitReached
+            For a billed job that would take spend over the daily or monthly limit; nothing is
+            written or sent, and the exception says what is left and when the limit resets.
         """
         existing = self._store.get_by_submission(submission_id)
         if existing is not None:
@@ -480,9 +494,64 @@ class Studio:
             session_id=session_id,
             mode=mode,
             key_fingerprint=fingerprint,
+            guard=self._spend_guard(mode),
         )
         self._watcher.wake()
         return job
+
+    # -- spending limits -------------------------------------------------------------------
+
+    @property
+    def deployment_spending_limit(self) -> SpendingLimit:
+        """The caps fixed by the environment or secrets; the Settings page cannot change them."""
+        return SpendingLimit(
+            daily_usd=self.settings.daily_limit_usd, monthly_usd=self.settings.monthly_limit_usd
+        )
+
+    def kept_spending_limit(self) -> SpendingLimit:
+        """The caps set on the Settings page (whether or not the deployment overrides them)."""
+        return self._store.spending_limit(TEAM_SCOPE)
+
+    def set_spending_limit(self, limit: SpendingLimit) -> None:
+        """Keep the caps set on the Settings page; a cap the deployment fixes still wins."""
+        self._store.set_spending_limit(TEAM_SCOPE, limit)
+
+    def spending_limit(self) -> SpendingLimit:
+        """The caps in force: each one from the deployment when it fixes it, else as kept."""
+        fixed = self.deployment_spending_limit
+        if fixed.daily_usd is not None and fixed.monthly_usd is not None:
+            return fixed
+        kept = self.kept_spending_limit()
+        return SpendingLimit(
+            daily_usd=fixed.daily_usd if fixed.daily_usd is not None else kept.daily_usd,
+            monthly_usd=fixed.monthly_usd if fixed.monthly_usd is not None else kept.monthly_usd,
+        )
+
+    def _spend_guard(self, mode: str) -> SpendGuard | None:
+        """What a billed submit checks against, now; None for demo jobs or without a cap."""
+        if mode != BILLED:
+            return None
+        limit = self.spending_limit()
+        if not limit.is_set:
+            return None
+        day, month = day_and_month(_utcnow(), local_zone())
+        return SpendGuard(scope=TEAM_SCOPE, limit=limit, day=day, month=month)
+
+    def spending_status(self, mode: str) -> SpendingStatus | None:
+        """Each capped period's cap, what is spent or reserved, what is left and when it resets.
+
+        None in demo mode (``mode`` is the mode a new job would run in) or when no cap is set.
+        """
+        guard = self._spend_guard(mode)
+        if guard is None:
+            return None
+        committed = self._store.committed_spend(guard)
+        return SpendingStatus(
+            periods=tuple(
+                PeriodSpend(period=period, cap=cap, committed=committed[period.name])
+                for period, cap in guard.capped_periods()
+            )
+        )
 
     def job(self, job_id: int) -> Job | None:
         """One job by id."""

@@ -13,6 +13,7 @@ import os
 import secrets as token_source
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from decimal import Decimal, InvalidOperation
 from pathlib import Path
 
 from studio.records import BILLED, DEMO
@@ -37,6 +38,13 @@ _NUMBER_RANGES = {
     "WAN_STUDIO_REQUEST_BUDGET": (0.1, 20.0, "requests per second"),
     "WAN_STUDIO_DEMO_SPEED": (0.1, 100.0, "times the normal demo speed"),
 }
+# The spending limits a deployment may fix: the environment variable, and its name under
+# [pixazo] in secrets. Above this a limit is a typo (a missing decimal point), not a choice.
+DAILY_LIMIT_VARIABLE = "WAN_STUDIO_DAILY_LIMIT_USD"
+MONTHLY_LIMIT_VARIABLE = "WAN_STUDIO_MONTHLY_LIMIT_USD"
+DAILY_LIMIT_IN_SECRETS = "daily_limit_usd"
+MONTHLY_LIMIT_IN_SECRETS = "monthly_limit_usd"
+LIMIT_MAX_USD = Decimal("1000000")
 # A key travels in an HTTP header, which carries Latin-1 only; no key has a space or a control
 # character inside, so those (plain and non-breaking spaces included) are paste slips too.
 _KEY_CHARACTERS = frozenset(chr(code) for code in (*range(0x21, 0x7F), *range(0xA1, 0x100)))
@@ -125,6 +133,42 @@ def _number(env: Mapping[str, str], name: str, default: float) -> float:
     return value
 
 
+def limit_problem(raw: str) -> str | None:
+    """Why ``raw`` cannot be a spending limit in US dollars, or None when it can."""
+    try:
+        amount = Decimal(raw)
+    except InvalidOperation:
+        return "is not a number"
+    if not amount.is_finite():
+        return "is not a number"
+    if amount < 0:
+        return "is below zero"
+    if amount > LIMIT_MAX_USD:
+        return f"is more than {LIMIT_MAX_USD:,} dollars"
+    if amount != amount.quantize(Decimal("0.01")):
+        return "has more than two decimals"
+    return None
+
+
+def _limit(
+    env: Mapping[str, str], secrets: Mapping | None, variable: str, secret: str
+) -> Decimal | None:
+    """A spending limit from the environment, else from ``[pixazo]`` in secrets (None: unset)."""
+    raw = env.get(variable, "").strip()
+    where = variable
+    if not raw:
+        raw = _secret(secrets, secret) or ""
+        where = f"{secret} under [pixazo] in .streamlit/secrets.toml"
+    if not raw:
+        return None
+    if problem := limit_problem(raw):
+        raise SettingsError(
+            f"{where} must be an amount in US dollars from 0 up to {LIMIT_MAX_USD:,} with at "
+            f"most two decimals, such as 25 or 12.50; {raw!r} {problem}."
+        )
+    return Decimal(raw).quantize(Decimal("0.01"))
+
+
 def _checked_key(key: str, where: str) -> str:
     if key_problem(key):
         raise SettingsError(
@@ -159,6 +203,9 @@ class Settings:
     job_deadline_minutes: float = DEFAULT_JOB_DEADLINE_MINUTES
     request_budget_per_second: float = DEFAULT_REQUEST_BUDGET_PER_SECOND
     demo_speed: float = DEFAULT_DEMO_SPEED
+    # Spending limits fixed by the deployment (None: set on the Settings page, or no limit).
+    daily_limit_usd: Decimal | None = None
+    monthly_limit_usd: Decimal | None = None
 
     @classmethod
     def from_environment(
@@ -181,8 +228,9 @@ class Settings:
         Raises
         ------
         SettingsError
-            For a number outside its range (or not finite) or a key with a character no key
-            can have; the text names the setting.
+            For a number outside its range (or not finite), a spending limit that is not an
+            amount of dollars, or a key with a character no key can have; the text names the
+            setting.
         """
         env_key = env.get("PIXAZO_API_KEY", "").strip()
         secret_key = _secret(secrets, "api_key")
@@ -219,6 +267,10 @@ class Settings:
                 env, "WAN_STUDIO_REQUEST_BUDGET", DEFAULT_REQUEST_BUDGET_PER_SECOND
             ),
             demo_speed=_number(env, "WAN_STUDIO_DEMO_SPEED", DEFAULT_DEMO_SPEED),
+            daily_limit_usd=_limit(env, secrets, DAILY_LIMIT_VARIABLE, DAILY_LIMIT_IN_SECRETS),
+            monthly_limit_usd=_limit(
+                env, secrets, MONTHLY_LIMIT_VARIABLE, MONTHLY_LIMIT_IN_SECRETS
+            ),
         )
 
     def __repr__(self) -> str:
@@ -229,7 +281,8 @@ class Settings:
             f"trusted_image_hosts={self.trusted_image_hosts!r}, "
             f"job_deadline_minutes={self.job_deadline_minutes!r}, "
             f"request_budget_per_second={self.request_budget_per_second!r}, "
-            f"demo_speed={self.demo_speed!r})"
+            f"demo_speed={self.demo_speed!r}, daily_limit_usd={self.daily_limit_usd!r}, "
+            f"monthly_limit_usd={self.monthly_limit_usd!r})"
         )
 
     __str__ = __repr__

@@ -28,8 +28,8 @@ from sqlalchemy.engine import Connection, Engine, Row
 if TYPE_CHECKING:
     from sqlalchemy.dialects import postgresql, sqlite
 
-from studio.limits import SpendGuard, SpendingLimitReached
-from studio.migrations import apply_migrations, drafts, jobs
+from studio.limits import SpendGuard, SpendingLimit, SpendingLimitReached
+from studio.migrations import apply_migrations, drafts, jobs, spending_limits
 from studio.records import (
     ALL_JOBS,
     BILLED,
@@ -384,6 +384,9 @@ class JobStore:
         )
         with self._write() as conn:
             if guard is not None and mode == BILLED:
+                # The turn first: a second click racing the first then finds its job, rather
+                # than being refused for the first one's reservation.
+                self._take_spend_turn(conn, guard)
                 existing = conn.execute(
                     sa.select(jobs).where(jobs.c.submission_id == submission_id)
                 ).first()
@@ -405,14 +408,30 @@ class JobStore:
         Whatever writes the jobs in this same transaction then holds the reservation: their
         estimates count for every later check until they end.
         """
+        self._take_spend_turn(conn, guard)
+        self._check_spend(conn, guard, asked=asked)
+
+    def _take_spend_turn(self, conn: Connection, guard: SpendGuard) -> None:
         if self.dialect_name == "postgresql":
-            # Submits under one scope take turns from here to their commit; on SQLite the write
-            # transaction (BEGIN IMMEDIATE) already holds the database's one write lock.
+            # Submits under one scope take turns from here to their commit (taking it twice in
+            # one transaction is harmless); on SQLite the write transaction (BEGIN IMMEDIATE)
+            # already holds the database's one write lock.
             conn.execute(sa.select(sa.func.pg_advisory_xact_lock(_spend_lock_key(guard.scope))))
+
+    def _check_spend(self, conn: Connection, guard: SpendGuard, *, asked: Decimal) -> None:
         for period, cap in guard.capped_periods():
             committed = self._committed_spend(conn, since=period.start, until=period.end)
             if committed + asked > cap:
                 raise SpendingLimitReached(period=period, cap=cap, committed=committed, asked=asked)
+
+    def check_spend(self, guard: SpendGuard, *, asked: Decimal) -> None:
+        """Raise ``SpendingLimitReached`` when ``asked`` does not fit now; reserves nothing.
+
+        A first look before anything is prepared; only ``create_job``'s check, in the
+        transaction that writes the job, decides.
+        """
+        with self._read() as conn:
+            self._check_spend(conn, guard, asked=asked)
 
     def _committed_spend(self, conn: Connection, *, since: datetime, until: datetime) -> Decimal:
         """Billed spend of the jobs written in a period: their cost, or their reservation."""
@@ -435,6 +454,42 @@ class JobStore:
                 period.name: self._committed_spend(conn, since=period.start, until=period.end)
                 for period in (guard.day, guard.month)
             }
+
+    # -- spending limits set on the Settings page ----------------------------------------------
+
+    def spending_limit(self, scope: str) -> SpendingLimit:
+        """The limit kept for ``scope`` (no caps when none was ever set)."""
+        with self._read() as conn:
+            row = conn.execute(
+                sa.select(spending_limits.c.daily_usd, spending_limits.c.monthly_usd).where(
+                    spending_limits.c.scope == scope
+                )
+            ).first()
+        if row is None:
+            return SpendingLimit()
+        return SpendingLimit(daily_usd=row.daily_usd, monthly_usd=row.monthly_usd)
+
+    def set_spending_limit(self, scope: str, limit: SpendingLimit) -> None:
+        """Keep ``limit`` for ``scope``, replacing the one kept before (None: no cap)."""
+        for name, amount in (("daily_usd", limit.daily_usd), ("monthly_usd", limit.monthly_usd)):
+            if amount is not None and (not isinstance(amount, Decimal) or amount < 0):
+                raise ValueError(f"{name} must be a Decimal of zero or more, not {amount!r}")
+        values = {
+            "daily_usd": limit.daily_usd,
+            "monthly_usd": limit.monthly_usd,
+            "updated_at": _utcnow(),
+        }
+        if self.dialect_name == "postgresql":
+            from sqlalchemy.dialects import postgresql as dialect
+        else:
+            from sqlalchemy.dialects import sqlite as dialect  # type: ignore[no-redef]
+        upsert = (
+            dialect.insert(spending_limits)
+            .values(scope=scope, **values)
+            .on_conflict_do_update(index_elements=[spending_limits.c.scope], set_=values)
+        )
+        with self._write() as conn:
+            conn.execute(upsert)
 
     def get(self, job_id: int) -> Job | None:
         """Return the job with this id, or ``None``."""

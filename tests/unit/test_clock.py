@@ -37,8 +37,15 @@ def new_york_process(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
 
 
 def _finished_job(store: JobStore, created: datetime, cost: str, monkeypatch) -> None:
-    monkeypatch.setattr(studio.store, "_utcnow", fixed(created))
-    job, _ = store.create_job(
+    # Its own context: undoing the whole monkeypatch would also undo the test's time zone.
+    with monkeypatch.context() as at_creation:
+        at_creation.setattr(studio.store, "_utcnow", fixed(created))
+        job, _ = _create(store, created, cost)
+    store.update(job.id, status=JobStatus.SUCCEEDED, billed_seconds=5, cost_usd=Decimal(cost))
+
+
+def _create(store: JobStore, created: datetime, cost: str):
+    return store.create_job(
         submission_id=f"job-{created.isoformat()}",
         mode=BILLED,
         session_id="s",
@@ -59,8 +66,6 @@ def _finished_job(store: JobStore, created: datetime, cost: str, monkeypatch) ->
         key_fingerprint=None,
         request_json=None,
     )
-    monkeypatch.undo()
-    store.update(job.id, status=JobStatus.SUCCEEDED, billed_seconds=5, cost_usd=Decimal(cost))
 
 
 def test_todays_totals_start_at_local_midnight_of_the_given_clock(

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import multiprocessing
 import threading
+import uuid
 from datetime import UTC, datetime
 from decimal import Decimal
+from typing import Any
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -90,3 +93,67 @@ def test_racing_submits_for_the_last_dollar_cannot_both_pass(database_url: str) 
     assert len(refused) == threads_count - 3
     with JobStore.open(database_url) as check:
         assert check.committed_spend(guard())["today"] == Decimal("0.90")
+
+
+def test_a_double_click_racing_itself_at_the_limit_gets_its_one_job(database_url: str):  # noqa: F811
+    clicks = 8
+    fields = new_job_fields(estimate_usd=Decimal("0.60"))
+    answers: list[tuple[int, bool] | str] = []
+    start = threading.Barrier(clicks)
+
+    def click() -> None:
+        with JobStore.open(database_url) as own_store:
+            start.wait()
+            try:
+                job, created = own_store.create_job(**fields, guard=guard())
+                answers.append((job.id, created))
+            except SpendingLimitReached as refused:
+                answers.append(str(refused))
+
+    threads = [threading.Thread(target=click) for _ in range(clicks)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+
+    # One job, written once; the other clicks are handed that job, not refused for its price.
+    assert all(isinstance(answer, tuple) for answer in answers), answers
+    assert len({answer[0] for answer in answers}) == 1
+    assert sorted(created for _, created in answers) == [False] * (clicks - 1) + [True]
+
+
+def _submit_in_own_process(url: str, spend_guard: SpendGuard, start: Any, results: Any) -> None:
+    # Runs in a child process: its own interpreter, its own JobStore and connections.
+    with JobStore.open(url) as own_store:
+        fields = new_job_fields(
+            submission_id=f"process-{uuid.uuid4()}", estimate_usd=Decimal("0.30")
+        )
+        start.wait()
+        try:
+            own_store.create_job(**fields, guard=spend_guard)
+            results.put("passed")
+        except SpendingLimitReached:
+            results.put("refused")
+
+
+def test_processes_racing_for_the_last_dollars_cannot_all_pass(database_url: str):  # noqa: F811
+    processes_count = 5
+    spawn = multiprocessing.get_context("spawn")  # no inherited connections or threads
+    start = spawn.Barrier(processes_count)
+    results = spawn.Queue()
+    JobStore.open(database_url).close()  # the schema, made once before the race
+    processes = [
+        spawn.Process(target=_submit_in_own_process, args=(database_url, guard(), start, results))
+        for _ in range(processes_count)
+    ]
+    for process in processes:
+        process.start()
+    outcomes = sorted(results.get(timeout=120) for _ in processes)
+    for process in processes:
+        process.join(timeout=60)
+        assert process.exitcode == 0
+
+    assert outcomes == ["passed"] * 3 + ["refused"] * 2  # 3 × $0.30 fit under $1.00
+    with JobStore.open(database_url) as check:
+        assert check.committed_spend(guard())["today"] == Decimal("0.90")
+        assert check.count_jobs() == 3
