@@ -4,7 +4,7 @@ Settings come from the environment as in the app (``PIXAZO_API_KEY``, ``PIXAZO_B
 ``WAN_STUDIO_HOME``, ``WAN_STUDIO_DATABASE_URL``); without a key it runs in demo mode. Results go
 to stdout (a video's path, a job id, tables or ``--json``), progress and problems to stderr, and
 the exit code says what happened: 0 done, 1 unexpected error, 2 invalid input, 3 the job did not
-produce a video, 130 interrupted while waiting.
+produce a video, 4 a spending limit blocked it (nothing sent), 130 interrupted while waiting.
 """
 
 from __future__ import annotations
@@ -34,6 +34,7 @@ from studio.generation import JobDraft
 from studio.humane import cost_phrase, money, plural, short_cost, shorten, stopwatch
 from studio.images import ImageRejected, PreparedImage
 from studio.keys import KeyRequired
+from studio.limits import SpendingLimitReached
 from studio.linkfetch import LinkRejected
 from studio.records import Job, JobFilter, JobStatus, Spend
 from studio.schedule import PollPolicy
@@ -44,6 +45,7 @@ EXIT_OK = 0
 EXIT_UNEXPECTED = 1
 EXIT_INVALID = 2
 EXIT_JOB_FAILED = 3
+EXIT_LIMIT = 4  # a spending limit blocked the job: nothing was written or sent
 EXIT_INTERRUPTED = 130
 
 # How often `watch` and `--wait` look at the store for news (the watcher does the polling).
@@ -260,12 +262,25 @@ def _generate(options: argparse.Namespace, context: _Context) -> int:
             else ""
         )
         _say(f"{draft.model}: {estimate.text}{size}")
+        if limits := studio.spending_status(studio.mode):
+            _say(f"Spending limit: {limits.left_words()}.")
 
-        job = studio.submit(draft, submission_id=str(uuid.uuid4()), session_id=_cli_session())
+        try:
+            job = studio.submit(draft, submission_id=str(uuid.uuid4()), session_id=_cli_session())
+        except SpendingLimitReached as reached:
+            raise _limit_reached(reached) from None
         if not job.in_flight:
             raise _job_failure(job)
         _say(f"Job {job.id} sent ({job.status.label.lower()}), task {job.task_id}.")
         return _follow(studio, job, wait=options.wait)
+
+
+def _limit_reached(reached: SpendingLimitReached) -> CommandFailed:
+    return CommandFailed(
+        EXIT_LIMIT,
+        f"{reached} Nothing was sent or billed.",
+        hint="An administrator can raise the limit on the app's Settings page.",
+    )
 
 
 def _cli_session() -> str:
@@ -451,6 +466,8 @@ def _resend(options: argparse.Namespace, context: _Context) -> int:
             )
         except KeyRequired:
             raise _key_not_held(old, doing="send it again") from None
+        except SpendingLimitReached as reached:
+            raise _limit_reached(reached) from None
         except ValueError as refusal:
             raise CommandFailed(EXIT_INVALID, str(refusal)) from None
         if not new.in_flight:
@@ -601,7 +618,8 @@ def build_parser() -> argparse.ArgumentParser:
         "and costs, or run the job watcher as a worker. Without PIXAZO_API_KEY it runs in demo "
         "mode on the built-in local gateway (nothing is billed).",
         epilog="Exit codes: 0 done, 1 unexpected error, 2 invalid input, 3 the job made no "
-        "video (failed, refused, uncertain, lost, timed out), 130 interrupted.",
+        "video (failed, refused, uncertain, lost, timed out), 4 a daily or monthly spending "
+        "limit blocked it (nothing was sent), 130 interrupted.",
     )
     parser.add_argument("-v", "--verbose", action="store_true", help="log what the engine does")
     commands = parser.add_subparsers(title="commands", dest="command", required=True)
@@ -758,7 +776,8 @@ def main(argv: list[str] | None = None, *, poll_policy: PollPolicy | None = None
     Returns
     -------
     int
-        0 done, 1 unexpected error, 2 invalid input, 3 the job made no video, 130 interrupted.
+        0 done, 1 unexpected error, 2 invalid input, 3 the job made no video, 4 a spending
+        limit blocked it, 130 interrupted.
     """
     parser = build_parser()
     try:
