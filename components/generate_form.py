@@ -8,8 +8,11 @@ from components import state
 from components.formatting import money_text, plain
 from components.job_view import submitted_toast
 from components.motion_ideas import render_motion_ideas
+from components.spending import render_limit_reached, render_spending_left
 from studio.catalog import Catalog, ModelSpec
 from studio.generation import FieldProblem, InvalidRequest, JobDraft
+from studio.limits import SpendingLimitReached
+from studio.records import BILLED, DEMO
 from studio.service import Estimate, Studio
 
 _SESSION = "session"  # keep the form's values when the user visits another page
@@ -183,14 +186,16 @@ def render_summary_and_submit(*, studio: Studio, session_id: str) -> None:
     problems = _with_frame_states(studio.check_draft(draft))
     api_key = state.session_api_key()
     estimate = studio.estimate(draft, api_key=api_key)
+    spending = studio.spending_status(BILLED if estimate.billed else DEMO)
     with st.container(border=True, key="gen-summary"):
         _render_price_and_size(draft=draft, estimate=estimate)
+        over_limit = render_spending_left(status=spending, price=estimate.cost_usd)
         st.button(
             "Generate video",
             key=state.GEN_SUBMIT,
             type="primary",
             icon=":material/movie:",
-            disabled=bool(problems),
+            disabled=bool(problems) or over_limit is not None,
             on_click=state.request_submission,
             width="stretch",
         )
@@ -199,7 +204,7 @@ def render_summary_and_submit(*, studio: Studio, session_id: str) -> None:
     submission_id = state.pending_submission()
     if submission_id is None:
         return
-    if problems:
+    if problems or over_limit is not None:
         state.submission_done()
         return
     try:
@@ -213,6 +218,10 @@ def render_summary_and_submit(*, studio: Studio, session_id: str) -> None:
     except InvalidRequest as invalid:
         state.submission_done()
         _render_blockers(invalid.problems)
+        return
+    except SpendingLimitReached as reached:
+        state.submission_done()
+        render_limit_reached(reached)
         return
     state.submission_done()
     submitted_toast(job)

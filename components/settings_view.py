@@ -5,12 +5,16 @@ from __future__ import annotations
 import streamlit as st
 
 from components import state
+from components.formatting import money_text
 from components.sidebar import key_in_use, key_origin
 from studio.errors import AuthenticationError, GatewayError
+from studio.limits import limit_money
 from studio.service import Studio
 from studio.settings import (
+    DAILY_LIMIT_VARIABLE,
     KEY_FROM_ENVIRONMENT,
     KEY_FROM_SECRETS,
+    MONTHLY_LIMIT_VARIABLE,
     key_problem,
     mask_key,
     redacted_database_url,
@@ -168,6 +172,7 @@ def render_for_administrators(*, studio: Studio) -> None:
                     f"- **Data folder:** `{settings.home}` (images, videos and the history)",
                     f"- **Database:** `{masked_database_url(settings.database_url)}`",
                     f"- **Trusted image hosts:** {hosts}",
+                    f"- **Spending limits:** {_fixed_limits_words(studio)}",
                 ]
             )
         )
@@ -176,8 +181,25 @@ def render_for_administrators(*, studio: Studio) -> None:
             "under [pixazo] in .streamlit/secrets.toml), PIXAZO_BASE_URL, WAN_STUDIO_HOME, "
             "WAN_STUDIO_DATABASE_URL, and WAN_STUDIO_TRUSTED_IMAGE_HOSTS (comma-separated host "
             "or host:port, for links to an internal image server). Pixazo keys come from your "
-            "subscription on pixazo.ai."
+            "subscription on pixazo.ai. Spending limits in US dollars, which the Settings page "
+            f"then shows as fixed: {DAILY_LIMIT_VARIABLE} and {MONTHLY_LIMIT_VARIABLE} (or "
+            "daily_limit_usd and monthly_limit_usd under [pixazo] in secrets.toml)."
         )
+
+
+def _fixed_limits_words(studio: Studio) -> str:
+    fixed = studio.deployment_spending_limit
+    named = [
+        f"{what} {limit_money(cap)} (`{variable}` or secrets)"
+        for what, cap, variable in (
+            ("daily", fixed.daily_usd, DAILY_LIMIT_VARIABLE),
+            ("monthly", fixed.monthly_usd, MONTHLY_LIMIT_VARIABLE),
+        )
+        if cap is not None
+    ]
+    if not named:
+        return "none fixed by the deployment; set on this page"
+    return money_text("fixed by the deployment: " + ", ".join(named))
 
 
 def masked_database_url(url: str) -> str:

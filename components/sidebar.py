@@ -6,9 +6,10 @@ import streamlit as st
 
 from components import state
 from components.formatting import money_text
+from components.spending import sidebar_left_line
 from studio.humane import money, plural
 from studio.keys import KEY_FROM_SESSION, KeyChoice
-from studio.records import ModeSpend, Spend, Totals
+from studio.records import BILLED, DEMO, ModeSpend, Spend, Totals
 from studio.service import Studio
 from studio.settings import KEY_FROM_ENVIRONMENT, KEY_FROM_SECRETS, mask_key
 
@@ -25,7 +26,11 @@ _LINE_BREAK = "  \n"
 def render_sidebar(*, studio: Studio, session_id: str) -> None:
     """The mode badge, then the running totals."""
     render_mode_badge(studio=studio)
-    render_totals(totals=studio.totals(session_id), billed_mode=key_in_use(studio=studio).billed)
+    billed = key_in_use(studio=studio).billed
+    render_totals(totals=studio.totals(session_id), billed_mode=billed)
+    if left := sidebar_left_line(studio.spending_status(BILLED if billed else DEMO)):
+        with st.container(key="sidebar-limit"):
+            st.caption(f":material/savings: {left}")
 
 
 def key_in_use(*, studio: Studio) -> KeyChoice:

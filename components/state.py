@@ -102,6 +102,9 @@ PRICES_DURATION = "prices.duration"
 SETTINGS_KEY_INPUT = "settings.key_input"
 SETTINGS_SAVE_KEY = "settings.save_key"
 SETTINGS_FORGET_KEY = "settings.forget_key"
+SETTINGS_DAILY_LIMIT = "settings.daily_limit"
+SETTINGS_MONTHLY_LIMIT = "settings.monthly_limit"
+SETTINGS_SAVE_LIMITS = "settings.save_limits"
 
 # Private, non-widget keys.
 _SESSION_ID = "_session.id"
@@ -114,6 +117,7 @@ _LAST_SUBMISSION = "_gen.last_submission"
 _SESSION_API_KEY = "_settings.session_api_key"
 _KEY_HOLDER = "_settings.key_holder"
 _KEY_ERROR = "_settings.key_error"
+_LIMITS_MESSAGE = "_settings.limits_message"
 _NOTICE = "_notice"
 _FOCUS = "_gen.focus"
 _SEEN_IN_FLIGHT = "_jobs.seen_in_flight"
@@ -481,3 +485,16 @@ def compare_pick() -> list[int] | None:
 def set_compare_pick(job_ids: list[int]) -> None:
     """Put these clips in the Compare page's picker (before it is drawn)."""
     st.session_state[COMPARE_PICK] = list(job_ids)
+
+
+# --- the spending limits on the Settings page -----------------------------------------------
+
+
+def limits_message() -> tuple[str, str] | None:
+    """What saving the spending limits said last: (``success``, ``info`` or ``error``, words)."""
+    return st.session_state.get(_LIMITS_MESSAGE)
+
+
+def set_limits_message(tone: str, words: str) -> None:
+    """Remember what saving the spending limits said, for the next run."""
+    st.session_state[_LIMITS_MESSAGE] = (tone, words)

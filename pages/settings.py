@@ -5,6 +5,7 @@ from __future__ import annotations
 import streamlit as st
 
 from components.app_shell import run_inside_the_app
+from components.limits_settings import render_spending_limits
 from components.services import get_studio
 from components.settings_view import (
     render_for_administrators,
@@ -15,13 +16,14 @@ from components.settings_view import (
 
 
 def main() -> None:
-    """Mode and key first, then the typed key, waiting jobs, and the administrators' section."""
+    """Mode and key, the typed key, waiting jobs, spending limits, then the administrators'."""
     run_inside_the_app()
     studio = get_studio()
     st.title("Settings")
     render_mode_and_key(studio=studio)
     render_session_key(studio=studio)
     render_waiting_jobs(studio=studio)
+    render_spending_limits(studio=studio)
     render_for_administrators(studio=studio)
 
 
