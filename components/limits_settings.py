@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from decimal import Decimal, InvalidOperation
 
 import streamlit as st
@@ -67,7 +68,10 @@ def render_spending_limits(*, studio: Studio) -> None:
 
 def _zone_name() -> str:
     zone = local_zone()
-    return str(getattr(zone, "key", None) or zone)
+    name = getattr(zone, "key", None)
+    if name and name != "localtime":
+        return name
+    return datetime.now(zone).strftime("UTC%z")  # a zone without a name: its offset now
 
 
 def _amount(key: str, label: str) -> Decimal | None:

@@ -111,6 +111,13 @@ def _zone_named(tz_variable: str) -> tzinfo:
         except (ZoneInfoNotFoundError, ValueError):
             # A rule written out (``CET-1CEST,M3.5.0,M10.5.0/3``) rather than a zone's name.
             return _offset_now()
+    # The system's zone: by its name where /etc/localtime links into the zone database.
+    linked = os.path.realpath("/etc/localtime")
+    if "/zoneinfo/" in linked:
+        try:
+            return ZoneInfo(linked.split("/zoneinfo/", 1)[1])
+        except (ZoneInfoNotFoundError, ValueError):
+            pass
     try:
         with open("/etc/localtime", "rb") as zone_file:
             return ZoneInfo.from_file(zone_file, key="localtime")
@@ -172,7 +179,8 @@ class PeriodSpend:
 
     def refusal_words(self, asked: Decimal, now: datetime | None = None) -> str:
         """``This costs $0.45, more than the $0.40 left today; the daily limit resets …``."""
-        return f"This costs {limit_money(asked)}, more than the {self.left_and_reset_words(now)}"
+        # The price as the form and the CLI show it; the cap and what is left in cents.
+        return f"This costs {money(asked)}, more than the {self.left_and_reset_words(now)}"
 
     def left_and_reset_words(self, now: datetime | None = None) -> str:
         """``$0.40 left today; the daily limit resets at midnight (in 5 h)``."""

@@ -24,6 +24,7 @@ from studio.limits import (
     SpendingLimitReached,
     day_and_month,
     limit_money,
+    local_zone,
     until_words,
 )
 from studio.records import BILLED, DEMO, JobStatus
@@ -115,7 +116,7 @@ def test_the_daily_limit_says_what_is_left_and_when_it_resets():
         period=day, cap=Decimal("5"), committed=Decimal("4.60"), asked=Decimal("0.45")
     )
     assert reached.words(now) == (
-        "This costs $0.45, more than the $0.40 left today; the daily limit resets at midnight "
+        "This costs $0.450, more than the $0.40 left today; the daily limit resets at midnight "
         "(in 5 h)"
     )
 
@@ -299,3 +300,13 @@ def test_a_cap_fixed_by_the_deployment_wins_over_the_one_kept(
         send(engine)
     assert "$0.10 left this month; the monthly limit resets on 1 " in str(refused.value)
     assert engine.count_history() == 0
+
+
+def test_the_servers_zone_is_taken_by_name_from_tz_with_its_clock_changes(
+    monkeypatch: pytest.MonkeyPatch,
+):
+    monkeypatch.setenv("TZ", "Europe/Berlin")
+    assert local_zone() == BERLIN
+    # A rule written out is no name: the offset in force now stands in for it.
+    monkeypatch.setenv("TZ", "XYZ-3")
+    assert local_zone().utcoffset(None) is not None
