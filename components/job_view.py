@@ -26,6 +26,7 @@ from studio import expectations
 from studio.explain import TRYING_AGAIN_WORKS
 from studio.humane import cost_phrase, elapsed, money, shorten
 from studio.keys import KeyRequired
+from studio.limits import SpendingLimitReached
 from studio.records import Job, JobStatus
 from studio.service import Studio, resend_submission_id
 
@@ -279,7 +280,8 @@ def _try_again(*, studio: Studio, job: Job, session_id: str | None) -> None:
             icon=":material/error:",
         )
         return
-    except (KeyRequired, ValueError) as problem:
+    except (KeyRequired, ValueError, SpendingLimitReached) as problem:
+        # A spending limit's refusal says what is left and when it resets; nothing was sent.
         st.toast(plain(str(problem)), icon=":material/error:")
         return
     state.set_focused_job(again.id, again.id)
@@ -339,7 +341,8 @@ def _resend(*, studio: Studio, job: Job, session_id: str | None) -> None:
             api_key=state.session_api_key(),
             key_holder=state.key_holder().id,
         )
-    except (KeyRequired, ValueError) as problem:
+    except (KeyRequired, ValueError, SpendingLimitReached) as problem:
+        # A spending limit's refusal says what is left and when it resets; nothing was sent.
         st.toast(plain(str(problem)), icon=":material/error:")
 
 

@@ -10,10 +10,12 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 from simulator import RunningSimulator
+from studio import explain
 from studio.limits import TEAM_SCOPE, SpendingLimit
 from studio.records import BILLED, JobStatus
 from studio.service import Studio
 from studio.store import JobStore, sqlite_url
+from tests.plugins.images import SHIPPED_LIMITS as LIMITS
 from tests.plugins.images import image_bytes
 from tests.ui.conftest import APP, JobMaker, as_read, texts, upload
 
@@ -235,4 +237,31 @@ def test_a_limit_fixed_by_the_deployment_is_shown_not_offered(
     )
     admin = [block for block in at.expander if "administrators" in block.label]
     assert "WAN_STUDIO_DAILY_LIMIT_USD" in str(admin[0].markdown[0].value)
+    assert not at.exception
+
+
+def test_try_again_over_the_limit_says_why_and_sends_nothing(
+    billed_app: AppTest, billed_store: JobStore, studio_home: Path
+) -> None:
+    session = "5f1e2d3c-4b5a-4968-8776-655443322110"
+    failed = JobMaker(store=billed_store, home=studio_home).make(
+        mode=BILLED,
+        cost="0.085",
+        status=JobStatus.FAILED,
+        session_id=session,
+        model="wan2.2-i2v-flash",
+        explanation=explain.explain_failure("InternalError", None, limits=LIMITS),
+    )
+    _spent(billed_store, studio_home, "0.95")
+    billed_store.set_spending_limit(TEAM_SCOPE, SpendingLimit(daily_usd=Decimal("1")))
+    at = AppTest.from_file(str(APP), default_timeout=30)
+    at.query_params["session"] = session
+    at.run()
+    at.button(key=f"job.{failed.id}.try-again").click().run()
+
+    assert billed_store.count_jobs() == 2
+    [toast] = [as_read(str(toast.value)) for toast in at.toast]
+    assert toast.startswith(
+        "This costs $0.085, more than the $0.05 left today; the daily limit resets at midnight"
+    )
     assert not at.exception
