@@ -190,8 +190,8 @@ batches = sa.Table(
 )
 
 # Spending limits set on the Settings page, per scope ("team" for the whole deployment). A limit
-# from the environment or secrets overrides the one kept here. The row of a scope is also what a
-# PostgreSQL submit locks while it checks and reserves spend.
+# from the environment or secrets overrides the one kept here. A PostgreSQL submit under a limit
+# takes an advisory lock keyed by the scope while it checks and reserves spend (see JobStore).
 spending_limits = sa.Table(
     "spending_limits",
     metadata,
