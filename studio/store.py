@@ -419,10 +419,12 @@ class JobStore:
             conn.execute(sa.select(sa.func.pg_advisory_xact_lock(_spend_lock_key(guard.scope))))
 
     def _check_spend(self, conn: Connection, guard: SpendGuard, *, asked: Decimal) -> None:
+        committed = self._committed_spend(conn, guard)
         for period, cap in guard.capped_periods():
-            committed = self._committed_spend(conn, since=period.start, until=period.end)
-            if committed + asked > cap:
-                raise SpendingLimitReached(period=period, cap=cap, committed=committed, asked=asked)
+            if committed[period.name] + asked > cap:
+                raise SpendingLimitReached(
+                    period=period, cap=cap, committed=committed[period.name], asked=asked
+                )
 
     def check_spend(self, guard: SpendGuard, *, asked: Decimal) -> None:
         """Raise ``SpendingLimitReached`` when ``asked`` does not fit now; reserves nothing.
@@ -433,27 +435,47 @@ class JobStore:
         with self._read() as conn:
             self._check_spend(conn, guard, asked=asked)
 
-    def _committed_spend(self, conn: Connection, *, since: datetime, until: datetime) -> Decimal:
-        """Billed spend of the jobs written in a period: their cost, or their reservation."""
+    def _committed_spend(self, conn: Connection, guard: SpendGuard) -> dict[str, Decimal]:
+        """Billed spend of the jobs written in each of the guard's periods: cost or reservation.
+
+        One pass over the jobs of both periods (the day lies inside the month).
+        """
         held = sa.case(
             (jobs.c.cost_usd.is_not(None), jobs.c.cost_usd),
             (jobs.c.status.in_(_RESERVING_STATUSES), jobs.c.estimate_usd),
             else_=sa.literal(0, type_=jobs.c.estimate_usd.type),
         )
-        query = sa.select(sa.func.coalesce(sa.func.sum(held), 0)).where(
-            jobs.c.mode == BILLED, jobs.c.created_at >= since, jobs.c.created_at < until
+        periods = (guard.day, guard.month)
+        sums = [
+            sa.func.coalesce(
+                sa.func.sum(
+                    sa.case(
+                        (
+                            sa.and_(
+                                jobs.c.created_at >= period.start, jobs.c.created_at < period.end
+                            ),
+                            held,
+                        ),
+                        else_=sa.literal(0, type_=jobs.c.estimate_usd.type),
+                    )
+                ),
+                sa.literal(0, type_=jobs.c.estimate_usd.type),
+            )
+            for period in periods
+        ]
+        query = sa.select(*sums).where(
+            jobs.c.mode == BILLED,
+            jobs.c.created_at >= min(period.start for period in periods),
+            jobs.c.created_at < max(period.end for period in periods),
         )
-        # The sum keeps the money type, which turns SQLite's micro-dollars back into dollars.
-        total: Decimal = conn.execute(query).scalar_one()
-        return total
+        # The sums keep the money type, which turns SQLite's micro-dollars back into dollars.
+        totals = conn.execute(query).one()
+        return {period.name: Decimal(total) for period, total in zip(periods, totals, strict=True)}
 
     def committed_spend(self, guard: SpendGuard) -> dict[str, Decimal]:
         """What is spent or reserved today and this month (keys: the periods' names)."""
         with self._read() as conn:
-            return {
-                period.name: self._committed_spend(conn, since=period.start, until=period.end)
-                for period in (guard.day, guard.month)
-            }
+            return self._committed_spend(conn, guard)
 
     # -- spending limits set on the Settings page ----------------------------------------------
 
