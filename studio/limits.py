@@ -84,7 +84,7 @@ class SpendingLimitReached(Exception):
         super().__init__(self.words())
 
     def words(self, now: datetime | None = None) -> str:
-        """``This costs $0.45, more than the $0.40 left today; the daily limit resets …``."""
+        """``This costs $0.450, more than the $0.40 left today; the daily limit resets …``."""
         return self.spend.refusal_words(self.asked, now)
 
 
@@ -103,14 +103,14 @@ def limit_money(amount: Decimal) -> str:
 
 
 @functools.lru_cache(maxsize=8)
-def _zone_named(tz_variable: str) -> tzinfo:
+def _zone_named(tz_variable: str) -> tzinfo | None:
     name = tz_variable.removeprefix(":")
     if name:
         try:
             return ZoneInfo(name)
         except (ZoneInfoNotFoundError, ValueError):
             # A rule written out (``CET-1CEST,M3.5.0,M10.5.0/3``) rather than a zone's name.
-            return _offset_now()
+            return None
     # The system's zone: by its name where /etc/localtime links into the zone database.
     linked = os.path.realpath("/etc/localtime")
     if "/zoneinfo/" in linked:
@@ -122,7 +122,7 @@ def _zone_named(tz_variable: str) -> tzinfo:
         with open("/etc/localtime", "rb") as zone_file:
             return ZoneInfo.from_file(zone_file, key="localtime")
     except (OSError, ValueError):
-        return _offset_now()
+        return None
 
 
 def _offset_now() -> tzinfo:
@@ -133,7 +133,8 @@ def _offset_now() -> tzinfo:
 
 def local_zone() -> tzinfo:
     """The server's time zone with its clock changes: ``TZ``, else the system's zone."""
-    return _zone_named(os.environ.get("TZ", ""))
+    # Not cached when the rules cannot be read: the offset in force changes with the clocks.
+    return _zone_named(os.environ.get("TZ", "")) or _offset_now()
 
 
 @dataclass(frozen=True)
@@ -178,7 +179,7 @@ class PeriodSpend:
         return f"{when} ({until_words(end, now)})"
 
     def refusal_words(self, asked: Decimal, now: datetime | None = None) -> str:
-        """``This costs $0.45, more than the $0.40 left today; the daily limit resets …``."""
+        """``This costs $0.450, more than the $0.40 left today; the daily limit resets …``."""
         # The price as the form and the CLI show it; the cap and what is left in cents.
         return f"This costs {money(asked)}, more than the {self.left_and_reset_words(now)}"
 
