@@ -310,3 +310,19 @@ def test_the_servers_zone_is_taken_by_name_from_tz_with_its_clock_changes(
     # A rule written out is no name: the offset in force now stands in for it.
     monkeypatch.setenv("TZ", "XYZ-3")
     assert local_zone().utcoffset(None) is not None
+
+
+def test_a_job_whose_sending_is_uncertain_holds_its_price_until_it_is_dismissed(
+    open_capped: Callable[..., Studio],
+):
+    engine = open_capped()
+    engine.set_spending_limit(SpendingLimit(daily_usd=Decimal("0.20")))
+    unsure = send(engine, api_key=f"{ENGINE_KEY}+server_error:endpoint=submit")
+    assert unsure.status is JobStatus.UNCERTAIN
+    # It may have reached the gateway and be billed: its price stays reserved.
+    with pytest.raises(SpendingLimitReached):
+        send(engine)
+
+    engine.dismiss(unsure.id)
+
+    assert send(engine).status is JobStatus.QUEUED
