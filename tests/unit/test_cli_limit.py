@@ -45,3 +45,16 @@ def test_the_help_names_exit_code_4(capsys: pytest.CaptureFixture[str]):
     assert cli.main(["--help"]) == 0
     help_text = " ".join(capsys.readouterr().out.split())
     assert "4 a daily or monthly spending limit blocked it (nothing was sent)" in help_text
+
+
+def test_a_limit_that_is_not_an_amount_is_invalid_input(
+    home: Path,  # noqa: F811
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+):
+    monkeypatch.setenv("WAN_STUDIO_MONTHLY_LIMIT_USD", "12,50")
+    code, _, err = run(capsys, "jobs")
+    assert code == cli.EXIT_INVALID
+    assert "error: WAN_STUDIO_MONTHLY_LIMIT_USD must be an amount in US dollars" in err
+    assert "'12,50' is not a number" in err
+    assert not home.exists()  # stopped before anything was opened
