@@ -6,6 +6,7 @@ racing for the last dollars, are in test_spend_reservation.py.
 
 from __future__ import annotations
 
+import time
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import replace
@@ -82,7 +83,12 @@ def test_todays_totals_start_at_midnight_with_the_offset_midnight_had(
 ):
     # At noon on the day the clocks go forward, midnight was still an hour ahead of UTC, not two.
     monkeypatch.setenv("TZ", "Europe/Berlin")
-    start = studio.service._local_midnight(datetime(2026, 3, 29, 10, 0, tzinfo=UTC))
+    time.tzset()  # the process's own clock too, not only the variable
+    try:
+        start = studio.service._local_midnight(datetime(2026, 3, 29, 10, 0, tzinfo=UTC))
+    finally:
+        monkeypatch.undo()
+        time.tzset()
     assert start.astimezone(UTC) == datetime(2026, 3, 28, 23, 0, tzinfo=UTC)
 
 
