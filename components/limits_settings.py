@@ -61,7 +61,7 @@ def render_spending_limits(*, studio: Studio) -> None:
                 on_click=_save_limits,
                 kwargs={"studio": studio},
             )
-        if said := state.limits_message():
+        if said := state.pop_limits_message():
             tone, words = said
             {"success": st.success, "info": st.info, "error": st.error}[tone](money_text(words))
 

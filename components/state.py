@@ -490,11 +490,11 @@ def set_compare_pick(job_ids: list[int]) -> None:
 # --- the spending limits on the Settings page -----------------------------------------------
 
 
-def limits_message() -> tuple[str, str] | None:
-    """What saving the spending limits said last: (``success``, ``info`` or ``error``, words)."""
-    return st.session_state.get(_LIMITS_MESSAGE)
+def pop_limits_message() -> tuple[str, str] | None:
+    """What saving the spending limits said, once: (``success``, ``info`` or ``error``, words)."""
+    return st.session_state.pop(_LIMITS_MESSAGE, None)
 
 
 def set_limits_message(tone: str, words: str) -> None:
-    """Remember what saving the spending limits said, for the next run."""
+    """Say what saving the spending limits did, on the next run only."""
     st.session_state[_LIMITS_MESSAGE] = (tone, words)

@@ -265,3 +265,15 @@ def test_try_again_over_the_limit_says_why_and_sends_nothing(
         "This costs $0.085, more than the $0.05 left today; the daily limit resets at midnight"
     )
     assert not at.exception
+
+
+def test_what_saving_said_is_shown_once(app: AppTest, store: JobStore) -> None:
+    at = _settings(app)
+    at.number_input(key="settings.daily_limit").set_value(3.0)
+    at.button(key="settings.save_limits").click().run()
+    assert "Saved. Billed spend is capped at $3.00 a day." in texts(at)
+
+    at.run()
+    assert "Saved." not in texts(at)
+    assert at.number_input(key="settings.daily_limit").value == 3.0
+    assert not at.exception
