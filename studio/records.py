@@ -11,6 +11,10 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
 from enum import StrEnum
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from studio.variations import VariationKind
 
 DEMO = "demo"
 BILLED = "billed"
@@ -153,6 +157,72 @@ class Job:
 
 
 @dataclass(frozen=True)
+class Batch:
+    """Several clips made by one click (variations): each an ordinary job, grouped here.
+
+    ``jobs`` are in clip order; a clip sent again later (after it was not sent) appears after
+    the first ones, as a new job. Each job's submission id is the batch's followed by
+    ``/<clip number>`` (and ``/<submission id of the sending again>`` for a later attempt),
+    which is how ``clips`` tells the attempts of one clip apart.
+    """
+
+    id: int
+    submission_id: str
+    session_id: str | None
+    kind: VariationKind | str  # "seeds", "prompts" or "models"
+    size: int
+    created_at: datetime
+    jobs: tuple[Job, ...] = ()
+
+    def clip_number(self, job: Job) -> int:
+        """The clip (1 to ``size``) that ``job`` is an attempt at."""
+        rest = job.submission_id.removeprefix(f"{self.submission_id}/")
+        return int(rest.split("/", 1)[0])
+
+    @property
+    def clips(self) -> tuple[Job, ...]:
+        """The latest attempt at each clip, in clip order: what a grid of the batch shows."""
+        latest: dict[int, Job] = {}
+        for job in self.jobs:  # in the order they were written, so a later attempt wins
+            latest[self.clip_number(job)] = job
+        return tuple(latest[number] for number in sorted(latest))
+
+    @property
+    def cost_usd(self) -> Decimal:
+        """What the gateway billed for the batch's videos so far."""
+        return sum((job.cost_usd for job in self.jobs if job.cost_usd is not None), Decimal(0))
+
+    @property
+    def pending_usd(self) -> Decimal:
+        """What the clips in flight will cost if they succeed (their reserved estimates)."""
+        pending = (job.estimate_usd for job in self.jobs if job.in_flight and not job.has_cost)
+        return sum(pending, Decimal(0))
+
+    @property
+    def went(self) -> tuple[Job, ...]:
+        """The jobs that reached the gateway, or may have: each one must never be sent again."""
+        return tuple(
+            job for job in self.jobs if job.status is not JobStatus.REJECTED and not _waiting(job)
+        )
+
+    @property
+    def not_sent(self) -> tuple[Job, ...]:
+        """The clips that certainly did not go (refused, or held back after a refusal), not yet
+        sent again: what "send the rest" sends."""
+        return tuple(job for job in self.clips if job.status is JobStatus.REJECTED)
+
+    @property
+    def done(self) -> bool:
+        """True once no clip is in flight."""
+        return not any(job.in_flight for job in self.jobs)
+
+
+def _waiting(job: Job) -> bool:
+    # Written with the batch, its turn to be sent not yet come.
+    return job.status is JobStatus.SUBMITTING and job.submitted_at is None
+
+
+@dataclass(frozen=True)
 class Spend:
     """Counts and money for one slice of the jobs."""
 
@@ -198,6 +268,7 @@ class JobFilter:
     until: datetime | None = None  # created_at < until
     text: str | None = None  # in the prompt, the extended prompt or the image's name
     favourites_only: bool = False  # only jobs marked as favourites
+    batch_id: int | None = None  # the clips of one batch
 
     def __post_init__(self) -> None:
         # Frozen: the normalised values are set the way dataclasses set them.

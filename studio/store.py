@@ -15,7 +15,7 @@ import os
 import secrets
 import sqlite3
 import time
-from collections.abc import Collection, Iterator, Sequence
+from collections.abc import Collection, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
@@ -29,11 +29,12 @@ if TYPE_CHECKING:
     from sqlalchemy.dialects import postgresql, sqlite
 
 from studio.limits import SpendGuard, SpendingLimit, SpendingLimitReached
-from studio.migrations import apply_migrations, drafts, jobs, spending_limits
+from studio.migrations import apply_migrations, batches, drafts, jobs, spending_limits
 from studio.records import (
     ALL_JOBS,
     BILLED,
     DEMO,
+    Batch,
     Job,
     JobFilter,
     JobStatus,
@@ -91,6 +92,66 @@ def _job(row: Row[Any]) -> Job:
     return Job(**{name: mapping[name] for name in _JOB_FIELDS})
 
 
+def _batch(row: Row[Any], batch_jobs: Sequence[Job]) -> Batch:
+    from studio.variations import VariationKind
+
+    mapping = row._mapping
+    kind: VariationKind | str = mapping["kind"]
+    with contextlib.suppress(ValueError):  # a kind a newer version wrote stays as it is
+        kind = VariationKind(kind)
+    return Batch(
+        id=mapping["id"],
+        submission_id=mapping["submission_id"],
+        session_id=mapping["session_id"],
+        kind=kind,
+        size=mapping["size"],
+        created_at=mapping["created_at"],
+        jobs=tuple(batch_jobs),
+    )
+
+
+# What a caller gives for a new job (``create_job``'s keyword arguments but the guard); the
+# store adds its status, creation time and counters.
+NEW_JOB_FIELDS = frozenset(
+    {
+        "submission_id", "mode", "session_id", "model", "resolution", "duration", "prompt",
+        "negative_prompt", "prompt_extend", "watermark", "seed", "image_sha256", "image_source",
+        "last_frame_sha256", "estimate_usd", "output_width", "output_height", "key_fingerprint",
+        "request_json",
+    }
+)  # fmt: skip
+_SUBMISSION_ID_LENGTH = jobs.c.submission_id.type.length
+
+
+def _new_job_row(
+    fields: Mapping[str, Any], *, created_at: datetime, **extra: Any
+) -> dict[str, Any]:
+    """The row of a new job, ``submitting``, from ``NEW_JOB_FIELDS`` (checked here)."""
+    if set(fields) != NEW_JOB_FIELDS:
+        missing, unknown = NEW_JOB_FIELDS - set(fields), set(fields) - NEW_JOB_FIELDS
+        raise TypeError(f"a new job needs {sorted(missing)} and takes no {sorted(unknown)}")
+    mode = fields["mode"]
+    if mode not in {DEMO, BILLED}:
+        raise ValueError(f"mode must be {DEMO!r} or {BILLED!r}, not {mode!r}")
+    if len(fields["submission_id"]) > (_SUBMISSION_ID_LENGTH or 0):
+        raise ValueError(f"submission ids are at most {_SUBMISSION_ID_LENGTH} characters")
+    values = {
+        **fields,
+        **extra,
+        "status": JobStatus.SUBMITTING,
+        "created_at": created_at,
+        "poll_count": 0,
+    }
+    _check_values(values)
+    return values
+
+
+def clip_submission_id(batch_submission_id: str, clip: int, again: str | None = None) -> str:
+    """The submission id of clip ``clip`` (from 1) of a batch, or of sending it ``again``."""
+    first = f"{batch_submission_id}/{clip}"
+    return first if again is None else f"{first}/{again}"
+
+
 def _check_values(values: dict[str, Any]) -> None:
     # The column types refuse these too, but wrapped in a StatementError; say it plainly here.
     for name, value in values.items():
@@ -125,6 +186,8 @@ def _filter_clauses(where: JobFilter) -> list[sa.ColumnElement[bool]]:
         clauses.append(jobs.c.created_at < where.until)
     if where.favourites_only:
         clauses.append(jobs.c.favourite.is_(True))
+    if where.batch_id is not None:
+        clauses.append(jobs.c.batch_id == where.batch_id)
     if where.text is not None:
         searched = (jobs.c.prompt, jobs.c.actual_prompt, jobs.c.image_source)
         clauses.append(
@@ -296,16 +359,16 @@ class JobStore:
         with self._engine.connect() as conn:
             yield conn
 
-    def _insert(self) -> postgresql.Insert | sqlite.Insert:
+    def _insert(self, table: sa.Table = jobs) -> postgresql.Insert | sqlite.Insert:
         # Imported here so that a SQLite store never loads the PostgreSQL dialect (it slows the
         # app's first page).
         if self.dialect_name == "postgresql":
             from sqlalchemy.dialects import postgresql
 
-            return postgresql.insert(jobs)
+            return postgresql.insert(table)
         from sqlalchemy.dialects import sqlite
 
-        return sqlite.insert(jobs)
+        return sqlite.insert(table)
 
     # -- creating and reading ---------------------------------------------------------------
 
@@ -349,33 +412,30 @@ class JobStore:
         SpendingLimitReached
             When the job would take spend over the guard's limit; nothing is written.
         """
-        if mode not in {DEMO, BILLED}:
-            raise ValueError(f"mode must be {DEMO!r} or {BILLED!r}, not {mode!r}")
-        values = {
-            "submission_id": submission_id,
-            "mode": mode,
-            "session_id": session_id,
-            "model": model,
-            "resolution": resolution,
-            "duration": duration,
-            "prompt": prompt,
-            "negative_prompt": negative_prompt,
-            "prompt_extend": prompt_extend,
-            "watermark": watermark,
-            "seed": seed,
-            "image_sha256": image_sha256,
-            "image_source": image_source,
-            "last_frame_sha256": last_frame_sha256,
-            "status": JobStatus.SUBMITTING,
-            "created_at": _utcnow(),
-            "estimate_usd": estimate_usd,
-            "output_width": output_width,
-            "output_height": output_height,
-            "key_fingerprint": key_fingerprint,
-            "poll_count": 0,
-            "request_json": request_json,
-        }
-        _check_values(values)
+        values = _new_job_row(
+            {
+                "submission_id": submission_id,
+                "mode": mode,
+                "session_id": session_id,
+                "model": model,
+                "resolution": resolution,
+                "duration": duration,
+                "prompt": prompt,
+                "negative_prompt": negative_prompt,
+                "prompt_extend": prompt_extend,
+                "watermark": watermark,
+                "seed": seed,
+                "image_sha256": image_sha256,
+                "image_source": image_source,
+                "last_frame_sha256": last_frame_sha256,
+                "estimate_usd": estimate_usd,
+                "output_width": output_width,
+                "output_height": output_height,
+                "key_fingerprint": key_fingerprint,
+                "request_json": request_json,
+            },
+            created_at=_utcnow(),
+        )
         insert = (
             self._insert()
             .values(**values)
@@ -531,6 +591,198 @@ class JobStore:
             return conn.execute(
                 sa.select(jobs.c.request_json).where(jobs.c.id == job_id)
             ).scalar_one_or_none()
+
+    # -- batches: several clips from one click ------------------------------------------------
+
+    def create_batch(
+        self,
+        *,
+        submission_id: str,
+        session_id: str | None,
+        kind: str,
+        clips: Sequence[Mapping[str, Any]],
+        guard: SpendGuard | None = None,
+    ) -> tuple[Batch, bool]:
+        """Write a batch and every clip's job (``submitting``) in one transaction, once.
+
+        Parameters
+        ----------
+        submission_id
+            Unique per click: the same id again returns the batch already written and
+            ``False``, writing nothing. Clip ``n``'s job gets ``clip_submission_id(id, n)``.
+        session_id
+            The browser session.
+        kind
+            What varies from clip to clip (a ``VariationKind``).
+        clips
+            Each clip's job, in clip order: ``NEW_JOB_FIELDS`` but the submission id.
+        guard
+            With it, the limit is checked for the whole batch's billed estimate and that is
+            reserved in the same transaction.
+
+        Raises
+        ------
+        SpendingLimitReached
+            When the batch would take spend over the guard's limit; nothing is written.
+        """
+        if not clips:
+            raise ValueError("a batch needs at least one clip")
+        now = _utcnow()
+        rows = [
+            _new_job_row(
+                {**clip, "submission_id": clip_submission_id(submission_id, number)},
+                created_at=now,
+            )
+            for number, clip in enumerate(clips, start=1)
+        ]
+        billed = sum((row["estimate_usd"] for row in rows if row["mode"] == BILLED), Decimal(0))
+        insert_batch = (
+            self._insert(batches)
+            .values(
+                submission_id=submission_id,
+                session_id=session_id,
+                kind=str(kind),
+                size=len(rows),
+                created_at=now,
+            )
+            .on_conflict_do_nothing(index_elements=["submission_id"])
+            .returning(batches.c.id)
+        )
+        with self._write() as conn:
+            if guard is not None and billed:
+                # The turn first: a second click racing the first then finds its batch, rather
+                # than being refused for the first one's reservation.
+                self._take_spend_turn(conn, guard)
+            existing = self._batch_where(conn, batches.c.submission_id == submission_id)
+            if existing is not None:
+                return existing, False
+            if guard is not None and billed:
+                self._reserve_spend(conn, guard, asked=billed)
+            batch_id = conn.execute(insert_batch).scalar()
+            if batch_id is None:
+                # Another writer got there first; under READ COMMITTED this statement sees it.
+                again = self._batch_where(conn, batches.c.submission_id == submission_id)
+                assert again is not None
+                return again, False
+            conn.execute(sa.insert(jobs), [{**row, "batch_id": batch_id} for row in rows])
+            created = self._batch_where(conn, batches.c.id == batch_id)
+        assert created is not None
+        return created, True
+
+    def add_to_batch(
+        self,
+        batch_id: int,
+        *,
+        submission_id: str,
+        clips: Mapping[int, Mapping[str, Any]],
+        guard: SpendGuard | None = None,
+    ) -> tuple[Batch, list[Job]]:
+        """Write a new attempt at clips of a batch that were not sent, in one transaction.
+
+        Parameters
+        ----------
+        batch_id
+            The batch.
+        submission_id
+            Unique per click of "send the rest": when any job of the batch was written for it
+            already, nothing more is written.
+        clips
+            Clip number -> its new job (``NEW_JOB_FIELDS`` but the submission id). Only clips
+            whose latest attempt is still ``rejected`` get one, so two clicks racing from two
+            tabs write one attempt per clip.
+        guard
+            As for ``create_batch``.
+
+        Returns
+        -------
+        tuple[Batch, list[Job]]
+            The batch as it is now, and the jobs this call wrote (empty when there was nothing
+            to write), in clip order.
+
+        Raises
+        ------
+        LookupError
+            When there is no such batch.
+        SpendingLimitReached
+            When the new attempts would take spend over the limit; nothing is written.
+        """
+        now = _utcnow()
+        with self._write() as conn:
+            # Attempts at one batch take turns (SQLite's write lock already makes them).
+            locked = sa.select(batches.c.id).where(batches.c.id == batch_id).with_for_update()
+            if conn.execute(locked).first() is None:
+                raise LookupError(f"There is no batch {batch_id}.")
+            batch = self._batch_where(conn, batches.c.id == batch_id)
+            assert batch is not None
+            suffix = f"/{submission_id}"
+            if any(job.submission_id.endswith(suffix) for job in batch.jobs):
+                return batch, []
+            unsent = {batch.clip_number(job) for job in batch.not_sent}
+            rows = [
+                _new_job_row(
+                    {
+                        **clips[number],
+                        "submission_id": clip_submission_id(
+                            batch.submission_id, number, submission_id
+                        ),
+                    },
+                    created_at=now,
+                    batch_id=batch_id,
+                )
+                for number in sorted(clips)
+                if number in unsent
+            ]
+            if not rows:
+                return batch, []
+            billed = sum((row["estimate_usd"] for row in rows if row["mode"] == BILLED), Decimal(0))
+            if guard is not None and billed:
+                self._reserve_spend(conn, guard, asked=billed)
+            written = conn.execute(sa.insert(jobs).returning(*jobs.c), rows).all()
+            batch = self._batch_where(conn, batches.c.id == batch_id)
+        assert batch is not None
+        return batch, sorted((_job(row) for row in written), key=batch.clip_number)
+
+    def get_batch(self, batch_id: int) -> Batch | None:
+        """The batch with this id and its jobs, or ``None``."""
+        with self._read() as conn:
+            return self._batch_where(conn, batches.c.id == batch_id)
+
+    def get_batch_by_submission(self, submission_id: str) -> Batch | None:
+        """The batch written for this submission id, or ``None``."""
+        with self._read() as conn:
+            return self._batch_where(conn, batches.c.submission_id == submission_id)
+
+    def list_batches(self, where: JobFilter = ALL_JOBS, *, limit: int = 50) -> list[Batch]:
+        """The batches with a job that matches ``where``, newest first, each with its jobs."""
+        matching = sa.select(jobs.c.batch_id).where(
+            jobs.c.batch_id.is_not(None), *_filter_clauses(where)
+        )
+        query = (
+            sa.select(batches)
+            .where(batches.c.id.in_(matching))
+            .order_by(batches.c.created_at.desc(), batches.c.id.desc())
+            .limit(limit)
+        )
+        with self._read() as conn:
+            rows = conn.execute(query).all()
+            ids = [row.id for row in rows]
+            job_rows = conn.execute(
+                sa.select(jobs).where(jobs.c.batch_id.in_(ids)).order_by(jobs.c.id)
+            ).all()
+        by_batch: dict[int, list[Job]] = {batch_id: [] for batch_id in ids}
+        for job_row in job_rows:
+            job = _job(job_row)
+            by_batch[job.batch_id].append(job)  # type: ignore[index]
+        return [_batch(row, by_batch[row.id]) for row in rows]
+
+    def _batch_where(self, conn: Connection, clause: sa.ColumnElement[bool]) -> Batch | None:
+        row = conn.execute(sa.select(batches).where(clause)).first()
+        if row is None:
+            return None
+        job_rows = conn.execute(
+            sa.select(jobs).where(jobs.c.batch_id == row.id).order_by(jobs.c.id)
+        ).all()
+        return _batch(row, [_job(job_row) for job_row in job_rows])
 
     # -- changing state ---------------------------------------------------------------------
 
