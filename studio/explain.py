@@ -199,6 +199,14 @@ def explain_rejection(error: GatewayError) -> str:
     return " ".join(part.strip() for part in parts if part and part.strip())
 
 
+def explain_not_sent_after_rate_limit() -> str:
+    """Explain a clip of a batch held back after the gateway refused an earlier one as too many."""
+    return (
+        "Not sent: the video service asked Wan Studio to slow down. Nothing was billed for this "
+        "clip; send the clips that did not go again in a minute."
+    )
+
+
 def submit_was_certainly_refused(error: GatewayError) -> bool:
     """True when a failed submit certainly created no task (so the job is rejected, not uncertain).
 

@@ -12,14 +12,27 @@ import dataclasses
 import json
 import logging
 import secrets
-from dataclasses import dataclass
+from collections.abc import Sequence
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
 from studio.catalog import Catalog
-from studio.errors import GatewayConnectionError, GatewayError, RequestNotSentError
-from studio.explain import explain_rejection, explain_uncertain, submit_was_certainly_refused
+from studio.errors import (
+    GatewayConnectionError,
+    GatewayError,
+    RateLimitError,
+    RequestNotSentError,
+)
+from studio.explain import (
+    explain_not_sent_after_rate_limit,
+    explain_rejection,
+    explain_uncertain,
+    submit_was_certainly_refused,
+)
 from studio.generation import (
+    FieldProblem,
     InvalidRequest,
     JobDraft,
     Quote,
@@ -27,7 +40,7 @@ from studio.generation import (
     build_payload,
     quote,
 )
-from studio.records import Job, JobStatus
+from studio.records import Batch, Job, JobStatus
 
 if TYPE_CHECKING:
     # Only named in annotations: the form imports this module for drafts, and must not wait
@@ -79,11 +92,48 @@ def _utcnow() -> datetime:
     return datetime.now(UTC)
 
 
+def batch_problems(drafts: Sequence[JobDraft], catalog: Catalog) -> list[FieldProblem]:
+    """Every problem of a batch's drafts: said once when every clip has it, else per clip.
+
+    A problem of some clips only (one prompt of a list too long) names them: "Clip 3: ...".
+    """
+    each = [draft.problems(catalog) for draft in drafts]
+    shared = [problem for problem in each[0] if all(problem in other for other in each)]
+    named = [
+        FieldProblem(problem.field, f"Clip {number}: {problem.message}")
+        for number, problems in enumerate(each, start=1)
+        for problem in problems
+        if problem not in shared
+    ]
+    return shared + named
+
+
+@dataclass(frozen=True)
+class _Clip:
+    """One clip of a batch, ready to write and send."""
+
+    payload: SubmitPayload
+    fields: dict[str, Any]  # its job's fields for the store, but the submission id
+
+
 def _not_sent() -> RequestNotSentError:
     return RequestNotSentError(
         "Wan Studio hit a problem before sending the job, so it was not sent.",
         hint="Try again in a moment.",
     )
+
+
+@dataclass
+class _Hosting:
+    """Each distinct image of one submit kept and hosted once, whatever number of clips use it."""
+
+    submitter: Submitter
+    hosted: dict[bytes, _HostedImage] = field(default_factory=dict)
+
+    def __call__(self, image: PreparedImage) -> _HostedImage:
+        if image.data not in self.hosted:
+            self.hosted[image.data] = self.submitter._keep(image)
+        return self.hosted[image.data]
 
 
 @dataclass(frozen=True)
@@ -143,86 +193,165 @@ class Submitter:
         """
         if problems := draft.problems(self.catalog):
             raise InvalidRequest(problems)
-        if draft.seed is None:
-            draft = dataclasses.replace(draft, seed=draw_seed(self.catalog))
-        asked = quote(draft, self.catalog)
-        if guard is not None:
-            # A first look, so that a job that cannot fit keeps no images either; the store
-            # checks again, for good, in the transaction that writes the job.
-            self.store.check_spend(guard, asked=asked.cost_usd)
-        first, last = self._keep_images(draft)
-        payload = build_payload(
-            draft, asked, image_url=first.url, last_frame_url=last.url if last else None
-        )
-        job, created = self._write_job(
+        self._first_look(guard, [draft])
+        clip = self._prepare(
             draft,
-            asked,
-            payload,
-            first=first,
-            last=last,
-            submission_id=submission_id,
-            session_id=session_id,
+            host=_Hosting(self),
             mode=mode,
+            session_id=session_id,
             key_fingerprint=key_fingerprint,
-            guard=guard,
+        )
+        # The job is in the store, ``submitting``, before any byte leaves.
+        job, created = self.store.create_job(
+            submission_id=submission_id, guard=guard, **clip.fields
         )
         if not created:
             return job
-        return self._send(job, payload, client=client)
+        return self._send(job, clip.payload, client=client)
 
-    def _keep_images(self, draft: JobDraft) -> tuple[_HostedImage, _HostedImage | None]:
-        """Keep and host the draft's first and last frames."""
+    def submit_batch(
+        self,
+        drafts: Sequence[JobDraft],
+        *,
+        kind: str,
+        client: GatewayClient,
+        submission_id: str,
+        session_id: str | None,
+        mode: str,
+        key_fingerprint: str | None,
+        guard: SpendGuard | None = None,
+    ) -> Batch:
+        """Write every clip of a batch at once, then send each once, in order.
+
+        Parameters
+        ----------
+        drafts
+            Each clip's draft, in clip order (``Variations.expand``); checked here, all of them
+            before anything is written.
+        kind
+            What varies from clip to clip (a ``VariationKind``).
+        guard
+            The spending limit, checked and reserved for the whole batch as it is written.
+        client, submission_id, session_id, mode, key_fingerprint
+            As for ``submit``; the same ``submission_id`` again returns the batch, sending
+            nothing.
+
+        Returns
+        -------
+        Batch
+            Each clip as ``submit`` leaves a job. After the gateway asks to slow down, the clips
+            not yet sent are not sent: they are ``rejected`` (nothing billed) with words that
+            say so, for "send the rest" later.
+
+        Raises
+        ------
+        InvalidRequest
+            When a clip's draft has problems ("Clip 2: ..."); nothing is written.
+        SpendingLimitReached
+            When the batch would go over the limit; nothing is written.
+        """
+        if problems := batch_problems(drafts, self.catalog):
+            raise InvalidRequest(problems)
+        self._first_look(guard, drafts)
+        host = _Hosting(self)
+        clips = [
+            self._prepare(
+                draft, host=host, mode=mode, session_id=session_id, key_fingerprint=key_fingerprint
+            )
+            for draft in drafts
+        ]
+        batch, created = self.store.create_batch(
+            submission_id=submission_id,
+            session_id=session_id,
+            kind=kind,
+            clips=[clip.fields for clip in clips],
+            guard=guard,
+        )
+        if not created:
+            return batch
+        self._send_in_turn(batch.jobs, [clip.payload for clip in clips], client=client)
+        return self._current_batch(batch.id)
+
+    def _first_look(self, guard: SpendGuard | None, drafts: Sequence[JobDraft]) -> None:
+        # A first look at the spending limit, so that what cannot fit keeps no images either;
+        # the store checks again, for good, in the transaction that writes the jobs.
+        if guard is not None:
+            asked = sum((quote(draft, self.catalog).cost_usd for draft in drafts), Decimal(0))
+            self.store.check_spend(guard, asked=asked)
+
+    def _prepare(
+        self,
+        draft: JobDraft,
+        *,
+        host: _Hosting,
+        mode: str,
+        session_id: str | None,
+        key_fingerprint: str | None,
+    ) -> _Clip:
+        """A checked draft's seed drawn, its images kept and hosted, its payload and job fields."""
+        if draft.seed is None:
+            draft = dataclasses.replace(draft, seed=draw_seed(self.catalog))
+        asked = quote(draft, self.catalog)
         # Kept before sending, so history can show and reuse them whatever happens next.
         assert draft.image is not None  # a draft without problems has a first frame
-        first = self._keep(draft.image)
-        last = self._keep(draft.last_frame) if draft.last_frame is not None else None
-        return first, last
+        first = host(draft.image)
+        last = host(draft.last_frame) if draft.last_frame is not None else None
+        payload = build_payload(
+            draft, asked, image_url=first.url, last_frame_url=last.url if last else None
+        )
+        hosted = {image.url: image.sha256 for image in (first, last) if image is not None}
+        return _Clip(
+            payload=payload,
+            fields=_job_fields(draft, asked, first=first, last=last)
+            | {
+                "mode": mode,
+                "session_id": session_id,
+                "key_fingerprint": key_fingerprint,
+                "request_json": recordable_payload(payload.body, hosted),
+            },
+        )
 
     def _keep(self, image: PreparedImage) -> _HostedImage:
         sha256 = self.library.save(image.data, format=image.format)
         return _HostedImage(sha256=sha256, url=self.image_host.url_for(image))
 
-    def _write_job(
-        self,
-        draft: JobDraft,
-        asked: Quote,
-        payload: SubmitPayload,
-        *,
-        first: _HostedImage,
-        last: _HostedImage | None,
-        submission_id: str,
-        session_id: str | None,
-        mode: str,
-        key_fingerprint: str | None,
-        guard: SpendGuard | None,
-    ) -> tuple[Job, bool]:
-        """The job in the store, ``submitting``, before any byte leaves; False if it was there."""
-        hosted = {image.url: image.sha256 for image in (first, last) if image is not None}
-        return self.store.create_job(
-            submission_id=submission_id,
-            mode=mode,
-            session_id=session_id,
-            model=asked.spec.id,
-            resolution=asked.resolution,
-            duration=asked.duration,
-            prompt=draft.prompt,
-            negative_prompt=draft.negative_prompt,
-            prompt_extend=draft.prompt_extend,
-            watermark=draft.watermark,
-            seed=draft.seed,
-            image_sha256=first.sha256,
-            image_source=draft.image_source,
-            last_frame_sha256=last.sha256 if last else None,
-            estimate_usd=asked.cost_usd,
-            output_width=asked.output_width,
-            output_height=asked.output_height,
-            key_fingerprint=key_fingerprint,
-            request_json=recordable_payload(payload.body, hosted),
-            guard=guard,
+    def _send_in_turn(
+        self, jobs: Sequence[Job], payloads: Sequence[SubmitPayload], *, client: GatewayClient
+    ) -> None:
+        """Send written jobs one after another; after a rate limit, hold the rest back."""
+        slowed_down = False
+        for job, payload in zip(jobs, payloads, strict=True):
+            if slowed_down:
+                self._hold_back(job.id)
+                continue
+            _, error = self._deliver(job, payload, client=client)
+            slowed_down = isinstance(error, RateLimitError)
+
+    def _hold_back(self, job_id: int) -> None:
+        # Never sent: another submit right after "slow down" would only be refused as well.
+        self.store.transition(
+            job_id,
+            expected=(JobStatus.SUBMITTING,),
+            status=JobStatus.REJECTED,
+            error_code="NotSent",
+            explanation=explain_not_sent_after_rate_limit(),
+            finished_at=_utcnow(),
+            next_poll_at=None,
         )
+
+    def _current_batch(self, batch_id: int) -> Batch:
+        batch = self.store.get_batch(batch_id)
+        assert batch is not None  # batches are never deleted
+        return batch
 
     def _send(self, job: Job, payload: SubmitPayload, *, client: GatewayClient) -> Job:
         """Send the written job once and record the receipt or why it failed."""
+        return self._deliver(job, payload, client=client)[0]
+
+    def _deliver(
+        self, job: Job, payload: SubmitPayload, *, client: GatewayClient
+    ) -> tuple[Job, GatewayError | None]:
+        """``_send``, also saying what the gateway answered when it was not a receipt."""
         sent_at = _utcnow()
         try:
             # If this process dies while sending, the watcher finds the job after the grace period
@@ -234,22 +363,21 @@ class Submitter:
             )
         except Exception:
             logger.exception("job %s: could not get ready to send it", job.id)
-            return self._record_failure(job.id, _not_sent())
+            not_sent = _not_sent()
+            return self._record_failure(job.id, not_sent), not_sent
         try:
             receipt = client.submit(payload.body, path=payload.path)
         except GatewayError as error:
-            return self._record_failure(job.id, error)
+            return self._record_failure(job.id, error), error
         except Exception:
             # The client turns every failure before the request leaves into a GatewayError that
             # says it was not sent, so this one came while the request may have been on its way.
             logger.exception("job %s: unexpected error while sending it", job.id)
-            return self._record_failure(
-                job.id,
-                GatewayConnectionError(
-                    "Wan Studio hit an unexpected problem while sending the job.",
-                    may_have_reached_server=True,
-                ),
+            lost = GatewayConnectionError(
+                "Wan Studio hit an unexpected problem while sending the job.",
+                may_have_reached_server=True,
             )
+            return self._record_failure(job.id, lost), lost
         answered = _utcnow()
         queued = self.store.transition(
             job.id,
@@ -263,7 +391,7 @@ class Submitter:
             next_poll_at=answered + timedelta(seconds=self.policy.first_delay),
             deadline_at=sent_at + timedelta(seconds=self.policy.deadline),
         )
-        return queued or self._current(job.id)
+        return queued or self._current(job.id), None
 
     def _record_failure(self, job_id: int, error: GatewayError) -> Job:
         if submit_was_certainly_refused(error):
@@ -292,3 +420,25 @@ class Submitter:
         job = self.store.get(job_id)
         assert job is not None  # jobs are never deleted
         return job
+
+
+def _job_fields(
+    draft: JobDraft, asked: Quote, *, first: _HostedImage, last: _HostedImage | None
+) -> dict[str, Any]:
+    """What a job records of its draft and quote: the settings sent, the price and size shown."""
+    return {
+        "model": asked.spec.id,
+        "resolution": asked.resolution,
+        "duration": asked.duration,
+        "prompt": draft.prompt,
+        "negative_prompt": draft.negative_prompt,
+        "prompt_extend": draft.prompt_extend,
+        "watermark": draft.watermark,
+        "seed": draft.seed,
+        "image_sha256": first.sha256,
+        "image_source": draft.image_source,
+        "last_frame_sha256": last.sha256 if last else None,
+        "estimate_usd": asked.cost_usd,
+        "output_width": asked.output_width,
+        "output_height": asked.output_height,
+    }

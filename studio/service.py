@@ -23,7 +23,7 @@ from studio.compare import model_label
 from studio.expectations import JobClass, RunTimeEstimator, TypicalWait
 from studio.export import job_settings_json, jobs_csv
 from studio.gateway import GatewayClient, RetryPolicy
-from studio.generation import FieldProblem, JobDraft, quote
+from studio.generation import FieldProblem, InvalidRequest, JobDraft, quote
 from studio.humane import clip_price
 from studio.imagehost import DataUriHost, ImageHost
 from studio.jobs import Submitter
@@ -44,9 +44,10 @@ from studio.pricing import (
     listed_clip_price,
     listed_price_differs,
 )
-from studio.records import ALL_JOBS, BILLED, DEMO, Job, JobFilter, JobStatus, Totals
+from studio.records import ALL_JOBS, BILLED, DEMO, Batch, Job, JobFilter, JobStatus, Totals
 from studio.schedule import PollPolicy, RequestBudget, shared_budget
 from studio.settings import Settings
+from studio.variations import Variations
 
 if TYPE_CHECKING:
     from studio.demo import DemoGateway
@@ -552,6 +553,85 @@ class Studio:
                 for period, cap in guard.capped_periods()
             )
         )
+
+    def submit_batch(
+        self,
+        draft: JobDraft,
+        variations: Variations,
+        *,
+        submission_id: str,
+        session_id: str | None,
+        api_key: str | None = None,
+        key_holder: str | None = None,
+    ) -> Batch:
+        """Make several clips from one draft at once: each its own job, grouped as a batch.
+
+        Every clip is written first (with the batch and the spend reservation of the whole
+        batch, in one transaction), then each is sent once, in order, and handed to the watcher.
+
+        Parameters
+        ----------
+        draft
+            The user's choices.
+        variations
+            What changes from clip to clip (seeds, prompts or models).
+        submission_id
+            Unique per click: the same id again returns the same batch and sends nothing.
+        session_id, api_key, key_holder
+            As for ``submit``.
+
+        Returns
+        -------
+        Batch
+            Each clip ``queued``, or ``rejected`` / ``uncertain`` with an explanation. After a
+            rate limit the clips not yet sent are ``rejected`` with "Not sent: ..." (nothing
+            billed).
+
+        Raises
+        ------
+        InvalidRequest
+            For a batch or a clip that cannot be made ("Clip 2: ..."); nothing is written.
+        SpendingLimitReached
+            When the batch would take spend over a limit; nothing is written or sent.
+        """
+        existing = self._store.get_batch_by_submission(submission_id)
+        if existing is not None:
+            return existing
+        if problems := variations.problems(self.catalog):
+            raise InvalidRequest(problems)
+        drafts = variations.expand(draft, self.catalog)
+        fingerprint, mode, client = self._sending_key(api_key, key_holder or session_id)
+        batch = self._submitter.submit_batch(
+            drafts,
+            kind=variations.kind,
+            client=client,
+            submission_id=submission_id,
+            session_id=session_id,
+            mode=mode,
+            key_fingerprint=fingerprint,
+            guard=self._spend_guard(mode),
+        )
+        self._watcher.wake()
+        return batch
+
+    def batch(self, batch_id: int) -> Batch | None:
+        """One batch, with its clips' jobs."""
+        return self._store.get_batch(batch_id)
+
+    def batches(self, where: JobFilter = ALL_JOBS, *, limit: int = 50) -> list[Batch]:
+        """The batches with a job that matches ``where`` (for History), newest first."""
+        return self._store.list_batches(where, limit=limit)
+
+    def _sending_key(
+        self, api_key: str | None, holder: str | None
+    ) -> tuple[str, str, GatewayClient]:
+        # As ``submit`` chooses it: the session's key, the configured one, or demo mode.
+        fingerprint, mode = self._keys.sender(api_key, holder=holder or "")
+        client = self._keys.client(fingerprint, for_watcher=False)
+        if client is None:
+            # The one session holding the key forgot it between these two lines.
+            raise KeyRequired("That API key was just forgotten; enter it in Settings again.")
+        return fingerprint, mode, client
 
     def job(self, job_id: int) -> Job | None:
         """One job by id."""

@@ -1,0 +1,150 @@
+"""Variations through the whole engine: a batch of clips against the simulator, each its own job."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable
+
+import pytest
+
+import simulator
+from studio.generation import InvalidRequest, JobDraft
+from studio.imagehost import DataUriHost
+from studio.images import PreparedImage
+from studio.records import BILLED, DEMO, JobFilter, JobStatus
+from studio.service import Studio
+from studio.variations import VariationKind, Variations
+from tests.plugins.engine import ENGINE_KEY, RequestLog, quick_draft, wait_until
+from tests.plugins.simulator import SUBMIT_PATH
+
+NOT_SENT_WORDS = (
+    "Not sent: the video service asked Wan Studio to slow down. Nothing was billed for this "
+    "clip; send the clips that did not go again in a minute."
+)
+# The third submit sent with this key is refused as too many; the others go through.
+THIRD_SUBMIT_LIMITED = f"{ENGINE_KEY}+rate_limit:endpoint=submit:every=3:count=3:retry_after=0"
+
+
+def seeds(count: int) -> Variations:
+    return Variations(VariationKind.SEEDS, count=count)
+
+
+def submit_batch(studio: Studio, variations: Variations, draft: JobDraft | None = None, **options):
+    options.setdefault("submission_id", str(uuid.uuid4()))
+    options.setdefault("session_id", "s")
+    return studio.submit_batch(draft or quick_draft(), variations, **options)
+
+
+def all_finished(studio: Studio, batch_id: int) -> Callable[[], object]:
+    def check():
+        batch = studio.batch(batch_id)
+        return batch if batch is not None and batch.done else None
+
+    return check
+
+
+def count_hosted_images(monkeypatch: pytest.MonkeyPatch) -> list[PreparedImage]:
+    hosted: list[PreparedImage] = []
+    url_for = DataUriHost.url_for
+
+    def noting(host: DataUriHost, image: PreparedImage) -> str:
+        hosted.append(image)
+        return url_for(host, image)
+
+    monkeypatch.setattr(DataUriHost, "url_for", noting)
+    return hosted
+
+
+def test_each_clip_is_its_own_job_sent_once(
+    billed_studio: Studio,
+    engine_gateway: simulator.RunningSimulator,
+    request_log: RequestLog,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    hosted = count_hosted_images(monkeypatch)
+
+    batch = submit_batch(billed_studio, seeds(4), submission_id="click-1")
+
+    assert batch.kind is VariationKind.SEEDS
+    assert batch.size == 4
+    assert all(job.task_id is not None for job in batch.jobs)  # each was accepted
+    assert len(batch.went) == 4
+    assert {job.mode for job in batch.jobs} == {BILLED}
+    assert len({job.seed for job in batch.jobs}) == 4  # each clip drew its own seed
+    assert len({job.task_id for job in batch.jobs}) == 4
+    assert request_log.count(SUBMIT_PATH) == 4
+    assert len(engine_gateway.tasks()) == 4
+    assert len(hosted) == 1  # the clips share the frame: it is hosted once
+    # A double click, or a second tab: the same batch, nothing sent.
+    assert submit_batch(billed_studio, seeds(4), submission_id="click-1").id == batch.id
+    assert request_log.count(SUBMIT_PATH) == 4
+
+    done = wait_until(all_finished(billed_studio, batch.id), what="the batch")
+    assert [job.status for job in done.jobs] == [JobStatus.SUCCEEDED] * 4
+    assert done.cost_usd == sum(job.cost_usd for job in done.jobs) > 0
+    assert done.pending_usd == 0
+    assert billed_studio.batches() == [done]
+    assert billed_studio.count_history(JobFilter(batch_id=batch.id)) == 4
+
+
+def test_a_rate_limit_on_clip_3_holds_back_clip_4(
+    open_studio: Callable[..., Studio],
+    engine_gateway: simulator.RunningSimulator,
+    request_log: RequestLog,
+) -> None:
+    studio = open_studio(api_key=THIRD_SUBMIT_LIMITED, base_url=engine_gateway.url)
+
+    batch = submit_batch(studio, seeds(4))
+
+    first, second, third, fourth = batch.jobs
+    assert [first.task_id is not None, second.task_id is not None] == [True, True]
+    assert [third.status, fourth.status] == [JobStatus.REJECTED] * 2
+    assert "Nothing was billed" in (third.explanation or "")
+    assert fourth.explanation == NOT_SENT_WORDS
+    assert fourth.submitted_at is None
+    assert request_log.count(SUBMIT_PATH) == 3  # clip 4 was never sent
+    assert [job.id for job in batch.went] == [first.id, second.id]
+    assert [job.id for job in batch.not_sent] == [third.id, fourth.id]
+
+    done = wait_until(all_finished(studio, batch.id), what="the batch")
+    assert [job.status for job in done.jobs[:2]] == [JobStatus.SUCCEEDED] * 2
+    # The clips that were not sent were never billed.
+    assert [job.cost_usd for job in done.jobs[2:]] == [None, None]
+    assert done.cost_usd == sum(job.cost_usd for job in done.jobs[:2])
+
+
+def test_a_batch_with_problems_names_the_clip_and_writes_nothing(
+    billed_studio: Studio, request_log: RequestLog
+) -> None:
+    too_long = "x" * (billed_studio.catalog.limits.prompt_max_chars + 1)
+
+    with pytest.raises(InvalidRequest) as one_clip:
+        submit_batch(billed_studio, Variations(VariationKind.PROMPTS, prompts=("waves", too_long)))
+    with pytest.raises(InvalidRequest) as every_clip:
+        submit_batch(billed_studio, seeds(3), quick_draft(image=None))
+    with pytest.raises(InvalidRequest) as too_many:
+        submit_batch(billed_studio, seeds(9))
+
+    [problem] = one_clip.value.problems
+    assert problem.message.startswith("Clip 2: ")
+    [problem] = every_clip.value.problems  # said once, not once per clip
+    assert problem.field == "image"
+    assert not problem.message.startswith("Clip")
+    assert [problem.field for problem in too_many.value.problems] == ["variations"]
+    assert billed_studio.count_history() == 0
+    assert billed_studio.batches() == []
+    assert request_log.count(SUBMIT_PATH) == 0
+
+
+def test_a_demo_batch_across_models(demo_studio: Studio) -> None:
+    models = ("wan2.1-i2v-turbo", "wan2.2-i2v-flash")
+
+    batch = submit_batch(demo_studio, Variations(VariationKind.MODELS, models=models))
+
+    assert [job.model for job in batch.jobs] == list(models)
+    assert {job.mode for job in batch.jobs} == {DEMO}
+    assert len({job.image_sha256 for job in batch.jobs}) == 1
+    done = wait_until(all_finished(demo_studio, batch.id), what="the demo batch")
+    assert [job.status for job in done.jobs] == [JobStatus.SUCCEEDED] * 2
+    assert demo_studio.batches(JobFilter(session_id="s")) == [done]
+    assert demo_studio.batches(JobFilter(session_id="another")) == []
