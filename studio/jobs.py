@@ -12,7 +12,7 @@ import dataclasses
 import json
 import logging
 import secrets
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
@@ -270,6 +270,50 @@ class Submitter:
         if not created:
             return batch
         self._send_in_turn(batch.jobs, [clip.payload for clip in clips], client=client)
+        return self._current_batch(batch.id)
+
+    def send_again(
+        self,
+        batch: Batch,
+        drafts: Mapping[int, JobDraft],
+        *,
+        client: GatewayClient,
+        submission_id: str,
+        session_id: str | None,
+        mode: str,
+        key_fingerprint: str | None,
+        guard: SpendGuard | None = None,
+    ) -> Batch:
+        """Write and send a new attempt at clips of ``batch`` that were not sent.
+
+        ``drafts`` maps a clip's number to its draft (the refused job's settings, its seed
+        included). Only clips still not sent get one; the same ``submission_id`` again sends
+        nothing more. Sent as ``submit_batch`` sends, with the same stop after a rate limit.
+        """
+        problems = [
+            FieldProblem(problem.field, f"Clip {number}: {problem.message}")
+            for number, draft in sorted(drafts.items())
+            for problem in draft.problems(self.catalog)
+        ]
+        if problems:  # the catalog changed since the clip was made
+            raise InvalidRequest(problems)
+        host = _Hosting(self)
+        clips = {
+            number: self._prepare(
+                draft, host=host, mode=mode, session_id=session_id, key_fingerprint=key_fingerprint
+            )
+            for number, draft in drafts.items()
+        }
+        current, written = self.store.add_to_batch(
+            batch.id,
+            submission_id=submission_id,
+            clips={number: clip.fields for number, clip in clips.items()},
+            guard=guard,
+        )
+        if not written:
+            return current
+        payloads = [clips[current.clip_number(job)].payload for job in written]
+        self._send_in_turn(written, payloads, client=client)
         return self._current_batch(batch.id)
 
     def _first_look(self, guard: SpendGuard | None, drafts: Sequence[JobDraft]) -> None:

@@ -585,7 +585,7 @@ class Studio:
         Batch
             Each clip ``queued``, or ``rejected`` / ``uncertain`` with an explanation. After a
             rate limit the clips not yet sent are ``rejected`` with "Not sent: ..." (nothing
-            billed).
+            billed), for ``send_unsent``.
 
         Raises
         ------
@@ -613,6 +613,57 @@ class Studio:
         )
         self._watcher.wake()
         return batch
+
+    def send_unsent(
+        self,
+        batch_id: int,
+        *,
+        submission_id: str,
+        session_id: str | None,
+        api_key: str | None = None,
+        key_holder: str | None = None,
+    ) -> Batch:
+        """Send the clips of a batch that certainly did not go, again, as new jobs in the batch.
+
+        Only clips whose latest attempt is ``rejected`` (refused, or held back after a rate
+        limit) are sent, each with the settings of that attempt, its seed included; a clip that
+        went, or may have, never is. The same ``submission_id`` again sends nothing more. The
+        key is chosen as ``resend`` chooses it.
+
+        Raises
+        ------
+        LookupError
+            When there is no such batch.
+        KeyRequired
+            When the batch's billed clips were made with a key this session does not hold.
+        SpendingLimitReached
+            When the clips would take spend over a limit; nothing is written or sent.
+        """
+        batch = self.batch(batch_id)
+        if batch is None:
+            raise LookupError(f"There is no batch {batch_id}.")
+        unsent = batch.not_sent
+        if not unsent:
+            return batch
+        self._keys.check_can_send_again(unsent[0], api_key)
+        billed = unsent[0].mode == BILLED
+        fingerprint, mode, client = self._sending_key(
+            api_key if billed else None, key_holder or session_id
+        )
+        images: dict[str, PreparedImage] = {}
+        drafts = {batch.clip_number(job): self._draft_of(job, images) for job in unsent}
+        sent = self._submitter.send_again(
+            batch,
+            drafts,
+            client=client,
+            submission_id=submission_id,
+            session_id=session_id,
+            mode=mode,
+            key_fingerprint=fingerprint,
+            guard=self._spend_guard(mode),
+        )
+        self._watcher.wake()
+        return sent
 
     def batch(self, batch_id: int) -> Batch | None:
         """One batch, with its clips' jobs."""
@@ -845,6 +896,25 @@ class Studio:
             if not job.in_flight or (ends is not None and time.monotonic() >= ends):
                 return job
             time.sleep(every)
+
+    def _draft_of(self, job: Job, images: dict[str, PreparedImage]) -> JobDraft:
+        """``reuse`` for a job of a batch, each stored image prepared once for all of them."""
+        for sha256 in (job.image_sha256, job.last_frame_sha256):
+            if sha256 is not None and sha256 not in images:
+                images[sha256] = self._stored_image(sha256)
+        return JobDraft(
+            model=job.model,
+            resolution=job.resolution,
+            duration=job.duration,
+            prompt=job.prompt,
+            negative_prompt=job.negative_prompt,
+            prompt_extend=job.prompt_extend,
+            watermark=job.watermark,
+            seed=job.seed,
+            image=images[job.image_sha256],
+            image_source=job.image_source,
+            last_frame=images[job.last_frame_sha256] if job.last_frame_sha256 else None,
+        )
 
     def _stored_image(self, sha256: str) -> PreparedImage:
         # It was sent as stored, so preparing it again returns it untouched.

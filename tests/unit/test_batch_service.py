@@ -87,7 +87,7 @@ def test_each_clip_is_its_own_job_sent_once(
     assert billed_studio.count_history(JobFilter(batch_id=batch.id)) == 4
 
 
-def test_a_rate_limit_on_clip_3_holds_back_clip_4(
+def test_a_rate_limit_on_clip_3_holds_back_clip_4_and_the_rest_is_sent_once(
     open_studio: Callable[..., Studio],
     engine_gateway: simulator.RunningSimulator,
     request_log: RequestLog,
@@ -106,11 +106,27 @@ def test_a_rate_limit_on_clip_3_holds_back_clip_4(
     assert [job.id for job in batch.went] == [first.id, second.id]
     assert [job.id for job in batch.not_sent] == [third.id, fourth.id]
 
+    again = studio.send_unsent(batch.id, submission_id="rest-1", session_id="s")
+
+    resent = again.jobs[4:]
+    assert all(job.task_id is not None for job in resent)
+    assert [job.seed for job in resent] == [third.seed, fourth.seed]
+    assert [again.clip_number(job) for job in resent] == [3, 4]
+    assert [job.id for job in again.clips] == [first.id, second.id, *(job.id for job in resent)]
+    assert again.not_sent == ()
+    assert request_log.count(SUBMIT_PATH) == 5
+    # The same click again, and another click: nothing more is sent.
+    same_click = studio.send_unsent(batch.id, submission_id="rest-1", session_id="s")
+    assert [job.id for job in same_click.jobs] == [job.id for job in again.jobs]
+    studio.send_unsent(batch.id, submission_id="rest-2", session_id="s")
+    assert request_log.count(SUBMIT_PATH) == 5
+    assert len(engine_gateway.tasks()) == 4
+
     done = wait_until(all_finished(studio, batch.id), what="the batch")
-    assert [job.status for job in done.jobs[:2]] == [JobStatus.SUCCEEDED] * 2
+    assert [job.status for job in done.clips] == [JobStatus.SUCCEEDED] * 4
     # The clips that were not sent were never billed.
-    assert [job.cost_usd for job in done.jobs[2:]] == [None, None]
-    assert done.cost_usd == sum(job.cost_usd for job in done.jobs[:2])
+    assert [studio.job(job.id).cost_usd for job in (third, fourth)] == [None, None]
+    assert done.cost_usd == sum(job.cost_usd for job in done.clips)
 
 
 def test_a_batch_with_problems_names_the_clip_and_writes_nothing(

@@ -221,3 +221,20 @@ def test_a_batch_says_what_went_what_did_not_and_what_it_costs() -> None:
     assert not batch.done
     finished = replace(batch, jobs=(jobs[0], jobs[2], jobs[3]))
     assert finished.done
+
+
+def test_a_clip_refused_again_is_sent_again_by_a_new_click_only(store: JobStore) -> None:  # noqa: F811
+    batch, _ = store.create_batch(
+        submission_id="click-1", session_id="s", kind="seeds", clips=[clip()] * 2
+    )
+    store.transition(batch.jobs[0].id, expected=[JobStatus.SUBMITTING], status=JobStatus.QUEUED)
+    store.transition(batch.jobs[1].id, expected=[JobStatus.SUBMITTING], status=JobStatus.REJECTED)
+    _, [second] = store.add_to_batch(batch.id, submission_id="rest-1", clips={2: clip()})
+    store.transition(second.id, expected=[JobStatus.SUBMITTING], status=JobStatus.REJECTED)
+
+    # A double click on the first "send the rest" must not send the clip a third time.
+    assert store.add_to_batch(batch.id, submission_id="rest-1", clips={2: clip()})[1] == []
+    now, [third] = store.add_to_batch(batch.id, submission_id="rest-2", clips={2: clip()})
+
+    assert third.submission_id == "click-1/2/rest-2"
+    assert [job.id for job in now.clips] == [batch.jobs[0].id, third.id]
