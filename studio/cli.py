@@ -4,7 +4,8 @@ Settings come from the environment as in the app (``PIXAZO_API_KEY``, ``PIXAZO_B
 ``WAN_STUDIO_HOME``, ``WAN_STUDIO_DATABASE_URL``); without a key it runs in demo mode. Results go
 to stdout (a video's path, a job id, tables or ``--json``), progress and problems to stderr, and
 the exit code says what happened: 0 done, 1 unexpected error, 2 invalid input, 3 the job did not
-produce a video, 4 a spending limit blocked it (nothing sent), 130 interrupted while waiting.
+produce a video (for a batch: some clip did not go, or made no video), 4 a spending limit blocked
+it (nothing sent), 130 interrupted while waiting.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ import threading
 import time
 import traceback
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
@@ -40,6 +41,14 @@ from studio.records import Job, JobFilter, JobStatus, Spend
 from studio.schedule import PollPolicy
 from studio.service import RECHECKABLE, Studio, resend_submission_id
 from studio.settings import Settings
+from studio.variations import (
+    MAX_CLIPS,
+    MAX_MODELS,
+    MIN_CLIPS,
+    VariationKind,
+    Variations,
+    quote_batch,
+)
 
 EXIT_OK = 0
 EXIT_UNEXPECTED = 1
@@ -239,11 +248,13 @@ def _generate(options: argparse.Namespace, context: _Context) -> int:
             last = load_frame(
                 studio, options.last_frame, fix=options.fix_image, option="--last-frame"
             )
+        models, prompts = options.model or [studio.catalog.default_model.id], options.prompt
+        variations = _variations(options)
         draft = JobDraft(
-            model=options.model or studio.catalog.default_model.id,
+            model=models[0],
             resolution=options.resolution.upper() if options.resolution else None,
             duration=options.duration,
-            prompt=options.prompt,
+            prompt=prompts[0],
             negative_prompt=options.negative_prompt,
             prompt_extend=options.prompt_extend,
             watermark=options.watermark,
@@ -252,6 +263,8 @@ def _generate(options: argparse.Namespace, context: _Context) -> int:
             image_source=_source_label(options.image),
             last_frame=last,
         )
+        if variations is not None:
+            return _generate_batch(studio, draft, variations, wait=options.wait)
         if problems := studio.check_draft(draft):
             lines = "\n".join(f"  - {problem.field}: {problem.message}" for problem in problems)
             raise CommandFailed(EXIT_INVALID, f"These settings cannot be sent:\n{lines}")
@@ -283,6 +296,95 @@ def _limit_reached(reached: SpendingLimitReached) -> CommandFailed:
     )
 
 
+def _variations(options: argparse.Namespace) -> Variations | None:
+    """The batch the options ask for (several seeds, prompts or models), or None for one clip."""
+    asked = []
+    if options.variations is not None:
+        asked.append(Variations(VariationKind.SEEDS, count=options.variations))
+    if len(options.prompt) > 1:
+        asked.append(Variations(VariationKind.PROMPTS, prompts=tuple(options.prompt)))
+    if options.model and len(options.model) > 1:
+        asked.append(Variations(VariationKind.MODELS, models=tuple(options.model)))
+    if len(asked) > 1:
+        raise CommandFailed(
+            EXIT_INVALID,
+            "Vary one thing at a time: give --variations, or several --prompt, or several "
+            "--model, not more than one of them.",
+        )
+    return asked[0] if asked else None
+
+
+def _generate_batch(studio: Studio, draft: JobDraft, variations: Variations, *, wait: bool) -> int:
+    """Show the batch's price, send every clip once, and report each clip."""
+    if problems := studio.check_batch(draft, variations):
+        lines = "\n".join(f"  - {problem.field}: {problem.message}" for problem in problems)
+        raise CommandFailed(EXIT_INVALID, f"These settings cannot be sent:\n{lines}")
+    priced = quote_batch(variations.expand(draft, studio.catalog), studio.catalog)
+    price = priced.arithmetic()
+    if not studio.key_for_new_job().billed:
+        price = f"demo, not billed: would cost {price}"
+    _say(f"{priced.summary()}: {price}")
+
+    if limits := studio.spending_status(studio.mode):
+        _say(f"Spending limit: {limits.left_words()}.")
+    try:
+        batch = studio.submit_batch(
+            draft, variations, submission_id=str(uuid.uuid4()), session_id=_cli_session()
+        )
+    except SpendingLimitReached as reached:
+        raise _limit_reached(reached) from None
+    for number, job in enumerate(batch.jobs, start=1):
+        if job.in_flight:
+            _say(f"Clip {number}: job {job.id} sent ({job.status.label.lower()}).")
+        else:
+            _say(f"Clip {number}: job {job.id}: {job.status.label.lower()}.")
+    if not wait:
+        for job in batch.went:
+            _out(str(job.id))
+        if failure := _batch_failure(batch.jobs, what="did not go"):
+            raise failure
+        _say(
+            "The app or `python -m studio watch` finishes them; `python -m studio jobs` tells "
+            "where they are."
+        )
+        return EXIT_OK
+    ended = [
+        _wait_for(studio, job, label=f"Clip {number}") if job.in_flight else job
+        for number, job in enumerate(batch.jobs, start=1)
+    ]
+    for job in ended:
+        video = studio.video_file(job)
+        if job.status is JobStatus.SUCCEEDED and video is not None:
+            _out(str(video))
+    if failure := _batch_failure(ended, what="made no video"):
+        raise failure
+    done = studio.batch(batch.id) or batch
+    cost = "Demo, not billed." if ended[0].is_demo else f"Billed {money(done.cost_usd)}."
+    _say(f"Done: {plural(len(ended), 'video')}. {cost}")
+    return EXIT_OK
+
+
+def _batch_failure(jobs: Sequence[Job], *, what: str) -> CommandFailed | None:
+    """Which clips of a batch ended without a video, as the command's failure; None if none."""
+    failed = [
+        (number, job)
+        for number, job in enumerate(jobs, start=1)
+        if not (job.in_flight or job.status is JobStatus.SUCCEEDED)
+    ]
+    if not failed:
+        return None
+    names = ", ".join(
+        f"clip {number} (job {job.id}, {job.status.label.lower()})" for number, job in failed
+    )
+    # Each clip's own words, once each: they say whether it was billed and what to do.
+    explanations = dict.fromkeys(job.explanation for _, job in failed if job.explanation)
+    return CommandFailed(
+        EXIT_JOB_FAILED,
+        f"{len(failed)} of {plural(len(jobs), 'clip')} {what}: {names}.",
+        hint=" ".join(explanations) or None,
+    )
+
+
 def _cli_session() -> str:
     return f"cli-{uuid.uuid4().hex[:12]}"
 
@@ -310,11 +412,12 @@ def _source_label(source: str) -> str:
     return source if _is_link(source) else Path(source).name
 
 
-def _wait_for(studio: Studio, job: Job) -> Job:
+def _wait_for(studio: Studio, job: Job, *, label: str = "") -> Job:
     started = time.monotonic()
+    prefix = f"{label}: " if label else ""
 
     def report(current: Job) -> None:
-        _say(f"{stopwatch(time.monotonic() - started):>6}  {current.status.label}")
+        _say(f"{stopwatch(time.monotonic() - started):>6}  {prefix}{current.status.label}")
 
     try:
         return studio.wait(job.id, every=_REPORT_SECONDS, on_change=report)
@@ -650,12 +753,32 @@ def _add_generate(commands: _Commands) -> None:
         help="make a video from an image",
         description="Check the image and the settings, show the price, and send one job. "
         "With --wait, follow it until the video is saved and print the video's path on stdout; "
-        "without it, print the job's id.",
+        "without it, print the job's id. --variations N, several --prompt or several --model "
+        "make a batch instead (one of them at a time): each clip is its own job, the total "
+        "price and its arithmetic are shown before anything is sent, and each clip's path (or "
+        "id) is printed; the exit code is 3 when any clip made no video (or did not go).",
     )
     generate.add_argument("--image", required=True, metavar="PATH_OR_URL", help="first frame")
-    generate.add_argument("--prompt", required=True, help="what should happen in the video")
+    generate.add_argument(
+        "--prompt",
+        required=True,
+        action="append",
+        help="what should happen in the video; repeat it for one clip per prompt "
+        f"({MIN_CLIPS}-{MAX_CLIPS})",
+    )
     generate.add_argument("--negative-prompt", default="", help="what to avoid")
-    generate.add_argument("--model", help="model id (default: the recommended model)")
+    generate.add_argument(
+        "--model",
+        action="append",
+        help="model id (default: the recommended model); repeat it for the same frame and "
+        f"prompt across {MIN_CLIPS} or {MAX_MODELS} models",
+    )
+    generate.add_argument(
+        "--variations",
+        type=_positive_int,
+        metavar="N",
+        help=f"make N clips ({MIN_CLIPS}-{MAX_CLIPS}) that differ only by their seed",
+    )
     generate.add_argument("--resolution", help="e.g. 480P, 720P, 1080P (default: the model's)")
     generate.add_argument(
         "--duration", type=_positive_int, metavar="N", help="seconds (default: the model's)"

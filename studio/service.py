@@ -26,7 +26,7 @@ from studio.gateway import GatewayClient, RetryPolicy
 from studio.generation import FieldProblem, InvalidRequest, JobDraft, quote
 from studio.humane import clip_price
 from studio.imagehost import DataUriHost, ImageHost
-from studio.jobs import Submitter
+from studio.jobs import Submitter, batch_problems
 from studio.keys import KeyChoice, KeyRequired, KeyRing
 from studio.limits import (
     TEAM_SCOPE,
@@ -613,6 +613,12 @@ class Studio:
         )
         self._watcher.wake()
         return batch
+
+    def check_batch(self, draft: JobDraft, variations: Variations) -> list[FieldProblem]:
+        """Everything that would block a batch: its size and choices, and each clip's draft."""
+        drafts = variations.expand(draft, self.catalog)
+        clip_problems = batch_problems(drafts, self.catalog) if drafts else []
+        return variations.problems(self.catalog) + clip_problems
 
     def send_unsent(
         self,
