@@ -22,11 +22,14 @@ Two more lines: a gateway the catalog knows nothing of (2-10 s queue, 15-45 s ru
 ten fresh demo jobs of Wan 2.2 Plus 1080P at demo speed 1 on the demo gateway's timing model.
 
 ``--live`` adds a small real-time check: the real watcher and the SDK's schedule against simulator
-processes (two classes, time ``--speed`` times faster), cold then warm; ``--load-jobs N`` then
-also sends N jobs at once under the request budget (10 a second) and reports the busiest second.
+processes (two classes, time ``--speed`` times faster), cold then warm; then ``--batch-size``
+jobs of the quicker class sent one by one and the same number sent as one batch (variations:
+one click, several seeds), warm both, so that their requests per job stand side by side (a batch
+must add none); ``--load-jobs N`` then also sends N jobs at once under the request budget (10 a
+second) and reports the busiest second.
 
 Run: ``python bench/polling.py [--seeds 5] [--policy NAME=VALUE ...] [--live [--speed 10]
-[--jobs-per-class 6] [--load-jobs 0]]``.
+[--jobs-per-class 6] [--batch-size 8] [--load-jobs 0]]``.
 Targets, cold and warm alike: delay from a job's end to the engine knowing it, median <= 3 s and
 worst <= 8 s; requests per job <= the SDK's when cold and <= a third of them when warm.
 """
@@ -78,6 +81,7 @@ from studio.records import BILLED, DEMO, JobFilter, JobStatus
 from studio.schedule import PollPolicy, RequestBudget, next_poll_delay
 from studio.settings import key_fingerprint
 from studio.store import JobStore, sqlite_url
+from studio.variations import VariationKind, Variations
 from studio.watcher import DEFAULT_WORKERS, Watcher
 
 REPO = Path(__file__).resolve().parents[1]
@@ -895,6 +899,24 @@ class Engine:
             raise RuntimeError(f"a submit failed: {job.status} {job.explanation}")
         arm.tasks[job.task_id] = (job_class, submitted)
 
+    def submit_batch(self, arm: Arm, job_class: LiveClass, size: int) -> None:
+        """Send ``size`` clips of one class as one batch, as one click of Generate does."""
+        submitted = time.time()
+        seeds = Variations(VariationKind.SEEDS, count=size)
+        batch = self.submitter.submit_batch(
+            seeds.expand(draft_for(job_class, self.image), self.catalog),
+            kind=seeds.kind,
+            client=self.submit_clients[job_class],
+            submission_id=str(uuid.uuid4()),
+            session_id="bench",
+            mode=BILLED,
+            key_fingerprint=self.fingerprints[job_class],
+        )
+        for job in batch.jobs:
+            if job.task_id is None:
+                raise RuntimeError(f"a clip was not sent: {job.status} {job.explanation}")
+            arm.tasks[job.task_id] = (job_class, submitted)
+
     def in_flight(self) -> int:
         # A count, not the rows: the bench must not compete with the watcher it measures.
         return self.store.count_jobs(JobFilter(statuses=IN_FLIGHT))
@@ -1035,7 +1057,13 @@ def print_summaries(summaries: Sequence[Summary], *, reference: Summary) -> None
 
 
 def live_check(
-    *, policy: PollPolicy, speed: float, per_class: int, load_jobs: int, workers: int
+    *,
+    policy: PollPolicy,
+    speed: float,
+    per_class: int,
+    batch_size: int,
+    load_jobs: int,
+    workers: int,
 ) -> None:
     """The real watcher and the SDK's schedule against simulator processes, in real time."""
     scaled = policy.scaled(speed)
@@ -1084,6 +1112,19 @@ def live_check(
             with watching(engine, warm, speed=speed):
                 submit_all(engine, warm, wave, threads=4)
                 wait_until(lambda: engine.in_flight() == 0, limit=limit)
+            side_by_side = []
+            if batch_size:
+                quick = LIVE_CLASSES[0]
+                singles = Arm(f"{batch_size} single jobs")
+                with watching(engine, singles, speed=speed):
+                    for _ in range(batch_size):
+                        engine.submit(singles, quick)
+                    wait_until(lambda: engine.in_flight() == 0, limit=limit)
+                batched = Arm(f"a batch of {batch_size}")
+                with watching(engine, batched, speed=speed):
+                    engine.submit_batch(batched, quick, batch_size)
+                    wait_until(lambda: engine.in_flight() == 0, limit=limit)
+                side_by_side = [singles, batched]
             loads = []
             if load_jobs:
                 many = [LIVE_CLASSES[-1 - i % len(LIVE_CLASSES)] for i in range(load_jobs)]
@@ -1095,9 +1136,16 @@ def live_check(
             for sim in sims:
                 sim.stop()
 
-    arms = (warm, cold, sdk, *(load.arm for load in loads))
+    arms = (warm, cold, sdk, *side_by_side, *(load.arm for load in loads))
     summaries = [summarise(arm.name, arm.results(speed), arm.log, speed) for arm in arms]
     print_summaries(summaries, reference=summaries[2])
+    if side_by_side:
+        singles_summary, batch_summary = summaries[3:5]
+        extra = batch_summary.requests_mean - singles_summary.requests_mean
+        print(
+            f"requests per job: {singles_summary.requests_mean:.1f} sent one by one, "
+            f"{batch_summary.requests_mean:.1f} sent as one batch ({extra:+.1f} per job)"
+        )
     for load in loads:
         requests = [poll.sent for poll in load.arm.log.polls] + load.arm.log.downloads
         busiest = max_in_window(requests, 1.0 / speed)
@@ -1118,6 +1166,9 @@ def main() -> None:
     parser.add_argument("--live", action="store_true", help="add the real-time check")
     parser.add_argument("--speed", type=float, default=10.0, help="live: how much faster time runs")
     parser.add_argument("--jobs-per-class", type=int, default=6, help="live: jobs per class")
+    parser.add_argument(
+        "--batch-size", type=int, default=8, help="live: jobs one by one, then as a batch (0: no)"
+    )
     parser.add_argument("--load-jobs", type=int, default=0, help="live: jobs at once, then")
     parser.add_argument(
         "--workers", type=int, default=DEFAULT_WORKERS, help="live: the watcher's workers"
@@ -1134,6 +1185,7 @@ def main() -> None:
             policy=policy,
             speed=options.speed,
             per_class=options.jobs_per_class,
+            batch_size=options.batch_size,
             load_jobs=options.load_jobs,
             workers=options.workers,
         )
