@@ -238,3 +238,53 @@ def test_a_clip_refused_again_is_sent_again_by_a_new_click_only(store: JobStore)
 
     assert third.submission_id == "click-1/2/rest-2"
     assert [job.id for job in now.clips] == [batch.jobs[0].id, third.id]
+
+
+def test_two_tabs_sending_the_rest_at_once_write_one_attempt(database_url: str) -> None:  # noqa: F811
+    with JobStore.open(database_url) as setup:
+        batch, _ = setup.create_batch(
+            submission_id="click-1", session_id="s", kind="seeds", clips=[clip()] * 3
+        )
+        for job in batch.jobs[1:]:
+            setup.transition(job.id, expected=[JobStatus.SUBMITTING], status=JobStatus.REJECTED)
+    tabs = 4
+    start = threading.Barrier(tabs)
+    written: list[int] = []
+    errors: list[BaseException] = []
+
+    def send_the_rest(tab: int) -> None:
+        try:
+            with JobStore.open(database_url) as own_store:
+                start.wait()
+                _, jobs = own_store.add_to_batch(
+                    batch.id, submission_id=f"tab-{tab}", clips={2: clip(), 3: clip()}
+                )
+                written.extend(job.id for job in jobs)
+        except BaseException as error:  # reported below
+            errors.append(error)
+
+    threads = [threading.Thread(target=send_the_rest, args=(tab,)) for tab in range(tabs)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+
+    assert errors == []
+    assert len(written) == 2
+    with JobStore.open(database_url) as check:
+        assert check.count_jobs(JobFilter(batch_id=batch.id)) == 5
+
+
+def test_the_limit_refuses_sending_the_rest_when_it_does_not_fit(store: JobStore) -> None:  # noqa: F811
+    clips = [clip(estimate_usd=Decimal("0.40")) for _ in range(2)]
+    batch, _ = store.create_batch(
+        submission_id="click-1", session_id="s", kind="seeds", clips=clips, guard=guard()
+    )
+    store.transition(batch.jobs[1].id, expected=[JobStatus.SUBMITTING], status=JobStatus.REJECTED)
+    store.create_job(**new_job_fields(estimate_usd=Decimal("0.30")), guard=guard())
+
+    with pytest.raises(SpendingLimitReached):
+        store.add_to_batch(batch.id, submission_id="rest-1", clips={2: clips[1]}, guard=guard())
+
+    assert store.count_jobs() == 3
+    assert store.get_batch(batch.id).not_sent == (store.get(batch.jobs[1].id),)
