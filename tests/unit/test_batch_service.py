@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Callable
+from decimal import Decimal
 
 import pytest
 
@@ -11,10 +12,11 @@ import simulator
 from studio.generation import InvalidRequest, JobDraft
 from studio.imagehost import DataUriHost
 from studio.images import PreparedImage
+from studio.limits import SpendingLimit, SpendingLimitReached
 from studio.records import BILLED, DEMO, JobFilter, JobStatus
 from studio.service import Studio
 from studio.variations import VariationKind, Variations
-from tests.plugins.engine import ENGINE_KEY, RequestLog, quick_draft, wait_until
+from tests.plugins.engine import ENGINE_KEY, RequestLog, first_frame, quick_draft, wait_until
 from tests.plugins.simulator import SUBMIT_PATH
 
 NOT_SENT_WORDS = (
@@ -164,3 +166,22 @@ def test_a_demo_batch_across_models(demo_studio: Studio) -> None:
     assert [job.status for job in done.jobs] == [JobStatus.SUCCEEDED] * 2
     assert demo_studio.batches(JobFilter(session_id="s")) == [done]
     assert demo_studio.batches(JobFilter(session_id="another")) == []
+
+
+def test_a_batch_over_the_spending_limit_is_refused_whole_before_anything_is_sent(
+    billed_studio: Studio, request_log: RequestLog, tmp_path
+) -> None:
+    billed_studio.set_spending_limit(SpendingLimit(daily_usd=Decimal("0.50")))
+    images = sorted(tmp_path.rglob("images/**/*"))
+
+    # 4 × $0.135 = $0.540 does not fit under $0.50, though three clips would.
+    with pytest.raises(SpendingLimitReached) as refused:
+        submit_batch(billed_studio, seeds(4), quick_draft(image=first_frame(shade=99)))
+
+    assert refused.value.asked == Decimal("0.540")
+    assert billed_studio.count_history() == 0
+    assert billed_studio.batches() == []
+    assert request_log.count(SUBMIT_PATH) == 0
+    assert sorted(tmp_path.rglob("images/**/*")) == images  # not even its frame was kept
+    batch = submit_batch(billed_studio, seeds(3))
+    assert len(batch.went) == 3

@@ -7,7 +7,8 @@ from pathlib import Path
 import pytest
 
 import simulator
-from tests.plugins.engine import RequestLog
+from studio import cli
+from tests.plugins.engine import ENGINE_KEY, RequestLog
 from tests.plugins.simulator import SUBMIT_PATH
 from tests.unit.test_batch_service import NOT_SENT_WORDS, THIRD_SUBMIT_LIMITED
 from tests.unit.test_cli import QUICK, frame, home, is_mp4, run, run_json  # noqa: F401 - fixtures
@@ -109,3 +110,26 @@ def test_a_batch_partly_refused_says_which_clips_did_not_go(
     )
     assert NOT_SENT_WORDS in err
     assert request_log.count(SUBMIT_PATH) == 3
+
+
+def test_a_batch_over_the_spending_limit_exits_4_and_sends_nothing(
+    home: Path,  # noqa: F811
+    frame: Path,  # noqa: F811
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+    engine_gateway: simulator.RunningSimulator,
+    request_log: RequestLog,
+) -> None:
+    monkeypatch.setenv("PIXAZO_API_KEY", ENGINE_KEY)
+    monkeypatch.setenv("PIXAZO_BASE_URL", engine_gateway.url)
+    monkeypatch.setenv("WAN_STUDIO_DAILY_LIMIT_USD", "0.50")
+
+    code, out, err = run(capsys, *generate(frame, "--prompt", "a", *QUICK, "--variations", "4"))
+
+    assert code == cli.EXIT_LIMIT
+    assert out == ""
+    assert "4 clips, 12 seconds of video: 4 × $0.135 = $0.540" in err
+    assert "error: This costs $0.540, more than the $0.50 left today" in err
+    assert "Nothing was sent or billed." in err
+    assert request_log.count(SUBMIT_PATH) == 0
+    assert run_json(capsys, "jobs", "--json") == []
