@@ -207,6 +207,14 @@ def explain_not_sent_after_rate_limit() -> str:
     )
 
 
+def explain_never_sent() -> str:
+    """Explain a job written but never sent: Wan Studio stopped before its turn came."""
+    return (
+        "Not sent: Wan Studio stopped (it was closed or restarted) before it sent this clip. "
+        "Nothing was billed for it; send it again."
+    )
+
+
 def submit_was_certainly_refused(error: GatewayError) -> bool:
     """True when a failed submit certainly created no task (so the job is rejected, not uncertain).
 

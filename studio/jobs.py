@@ -399,12 +399,18 @@ class Submitter:
         sent_at = _utcnow()
         try:
             # If this process dies while sending, the watcher finds the job after the grace period
-            # and marks it uncertain rather than leaving it "sending" for ever.
-            self.store.update(
+            # and marks it uncertain rather than leaving it "sending" for ever. A job the watcher
+            # already gave up on (its turn came too late) is not sent at all.
+            started = self.store.transition(
                 job.id,
+                expected=(JobStatus.SUBMITTING,),
+                status=JobStatus.SUBMITTING,
+                unsent_only=True,
                 submitted_at=sent_at,
                 next_poll_at=sent_at + timedelta(seconds=self.policy.submit_grace),
             )
+            if started is None:
+                return self._current(job.id), None
         except Exception:
             logger.exception("job %s: could not get ready to send it", job.id)
             not_sent = _not_sent()

@@ -44,6 +44,10 @@ from studio.records import (
 )
 
 SQLITE_BUSY_TIMEOUT_SECONDS = 10.0
+# A job is written before it is sent, and a batch's later clips wait their turn to be sent. One
+# still unsent this long after it was written lost its sender (the process stopped): it comes due
+# for the watcher then, which says it was not sent. Long enough for eight slow submits in a row.
+UNSENT_GRACE_SECONDS = 600.0
 DEFAULT_LEASE_SECONDS = 60.0
 
 IN_FLIGHT_STATUSES = tuple(status for status in JobStatus if status.in_flight)
@@ -141,6 +145,7 @@ def _new_job_row(
         "status": JobStatus.SUBMITTING,
         "created_at": created_at,
         "poll_count": 0,
+        "next_poll_at": created_at + timedelta(seconds=UNSENT_GRACE_SECONDS),
     }
     _check_values(values)
     return values
@@ -792,6 +797,7 @@ class JobStore:
         *,
         expected: Collection[JobStatus],
         status: JobStatus,
+        unsent_only: bool = False,
         **fields: Any,
     ) -> Job | None:
         """Move a job to ``status`` only if its current status is one of ``expected``.
@@ -804,6 +810,9 @@ class JobStore:
             The statuses the caller believes the job is in.
         status
             The new status.
+        unsent_only
+            Only if its sending has not started (no ``submitted_at``): the sender starting to
+            send and the watcher giving up on a job never sent cannot both win.
         **fields
             Other job fields to set in the same statement.
 
@@ -813,9 +822,10 @@ class JobStore:
             The updated job, or ``None`` if it does not exist or its status was not expected.
         """
         _check_fields(fields, reserved={"status"})
+        unsent = jobs.c.submitted_at.is_(None) if unsent_only else sa.true()
         statement = (
             sa.update(jobs)
-            .where(jobs.c.id == job_id, jobs.c.status.in_(list(expected)))
+            .where(jobs.c.id == job_id, jobs.c.status.in_(list(expected)), unsent)
             .values(status=status, **fields)
             .returning(*jobs.c)
         )

@@ -46,6 +46,7 @@ from studio.explain import (
     explain_failure,
     explain_lost,
     explain_lost_expired,
+    explain_never_sent,
     explain_not_saved,
     explain_timed_out,
     explain_uncertain,
@@ -554,6 +555,22 @@ class Watcher:
 
     def _step(self, job: Job) -> _Outcome | None:
         now = self._clock()
+        if job.status is JobStatus.SUBMITTING and job.submitted_at is None:
+            # Written, and its sender stopped before it started sending (a batch's later clip):
+            # certainly never sent, so nothing is billed and it can simply be sent again.
+            self.store.transition(
+                job.id,
+                expected=(JobStatus.SUBMITTING,),
+                status=JobStatus.REJECTED,
+                unsent_only=True,
+                error_code="NotSent",
+                explanation=explain_never_sent(),
+                finished_at=now,
+                next_poll_at=None,
+                lease_owner=None,
+                lease_until=None,
+            )
+            return None
         if job.status is JobStatus.SUBMITTING:
             # Its sender stopped (or hung) before the gateway answered. Never resend on our own:
             # a compare-and-set, so a late answer that already queued the job wins.

@@ -12,9 +12,11 @@ import simulator
 from studio.generation import InvalidRequest, JobDraft
 from studio.imagehost import DataUriHost
 from studio.images import PreparedImage
+from studio.jobs import Submitter
 from studio.limits import SpendingLimit, SpendingLimitReached
 from studio.records import BILLED, DEMO, JobFilter, JobStatus
 from studio.service import Studio
+from studio.store import JobStore
 from studio.variations import VariationKind, Variations
 from tests.plugins.engine import ENGINE_KEY, RequestLog, first_frame, quick_draft, wait_until
 from tests.plugins.simulator import SUBMIT_PATH
@@ -185,3 +187,55 @@ def test_a_batch_over_the_spending_limit_is_refused_whole_before_anything_is_sen
     assert sorted(tmp_path.rglob("images/**/*")) == images  # not even its frame was kept
     batch = submit_batch(billed_studio, seeds(3))
     assert len(batch.went) == 3
+
+
+class _ProcessStopped(BaseException):
+    """Stands for the app process stopping mid-batch: nothing after it runs."""
+
+
+def test_clips_whose_sender_stopped_before_their_turn_are_said_not_sent_and_sent_once_later(
+    billed_studio: Studio,
+    request_log: RequestLog,
+    store_of: Callable[[Studio], JobStore],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    deliver = Submitter._deliver
+    delivered: list[int] = []
+
+    def stopping_after_the_first(submitter: Submitter, job, payload, *, client):
+        if delivered:
+            raise _ProcessStopped
+        delivered.append(job.id)
+        return deliver(submitter, job, payload, client=client)
+
+    monkeypatch.setattr(Submitter, "_deliver", stopping_after_the_first)
+    with pytest.raises(_ProcessStopped):
+        submit_batch(billed_studio, seeds(4), submission_id="click-stopped")
+    monkeypatch.setattr(Submitter, "_deliver", deliver)
+    store = store_of(billed_studio)
+    batch = store.get_batch_by_submission("click-stopped")
+    assert batch is not None
+    waiting = [job for job in batch.jobs if job.id not in delivered]
+    assert [job.status for job in waiting] == [JobStatus.SUBMITTING] * 3
+    assert all(job.next_poll_at is not None for job in waiting)  # the watcher will come to them
+
+    # The grace for a clip's turn has passed.
+    for job in waiting:
+        store.update(job.id, next_poll_at=job.created_at)
+    billed_studio._watcher.wake()
+
+    def all_said_not_sent():
+        jobs = [billed_studio.job(job.id) for job in waiting]
+        return jobs if all(job.status is JobStatus.REJECTED for job in jobs) else None
+
+    said = wait_until(all_said_not_sent, what="the clips never sent")
+    assert {job.explanation for job in said} == {
+        "Not sent: Wan Studio stopped (it was closed or restarted) before it sent this clip. "
+        "Nothing was billed for it; send it again."
+    }
+    assert all(job.cost_usd is None for job in said)
+    assert request_log.count(SUBMIT_PATH) == 1
+
+    billed_studio.send_unsent(batch.id, submission_id="rest", session_id="s")
+
+    assert request_log.count(SUBMIT_PATH) == 4  # the three that never went, once each

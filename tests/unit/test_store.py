@@ -968,3 +968,42 @@ def test_a_job_filter_is_one_value_however_its_lists_are_given() -> None:
     assert given.statuses == (JobStatus.RUNNING,)
     assert JobFilter(text="   ").text is None
     assert JobFilter(models=[]).models == ()  # an empty list matches no job, unlike None
+
+
+def test_starting_to_send_and_giving_up_on_an_unsent_job_cannot_both_win(store: JobStore) -> None:
+    written = create(store)
+    assert written.next_poll_at is not None  # due for the watcher if its sender never starts
+
+    given_up = store.transition(
+        written.id,
+        expected=[JobStatus.SUBMITTING],
+        status=JobStatus.REJECTED,
+        unsent_only=True,
+    )
+    started_late = store.transition(
+        written.id,
+        expected=[JobStatus.SUBMITTING],
+        status=JobStatus.SUBMITTING,
+        unsent_only=True,
+        submitted_at=NOW,
+    )
+    sending = create(store)
+    store.transition(
+        sending.id,
+        expected=[JobStatus.SUBMITTING],
+        status=JobStatus.SUBMITTING,
+        unsent_only=True,
+        submitted_at=NOW,
+    )
+    given_up_while_sending = store.transition(
+        sending.id,
+        expected=[JobStatus.SUBMITTING],
+        status=JobStatus.REJECTED,
+        unsent_only=True,
+    )
+
+    assert given_up is not None
+    assert given_up.status is JobStatus.REJECTED
+    assert started_late is None
+    assert given_up_while_sending is None
+    assert store.get(sending.id).status is JobStatus.SUBMITTING
