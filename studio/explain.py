@@ -199,11 +199,16 @@ def explain_rejection(error: GatewayError) -> str:
     return " ".join(part.strip() for part in parts if part and part.strip())
 
 
-def explain_not_sent_after_rate_limit() -> str:
-    """Explain a clip of a batch held back after the gateway refused an earlier one as too many."""
+def explain_held_back(refusal: GatewayStatusError) -> str:
+    """Explain a clip of a batch not sent because an earlier one was refused for the account."""
+    if isinstance(refusal, RateLimitError):
+        return (
+            "Not sent: the video service asked Wan Studio to slow down. Nothing was billed for "
+            "this clip; send the clips that did not go again in a minute."
+        )
     return (
-        "Not sent: the video service asked Wan Studio to slow down. Nothing was billed for this "
-        "clip; send the clips that did not go again in a minute."
+        f"Not sent: {refusal.summary} Nothing was billed for this clip. "
+        f"{refusal.hint} Then send the clips that did not go."
     )
 
 

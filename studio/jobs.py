@@ -20,13 +20,16 @@ from typing import TYPE_CHECKING, Any
 
 from studio.catalog import Catalog
 from studio.errors import (
+    AuthenticationError,
     GatewayConnectionError,
     GatewayError,
+    GatewayStatusError,
+    InsufficientBalanceError,
     RateLimitError,
     RequestNotSentError,
 )
 from studio.explain import (
-    explain_not_sent_after_rate_limit,
+    explain_held_back,
     explain_rejection,
     explain_uncertain,
     submit_was_certainly_refused,
@@ -55,6 +58,8 @@ if TYPE_CHECKING:
 logger = logging.getLogger("studio.jobs")
 
 _ANSWERED = frozenset({JobStatus.SUBMITTING, JobStatus.UNCERTAIN})
+# Refusals that are about the account, not the clip: the clips after one are not sent.
+_REFUSALS_FOR_EVERY_CLIP = (RateLimitError, AuthenticationError, InsufficientBalanceError)
 
 
 @dataclass(frozen=True)
@@ -362,23 +367,24 @@ class Submitter:
     def _send_in_turn(
         self, jobs: Sequence[Job], payloads: Sequence[SubmitPayload], *, client: GatewayClient
     ) -> None:
-        """Send written jobs one after another; after a rate limit, hold the rest back."""
-        slowed_down = False
+        """Send written jobs one after another; after a refusal every clip shares, hold the rest."""
+        shared_refusal: GatewayStatusError | None = None
         for job, payload in zip(jobs, payloads, strict=True):
-            if slowed_down:
-                self._hold_back(job.id)
+            if shared_refusal is not None:
+                self._hold_back(job.id, because=shared_refusal)
                 continue
             _, error = self._deliver(job, payload, client=client)
-            slowed_down = isinstance(error, RateLimitError)
+            if isinstance(error, _REFUSALS_FOR_EVERY_CLIP):
+                shared_refusal = error
 
-    def _hold_back(self, job_id: int) -> None:
-        # Never sent: another submit right after "slow down" would only be refused as well.
+    def _hold_back(self, job_id: int, *, because: GatewayStatusError) -> None:
+        # Never sent: the next submit would only be refused the same way.
         self.store.transition(
             job_id,
             expected=(JobStatus.SUBMITTING,),
             status=JobStatus.REJECTED,
             error_code="NotSent",
-            explanation=explain_not_sent_after_rate_limit(),
+            explanation=explain_held_back(because),
             finished_at=_utcnow(),
             next_poll_at=None,
         )

@@ -239,3 +239,24 @@ def test_clips_whose_sender_stopped_before_their_turn_are_said_not_sent_and_sent
     billed_studio.send_unsent(batch.id, submission_id="rest", session_id="s")
 
     assert request_log.count(SUBMIT_PATH) == 4  # the three that never went, once each
+
+
+def test_after_the_key_is_refused_the_other_clips_are_not_sent(
+    open_studio: Callable[..., Studio],
+    engine_gateway: simulator.RunningSimulator,
+    request_log: RequestLog,
+) -> None:
+    studio = open_studio(api_key="not-the-account-key", base_url=engine_gateway.url)
+
+    batch = submit_batch(studio, seeds(3))
+
+    first, *rest = batch.jobs
+    assert first.status is JobStatus.REJECTED
+    assert "API key" in (first.explanation or "")
+    assert [job.status for job in rest] == [JobStatus.REJECTED] * 2
+    assert {job.explanation for job in rest} == {
+        "Not sent: Pixazo did not accept the API key. Nothing was billed for this clip. "
+        "Check the API key in Settings: it may be mistyped, expired or missing. "
+        "Then send the clips that did not go."
+    }
+    assert request_log.count(SUBMIT_PATH) == 1
