@@ -183,7 +183,7 @@ def render_summary_and_submit(*, studio: Studio, session_id: str) -> None:
     """Output size and price, what still blocks the button, the button, and the one submit."""
     draft = current_draft(catalog=studio.catalog)
     # Checked once per run; the button, the blockers and the submit all use this one answer.
-    problems = _with_frame_states(studio.check_draft(draft))
+    problems = with_frame_states(studio.check_draft(draft))
     api_key = state.session_api_key()
     estimate = studio.estimate(draft, api_key=api_key)
     spending = studio.spending_status(BILLED if estimate.billed else DEMO)
@@ -200,7 +200,7 @@ def render_summary_and_submit(*, studio: Studio, session_id: str) -> None:
             width="stretch",
         )
         if problems:
-            _render_blockers(problems)
+            render_blockers(problems)
     submission_id = state.pending_submission()
     if submission_id is None:
         return
@@ -217,7 +217,7 @@ def render_summary_and_submit(*, studio: Studio, session_id: str) -> None:
         )
     except InvalidRequest as invalid:
         state.submission_done()
-        _render_blockers(invalid.problems)
+        render_blockers(invalid.problems)
         return
     except SpendingLimitReached as reached:
         state.submission_done()
@@ -234,7 +234,7 @@ _FRAME_FIELDS = {
 }
 
 
-def _with_frame_states(problems: list[FieldProblem]) -> list[FieldProblem]:
+def with_frame_states(problems: list[FieldProblem]) -> list[FieldProblem]:
     """The problems as the user sees the form: an image waiting for its fix is not missing."""
     return [_as_seen(problem) for problem in problems]
 
@@ -267,7 +267,7 @@ def _render_price_and_size(*, draft: JobDraft, estimate: Estimate) -> None:
         st.markdown(f":material/payments: Price: {price}  \n:material/aspect_ratio: Video: {size}")
 
 
-def _render_blockers(problems: list[FieldProblem]) -> None:
+def render_blockers(problems: list[FieldProblem]) -> None:
     with st.container(key="gen-blockers"):
         # A message may repeat what was typed or picked, so it is shown as plain text.
         lines = "\n".join(f"- {plain(problem.message)}" for problem in problems)

@@ -21,6 +21,7 @@ from studio.catalog import Catalog, ModelSpec
 from studio.generation import JobDraft
 from studio.images import ImageCheck, ImageReading, PreparedImage
 from studio.jobs import draw_seed
+from studio.variations import MAX_CLIPS, MIN_CLIPS, VariationKind
 
 # The session id also sits in the page address, so that a browser refresh keeps this
 # session's job cards on the Generate page.
@@ -36,6 +37,12 @@ GEN_PROMPT_EXTEND = "gen.prompt_extend"
 GEN_WATERMARK = "gen.watermark"
 GEN_RANDOM_SEED = "gen.random_seed"
 GEN_SEED = "gen.seed"
+# How many clips one click makes: one, several takes, one per prompt line, or one per model.
+GEN_VARIATIONS = "gen.variations"
+GEN_TAKES = "gen.takes"
+GEN_PROMPT_LINES = "gen.prompt_lines"
+GEN_COMPARE_MODELS = "gen.compare_models"
+ONE_CLIP = "one"  # the value of GEN_VARIATIONS for a single job
 FORM_WIDGET_KEYS = (
     GEN_MODEL,
     GEN_RESOLUTION,
@@ -46,6 +53,10 @@ FORM_WIDGET_KEYS = (
     GEN_WATERMARK,
     GEN_RANDOM_SEED,
     GEN_SEED,
+    GEN_VARIATIONS,
+    GEN_TAKES,
+    GEN_PROMPT_LINES,
+    GEN_COMPARE_MODELS,
 )
 
 # Generate page buttons and per-frame inputs. A frame slot is named as the draft's field:
@@ -54,6 +65,18 @@ FIRST_FRAME = "image"
 LAST_FRAME = "last_frame"
 GEN_NEW_SEED = "gen.new_seed"
 GEN_SUBMIT = "gen.submit"
+GEN_BATCH_CONFIRM = "gen.batch_confirm"
+DEFAULT_TAKES = 4
+
+
+def batch_confirm_key(clips: int, total: str) -> str:
+    """The confirmation box of one batch price: a new count or total asks again."""
+    return f"{GEN_BATCH_CONFIRM}.{clips}.{total}"
+
+
+def batch_action_key(batch_id: int, action: str) -> str:
+    """The widget key of one action on a batch, e.g. ``batch.3.send-unsent``."""
+    return f"batch.{batch_id}.{action}"
 
 
 def motion_idea_key(group: str) -> str:
@@ -179,6 +202,10 @@ def init_defaults(*, catalog: Catalog) -> None:
         GEN_WATERMARK: False,
         GEN_RANDOM_SEED: True,
         GEN_SEED: draw_seed(catalog),
+        GEN_VARIATIONS: ONE_CLIP,
+        GEN_TAKES: DEFAULT_TAKES,
+        GEN_PROMPT_LINES: "",
+        GEN_COMPARE_MODELS: [],
     }
     for key, value in defaults.items():
         st.session_state.setdefault(key, value)
@@ -244,12 +271,19 @@ def restore_form_values(values: dict[str, Any], *, catalog: Catalog) -> None:
         GEN_WATERMARK: bool,
         GEN_RANDOM_SEED: bool,
         GEN_SEED: int,
+        GEN_VARIATIONS: str,
+        GEN_TAKES: int,
+        GEN_PROMPT_LINES: str,
     }
     for key, kind in kinds.items():
         value = values.get(key)
         if isinstance(value, kind) and (kind is bool or not isinstance(value, bool)):
             st.session_state[key] = value
+    models = values.get(GEN_COMPARE_MODELS)
+    if isinstance(models, list):
+        st.session_state[GEN_COMPARE_MODELS] = [m for m in models if m in catalog.models]
     keep_options_valid(catalog.model(st.session_state[GEN_MODEL]))
+    keep_variations_valid()
 
 
 def frame(slot: str) -> FrameChoice | None:
@@ -298,6 +332,28 @@ def keep_options_valid(spec: ModelSpec) -> None:
         st.session_state[GEN_DURATION] = spec.default_duration
 
 
+VARIATION_CHOICES = (ONE_CLIP, *(kind.value for kind in VariationKind))
+
+
+def keep_variations_valid() -> None:
+    """Put a kept variations choice that this version does not know back to its default."""
+    if st.session_state.get(GEN_VARIATIONS) not in VARIATION_CHOICES:
+        st.session_state[GEN_VARIATIONS] = ONE_CLIP
+    takes = st.session_state.get(GEN_TAKES)
+    if not isinstance(takes, int) or isinstance(takes, bool) or not MIN_CLIPS <= takes <= MAX_CLIPS:
+        st.session_state[GEN_TAKES] = DEFAULT_TAKES
+
+
+def start_variations() -> None:
+    """A batch chosen with nothing in it yet starts from the form: its prompt, or its model."""
+    values = st.session_state
+    kind = values.get(GEN_VARIATIONS)
+    if kind == VariationKind.PROMPTS and not values.get(GEN_PROMPT_LINES):
+        values[GEN_PROMPT_LINES] = values.get(GEN_PROMPT) or ""
+    elif kind == VariationKind.MODELS and not values.get(GEN_COMPARE_MODELS):
+        values[GEN_COMPARE_MODELS] = [values[GEN_MODEL]]
+
+
 def roll_seed(*, catalog: Catalog) -> None:
     """Put a fresh random seed in the seed field."""
     st.session_state[GEN_SEED] = draw_seed(catalog)
@@ -315,6 +371,7 @@ def fill_form(
     st.session_state[GEN_PROMPT_EXTEND] = draft.prompt_extend
     st.session_state[GEN_WATERMARK] = draft.watermark
     st.session_state[GEN_RANDOM_SEED] = draft.seed is None
+    st.session_state[GEN_VARIATIONS] = ONE_CLIP  # the settings of one job make one clip
     if draft.seed is not None:
         st.session_state[GEN_SEED] = draft.seed
     set_frame(FIRST_FRAME, first_frame)

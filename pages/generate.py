@@ -20,6 +20,13 @@ from components.generate_form import (
 from components.job_view import render_session_jobs
 from components.services import get_catalog, get_studio
 from components.sidebar import render_mode_line
+from components.variations_form import (
+    chosen_kind,
+    render_batch_summary_and_submit,
+    render_prompt_lines,
+    render_variations_choice,
+)
+from studio.variations import VariationKind
 
 # The result column stays in view while the form scrolls, so the new job's card is on screen
 # right after the click; on a phone the columns stack and it follows the button.
@@ -60,6 +67,8 @@ def main() -> None:
         with st.expander("More options", icon=":material/tune:"):
             render_negative_prompt(catalog=catalog)
             render_watermark_and_seed(catalog=catalog)
+        render_variations_choice(catalog=catalog)
+    one_clip = chosen_kind() == state.ONE_CLIP
     studio = get_studio()
     with mode_line:
         render_mode_line(studio=studio, session_id=session_id)
@@ -77,9 +86,16 @@ def main() -> None:
                 title="Last frame",
                 hint="The picture your video ends on.",
             )
-        render_prompts(catalog=catalog)
+        # "A few prompts" puts its list where the single prompt was.
+        if chosen_kind() == VariationKind.PROMPTS:
+            render_prompt_lines(catalog=catalog)
+        else:
+            render_prompts(catalog=catalog)
     with options:
-        render_summary_and_submit(studio=studio, session_id=session_id)
+        if one_clip:
+            render_summary_and_submit(studio=studio, session_id=session_id)
+        else:
+            render_batch_summary_and_submit(studio=studio, session_id=session_id)
     with result, st.container(key="gen-result"):
         render_session_jobs(studio=studio, session_id=session_id)
     # Last, so that a refresh brings back the form as this run left it.

@@ -1,0 +1,189 @@
+"""Variations on the Generate page: how many clips, their price before the click, the batch."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from streamlit.testing.v1 import AppTest
+
+import simulator
+from tests.plugins.engine import ENGINE_KEY
+from tests.plugins.images import image_bytes
+from tests.ui.conftest import APP, texts, upload
+
+
+def _ready_form(app: AppTest) -> AppTest:
+    """A valid image and the quickest model: Wan 2.2 Flash at 480P, 5 s ($0.085 a clip)."""
+    upload(app, image_bytes(640, 480, "JPEG"), name="hills.jpg", mime="image/jpeg")
+    app.selectbox(key="gen.model").set_value("wan2.2-i2v-flash").run()
+    app.segmented_control(key="gen.resolution").set_value("480P").run()
+    app.text_area(key="gen.prompt").set_value("clouds drift over the hills").run()
+    return app
+
+
+def _choose(app: AppTest, kind: str) -> AppTest:
+    return app.radio(key="gen.variations").set_value(kind).run()
+
+
+def _price(app: AppTest) -> str:
+    (estimate,) = [text for text in texts(app).splitlines() if "Price:" in text]
+    return estimate
+
+
+def test_one_clip_is_the_default_and_the_form_is_as_before(app: AppTest) -> None:
+    _ready_form(app)
+    assert app.radio(key="gen.variations").value == "one"
+    assert app.button(key="gen.submit").label == "Generate video"
+    assert "Demo, not billed: would cost $0.085 · 5 s × $0.017/s" in texts(app)
+    assert not [area for area in app.text_area if area.key == "gen.prompt_lines"]
+    assert not app.exception
+
+
+def test_several_takes_show_count_total_and_seconds_before_the_click(app: AppTest) -> None:
+    _ready_form(app)
+    _choose(app, "seeds")
+    assert app.number_input(key="gen.takes").value == 4
+    said = texts(app)
+    assert "Demo, not billed: would cost 4 × $0.085 = $0.340" in _price(app)
+    assert "4 clips, 20 seconds of video" in said
+    assert app.button(key="gen.submit").label == "Generate 4 clips"
+    assert not app.button(key="gen.submit").disabled
+
+    app.number_input(key="gen.takes").set_value(6).run()
+    assert "6 × $0.085 = $0.510" in _price(app)
+    assert "6 clips, 30 seconds of video" in texts(app)
+    assert app.button(key="gen.submit").label == "Generate 6 clips"
+    assert not app.exception
+
+
+def test_a_few_prompts_replace_the_prompt_box_one_clip_a_line(app: AppTest) -> None:
+    _ready_form(app)
+    _choose(app, "prompts")
+    # The list starts with the prompt already typed; the single prompt box is gone.
+    assert app.text_area(key="gen.prompt_lines").value == "clouds drift over the hills"
+    assert not [area for area in app.text_area if area.key == "gen.prompt"]
+    assert "give 2 to 8 prompts, one a line (now 1)" in texts(app)
+    assert app.button(key="gen.submit").disabled
+
+    app.text_area(key="gen.prompt_lines").set_value(
+        "clouds drift over the hills\n\n  a slow push-in  \nthe sun sets"
+    ).run()
+    assert "3 × $0.085 = $0.255" in _price(app)
+    assert "3 clips, 15 seconds of video" in texts(app)
+    assert app.button(key="gen.submit").label == "Generate 3 clips"
+    assert not app.button(key="gen.submit").disabled
+
+    app.text_area(key="gen.prompt_lines").set_value("x" * 801 + "\nshort").run()
+    assert "Clip 1: The prompt is 801 characters; the limit is 800." in texts(app)
+    assert app.button(key="gen.submit").disabled
+    assert not app.exception
+
+
+def test_compare_models_prices_each_model_and_sums(app: AppTest) -> None:
+    _ready_form(app)
+    _choose(app, "models")
+    compare = app.multiselect(key="gen.compare_models")
+    assert compare.value == ["wan2.2-i2v-flash"]  # starts from the chosen model
+    assert "Choose 2 or 3 models to try side by side." in texts(app)
+    assert app.button(key="gen.submit").disabled
+
+    compare.set_value(["wan2.2-i2v-flash", "wan2.1-i2v-turbo"]).run()
+    # Flash at 480P 5 s, then Turbo at 480P 5 s: two prices, so the sum is written out.
+    assert "$0.085 + $0.225 = $0.310" in _price(app)
+    assert "2 clips, 10 seconds of video" in texts(app)
+    assert app.button(key="gen.submit").label == "Generate 2 clips"
+    assert not app.exception
+
+
+def test_compare_models_offers_only_models_that_take_the_same_frames(app: AppTest) -> None:
+    _choose(app, "models")
+    assert "Wan 2.1 Keyframes" not in app.multiselect(key="gen.compare_models").options
+    app.selectbox(key="gen.model").set_value("wan2.1-kf2v-plus").run()
+    assert not [box for box in app.multiselect if box.key == "gen.compare_models"]
+    assert "the only model that takes a first and a last frame" in texts(app)
+    assert app.button(key="gen.submit").disabled
+    assert not app.exception
+
+
+@pytest.fixture
+def billed_app(
+    studio_home: Path,
+    engine_gateway: simulator.RunningSimulator,
+    monkeypatch: pytest.MonkeyPatch,
+) -> AppTest:
+    """The app with a key configured: billed mode, against a local gateway."""
+    monkeypatch.setenv("PIXAZO_API_KEY", ENGINE_KEY)
+    monkeypatch.setenv("PIXAZO_BASE_URL", engine_gateway.url)
+    return AppTest.from_file(str(APP), default_timeout=30).run()
+
+
+def test_a_costly_billed_batch_is_confirmed_once_before_generate_works(
+    billed_app: AppTest,
+) -> None:
+    app = billed_app
+    upload(app, image_bytes(640, 480, "JPEG"), name="hills.jpg", mime="image/jpeg")
+    # Wan 2.2 Plus at 1080P, 5 s: $0.750 a clip.
+    _choose(app, "seeds")
+    app.number_input(key="gen.takes").set_value(2).run()
+    assert "2 × $0.750 = $1.500" in _price(app)
+    assert "Demo" not in _price(app)
+    assert not app.checkbox  # under the threshold: no question asked
+    assert not app.button(key="gen.submit").disabled
+
+    app.number_input(key="gen.takes").set_value(5).run()
+    assert "5 × $0.750 = $3.750" in _price(app)
+    (confirm,) = app.checkbox
+    assert confirm.label == "Yes, spend \\$3.750 on 5 clips"
+    assert app.button(key="gen.submit").disabled
+    confirm.check().run()
+    assert not app.button(key="gen.submit").disabled
+    assert app.button(key="gen.submit").label == "Generate 5 clips"
+
+    # A new total asks again.
+    app.number_input(key="gen.takes").set_value(6).run()
+    (confirm,) = app.checkbox
+    assert confirm.label == "Yes, spend \\$4.500 on 6 clips"
+    assert not confirm.value
+    assert app.button(key="gen.submit").disabled
+    assert not app.exception
+
+
+def test_a_demo_batch_never_asks_to_confirm(app: AppTest) -> None:
+    upload(app, image_bytes(640, 480, "JPEG"), name="hills.jpg", mime="image/jpeg")
+    _choose(app, "seeds")
+    app.number_input(key="gen.takes").set_value(8).run()
+    assert "Demo, not billed: would cost 8 × $0.750 = $6.000" in _price(app)
+    assert not app.checkbox
+    assert not app.button(key="gen.submit").disabled
+    assert not app.exception
+
+
+def _refreshed(session_id: str) -> AppTest:
+    at = AppTest.from_file(str(APP), default_timeout=30)
+    at.query_params["session"] = session_id
+    return at.run()
+
+
+def test_a_refresh_keeps_the_variations_choice(app: AppTest) -> None:
+    _ready_form(app)
+    _choose(app, "prompts")
+    app.text_area(key="gen.prompt_lines").set_value("one way\nanother way").run()
+    again = _refreshed(app.query_params["session"])
+    assert again.radio(key="gen.variations").value == "prompts"
+    assert again.text_area(key="gen.prompt_lines").value == "one way\nanother way"
+    assert again.button(key="gen.submit").label == "Generate 2 clips"
+
+    _choose(again, "models")
+    again.multiselect(key="gen.compare_models").set_value(
+        ["wan2.2-i2v-flash", "wan2.1-i2v-plus", "wan2.2-i2v-plus"]
+    ).run()
+    third = _refreshed(app.query_params["session"])
+    assert third.radio(key="gen.variations").value == "models"
+    assert third.multiselect(key="gen.compare_models").value == [
+        "wan2.2-i2v-flash",
+        "wan2.1-i2v-plus",
+        "wan2.2-i2v-plus",
+    ]
+    assert third.button(key="gen.submit").label == "Generate 3 clips"
+    assert not third.exception
