@@ -39,16 +39,15 @@ _SESSION = "session"  # keep the choice when the user visits another page
 
 _CHOICE_LABELS = {
     state.ONE_CLIP: "One clip",
-    VariationKind.SEEDS.value: "Several takes",
-    VariationKind.PROMPTS.value: "A few prompts",
-    VariationKind.MODELS.value: "Compare models",
+    VariationKind.SEEDS.value: "Several takes (different seeds)",
+    VariationKind.PROMPTS.value: "A few prompts, one clip each",
+    VariationKind.MODELS.value: "Compare models (2 or 3)",
 }
-_CHOICE_CAPTIONS = {
-    state.ONE_CLIP: "One video from this frame and prompt.",
-    VariationKind.SEEDS.value: "The same frame and prompt, a different motion each time.",
-    VariationKind.PROMPTS.value: "One video per prompt: write one prompt a line.",
-    VariationKind.MODELS.value: "The same frame and prompt with two or three models.",
-}
+_CHOICE_HELP = (
+    "One clip makes one video. Several takes make the same frame and prompt move differently "
+    "each time. A few prompts make one video per prompt line. Compare models makes the same "
+    "video with two or three models."
+)
 
 
 def chosen_kind() -> str:
@@ -59,15 +58,15 @@ def chosen_kind() -> str:
 def render_variations_choice(*, catalog: Catalog) -> None:
     """How many clips: one, several takes (a count), a few prompts, or two or three models."""
     state.keep_variations_valid()
-    with st.container(key="gen-variations"):
-        st.radio(
+    with st.container(key="gen-how-many"):
+        st.selectbox(
             "How many clips?",
             state.VARIATION_CHOICES,
             key=state.GEN_VARIATIONS,
             format_func=_CHOICE_LABELS.__getitem__,
-            captions=[_CHOICE_CAPTIONS[choice] for choice in state.VARIATION_CHOICES],
             on_change=state.start_variations,
             persist_state=_SESSION,
+            help=_CHOICE_HELP,
         )
         kind = chosen_kind()
         if kind == VariationKind.SEEDS:

@@ -23,7 +23,7 @@ def _ready_form(app: AppTest) -> AppTest:
 
 
 def _choose(app: AppTest, kind: str) -> AppTest:
-    return app.radio(key="gen.variations").set_value(kind).run()
+    return app.selectbox(key="gen.variations").set_value(kind).run()
 
 
 def _price(app: AppTest) -> str:
@@ -33,7 +33,7 @@ def _price(app: AppTest) -> str:
 
 def test_one_clip_is_the_default_and_the_form_is_as_before(app: AppTest) -> None:
     _ready_form(app)
-    assert app.radio(key="gen.variations").value == "one"
+    assert app.selectbox(key="gen.variations").value == "one"
     assert app.button(key="gen.submit").label == "Generate video"
     assert "Demo, not billed: would cost $0.085 · 5 s × $0.017/s" in texts(app)
     assert not [area for area in app.text_area if area.key == "gen.prompt_lines"]
@@ -170,7 +170,7 @@ def test_a_refresh_keeps_the_variations_choice(app: AppTest) -> None:
     _choose(app, "prompts")
     app.text_area(key="gen.prompt_lines").set_value("one way\nanother way").run()
     again = _refreshed(app.query_params["session"])
-    assert again.radio(key="gen.variations").value == "prompts"
+    assert again.selectbox(key="gen.variations").value == "prompts"
     assert again.text_area(key="gen.prompt_lines").value == "one way\nanother way"
     assert again.button(key="gen.submit").label == "Generate 2 clips"
 
@@ -179,7 +179,7 @@ def test_a_refresh_keeps_the_variations_choice(app: AppTest) -> None:
         ["wan2.2-i2v-flash", "wan2.1-i2v-plus", "wan2.2-i2v-plus"]
     ).run()
     third = _refreshed(app.query_params["session"])
-    assert third.radio(key="gen.variations").value == "models"
+    assert third.selectbox(key="gen.variations").value == "models"
     assert third.multiselect(key="gen.compare_models").value == [
         "wan2.2-i2v-flash",
         "wan2.1-i2v-plus",
