@@ -13,6 +13,7 @@ import pandas as pd
 import streamlit as st
 
 from components import state
+from components.batch_history import render_show_batch_button
 from components.compare import open_compare
 from components.first_frame import frame_from_prepared
 from components.formatting import local_day_end, local_day_start, local_time, money_text
@@ -173,6 +174,7 @@ def render_filters(
         until=until,
         text=text,
         favourites_only=favourites_only,
+        batch_id=state.history_batch(),
     )
 
 
@@ -396,6 +398,7 @@ def render_open_job(*, studio: Studio, jobs: list[Job], zone: tzinfo) -> None:
                     ):
                         open_compare([job.id])
             _render_job_facts(job)
+            render_show_batch_button(batch_id=job.batch_id)
             if st.button(
                 "Use these settings again",
                 key=state.HIST_REUSE,

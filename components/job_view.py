@@ -363,10 +363,20 @@ def render_session_jobs(*, studio: Studio, session_id: str) -> None:
             st.caption("The video you generate appears here, with its progress and price.")
             return
         focus = _job_in_focus(jobs)
+        if focus.batch_id is not None:
+            # Several clips from one click: the batch's line and a grid of these cards. Imported
+            # here because the batch view is drawn with this module's cards.
+            from components.batch_view import render_batch
+
+            if shown := render_batch(studio=studio, batch_id=focus.batch_id, session_id=session_id):
+                others = [job for job in jobs if job.id not in shown]
+                if others:
+                    _render_gallery(studio=studio, jobs=others, newest=jobs[0].id)
+                return
         if focus.in_flight:
             # Only an in-flight card ticks: a finished card's player would re-read its whole
             # video file every second. A fragment that is not called on a full run stops.
-            card = st.fragment(run_every=REFRESH_SECONDS)(_render_ticking_card)
+            card = st.fragment(run_every=REFRESH_SECONDS)(render_ticking_card)
             card(studio=studio, session_id=session_id, job_id=focus.id)
         else:
             render_job_card(studio=studio, job=focus, session_id=session_id)
@@ -384,7 +394,8 @@ def _job_in_focus(jobs: list[Job]) -> Job:
     return next((job for job in jobs if job.id == chosen.job_id), newest)
 
 
-def _render_ticking_card(*, studio: Studio, session_id: str, job_id: int) -> None:
+def render_ticking_card(*, studio: Studio, session_id: str, job_id: int) -> None:
+    """One in-flight job's card, read again on each tick; a full run once it ends."""
     job = studio.job(job_id)
     if job is None or not job.in_flight:
         # It just ended: a full run shows the player, says so on every page and counts it.

@@ -108,6 +108,7 @@ HIST_OPEN = "hist.open"
 HIST_REUSE = "hist.reuse"
 HIST_EXPORT = "hist.export"
 HIST_DOWNLOAD = "hist.download"
+HIST_BATCH = "hist.batch"  # the batch whose clips the page shows, or None for every job
 
 # History's favourites filter and the opened job's way to Compare.
 HIST_FAVOURITES = "hist.favourites"
@@ -418,6 +419,20 @@ def submission_done(*, now: Callable[[], float] = time.monotonic) -> None:
     """The pending submission is now a job: the next click makes a new one."""
     st.session_state.pop(_PENDING_SUBMISSION, None)
     st.session_state[_LAST_SUBMISSION] = (form_fingerprint(), now())
+
+
+# --- History ------------------------------------------------------------------------------------
+
+
+def history_batch() -> int | None:
+    """The batch History is narrowed to, if any."""
+    chosen = st.session_state.get(HIST_BATCH)
+    return chosen if isinstance(chosen, int) else None
+
+
+def show_batch_in_history(batch_id: int) -> None:
+    """Narrow History to one batch's clips (a button's callback, before the chooser is drawn)."""
+    st.session_state[HIST_BATCH] = batch_id
 
 
 # --- messages that survive one rerun ------------------------------------------------------------

@@ -13,6 +13,7 @@ from components.sidebar import render_mode_line
 # Before the table's module imports pandas, which the server may be importing in the background.
 tables_ready()
 
+from components.batch_history import render_batches  # noqa: E402
 from components.history import (  # noqa: E402
     render_empty_history,
     render_export,
@@ -34,6 +35,7 @@ def main() -> None:
     if render_empty_history(studio=studio):
         return
     render_totals(totals=studio.totals(state.session_id()), catalog=studio.catalog)
+    render_batches(studio=studio, zone=zone)
     filters = render_filters(catalog=studio.catalog, zone=zone)
     jobs = render_job_table(studio=studio, filters=filters, zone=zone)
     render_open_job(studio=studio, jobs=jobs, zone=zone)

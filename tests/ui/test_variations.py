@@ -5,12 +5,15 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+import sqlalchemy as sa
 from streamlit.testing.v1 import AppTest
 
 import simulator
+from studio.records import JobFilter
+from studio.store import JobStore
 from tests.plugins.engine import ENGINE_KEY
 from tests.plugins.images import image_bytes
-from tests.ui.conftest import APP, texts, upload
+from tests.ui.conftest import APP, run_until, texts, upload
 
 
 def _ready_form(app: AppTest) -> AppTest:
@@ -187,3 +190,57 @@ def test_a_refresh_keeps_the_variations_choice(app: AppTest) -> None:
     ]
     assert third.button(key="gen.submit").label == "Generate 3 clips"
     assert not third.exception
+
+
+# -- the batch: one click, one batch, a grid that fills in ----------------------------------------
+
+
+def _batches(store: JobStore) -> list[tuple[int, str, int]]:
+    with store.engine.connect() as conn:
+        rows = conn.execute(sa.text("select id, kind, size from batches order by id")).all()
+    return [tuple(row) for row in rows]
+
+
+def test_generate_4_clips_makes_4_jobs_in_one_batch_that_fill_a_grid(
+    app: AppTest, store: JobStore
+) -> None:
+    _ready_form(app)
+    _choose(app, "seeds")
+    app.button(key="gen.submit").click().run()
+    # Reruns, and a second click on the same form right away, send nothing more.
+    app.run()
+    app.button(key="gen.submit").click().run()
+    ((batch_id, kind, size),) = _batches(store)
+    assert (kind, size) == ("seeds", 4)
+    clips = store.list_jobs(JobFilter(batch_id=batch_id))
+    assert len(clips) == store.count_jobs() == 4
+    assert {job.prompt for job in clips} == {"clouds drift over the hills"}
+    assert all(job.is_demo for job in clips)
+    assert "4 clips" in texts(app)
+
+    run_until(app, lambda at: sum(1 for video in at.get("video") if video.proto.url) == 4)
+    said = texts(app)
+    assert "4 clips · 4 done" in said
+    assert "Demo, not billed: would have cost $0.340" in said
+    for job in clips:
+        assert app.download_button(key=f"job.{job.id}.download").label == "Download video"
+    assert store.count_jobs() == 4
+    assert not app.exception
+
+
+def test_a_double_click_sends_one_batch_and_a_changed_form_another(
+    app: AppTest, store: JobStore
+) -> None:
+    _ready_form(app)
+    _choose(app, "prompts")
+    app.text_area(key="gen.prompt_lines").set_value("first idea\nsecond idea").run()
+    app.button(key="gen.submit").click().run()
+    app.button(key="gen.submit").click().run()  # the second click of a double click
+    assert len(_batches(store)) == 1
+    assert sorted(job.prompt for job in store.list_jobs()) == ["first idea", "second idea"]
+
+    app.text_area(key="gen.prompt_lines").set_value("third idea\nfourth idea").run()
+    app.button(key="gen.submit").click().run()
+    assert len(_batches(store)) == 2
+    assert store.count_jobs() == 4
+    assert not app.exception
