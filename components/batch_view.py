@@ -91,15 +91,21 @@ def _clip_state(job: Job) -> str:
 
 
 def batch_cost(batch: Batch) -> str:
-    """What the batch cost so far and what its clips in flight will add; demo says would-be."""
-    demo = all(job.is_demo for job in batch.jobs)
-    if demo:
-        so_far = "" if batch.done else " so far"
-        return f"Demo, not billed: would have cost {money(batch.cost_usd)}{so_far}"
-    said = f"Cost {money(batch.cost_usd)}"
+    """What the batch cost, or will cost while clips are in flight; demo says what it would.
+
+    ``$0.170 billed so far · $0.170 more if the rest succeed``, ``Cost $0.340``,
+    ``Demo, not billed: would cost $0.340``, ``Demo, not billed: would have cost $0.340``.
+    """
+    if all(job.is_demo for job in batch.jobs):
+        if batch.done:
+            return f"Demo, not billed: would have cost {money(batch.cost_usd)}"
+        return f"Demo, not billed: would cost {money(batch.cost_usd + batch.pending_usd)}"
     if batch.pending_usd:
-        said += f" so far, up to {money(batch.pending_usd)} more as the rest finish"
-    return said
+        return (
+            f"{money(batch.cost_usd)} billed so far · {money(batch.pending_usd)} more "
+            "if the rest succeed"
+        )
+    return f"Cost {money(batch.cost_usd)}"
 
 
 def clip_title(batch: Batch, job: Job) -> str:

@@ -151,12 +151,13 @@ def _preview(sha256: str, _data: bytes) -> bytes:
 def _render_preview(*, studio: Studio, slot: str, choice: state.FrameChoice) -> None:
     check = choice.check
     shown = choice.prepared
+    alt = f"Preview of {'the last' if slot == state.LAST_FRAME else 'the first'} frame"
     # At its natural size at most: a small image blown up to the column looks pixelated.
     try:
         if shown is not None:
-            st.image(_preview(shown.sha256, shown.data), width="content")
+            st.image(_preview(shown.sha256, shown.data), width="content", alt=alt)
         elif check.format in _BROWSER_FORMATS:
-            st.image(_preview(check.sha256, choice.original), width="content")
+            st.image(_preview(check.sha256, choice.original), width="content", alt=alt)
     except ImageRejected as problem:
         # The checks below still say what the image is and what can be done with it.
         st.caption(plain(f"No preview: {problem}"))

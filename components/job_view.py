@@ -89,7 +89,7 @@ def render_first_frame(*, studio: Studio, image_sha256: str, side: int = CARD_IM
     except FileNotFoundError:
         st.caption("The first frame is no longer in the data folder.")
         return
-    st.image(picture, width="stretch")
+    st.image(picture, width="stretch", alt="The video's first frame")
 
 
 def status_label(job: Job) -> str:

@@ -10,7 +10,7 @@ from streamlit.testing.v1 import AppTest
 
 import simulator
 from studio.records import JobFilter
-from studio.store import JobStore
+from studio.store import JobStore, sqlite_url
 from tests.plugins.engine import ENGINE_KEY
 from tests.plugins.images import image_bytes
 from tests.ui.conftest import APP, run_until, texts, upload
@@ -243,4 +243,85 @@ def test_a_double_click_sends_one_batch_and_a_changed_form_another(
     app.button(key="gen.submit").click().run()
     assert len(_batches(store)) == 2
     assert store.count_jobs() == 4
+    assert not app.exception
+
+
+def _billed_app_with_key(
+    key: str, *, gateway: simulator.RunningSimulator, monkeypatch: pytest.MonkeyPatch
+) -> AppTest:
+    monkeypatch.setenv("PIXAZO_API_KEY", key)
+    monkeypatch.setenv("PIXAZO_BASE_URL", gateway.url)
+    return AppTest.from_file(str(APP), default_timeout=30).run()
+
+
+def test_a_partly_refused_batch_says_which_clips_went_and_sends_the_rest_once(
+    studio_home: Path,
+    engine_gateway: simulator.RunningSimulator,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # The gateway turns away the third submit with a rate limit, and only that one.
+    key = f"{ENGINE_KEY}+rate_limit:endpoint=submit:every=3:count=3:retry_after=1"
+    app = _ready_form(_billed_app_with_key(key, gateway=engine_gateway, monkeypatch=monkeypatch))
+    _choose(app, "seeds")
+    app.button(key="gen.submit").click().run()
+    store = JobStore.open(sqlite_url(studio_home / "studio.db"))
+    try:
+        ((batch_id, _, _),) = _batches(store)
+        assert len(engine_gateway.tasks()) == 2
+        said = texts(app)
+        assert "4 clips · 2 generating · 2 not sent" in said
+        assert "Clips 3 and 4 did not go (2 did)." in said
+        send = app.button(key=f"batch.{batch_id}.send-unsent")
+        assert send.label == "Send the 2 that did not go"
+
+        send.click().run()
+        assert len(engine_gateway.tasks()) == 4
+        # A second click on the same button (a double click) sends nothing more.
+        app.button(key=f"batch.{batch_id}.send-unsent").click().run()
+        assert len(engine_gateway.tasks()) == 4
+        clips = store.list_jobs(JobFilter(batch_id=batch_id))
+        assert len(clips) == 6  # two refused attempts kept, two new jobs for them
+        assert "did not go" not in texts(app)
+        assert "4 clips" in texts(app)
+    finally:
+        store.close()
+    assert not app.exception
+
+
+# -- History: made together -----------------------------------------------------------------------
+
+
+def test_history_shows_each_batch_with_its_cost_and_narrows_to_one(
+    app: AppTest, store: JobStore
+) -> None:
+    _ready_form(app)
+    app.button(key="gen.submit").click().run()  # one clip on its own
+    _choose(app, "prompts")
+    app.text_area(key="gen.prompt_lines").set_value("the fog lifts\nbirds take off").run()
+    app.button(key="gen.submit").click().run()
+    ((batch_id, _, _),) = _batches(store)
+    run_until(
+        app,
+        lambda at: store.count_jobs() == 3 and not any(job.in_flight for job in store.list_jobs()),
+    )
+
+    app.switch_page("pages/history.py").run()
+    said = texts(app)
+    assert "A few prompts" in said
+    assert "2 clips · 2 done · Demo, not billed: would have cost $0.170" in said
+    assert "3 jobs, newest first" in said
+    app.button(key=f"batch.{batch_id}.show-in-history").click().run()
+    assert app.selectbox(key="hist.batch").value == batch_id
+    assert "2 jobs, newest first" in texts(app)
+
+    app.selectbox(key="hist.batch").set_value(None).run()
+    assert "3 jobs, newest first" in texts(app)
+    single = next(job for job in store.list_jobs() if job.batch_id is None)
+    app.selectbox(key="hist.open").set_value(single.id).run()
+    assert not [button for button in app.button if button.label == "Show this batch"]
+    clip = next(job for job in store.list_jobs() if job.batch_id == batch_id)
+    app.selectbox(key="hist.open").set_value(clip.id).run()
+    app.button(key=f"batch.{batch_id}.show-from-job").click().run()
+    assert app.selectbox(key="hist.batch").value == batch_id
+    assert "2 jobs, newest first" in texts(app)
     assert not app.exception
