@@ -9,7 +9,11 @@ import sqlalchemy as sa
 from streamlit.testing.v1 import AppTest
 
 import simulator
-from studio.records import JobFilter
+from components.batch_view import send_unsent_submission_id
+from studio.catalog import default_catalog
+from studio.records import Batch, JobFilter
+from studio.service import Studio
+from studio.settings import Settings
 from studio.store import JobStore, sqlite_url
 from tests.plugins.engine import ENGINE_KEY
 from tests.plugins.images import image_bytes
@@ -254,6 +258,18 @@ def _billed_app_with_key(
     return AppTest.from_file(str(APP), default_timeout=30).run()
 
 
+def _second_click_of(batch: Batch) -> None:
+    """The second click of a double click on "Send the N that did not go", drawn with ``batch``,
+    arriving after the first was handled: as another app process would send it."""
+    other = Studio.open(Settings.from_environment(), start_watcher=False, catalog=default_catalog())
+    try:
+        other.send_unsent(
+            batch.id, submission_id=send_unsent_submission_id(batch), session_id=batch.session_id
+        )
+    finally:
+        other.close()
+
+
 def test_a_partly_refused_batch_says_which_clips_went_and_sends_the_rest_once(
     studio_home: Path,
     engine_gateway: simulator.RunningSimulator,
@@ -274,15 +290,57 @@ def test_a_partly_refused_batch_says_which_clips_went_and_sends_the_rest_once(
         send = app.button(key=f"batch.{batch_id}.send-unsent")
         assert send.label == "Send the 2 that did not go"
 
+        before = store.get_batch(batch_id)
+        assert before is not None
         send.click().run()
         assert len(engine_gateway.tasks()) == 4
-        # A second click on the same button (a double click) sends nothing more.
-        app.button(key=f"batch.{batch_id}.send-unsent").click().run()
+        said = texts(app)
+        assert "did not go" not in said
+        assert "4 clips · 4 generating" in said
+        assert not [button for button in app.button if button.key.endswith("send-unsent")]
+
+        _second_click_of(before)
         assert len(engine_gateway.tasks()) == 4
-        clips = store.list_jobs(JobFilter(batch_id=batch_id))
-        assert len(clips) == 6  # two refused attempts kept, two new jobs for them
+        # Two refused attempts are kept, with one new job each for clips 3 and 4.
+        assert store.count_jobs(JobFilter(batch_id=batch_id)) == 6
+    finally:
+        store.close()
+    assert not app.exception
+
+
+def test_clips_refused_again_are_offered_again_with_a_new_click(
+    studio_home: Path,
+    engine_gateway: simulator.RunningSimulator,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # Every second submit is turned away.
+    key = f"{ENGINE_KEY}+rate_limit:endpoint=submit:every=2:retry_after=1"
+    app = _ready_form(_billed_app_with_key(key, gateway=engine_gateway, monkeypatch=monkeypatch))
+    _choose(app, "seeds")
+    app.number_input(key="gen.takes").set_value(3).run()
+    app.button(key="gen.submit").click().run()  # submits 1 (taken) and 2 (refused)
+    store = JobStore.open(sqlite_url(studio_home / "studio.db"))
+    try:
+        ((batch_id, _, _),) = _batches(store)
+        assert "Clips 2 and 3 did not go (1 did)." in texts(app)
+        first = store.get_batch(batch_id)
+        app.button(key=f"batch.{batch_id}.send-unsent").click().run()  # submits 3 and 4
+        assert len(engine_gateway.tasks()) == 2
+        assert "Clip 3 did not go (2 did)." in texts(app)
+        # The second click of that double click, drawn with the batch as it was: the same
+        # click, so clip 3 is not sent again behind the user's back.
+        assert first is not None
+        _second_click_of(first)
+        assert len(engine_gateway.tasks()) == 2
+        send = app.button(key=f"batch.{batch_id}.send-unsent")
+        assert send.label == "Send the one that did not go"
+        again = store.get_batch(batch_id)
+        assert again is not None
+        assert send_unsent_submission_id(again) != send_unsent_submission_id(first)
+
+        send.click().run()  # submit 5
+        assert len(engine_gateway.tasks()) == 3
         assert "did not go" not in texts(app)
-        assert "4 clips" in texts(app)
     finally:
         store.close()
     assert not app.exception
