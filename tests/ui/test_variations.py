@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+from decimal import Decimal
 from pathlib import Path
 
 import pytest
@@ -11,13 +13,14 @@ from streamlit.testing.v1 import AppTest
 import simulator
 from components.batch_view import send_unsent_submission_id
 from studio.catalog import default_catalog
+from studio.limits import SpendingLimitReached, day_and_month
 from studio.records import Batch, JobFilter
 from studio.service import Studio
 from studio.settings import Settings
 from studio.store import JobStore, sqlite_url
 from tests.plugins.engine import ENGINE_KEY
 from tests.plugins.images import image_bytes
-from tests.ui.conftest import APP, run_until, texts, upload
+from tests.ui.conftest import APP, as_read, run_until, texts, upload
 
 
 def _ready_form(app: AppTest) -> AppTest:
@@ -343,6 +346,35 @@ def test_clips_refused_again_are_offered_again_with_a_new_click(
         assert "did not go" not in texts(app)
     finally:
         store.close()
+    assert not app.exception
+
+
+def test_a_batch_over_the_spending_limit_says_so_and_sends_nothing(
+    billed_app: AppTest,
+    engine_gateway: simulator.RunningSimulator,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # The limit's check runs in the engine's write transaction, which raises before anything
+    # is written; the page is what is tested here, so the engine refuses as it would.
+    def over_the_limit(*_args: object, **_kwargs: object) -> Batch:
+        today = day_and_month(datetime.now(UTC), UTC)[0]
+        raise SpendingLimitReached(
+            period=today, cap=Decimal("1.00"), committed=Decimal("0.80"), asked=Decimal("0.340")
+        )
+
+    monkeypatch.setattr(Studio, "submit_batch", over_the_limit)
+    app = _ready_form(billed_app)
+    _choose(app, "seeds")
+    app.button(key="gen.submit").click().run()
+    (refusal,) = app.error
+    assert as_read(refusal.value) == (
+        "This would go over the daily spending limit of $1.000: $0.200 is left today and "
+        "this costs $0.340."
+    )
+    assert engine_gateway.tasks() == []
+    # The click is spent: the next run sends nothing and says nothing more.
+    app.run()
+    assert not app.error
     assert not app.exception
 
 
