@@ -67,27 +67,27 @@ def batch_counts(batch: Batch) -> str:
     """How many clips, then how many are in each state, in the order a clip goes through them."""
     clips = batch.clips
     counted = Counter(_clip_state(job) for job in clips)
+    order = [*_STATE_ORDER, *(word for word in counted if word not in _STATE_ORDER)]
     parts = [plural(len(clips), "clip")]
-    parts += [f"{counted[word]} {word}" for word in _STATE_ORDER if counted[word]]
+    parts += [f"{counted[word]} {word}" for word in order if counted[word]]
     return " · ".join(parts)
 
 
-_DONE, _GENERATING, _NOT_SENT = "done", "generating", "not sent"
-_STATE_ORDER = (_DONE, _GENERATING, _NOT_SENT, "not sure they were sent", "failed", "other")
+_STATE_ORDER = ("done", "generating", "not sent", "maybe sent", "failed")
 
 
 def _clip_state(job: Job) -> str:
     if job.status is JobStatus.SUCCEEDED:
-        return _DONE
+        return "done"
     if job.in_flight:
-        return _GENERATING
+        return "generating"
     if job.status is JobStatus.REJECTED:
-        return _NOT_SENT
+        return "not sent"
     if job.status is JobStatus.UNCERTAIN:
-        return "not sure they were sent"
+        return "maybe sent"
     if job.status.tone == "error":
         return "failed"
-    return "other"
+    return job.status.label.lower()  # "cancelled", "taking too long"
 
 
 def batch_cost(batch: Batch) -> str:
@@ -122,11 +122,12 @@ def _render_not_sent(*, studio: Studio, batch: Batch, session_id: str) -> None:
         return
     numbers = [batch.clip_number(job) for job in unsent]
     which = _clip_list(numbers)
-    reasons = list(dict.fromkeys(job.explanation for job in unsent if job.explanation))
+    # The first refusal says why; the clips held back after it only repeat that they were not sent.
+    reason = next((job.explanation for job in unsent if job.explanation), "")
     went = len(batch.clips) - len(unsent)
     said = f"{which} did not go" + (f" ({went} did)." if went else ".")
     with st.container(key=f"batch-not-sent-{batch.id}"):
-        st.warning(plain(" ".join([said, *reasons])), icon=":material/schedule_send:")
+        st.warning(plain(f"{said} {reason}".strip()), icon=":material/schedule_send:")
         st.button(
             f"Send the {len(unsent)} that did not go"
             if len(unsent) > 1

@@ -70,8 +70,15 @@ DEFAULT_TAKES = 4
 
 
 def batch_confirm_key(clips: int, total: str) -> str:
-    """The confirmation box of one batch price: a new count or total asks again."""
-    return f"{GEN_BATCH_CONFIRM}.{clips}.{total}"
+    """The confirmation box of one batch price: a new count or total, or a batch sent since the
+    box was ticked, asks again."""
+    sent = st.session_state.get(_BATCHES_SENT, 0)
+    return f"{GEN_BATCH_CONFIRM}.{sent}.{clips}.{total}"
+
+
+def note_batch_sent() -> None:
+    """A batch went: its confirmation does not carry over to the next one."""
+    st.session_state[_BATCHES_SENT] = st.session_state.get(_BATCHES_SENT, 0) + 1
 
 
 def batch_action_key(batch_id: int, action: str) -> str:
@@ -138,6 +145,7 @@ _FRAMES = "_gen.frames"
 _FRAME_ERRORS = "_gen.frame_errors"
 _PENDING_SUBMISSION = "_gen.pending_submission"
 _LAST_SUBMISSION = "_gen.last_submission"
+_BATCHES_SENT = "_gen.batches_sent"
 _SESSION_API_KEY = "_settings.session_api_key"
 _KEY_HOLDER = "_settings.key_holder"
 _KEY_ERROR = "_settings.key_error"

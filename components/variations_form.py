@@ -23,6 +23,7 @@ from components.generate_form import (
 from studio.catalog import Catalog
 from studio.generation import FieldProblem, InvalidRequest, JobDraft
 from studio.humane import money, plural
+from studio.keys import KeyRequired
 from studio.limits import SpendingLimitReached
 from studio.service import Studio
 from studio.variations import (
@@ -36,6 +37,9 @@ from studio.variations import (
 )
 
 _SESSION = "session"  # keep the choice when the user visits another page
+
+# Why a batch was refused before anything was sent: the clips' problems, or the limit's words.
+Refusal = list[FieldProblem] | str | None
 
 _CHOICE_LABELS = {
     state.ONE_CLIP: "One clip",
@@ -179,7 +183,11 @@ def batch_problems(
 
 
 def render_batch_summary_and_submit(*, studio: Studio, session_id: str) -> None:
-    """How many clips, the total with its arithmetic and seconds, the confirmation, the button."""
+    """How many clips, the total with its arithmetic and seconds, the confirmation, the button.
+
+    A click is sent before the box is drawn, so that the box shows the next batch: its
+    confirmation unticked again.
+    """
     variations = chosen_variations()
     if variations is None:
         return
@@ -188,6 +196,19 @@ def render_batch_summary_and_submit(*, studio: Studio, session_id: str) -> None:
     api_key = state.session_api_key()
     billed = studio.key_for_new_job(api_key).billed
     batch_quote = _quote(drafts, studio=studio)
+    refusal: Refusal = None
+    if (submission_id := state.pending_submission()) is not None:
+        if problems or batch_quote is None or not _confirmed(batch_quote, billed=billed):
+            state.submission_done()
+        else:
+            refusal = _send_batch(
+                studio=studio,
+                draft=draft,
+                variations=variations,
+                submission_id=submission_id,
+                session_id=session_id,
+                api_key=api_key,
+            )
     confirmed = True
     with st.container(border=True, key="gen-summary"):
         if batch_quote is not None:
@@ -198,7 +219,7 @@ def render_batch_summary_and_submit(*, studio: Studio, session_id: str) -> None:
                         f"Yes, spend {money(batch_quote.total_usd)} on "
                         f"{plural(batch_quote.clips, 'clip')}"
                     ),
-                    key=state.batch_confirm_key(batch_quote.clips, str(batch_quote.total_usd)),
+                    key=_confirm_key(batch_quote),
                 )
         size = variations.size
         st.button(
@@ -212,20 +233,21 @@ def render_batch_summary_and_submit(*, studio: Studio, session_id: str) -> None:
         )
         if problems:
             render_blockers(problems)
-    submission_id = state.pending_submission()
-    if submission_id is None:
-        return
-    if problems or batch_quote is None or not confirmed:
-        state.submission_done()
-        return
-    _send_batch(
-        studio=studio,
-        draft=draft,
-        variations=variations,
-        submission_id=submission_id,
-        session_id=session_id,
-        api_key=api_key,
-    )
+        if isinstance(refusal, list):
+            render_blockers(refusal)
+        elif refusal:
+            st.error(plain(refusal), icon=":material/block:")
+
+
+def _confirm_key(batch_quote: BatchQuote) -> str:
+    return state.batch_confirm_key(batch_quote.clips, str(batch_quote.total_usd))
+
+
+def _confirmed(batch_quote: BatchQuote, *, billed: bool) -> bool:
+    """Whether the batch may go: no question to ask, or its box ticked (as the click left it)."""
+    if not batch_quote.needs_confirmation(billed=billed):
+        return True
+    return bool(st.session_state.get(_confirm_key(batch_quote)))
 
 
 def _quote(drafts: list[JobDraft], *, studio: Studio) -> BatchQuote | None:
@@ -256,7 +278,8 @@ def _send_batch(
     submission_id: str,
     session_id: str,
     api_key: str | None,
-) -> None:
+) -> Refusal:
+    """Send the batch of one click; say how it went in a toast, or return why it was refused."""
     try:
         batch = studio.submit_batch(
             draft,
@@ -268,13 +291,12 @@ def _send_batch(
         )
     except InvalidRequest as invalid:
         state.submission_done()
-        render_blockers(invalid.problems)
-        return
-    except SpendingLimitReached as reached:
+        return list(invalid.problems)
+    except (SpendingLimitReached, KeyRequired) as refused:
         state.submission_done()
-        st.error(plain(str(reached)), icon=":material/block:")
-        return
+        return str(refused)
     state.submission_done()
+    state.note_batch_sent()
     went = len(batch.went)
     if went == len(batch.jobs):
         st.toast(f"{plural(went, 'clip')} on the way.", icon=":material/movie:")
@@ -283,3 +305,4 @@ def _send_batch(
             f"{went} of {plural(len(batch.jobs), 'clip')} sent: the batch says which did not go.",
             icon=":material/error:",
         )
+    return None

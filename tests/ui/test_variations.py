@@ -129,7 +129,7 @@ def billed_app(
 
 
 def test_a_costly_billed_batch_is_confirmed_once_before_generate_works(
-    billed_app: AppTest,
+    billed_app: AppTest, engine_gateway: simulator.RunningSimulator
 ) -> None:
     app = billed_app
     upload(app, image_bytes(640, 480, "JPEG"), name="hills.jpg", mime="image/jpeg")
@@ -154,6 +154,14 @@ def test_a_costly_billed_batch_is_confirmed_once_before_generate_works(
     app.number_input(key="gen.takes").set_value(6).run()
     (confirm,) = app.checkbox
     assert confirm.label == "Yes, spend \\$4.500 on 6 clips"
+    assert not confirm.value
+    assert app.button(key="gen.submit").disabled
+
+    # Confirmed and sent: the next batch, at the same price, asks again.
+    confirm.check().run()
+    app.button(key="gen.submit").click().run()
+    assert len(engine_gateway.tasks()) == 6
+    (confirm,) = app.checkbox
     assert not confirm.value
     assert app.button(key="gen.submit").disabled
     assert not app.exception
