@@ -49,6 +49,8 @@ def _how_many(page: Page, choice: str) -> None:
     page.get_by_role("option", name=choice, exact=True).click()
     expect(box).to_have_value(choice)
     wait_until_idle(page)
+    # The run that took the choice has ended when nothing of the previous one is left faded.
+    expect(page.locator('[data-stale="true"]')).to_have_count(0)
 
 
 def _quick_takes(page: Page, frame: Path) -> None:
