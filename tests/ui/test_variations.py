@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
@@ -423,3 +424,26 @@ def test_history_shows_each_batch_with_its_cost_and_narrows_to_one(
     assert app.selectbox(key="hist.batch").value == batch_id
     assert "2 jobs, newest first" in texts(app)
     assert not app.exception
+
+
+def test_a_kept_draft_with_a_choice_this_version_does_not_know_comes_back_as_one_clip(
+    store: JobStore,
+) -> None:
+    session_id = "7d1c2b3a-4e5f-4a6b-8c7d-9e0f1a2b3c4d"
+    kept = {
+        "gen.prompt": "still here",
+        "gen.variations": "twelve remixes",
+        "gen.takes": 99,
+        "gen.prompt_lines": ["not", "text"],
+        "gen.compare_models": ["wan9.9-unknown", "wan2.2-i2v-flash"],
+    }
+    store.save_draft(session_id, json.dumps({"form": kept, "frames": {}}))
+    again = _refreshed(session_id)
+    assert again.text_area(key="gen.prompt").value == "still here"
+    assert again.selectbox(key="gen.variations").value == "one"
+    assert again.button(key="gen.submit").label == "Generate video"
+    _choose(again, "seeds")
+    assert again.number_input(key="gen.takes").value == 4
+    _choose(again, "models")
+    assert again.multiselect(key="gen.compare_models").value == ["wan2.2-i2v-flash"]
+    assert not again.exception
