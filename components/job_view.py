@@ -401,7 +401,7 @@ def render_ticking_card(*, studio: Studio, session_id: str, job_id: int) -> None
         # It just ended: a full run shows the player, says so on every page and counts it.
         state.note_finish_rerun()
         st.rerun()
-    waiting = job_id in {waiting.id for waiting in studio.jobs_waiting_for_key()}
+    waiting = not studio.can_watch(job)  # made with a key this process does not hold
     render_job_card(studio=studio, job=job, session_id=session_id, waiting_for_key=waiting)
 
 
