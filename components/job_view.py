@@ -476,8 +476,13 @@ def announce_finished(*, studio: Studio, session_id: str) -> None:
     """
     watched = state.jobs_seen_in_flight()
     ended = [job for job_id in sorted(watched) if (job := studio.job(job_id)) and not job.in_flight]
+    # The clips of a batch often end together: their videos are announced in one toast.
+    ready = [job for job in ended if job.status is JobStatus.SUCCEEDED]
+    if len(ready) > 1:
+        st.toast(f"{len(ready)} videos are ready.", icon=":material/check_circle:")
     for job in ended:
-        _finished_toast(job=job, studio=studio)
+        if len(ready) == 1 or job.status is not JobStatus.SUCCEEDED:
+            _finished_toast(job=job, studio=studio)
     by_finish = state.pop_finish_rerun()
     if ended:
         state.set_title_mark(_title_mark(ended))

@@ -15,13 +15,13 @@ import simulator
 from components.batch_view import send_unsent_submission_id
 from studio.catalog import default_catalog
 from studio.limits import SpendingLimitReached, day_and_month
-from studio.records import Batch, JobFilter
+from studio.records import Batch, JobFilter, JobStatus
 from studio.service import Studio
 from studio.settings import Settings
 from studio.store import JobStore, sqlite_url
 from tests.plugins.engine import ENGINE_KEY
 from tests.plugins.images import image_bytes
-from tests.ui.conftest import APP, as_read, run_until, texts, upload
+from tests.ui.conftest import APP, JobMaker, as_read, run_until, texts, upload
 
 
 def _ready_form(app: AppTest) -> AppTest:
@@ -447,3 +447,23 @@ def test_a_kept_draft_with_a_choice_this_version_does_not_know_comes_back_as_one
     _choose(again, "models")
     assert again.multiselect(key="gen.compare_models").value == ["wan2.2-i2v-flash"]
     assert not again.exception
+
+
+def test_clips_that_end_together_are_announced_in_one_toast(
+    app: AppTest, jobs: JobMaker, store: JobStore
+) -> None:
+    session_id = "3f2e1d0c-9b8a-4766-8554-433221100fed"
+    clips = [jobs.make(status=JobStatus.RUNNING, session_id=session_id) for _ in range(3)]
+    refused = jobs.make(status=JobStatus.QUEUED, session_id=session_id)
+    for clip in clips:
+        store.update(clip.id, status=JobStatus.SUCCEEDED, video_path="videos/x.mp4")
+    store.update(refused.id, status=JobStatus.FAILED)
+    at = AppTest.from_file(str(APP), default_timeout=30)
+    at.query_params["session"] = session_id
+    at.session_state["_jobs.seen_in_flight"] = frozenset(job.id for job in [*clips, refused])
+    at.run()
+    said = [as_read(str(toast.value)) for toast in at.toast]
+    assert said[0] == "3 videos are ready."
+    assert len(said) == 2
+    assert said[1].startswith("Failed: your video (Wan 2.2 Flash · 5 s) was not made.")
+    assert not at.exception
