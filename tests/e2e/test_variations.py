@@ -101,6 +101,11 @@ def test_a_batch_of_four_fills_its_grid_with_four_playable_videos(
                 arg=video.element_handle(),
             )
         screenshot(page, "variations-laptop-3-done", screenshot_dir)
+        # The last card of the grid can be scrolled into the window, player and all.
+        last = videos.nth(3)
+        last.scroll_into_view_if_needed()
+        expect(last).to_be_in_viewport(ratio=1)
+        screenshot(page, "variations-laptop-4-last-clip", screenshot_dir)
 
 
 def test_on_a_phone_the_form_and_the_batch_line_work(
