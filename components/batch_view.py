@@ -41,20 +41,12 @@ def render_batch(*, studio: Studio, batch_id: int, session_id: str) -> list[int]
     if batch is None:
         return []
     with st.container(key=f"batch-{batch.id}"):
-        if batch.done:
-            render_batch_line(batch)
-        else:
-            line = st.fragment(run_every=REFRESH_SECONDS)(_render_ticking_line)
-            line(studio=studio, batch_id=batch.id)
+        # Drawn on full runs only: what it counts changes when a clip ends, and a clip that ends
+        # reruns the page.
+        render_batch_line(batch)
         _render_not_sent(studio=studio, batch=batch, session_id=session_id)
         _render_grid(studio=studio, batch=batch, session_id=session_id)
     return [job.id for job in batch.jobs]
-
-
-def _render_ticking_line(*, studio: Studio, batch_id: int) -> None:
-    batch = studio.batch(batch_id)
-    if batch is not None:
-        render_batch_line(batch)
 
 
 def render_batch_line(batch: Batch) -> None:
