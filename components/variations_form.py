@@ -20,6 +20,7 @@ from components.generate_form import (
     render_blockers,
     with_frame_states,
 )
+from components.motion_ideas import render_motion_ideas
 from studio.catalog import Catalog
 from studio.generation import FieldProblem, InvalidRequest, JobDraft
 from studio.humane import money, plural
@@ -147,6 +148,7 @@ def render_prompt_lines(*, catalog: Catalog) -> None:
         lines = Variations.of_prompt_lines(st.session_state.get(state.GEN_PROMPT_LINES) or "")
         counted = plural(len(lines.prompts), "prompt")
         st.caption(f"{counted} · up to {MAX_CLIPS} prompts of up to {limit} characters each")
+        render_motion_ideas(one_a_line=True)
 
 
 def batch_draft(*, catalog: Catalog) -> JobDraft:

@@ -91,6 +91,25 @@ def test_a_few_prompts_replace_the_prompt_box_one_clip_a_line(app: AppTest) -> N
     assert not app.exception
 
 
+def test_with_a_few_prompts_a_motion_idea_adds_a_prompt_line(app: AppTest) -> None:
+    _ready_form(app)
+    _choose(app, "prompts")
+    app.pills(key="gen.idea.Camera").set_value("Slow push-in").run()
+    assert app.text_area(key="gen.prompt_lines").value == (
+        "clouds drift over the hills\nThe camera slowly pushes in toward the subject"
+    )
+    assert app.pills(key="gen.idea.Camera").value is None
+    app.pills(key="gen.idea.Camera").set_value("Slow push-in").run()  # already a line
+    app.pills(key="gen.idea.Motion").set_value("Hair in the wind").run()
+    assert app.text_area(key="gen.prompt_lines").value.splitlines() == [
+        "clouds drift over the hills",
+        "The camera slowly pushes in toward the subject",
+        "A soft breeze moves through the hair",
+    ]
+    assert app.button(key="gen.submit").label == "Generate 3 clips"
+    assert not app.exception
+
+
 def test_compare_models_prices_each_model_and_sums(app: AppTest) -> None:
     _ready_form(app)
     _choose(app, "models")
