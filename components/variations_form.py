@@ -84,6 +84,9 @@ def render_variations_choice(*, catalog: Catalog) -> None:
                 persist_state=_SESSION,
                 help=f"From {MIN_CLIPS} to {MAX_CLIPS} clips, each with its own seed.",
             )
+        elif kind == VariationKind.PROMPTS:
+            # On a phone the prompts box is above, out of sight: say where it is.
+            st.caption("Write your prompts, one a line, in the box under the first frame.")
         elif kind == VariationKind.MODELS:
             _render_models_to_compare(catalog=catalog)
 
