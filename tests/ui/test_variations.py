@@ -74,6 +74,7 @@ def test_a_few_prompts_replace_the_prompt_box_one_clip_a_line(app: AppTest) -> N
     # The list starts with the prompt already typed; the single prompt box is gone.
     assert app.text_area(key="gen.prompt_lines").value == "clouds drift over the hills"
     assert not [area for area in app.text_area if area.key == "gen.prompt"]
+    assert "Write your prompts, one a line, in the box under the first frame." in texts(app)
     assert "give 2 to 8 prompts, one a line (now 1)" in texts(app)
     assert app.button(key="gen.submit").disabled
 
