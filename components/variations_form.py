@@ -171,9 +171,9 @@ def batch_problems(
     have names them: "Clip 2: ...".
     """
     catalog = studio.catalog
-    problems = variations.problems(catalog)
-    if problems:
-        return problems, []
+    if problems := variations.problems(catalog):
+        # With what the form itself still lacks (a first frame), so that both are said at once.
+        return [*problems, *with_frame_states(studio.check_draft(draft))], []
     drafts = variations.expand(draft, catalog)
     per_clip = [with_frame_states(studio.check_draft(each)) for each in drafts]
     said: list[FieldProblem] = []

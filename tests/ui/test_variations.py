@@ -129,6 +129,9 @@ def test_compare_models_prices_each_model_and_sums(app: AppTest) -> None:
 
 def test_compare_models_offers_only_models_that_take_the_same_frames(app: AppTest) -> None:
     _choose(app, "models")
+    said = texts(app)
+    assert "Choose 2 or 3 models to try side by side." in said
+    assert "Add a first frame: upload an image or paste a link." in said
     assert "Wan 2.1 Keyframes" not in app.multiselect(key="gen.compare_models").options
     app.selectbox(key="gen.model").set_value("wan2.1-kf2v-plus").run()
     assert not [box for box in app.multiselect if box.key == "gen.compare_models"]
