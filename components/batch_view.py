@@ -13,8 +13,11 @@ from collections import Counter
 import streamlit as st
 
 from components import state
+from components.compare import open_compare
 from components.formatting import money_text, plain
 from components.job_view import REFRESH_SECONDS, render_job_card, render_ticking_card
+from studio.compare import MAX_CLIPS as MAX_COMPARED
+from studio.compare import can_compare
 from studio.humane import money, plural
 from studio.keys import KeyRequired
 from studio.limits import SpendingLimitReached
@@ -44,6 +47,7 @@ def render_batch(*, studio: Studio, batch_id: int, session_id: str) -> list[int]
         # Drawn on full runs only: what it counts changes when a clip ends, and a clip that ends
         # reruns the page.
         render_batch_line(batch)
+        _render_compare_these(batch)
         _render_not_sent(studio=studio, batch=batch, session_id=session_id)
         _render_grid(studio=studio, batch=batch, session_id=session_id)
     return [job.id for job in batch.jobs]
@@ -106,6 +110,18 @@ def clip_title(batch: Batch, job: Job) -> str:
     if batch.kind == VariationKind.SEEDS and job.seed is not None:
         return f"Clip {number} · seed {job.seed}"
     return f"Clip {number}"
+
+
+def _render_compare_these(batch: Batch) -> None:
+    """Once two clips have their videos: play them side by side on the Compare page."""
+    playable = [job.id for job in batch.clips if can_compare(job)]
+    if len(playable) < 2:
+        return
+    label = (
+        "Compare these" if len(playable) <= MAX_COMPARED else f"Compare the first {MAX_COMPARED}"
+    )
+    if st.button(label, key=state.batch_action_key(batch.id, "compare"), icon=":material/compare:"):
+        open_compare(playable[:MAX_COMPARED])
 
 
 def _render_not_sent(*, studio: Studio, batch: Batch, session_id: str) -> None:

@@ -264,6 +264,11 @@ def test_generate_4_clips_makes_4_jobs_in_one_batch_that_fill_a_grid(
     for job in clips:
         assert app.download_button(key=f"job.{job.id}.download").label == "Download video"
     assert store.count_jobs() == 4
+
+    app.button(key=f"batch.{batch_id}.compare").click().run()
+    assert [title.value for title in app.title] == ["Compare clips"]
+    assert sorted(app.multiselect(key="compare.pick").value) == sorted(job.id for job in clips)
+    assert len(app.get("video")) == 4
     assert not app.exception
 
 
