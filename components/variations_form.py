@@ -21,11 +21,13 @@ from components.generate_form import (
     with_frame_states,
 )
 from components.motion_ideas import render_motion_ideas
+from components.spending import render_limit_reached, render_spending_left
 from studio.catalog import Catalog
 from studio.generation import FieldProblem, InvalidRequest, JobDraft
 from studio.humane import money, plural
 from studio.keys import KeyRequired
 from studio.limits import SpendingLimitReached
+from studio.records import BILLED, DEMO
 from studio.service import Studio
 from studio.variations import (
     MAX_CLIPS,
@@ -39,8 +41,9 @@ from studio.variations import (
 
 _SESSION = "session"  # keep the choice when the user visits another page
 
-# Why a batch was refused before anything was sent: the clips' problems, or the limit's words.
-Refusal = list[FieldProblem] | str | None
+# Why a batch was refused before anything was sent: the clips' problems, the spending limit, or
+# a key that was just forgotten.
+Refusal = list[FieldProblem] | SpendingLimitReached | str | None
 
 _CHOICE_LABELS = {
     state.ONE_CLIP: "One clip",
@@ -215,10 +218,21 @@ def render_batch_summary_and_submit(*, studio: Studio, session_id: str) -> None:
                 api_key=api_key,
             )
     confirmed = True
+    over_limit: object = None  # what blocks the batch: a period it does not fit in, or a refusal
     with st.container(border=True, key="gen-summary"):
         if batch_quote is not None:
             _render_batch_price(batch_quote, billed=billed)
-            if batch_quote.needs_confirmation(billed=billed):
+            if isinstance(refusal, SpendingLimitReached):
+                # The store's check refused the click (spent meanwhile): said once, in full.
+                render_limit_reached(refusal)
+                over_limit = refusal
+            else:
+                # What is left of the spending limits; a batch that does not fit whole is blocked.
+                over_limit = render_spending_left(
+                    status=studio.spending_status(BILLED if billed else DEMO),
+                    price=batch_quote.total_usd,
+                )
+            if over_limit is None and batch_quote.needs_confirmation(billed=billed):
                 confirmed = st.checkbox(
                     money_text(
                         f"Yes, spend {money(batch_quote.total_usd)} on "
@@ -232,7 +246,10 @@ def render_batch_summary_and_submit(*, studio: Studio, session_id: str) -> None:
             key=state.GEN_SUBMIT,
             type="primary",
             icon=":material/movie:",
-            disabled=bool(problems) or batch_quote is None or not confirmed,
+            disabled=bool(problems)
+            or batch_quote is None
+            or over_limit is not None
+            or not confirmed,
             on_click=state.request_submission,
             width="stretch",
         )
@@ -240,7 +257,7 @@ def render_batch_summary_and_submit(*, studio: Studio, session_id: str) -> None:
             render_blockers(problems)
         if isinstance(refusal, list):
             render_blockers(refusal)
-        elif refusal:
+        elif isinstance(refusal, str):
             st.error(plain(refusal), icon=":material/block:")
 
 
@@ -297,7 +314,10 @@ def _send_batch(
     except InvalidRequest as invalid:
         state.submission_done()
         return list(invalid.problems)
-    except (SpendingLimitReached, KeyRequired) as refused:
+    except SpendingLimitReached as reached:
+        state.submission_done()
+        return reached
+    except KeyRequired as refused:
         state.submission_done()
         return str(refused)
     state.submission_done()

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
 
@@ -14,7 +13,7 @@ from streamlit.testing.v1 import AppTest
 import simulator
 from components.batch_view import send_unsent_submission_id
 from studio.catalog import default_catalog
-from studio.limits import SpendingLimitReached, day_and_month
+from studio.limits import TEAM_SCOPE, SpendingLimit
 from studio.records import Batch, JobFilter, JobStatus
 from studio.service import Studio
 from studio.settings import Settings
@@ -386,32 +385,43 @@ def test_clips_refused_again_are_offered_again_with_a_new_click(
     assert not app.exception
 
 
-def test_a_batch_over_the_spending_limit_says_so_and_sends_nothing(
-    billed_app: AppTest,
-    engine_gateway: simulator.RunningSimulator,
-    monkeypatch: pytest.MonkeyPatch,
+def test_a_batch_over_what_is_left_of_the_limit_is_blocked_whole(
+    billed_app: AppTest, engine_gateway: simulator.RunningSimulator, studio_home: Path
 ) -> None:
-    # The limit's check runs in the engine's write transaction, which raises before anything
-    # is written; the page is what is tested here, so the engine refuses as it would.
-    def over_the_limit(*_args: object, **_kwargs: object) -> Batch:
-        today = day_and_month(datetime.now(UTC), UTC)[0]
-        raise SpendingLimitReached(
-            period=today, cap=Decimal("1.00"), committed=Decimal("0.80"), asked=Decimal("0.340")
-        )
+    with JobStore.open(sqlite_url(studio_home / "studio.db")) as store:
+        store.set_spending_limit(TEAM_SCOPE, SpendingLimit(daily_usd=Decimal("0.30")))
+    app = _ready_form(billed_app)
+    assert not app.button(key="gen.submit").disabled  # one clip, $0.085, fits
+    _choose(app, "seeds")
+    said = texts(app)
+    assert "This costs $0.340, more than the $0.30 left today" in said
+    assert app.button(key="gen.submit").disabled
+    app.number_input(key="gen.takes").set_value(3).run()  # $0.255 fits
+    assert "more than the" not in texts(app)
+    assert not app.button(key="gen.submit").disabled
+    assert engine_gateway.tasks() == []
+    assert not app.exception
 
-    monkeypatch.setattr(Studio, "submit_batch", over_the_limit)
+
+def test_a_batch_the_limit_refuses_at_the_click_says_so_and_sends_nothing(
+    billed_app: AppTest, engine_gateway: simulator.RunningSimulator, studio_home: Path
+) -> None:
     app = _ready_form(billed_app)
     _choose(app, "seeds")
-    app.button(key="gen.submit").click().run()
-    (refusal,) = app.error
-    assert as_read(refusal.value) == (
-        "This would go over the daily spending limit of $1.000: $0.200 is left today and "
-        "this costs $0.340."
-    )
+    assert not app.button(key="gen.submit").disabled
+    # Spent elsewhere meanwhile (another tab, the command line): the limit now leaves $0.30.
+    with JobStore.open(sqlite_url(studio_home / "studio.db")) as store:
+        store.set_spending_limit(TEAM_SCOPE, SpendingLimit(daily_usd=Decimal("0.30")))
+        app.button(key="gen.submit").click().run()
+        assert store.count_jobs() == 0
+        assert _batches(store) == []
+    refusals = [as_read(str(error.value)) for error in app.error]
+    assert any(
+        "This costs $0.340, more than the $0.30 left today" in said
+        and "Nothing was sent or billed." in said
+        for said in refusals
+    ), refusals
     assert engine_gateway.tasks() == []
-    # The click is spent: the next run sends nothing and says nothing more.
-    app.run()
-    assert not app.error
     assert not app.exception
 
 
