@@ -475,7 +475,9 @@ def announce_finished(*, studio: Studio, session_id: str) -> None:
     flight, a light timer looks for its end so that any page learns of it.
     """
     watched = state.jobs_seen_in_flight()
-    ended = [job for job_id in sorted(watched) if (job := studio.job(job_id)) and not job.in_flight]
+    # One read of the session's jobs serves both questions below (a batch watches many jobs).
+    session_jobs = studio.session_jobs(session_id)
+    ended = [job for job in _now(studio, watched, session_jobs) if not job.in_flight]
     # The clips of a batch often end together: their videos are announced in one toast.
     ready = [job for job in ended if job.status is JobStatus.SUCCEEDED]
     if len(ready) > 1:
@@ -490,15 +492,26 @@ def announce_finished(*, studio: Studio, session_id: str) -> None:
         state.set_title_mark(None)
     mark = state.title_mark()
     st.set_page_config(page_title=f"{mark} · {APP_TITLE}" if mark else APP_TITLE)
-    in_flight = frozenset(job.id for job in studio.session_jobs(session_id) if job.in_flight)
+    in_flight = frozenset(job.id for job in session_jobs if job.in_flight)
     state.set_jobs_seen_in_flight(in_flight)
     if in_flight:
         watch = st.fragment(run_every=FINISH_WATCH_SECONDS)(_watch_for_finish)
-        watch(studio=studio, watched=in_flight)
+        watch(studio=studio, session_id=session_id, watched=in_flight)
 
 
-def _watch_for_finish(*, studio: Studio, watched: frozenset[int]) -> None:
-    if any(job is None or not job.in_flight for job in map(studio.job, watched)):
+def _now(studio: Studio, job_ids: frozenset[int], session_jobs: list[Job]) -> list[Job]:
+    """The jobs with these ids as the store holds them now, from the session's list when there."""
+    listed = {job.id: job for job in session_jobs if job.id in job_ids}
+    return [
+        job
+        for job_id in sorted(job_ids)
+        if (job := listed.get(job_id) or studio.job(job_id)) is not None
+    ]
+
+
+def _watch_for_finish(*, studio: Studio, session_id: str, watched: frozenset[int]) -> None:
+    now = _now(studio, watched, studio.session_jobs(session_id))
+    if len(now) < len(watched) or any(not job.in_flight for job in now):
         state.note_finish_rerun()
         st.rerun()
 
