@@ -86,13 +86,23 @@ def _render_batch_row(batch: Batch, *, catalog: Catalog, zone: tzinfo, now: date
         prompts = dict.fromkeys(job.prompt for job in batch.clips if job.prompt)
         if prompts:
             st.text(shorten(" / ".join(prompts), 90))
-        st.button(
-            "Show these clips",
-            key=state.batch_action_key(batch.id, "show-in-history"),
-            icon=":material/filter_list:",
-            on_click=state.show_batch_in_history,
-            args=(batch.id,),
-        )
+        if state.history_batch() == batch.id:
+            st.button(
+                "Show every job again",
+                key=state.batch_action_key(batch.id, "show-all"),
+                icon=":material/filter_list_off:",
+                on_click=state.show_batch_in_history,
+                args=(None,),
+                help="The list below shows only this batch's clips.",
+            )
+        else:
+            st.button(
+                "Show these clips",
+                key=state.batch_action_key(batch.id, "show-in-history"),
+                icon=":material/filter_list:",
+                on_click=state.show_batch_in_history,
+                args=(batch.id,),
+            )
 
 
 def render_show_batch_button(*, batch_id: int | None) -> None:

@@ -438,8 +438,9 @@ def history_batch() -> int | None:
     return chosen if isinstance(chosen, int) else None
 
 
-def show_batch_in_history(batch_id: int) -> None:
-    """Narrow History to one batch's clips (a button's callback, before the chooser is drawn)."""
+def show_batch_in_history(batch_id: int | None) -> None:
+    """Narrow History to one batch's clips, or (``None``) show every job again (a button's
+    callback, before the chooser is drawn)."""
     st.session_state[HIST_BATCH] = batch_id
 
 

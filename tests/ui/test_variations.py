@@ -451,7 +451,8 @@ def test_history_shows_each_batch_with_its_cost_and_narrows_to_one(
     assert app.selectbox(key="hist.batch").value == batch_id
     assert "2 jobs, newest first" in texts(app)
 
-    app.selectbox(key="hist.batch").set_value(None).run()
+    app.button(key=f"batch.{batch_id}.show-all").click().run()
+    assert app.selectbox(key="hist.batch").value is None
     assert "3 jobs, newest first" in texts(app)
     single = next(job for job in store.list_jobs() if job.batch_id is None)
     app.selectbox(key="hist.open").set_value(single.id).run()
