@@ -15,7 +15,12 @@ import streamlit as st
 from components import state
 from components.compare import open_compare
 from components.formatting import money_text, plain
-from components.job_view import REFRESH_SECONDS, render_job_card, render_ticking_card
+from components.job_view import (
+    REFRESH_SECONDS,
+    TILE_IMAGE_SIDE,
+    render_job_card,
+    render_ticking_card,
+)
 from studio.compare import MAX_CLIPS as MAX_COMPARED
 from studio.compare import can_compare
 from studio.humane import money, plural
@@ -187,6 +192,16 @@ def _render_grid(*, studio: Studio, batch: Batch, session_id: str) -> None:
                     if job.in_flight:
                         # Only an in-flight card ticks; it reruns the page when its clip ends.
                         card = st.fragment(run_every=REFRESH_SECONDS)(render_ticking_card)
-                        card(studio=studio, session_id=session_id, job_id=job.id)
+                        card(
+                            studio=studio,
+                            session_id=session_id,
+                            job_id=job.id,
+                            image_side=TILE_IMAGE_SIDE,
+                        )
                     else:
-                        render_job_card(studio=studio, job=job, session_id=session_id)
+                        render_job_card(
+                            studio=studio,
+                            job=job,
+                            session_id=session_id,
+                            image_side=TILE_IMAGE_SIDE,
+                        )

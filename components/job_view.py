@@ -394,7 +394,9 @@ def _job_in_focus(jobs: list[Job]) -> Job:
     return next((job for job in jobs if job.id == chosen.job_id), newest)
 
 
-def render_ticking_card(*, studio: Studio, session_id: str, job_id: int) -> None:
+def render_ticking_card(
+    *, studio: Studio, session_id: str, job_id: int, image_side: int = CARD_IMAGE_SIDE
+) -> None:
     """One in-flight job's card, read again on each tick; a full run once it ends."""
     job = studio.job(job_id)
     if job is None or not job.in_flight:
@@ -402,13 +404,27 @@ def render_ticking_card(*, studio: Studio, session_id: str, job_id: int) -> None
         state.note_finish_rerun()
         st.rerun()
     waiting = not studio.can_watch(job)  # made with a key this process does not hold
-    render_job_card(studio=studio, job=job, session_id=session_id, waiting_for_key=waiting)
+    render_job_card(
+        studio=studio,
+        job=job,
+        session_id=session_id,
+        waiting_for_key=waiting,
+        image_side=image_side,
+    )
 
 
 def render_job_card(
-    *, studio: Studio, job: Job, session_id: str, waiting_for_key: bool = False
+    *,
+    studio: Studio,
+    job: Job,
+    session_id: str,
+    waiting_for_key: bool = False,
+    image_side: int = CARD_IMAGE_SIDE,
 ) -> None:
-    """One job, large: status, progress, then its player and download, and what to do next."""
+    """One job, large: status, progress, then its player and download, and what to do next.
+
+    ``image_side``: the first frame's size before the video, smaller in a batch's grid.
+    """
     zone = viewer_timezone()
     now = datetime.now(UTC)
     with st.container(border=True, key=f"job-card-{job.id}"):
@@ -420,7 +436,7 @@ def render_job_card(
                 "this job carries on.",
                 icon=":material/key:",
             )
-        video = render_job_media(job=job, studio=studio)
+        video = render_job_media(job=job, studio=studio, image_side=image_side)
         if video is not None:
             with st.container(horizontal=True, key=f"job-downloads-{job.id}"):
                 render_download(job=job, video=video, key=state.job_action_key(job.id, "download"))
