@@ -43,13 +43,14 @@ APP_TITLE = "Wan Studio"
 # Longer than any download of a finished video.
 _SAVING_TAKES_AT_MOST = timedelta(hours=1)
 
-# A portrait clip fits the window below the page's title with its controls in view; a landscape
-# one fills its column. Before the video, the first frame stands in, smaller, so the card's
+# A portrait clip fits the window with its controls in view, and leaves room in the window for the
+# card's status line, its buttons and its price (about 27rem in all); a landscape one fills its
+# column. Before the video, the first frame stands in, smaller, so the card's
 # progress and price fit the window too.
 _MEDIA_STYLE = """
 <style>
 [class*="st-key-job-player-"] video {
-  max-height: calc(100vh - 22rem);
+  max-height: calc(100vh - 27rem);
   width: auto !important;
   max-width: 100%;
   display: block;
