@@ -833,6 +833,29 @@ class JobStore:
             row = conn.execute(statement).first()
         return None if row is None else _job(row)
 
+    def reject_never_sent(self, *, written_before: datetime, **fields: Any) -> list[Job]:
+        """Mark ``rejected`` every job written before then whose sending never started.
+
+        Its sender stopped first (a batch's later clips wait their turn), whatever key it was
+        to use, so no watcher need hold that key: nothing was sent, nothing is billed, and its
+        reservation against a spending limit ends. The same compare-and-set as ``transition``
+        with ``unsent_only``, so a sender starting at that moment cannot also send it.
+        """
+        _check_fields(fields, reserved={"status"})
+        _check_values({"written_before": written_before})
+        statement = (
+            sa.update(jobs)
+            .where(
+                jobs.c.status == JobStatus.SUBMITTING,
+                jobs.c.submitted_at.is_(None),
+                jobs.c.created_at < written_before,
+            )
+            .values(status=JobStatus.REJECTED, **fields)
+            .returning(*jobs.c)
+        )
+        with self._write() as conn:
+            return [_job(row) for row in conn.execute(statement)]
+
     def update(self, job_id: int, **fields: Any) -> Job:
         """Set fields of a job unconditionally and return it; raise ``JobNotFound`` if absent."""
         _check_fields(fields)

@@ -63,7 +63,7 @@ from studio.schedule import (
     next_poll_delay,
     unknown_verdict,
 )
-from studio.store import JobStore
+from studio.store import UNSENT_GRACE_SECONDS, JobStore
 
 logger = logging.getLogger("studio.watcher")
 
@@ -78,6 +78,8 @@ DEFAULT_WORKERS = 16
 _QUEUE_LEASE_SHARE = 0.25
 # Never spin: a job that looks due but could not be claimed (a race) is tried again after this.
 _MIN_IDLE_WAIT = 0.01
+# How often a watcher looks for jobs whose sender stopped before sending them (any key's).
+_NEVER_SENT_SWEEP = timedelta(seconds=30)
 # Room kept free on the disk of the data folder, so that a video never takes the last bytes the
 # database needs to record what happened.
 DISK_RESERVE_BYTES = 32 * 1024 * 1024
@@ -334,6 +336,7 @@ class Watcher:
         self._store_retry = Backoff(policy.idle_wait, STORE_RETRY_MOST_SECONDS)
         # Failures in a row of each job in hand (a full disk, an unexpected error), for backoff.
         self._failures: dict[int, int] = {}
+        self._last_sweep: datetime | None = None
         # Jobs whose video this watcher is downloading now: their partial files are alive.
         self._downloading: set[int] = set()
         self._downloading_lock = threading.Lock()
@@ -488,6 +491,7 @@ class Watcher:
         return min(max(seconds, 0.0), self.policy.idle_wait)
 
     def _claim(self, limit: int) -> list[Job]:
+        self._reject_never_sent()
         if limit <= 0:
             return []
         held = set(self._held_keys())
@@ -500,6 +504,31 @@ class Watcher:
             limit=limit,
             key_fingerprints=held,
         )
+
+    def _reject_never_sent(self) -> None:
+        """Say "not sent" for jobs whose sender stopped before their turn, whoever's key they had.
+
+        At most once per ``_NEVER_SENT_SWEEP``: each look takes the store's write lock.
+        """
+        now = self._clock()
+        if self._last_sweep is not None and now - self._last_sweep < _NEVER_SENT_SWEEP:
+            return
+        self._last_sweep = now
+        try:
+            swept = self.store.reject_never_sent(
+                written_before=now - timedelta(seconds=UNSENT_GRACE_SECONDS),
+                error_code="NotSent",
+                explanation=explain_never_sent(),
+                finished_at=now,
+                next_poll_at=None,
+                lease_owner=None,
+                lease_until=None,
+            )
+        except SQLAlchemyError:
+            logger.warning("could not look for jobs that were never sent", exc_info=True)
+            return
+        for job in swept:
+            logger.info("job %s: its sender stopped before sending it; marked not sent", job.id)
 
     def _handle_in_pool(self, job: Job) -> None:
         try:

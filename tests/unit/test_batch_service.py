@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Callable
+from datetime import timedelta
 from decimal import Decimal
 
 import pytest
 
 import simulator
+from studio import watcher as watcher_module
 from studio.generation import InvalidRequest, JobDraft
 from studio.imagehost import DataUriHost
 from studio.images import PreparedImage
@@ -20,6 +22,7 @@ from studio.store import JobStore
 from studio.variations import VariationKind, Variations
 from tests.plugins.engine import ENGINE_KEY, RequestLog, first_frame, quick_draft, wait_until
 from tests.plugins.simulator import SUBMIT_PATH
+from tests.unit.test_store import new_job_fields
 
 NOT_SENT_WORDS = (
     "Not sent: the video service asked Wan Studio to slow down. Nothing was billed for this "
@@ -260,3 +263,33 @@ def test_after_the_key_is_refused_the_other_clips_are_not_sent(
         "Then send the clips that did not go."
     }
     assert request_log.count(SUBMIT_PATH) == 1
+
+
+def test_a_clip_never_sent_with_a_key_nobody_holds_any_more_stops_holding_spend(
+    billed_studio: Studio,
+    store_of: Callable[[Studio], JobStore],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # Written with a key typed in another browser session, whose process stopped before
+    # sending it: after a restart no watcher holds that key, so none would ever claim the job.
+    store = store_of(billed_studio)
+    orphan, _ = store.create_job(**new_job_fields(key_fingerprint="typed-in-a-closed-tab"))
+    sending, _ = store.create_job(**new_job_fields(key_fingerprint="typed-in-a-closed-tab"))
+    store.transition(
+        sending.id,
+        expected=[JobStatus.SUBMITTING],
+        status=JobStatus.SUBMITTING,
+        unsent_only=True,
+        submitted_at=sending.created_at,
+    )
+    monkeypatch.setattr(watcher_module, "UNSENT_GRACE_SECONDS", 0.0)
+    monkeypatch.setattr(watcher_module, "_NEVER_SENT_SWEEP", timedelta(0))
+
+    billed_studio._watcher.wake()
+
+    said = wait_until(
+        lambda: (job := billed_studio.job(orphan.id)).status is JobStatus.REJECTED and job,
+        what="the orphan clip said not sent",
+    )
+    assert said.explanation.startswith("Not sent: Wan Studio stopped")
+    assert billed_studio.job(sending.id).status is JobStatus.SUBMITTING  # it may have gone
