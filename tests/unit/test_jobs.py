@@ -205,7 +205,7 @@ def test_a_lost_answer_leaves_the_job_uncertain_and_never_resends(
 
 def test_a_job_whose_sender_died_becomes_uncertain(billed_studio: Studio, store_of):
     job = billed_studio.submit(quick_draft(), submission_id=new_id(), session_id="s")
-    # Pretend the process stopped after writing a second job but before any answer arrived.
+    # Pretend the process stopped while sending a second job, before any answer arrived.
     store = store_of(billed_studio)
     stuck, _ = store.create_job(
         **{
@@ -233,7 +233,8 @@ def test_a_job_whose_sender_died_becomes_uncertain(billed_studio: Studio, store_
         submission_id=new_id(),
         request_json=None,
     )
-    store.update(stuck.id, next_poll_at=datetime.now(UTC) - timedelta(seconds=1))
+    now = datetime.now(UTC)
+    store.update(stuck.id, submitted_at=now, next_poll_at=now - timedelta(seconds=1))
     billed_studio.poll_due_jobs()  # now, rather than when the watcher next looks
     marked = wait_until(finished(billed_studio, stuck), what="the stuck job to be marked")
     assert marked.status is JobStatus.UNCERTAIN

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import multiprocessing
+import sys
 import threading
+import types
 import uuid
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -136,9 +138,15 @@ def _submit_in_own_process(url: str, spend_guard: SpendGuard, start: Any, result
             results.put("refused")
 
 
-def test_processes_racing_for_the_last_dollars_cannot_all_pass(database_url: str):  # noqa: F811
+def test_processes_racing_for_the_last_dollars_cannot_all_pass(
+    database_url: str,  # noqa: F811
+    monkeypatch: pytest.MonkeyPatch,
+):
     processes_count = 5
     spawn = multiprocessing.get_context("spawn")  # no inherited connections or threads
+    # A spawned child first runs this process's main module. After a page test, Streamlit has
+    # left the app's script there, which would run in each child instead of the race.
+    monkeypatch.setitem(sys.modules, "__main__", types.ModuleType("__main__"))
     start = spawn.Barrier(processes_count)
     results = spawn.Queue()
     JobStore.open(database_url).close()  # the schema, made once before the race
