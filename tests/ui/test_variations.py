@@ -13,6 +13,9 @@ from streamlit.testing.v1 import AppTest
 import simulator
 from components.batch_view import send_unsent_submission_id
 from studio.catalog import default_catalog
+from studio.generation import FieldProblem, InvalidRequest
+from studio.images import ImageRejected
+from studio.keys import KeyRequired
 from studio.limits import TEAM_SCOPE, SpendingLimit
 from studio.records import Batch, JobFilter, JobStatus
 from studio.service import Studio
@@ -506,3 +509,86 @@ def test_clips_that_end_together_are_announced_in_one_toast(
     assert len(said) == 2
     assert said[1].startswith("Failed: your video (Wan 2.2 Flash · 5 s) was not made.")
     assert not at.exception
+
+
+def _partly_refused_batch(
+    studio_home: Path, gateway: simulator.RunningSimulator, monkeypatch: pytest.MonkeyPatch
+) -> tuple[AppTest, int]:
+    """A billed batch of 4 whose clips 3 and 4 the gateway turned away."""
+    key = f"{ENGINE_KEY}+rate_limit:endpoint=submit:every=3:count=3:retry_after=1"
+    app = _ready_form(_billed_app_with_key(key, gateway=gateway, monkeypatch=monkeypatch))
+    _choose(app, "seeds")
+    app.button(key="gen.submit").click().run()
+    store = JobStore.open(sqlite_url(studio_home / "studio.db"))
+    try:
+        ((batch_id, _, _),) = _batches(store)
+    finally:
+        store.close()
+    return app, batch_id
+
+
+def _toasts(app: AppTest) -> list[str]:
+    return [as_read(toast.value) for toast in app.toast]
+
+
+def test_sending_the_rest_when_their_first_frame_is_gone_says_so_in_plain_words(
+    studio_home: Path,
+    engine_gateway: simulator.RunningSimulator,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    app, batch_id = _partly_refused_batch(studio_home, engine_gateway, monkeypatch)
+    for stored in (studio_home / "images").rglob("*"):
+        if stored.is_file():
+            stored.unlink()
+    app.button(key=f"batch.{batch_id}.send-unsent").click().run()
+    assert not app.exception
+    (said,) = _toasts(app)
+    assert "first frame of these clips is no longer stored" in said
+    assert str(studio_home) not in said
+    assert len(engine_gateway.tasks()) == 2
+
+
+@pytest.mark.parametrize(
+    ("problem", "expected"),
+    [
+        (
+            InvalidRequest([FieldProblem("prompt", "The prompt is too long.")]),
+            "The prompt is too long.",
+        ),
+        (ImageRejected("The first frame is too small."), "The first frame is too small."),
+        (LookupError("There is no batch 7."), "There is no batch 7."),
+    ],
+)
+def test_every_refusal_of_sending_the_rest_is_a_toast_not_a_traceback(
+    problem: Exception,
+    expected: str,
+    studio_home: Path,
+    engine_gateway: simulator.RunningSimulator,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    app, batch_id = _partly_refused_batch(studio_home, engine_gateway, monkeypatch)
+
+    def refuse(*_args: object, **_kwargs: object) -> Batch:
+        raise problem
+
+    # These come from states a real run rarely reaches (a catalog changed under a kept batch).
+    monkeypatch.setattr(Studio, "send_unsent", refuse)
+    app.button(key=f"batch.{batch_id}.send-unsent").click().run()
+    assert not app.exception
+    assert _toasts(app) == [expected]
+
+
+def test_a_single_clip_refused_for_want_of_a_key_says_so(
+    app: AppTest, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def refuse(*_args: object, **_kwargs: object) -> None:
+        raise KeyRequired("Enter an API key in Settings to generate videos.")
+
+    # No key and no demo gateway cannot happen in a running app; the page must still cope.
+    monkeypatch.setattr(Studio, "submit", refuse)
+    _ready_form(app)
+    app.button(key="gen.submit").click().run()
+    assert not app.exception
+    assert "Enter an API key in Settings to generate videos." in [
+        as_read(error.value) for error in app.error
+    ]
