@@ -182,9 +182,11 @@ def render_clips_in_step(*, studio: Studio, jobs: list[Job]) -> None:
                 else:
                     st.video(_kept_video(video), format="video/mp4", muted=True, loop=True)
                     playing.append(f"compare-clip-{job.id}")
-                render_favourite_toggle(studio=studio, job=job, key=f"compare.{job.id}.favourite")
+                render_favourite_toggle(
+                    studio=studio, job=job, key=state.compare_action_key(job.id, "favourite")
+                )
     with controls:
-        _in_step_player(key="compare.in_step", data={"clips": playing})
+        _in_step_player(key=state.COMPARE_IN_STEP, data={"clips": playing})
 
 
 def _kept_video(path: Path) -> bytes:
