@@ -23,7 +23,15 @@ from studio.settings import Settings
 from studio.store import JobStore, sqlite_url
 from tests.plugins.engine import ENGINE_KEY
 from tests.plugins.images import image_bytes
-from tests.ui.conftest import APP, JobMaker, as_read, run_until, texts, upload
+from tests.ui.conftest import (
+    APP,
+    JobMaker,
+    as_read,
+    note_video_reads,
+    run_until,
+    texts,
+    upload,
+)
 
 
 def _ready_form(app: AppTest) -> AppTest:
@@ -592,3 +600,21 @@ def test_a_single_clip_refused_for_want_of_a_key_says_so(
     assert "Enter an API key in Settings to generate videos." in [
         as_read(error.value) for error in app.error
     ]
+
+
+def test_a_finished_batch_reads_its_videos_once_not_on_every_rerun(
+    app: AppTest, store: JobStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _ready_form(app)
+    _choose(app, "seeds")
+    app.number_input(key="gen.takes").set_value(8).run()
+    app.button(key="gen.submit").click().run()
+    run_until(app, lambda at: sum(1 for video in at.get("video") if video.proto.url) == 8)
+    opened = note_video_reads(monkeypatch)
+
+    for _ in range(3):
+        app.run()
+
+    assert sum(1 for video in app.get("video") if video.proto.url) == 8
+    assert opened == []
+    assert not app.exception
