@@ -13,7 +13,7 @@ from streamlit.testing.v1 import AppTest
 import simulator
 from components.batch_view import send_unsent_submission_id
 from studio.catalog import default_catalog
-from studio.generation import FieldProblem, InvalidRequest
+from studio.generation import FieldProblem, InvalidRequest, JobDraft
 from studio.images import ImageRejected
 from studio.keys import KeyRequired
 from studio.limits import TEAM_SCOPE, SpendingLimit
@@ -21,8 +21,9 @@ from studio.records import Batch, JobFilter, JobStatus
 from studio.service import Studio
 from studio.settings import Settings
 from studio.store import JobStore, sqlite_url
+from studio.variations import Variations
 from tests.plugins.engine import ENGINE_KEY
-from tests.plugins.images import image_bytes
+from tests.plugins.images import image_bytes, prepare_image
 from tests.ui.conftest import (
     APP,
     JobMaker,
@@ -618,3 +619,43 @@ def test_a_finished_batch_reads_its_videos_once_not_on_every_rerun(
     assert sum(1 for video in app.get("video") if video.proto.url) == 8
     assert opened == []
     assert not app.exception
+
+
+def test_the_form_says_a_batch_s_problems_as_the_command_line_does(app: AppTest) -> None:
+    _ready_form(app)
+    _choose(app, "prompts")
+    app.text_area(key="gen.negative_prompt").set_value("n" * 501).run()
+    app.text_area(key="gen.prompt_lines").set_value("x" * 801 + "\nshort").run()
+
+    said = _blockers(app)
+    # The same draft as the command line would check it.
+    draft = JobDraft(
+        model="wan2.2-i2v-flash",
+        resolution="480P",
+        negative_prompt="n" * 501,
+        image=prepare_image(image_bytes(640, 480, "JPEG")),
+    )
+    studio = Studio.open(
+        Settings.from_environment(), start_watcher=False, catalog=default_catalog()
+    )
+    try:
+        command_line = studio.check_batch(draft, Variations.of_prompt_lines("x" * 801 + "\nshort"))
+    finally:
+        studio.close()
+    assert said == [problem.message for problem in command_line]
+    # Shared by every clip: said once, first; one clip's own: named.
+    assert said == [
+        "The negative prompt is 501 characters; the limit is 500.",
+        "Clip 1: The prompt is 801 characters; the limit is 800.",
+    ]
+    assert app.button(key="gen.submit").disabled
+    assert not app.exception
+
+
+def _blockers(app: AppTest) -> list[str]:
+    (blockers,) = [
+        as_read(markdown.value)
+        for markdown in app.markdown
+        if "Before you can generate" in markdown.value
+    ]
+    return [line.removeprefix("- ") for line in blockers.splitlines()[1:]]
