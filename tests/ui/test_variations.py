@@ -321,19 +321,33 @@ def _second_click_of(batch: Batch) -> None:
         other.close()
 
 
-def test_a_partly_refused_batch_says_which_clips_went_and_sends_the_rest_once(
-    studio_home: Path,
-    engine_gateway: simulator.RunningSimulator,
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    # The gateway turns away the third submit with a rate limit, and only that one.
+def _partly_refused_batch(
+    studio_home: Path, gateway: simulator.RunningSimulator, monkeypatch: pytest.MonkeyPatch
+) -> tuple[AppTest, int]:
+    """A billed batch of 4 whose clips 3 and 4 the gateway turned away.
+
+    The gateway turns away the third submit with a rate limit, and only that one.
+    """
     key = f"{ENGINE_KEY}+rate_limit:endpoint=submit:every=3:count=3:retry_after=1"
-    app = _ready_form(_billed_app_with_key(key, gateway=engine_gateway, monkeypatch=monkeypatch))
+    app = _ready_form(_billed_app_with_key(key, gateway=gateway, monkeypatch=monkeypatch))
     _choose(app, "seeds")
     app.button(key="gen.submit").click().run()
     store = JobStore.open(sqlite_url(studio_home / "studio.db"))
     try:
         ((batch_id, _, _),) = _batches(store)
+    finally:
+        store.close()
+    return app, batch_id
+
+
+def test_a_partly_refused_batch_says_which_clips_went_and_sends_the_rest_once(
+    studio_home: Path,
+    engine_gateway: simulator.RunningSimulator,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    app, batch_id = _partly_refused_batch(studio_home, engine_gateway, monkeypatch)
+    store = JobStore.open(sqlite_url(studio_home / "studio.db"))
+    try:
         assert len(engine_gateway.tasks()) == 2
         said = texts(app)
         assert "4 clips · 2 generating · 2 not sent" in said
@@ -518,22 +532,6 @@ def test_clips_that_end_together_are_announced_in_one_toast(
     assert len(said) == 2
     assert said[1].startswith("Failed: your video (Wan 2.2 Flash · 5 s) was not made.")
     assert not at.exception
-
-
-def _partly_refused_batch(
-    studio_home: Path, gateway: simulator.RunningSimulator, monkeypatch: pytest.MonkeyPatch
-) -> tuple[AppTest, int]:
-    """A billed batch of 4 whose clips 3 and 4 the gateway turned away."""
-    key = f"{ENGINE_KEY}+rate_limit:endpoint=submit:every=3:count=3:retry_after=1"
-    app = _ready_form(_billed_app_with_key(key, gateway=gateway, monkeypatch=monkeypatch))
-    _choose(app, "seeds")
-    app.button(key="gen.submit").click().run()
-    store = JobStore.open(sqlite_url(studio_home / "studio.db"))
-    try:
-        ((batch_id, _, _),) = _batches(store)
-    finally:
-        store.close()
-    return app, batch_id
 
 
 def _toasts(app: AppTest) -> list[str]:
