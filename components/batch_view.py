@@ -23,8 +23,9 @@ from components.job_view import (
 )
 from studio.compare import MAX_CLIPS as MAX_COMPARED
 from studio.compare import can_compare
+from studio.generation import InvalidRequest
 from studio.humane import money, plural
-from studio.keys import KeyRequired
+from studio.images import ImageRejected
 from studio.limits import SpendingLimitReached
 from studio.records import Batch, Job, JobStatus
 from studio.service import Studio
@@ -170,14 +171,34 @@ def _send_unsent(*, studio: Studio, batch: Batch, session_id: str) -> None:
             api_key=state.session_api_key(),
             key_holder=state.key_holder().id,
         )
-    except (KeyRequired, SpendingLimitReached, ValueError) as problem:
-        st.toast(plain(str(problem)), icon=":material/error:")
+    except (
+        InvalidRequest,
+        FileNotFoundError,
+        ImageRejected,
+        LookupError,
+        SpendingLimitReached,
+        ValueError,
+    ) as problem:
+        st.toast(plain(_why_not_sent(problem)), icon=":material/error:")
         return
     still = len(again.not_sent)
     if still:
         st.toast(f"{plural(still, 'clip')} still did not go.", icon=":material/error:")
     else:
         st.toast("Sent: the rest of the batch is on its way.", icon=":material/movie:")
+
+
+def _why_not_sent(problem: Exception) -> str:
+    """What stopped "Send the N that did not go", in plain words (KeyRequired is a LookupError)."""
+    if isinstance(problem, InvalidRequest):
+        return " ".join(field.message for field in problem.problems)
+    if isinstance(problem, FileNotFoundError):
+        # Its text would be a path on this computer; the user needs what happened and what to do.
+        return (
+            "The first frame of these clips is no longer stored, so they cannot be sent again. "
+            "Upload it on the form and generate them anew."
+        )
+    return str(problem)
 
 
 def _render_grid(*, studio: Studio, batch: Batch, session_id: str) -> None:

@@ -2,7 +2,7 @@
 
 Each clip plays in an ``st.video``: Streamlit serves it from its media endpoint by URL, with
 HTTP Range requests, so the page carries only the address. The file is read once per server
-process (``_video_bytes`` keeps it), never again on a rerun. A small ``st.components.v2``
+process (``components.media`` keeps it), never again on a rerun. A small ``st.components.v2``
 component draws the one play/pause button and the one position slider and keeps the videos in
 step from the browser: the longest clip sets the time, the others follow it.
 """
@@ -19,6 +19,7 @@ import streamlit as st
 from components import state
 from components.formatting import local_time, plain
 from components.job_view import render_favourite_toggle
+from components.media import kept_video
 from studio.compare import (
     MAX_CLIPS,
     can_compare,
@@ -38,8 +39,6 @@ COMPARE_QUERY_PARAM = "compare"
 RECENT_CLIPS = 60
 # An address with more ids than this is read only this far.
 _MOST_IDS_READ = 16
-# Clips kept in server memory for their players: the clips on screen and the last ones before.
-_VIDEOS_KEPT = 2 * MAX_CLIPS
 
 _SYNC_HTML = """
 <div class="sync" role="group" aria-label="Play every clip together">
@@ -180,23 +179,13 @@ def render_clips_in_step(*, studio: Studio, jobs: list[Job]) -> None:
                 if video is None:
                     st.caption("The video file is no longer in the data folder.")
                 else:
-                    st.video(_kept_video(video), format="video/mp4", muted=True, loop=True)
+                    st.video(kept_video(video), format="video/mp4", muted=True, loop=True)
                     playing.append(f"compare-clip-{job.id}")
-                render_favourite_toggle(studio=studio, job=job, key=f"compare.{job.id}.favourite")
+                render_favourite_toggle(
+                    studio=studio, job=job, key=state.compare_action_key(job.id, "favourite")
+                )
     with controls:
-        _in_step_player(key="compare.in_step", data={"clips": playing})
-
-
-def _kept_video(path: Path) -> bytes:
-    status = path.stat()
-    return _video_bytes(str(path), status.st_mtime_ns, status.st_size)
-
-
-@st.cache_resource(max_entries=_VIDEOS_KEPT, show_spinner=False)
-def _video_bytes(path: str, modified_ns: int, size: int) -> bytes:
-    # Keyed by the file's time and size too, so a replaced file is read again. The same bytes
-    # object is handed to st.video each rerun, which hashes a few samples of it, not all of it.
-    return Path(path).read_bytes()
+        _in_step_player(key=state.COMPARE_IN_STEP, data={"clips": playing})
 
 
 def render_differences(*, studio: Studio, jobs: list[Job]) -> None:

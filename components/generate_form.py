@@ -11,6 +11,7 @@ from components.motion_ideas import render_motion_ideas
 from components.spending import render_limit_reached, render_spending_left
 from studio.catalog import Catalog, ModelSpec
 from studio.generation import FieldProblem, InvalidRequest, JobDraft
+from studio.keys import KeyRequired
 from studio.limits import SpendingLimitReached
 from studio.records import BILLED, DEMO
 from studio.service import Estimate, Studio
@@ -222,6 +223,10 @@ def render_summary_and_submit(*, studio: Studio, session_id: str) -> None:
     except SpendingLimitReached as reached:
         state.submission_done()
         render_limit_reached(reached)
+        return
+    except KeyRequired as refused:
+        state.submission_done()
+        st.error(plain(str(refused)), icon=":material/block:")
         return
     state.submission_done()
     submitted_toast(job)

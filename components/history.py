@@ -108,7 +108,7 @@ def _render_by_model(*, totals: Totals, catalog: Catalog) -> None:
     with st.expander("By model", icon=":material/bar_chart:"):
         table_column, chart_column = st.columns([3, 2])
         with table_column:
-            st.dataframe(table, hide_index=True, key="hist.by_model")
+            st.dataframe(table, hide_index=True, key=state.HIST_BY_MODEL)
         with chart_column:
             st.bar_chart(
                 table.set_index("Model")[["Billed videos", "Demo videos"]],

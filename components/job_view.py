@@ -22,6 +22,7 @@ from components.formatting import (
     plain,
     viewer_timezone,
 )
+from components.media import kept_video
 from studio import expectations
 from studio.explain import TRYING_AGAIN_WORKS
 from studio.humane import cost_phrase, elapsed, money, shorten
@@ -76,7 +77,8 @@ def render_job_media(*, job: Job, studio: Studio, image_side: int = CARD_IMAGE_S
     st.html(_MEDIA_STYLE)
     if video is not None:
         with st.container(key=f"job-player-{job.id}"):
-            st.video(video, muted=True)
+            # The bytes kept in memory: a path would be read whole again on every rerun.
+            st.video(kept_video(video), format="video/mp4", muted=True)
     else:
         with st.container(key=f"job-frame-{job.id}"):
             render_first_frame(studio=studio, image_sha256=job.image_sha256, side=image_side)

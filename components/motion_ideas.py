@@ -2,10 +2,16 @@
 
 from __future__ import annotations
 
+import functools
+import logging
+import tomllib
+
 import streamlit as st
 
 from components import state
-from studio.ideas import MotionIdea, default_motion_ideas, groups, with_idea
+from studio.ideas import MotionIdea, MotionIdeasError, default_motion_ideas, groups, with_idea
+
+_log = logging.getLogger("wan_studio")
 
 
 def render_motion_ideas(*, one_a_line: bool = False) -> None:
@@ -13,7 +19,10 @@ def render_motion_ideas(*, one_a_line: bool = False) -> None:
 
     ``one_a_line``: the prompts of a batch, one a line, where each idea starts a new line.
     """
-    rows = groups(default_motion_ideas())
+    ideas = usable_motion_ideas()
+    if not ideas:
+        return
+    rows = groups(ideas)
     # Folded: open, the rows are taller than the prompt box, and the button should stay in view.
     with (
         st.container(key="gen-motion-ideas"),
@@ -32,6 +41,19 @@ def render_motion_ideas(*, one_a_line: bool = False) -> None:
                 on_change=_add_chosen_idea_line if one_a_line else _add_chosen_idea,
                 args=(ideas, state.motion_idea_key(group)),
             )
+
+
+@functools.cache
+def usable_motion_ideas() -> tuple[MotionIdea, ...]:
+    """The shipped ideas, or none when their file is broken: a typo there must not stop Generate.
+
+    Cached, so the broken file is logged once per process rather than on every rerun.
+    """
+    try:
+        return default_motion_ideas()
+    except (MotionIdeasError, tomllib.TOMLDecodeError) as broken:
+        _log.error("the motion ideas are left out: %s", broken)
+        return ()
 
 
 def _add_chosen_idea(ideas: list[MotionIdea], key: str) -> None:

@@ -112,7 +112,7 @@ def render_calculator(*, catalog: Catalog) -> None:
                 "Resolution",
                 spec.resolutions,
                 index=spec.resolutions.index(spec.default_resolution),
-                key=f"{state.PRICES_RESOLUTION}.{spec.id}",
+                key=state.prices_choice_key(state.PRICES_RESOLUTION, spec.id),
             )
         with right:
             duration = st.selectbox(
@@ -120,7 +120,7 @@ def render_calculator(*, catalog: Catalog) -> None:
                 spec.durations,
                 index=spec.durations.index(spec.default_duration),
                 format_func=lambda seconds: f"{seconds} seconds",
-                key=f"{state.PRICES_DURATION}.{spec.id}",
+                key=state.prices_choice_key(state.PRICES_DURATION, spec.id),
             )
         cost = estimate_cost(spec, resolution, duration)
         st.metric(

@@ -39,7 +39,7 @@ def render_limit_refusal(words: str) -> None:
 
 def render_limit_reached(reached: SpendingLimitReached) -> None:
     """The store refused the job at the last moment (spent meanwhile, e.g. in another tab)."""
-    render_limit_refusal(f"{reached.words()}. Nothing was sent or billed.")
+    render_limit_refusal(f"{reached.words()} Nothing was sent or billed.")
 
 
 def _near_limit_words(near: PeriodSpend) -> str:

@@ -120,14 +120,28 @@ HIST_BATCH = "hist.batch"  # the batch whose clips the page shows, or None for e
 # History's favourites filter and the opened job's way to Compare.
 HIST_FAVOURITES = "hist.favourites"
 HIST_COMPARE = "hist.compare"
+HIST_BY_MODEL = "hist.by_model"
 
 # Compare page widgets.
 COMPARE_PICK = "compare.pick"
+COMPARE_IN_STEP = "compare.in_step"  # the custom component that plays the clips in step
+
+
+def compare_action_key(job_id: int, action: str) -> str:
+    """The widget key of one action on a compared clip, e.g. ``compare.12.favourite``."""
+    return f"compare.{job_id}.{action}"
+
 
 # Models & prices page widgets.
 PRICES_MODEL = "prices.model"
 PRICES_RESOLUTION = "prices.resolution"
 PRICES_DURATION = "prices.duration"
+
+
+def prices_choice_key(choice: str, model_id: str) -> str:
+    """The widget key of one model's choice in the calculator, e.g. ``prices.resolution.m``."""
+    return f"{choice}.{model_id}"
+
 
 # Settings page widgets.
 SETTINGS_KEY_INPUT = "settings.key_input"

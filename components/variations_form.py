@@ -170,24 +170,11 @@ def batch_problems(
 ) -> tuple[list[FieldProblem], list[JobDraft]]:
     """What blocks this batch, in the form's words, and each clip's draft when nothing does.
 
-    A problem every clip shares (no first frame yet) is said once; one that only some clips
-    have names them: "Clip 2: ...".
+    The studio decides, as it does for the command line; the form only says a frame waiting
+    for its fix as such.
     """
-    catalog = studio.catalog
-    if problems := variations.problems(catalog):
-        # With what the form itself still lacks (a first frame), so that both are said at once.
-        return [*problems, *with_frame_states(studio.check_draft(draft))], []
-    drafts = variations.expand(draft, catalog)
-    per_clip = [with_frame_states(studio.check_draft(each)) for each in drafts]
-    said: list[FieldProblem] = []
-    for number, clip_problems in enumerate(per_clip, start=1):
-        for problem in clip_problems:
-            if all(problem in others for others in per_clip):
-                if problem not in said:
-                    said.append(problem)
-            else:
-                said.append(FieldProblem(problem.field, f"Clip {number}: {problem.message}"))
-    return said, drafts
+    checked = studio.plan_batch(draft, variations)
+    return with_frame_states(checked.problems), checked.drafts
 
 
 def render_batch_summary_and_submit(*, studio: Studio, session_id: str) -> None:

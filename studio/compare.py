@@ -82,9 +82,9 @@ def differing_settings(jobs: Sequence[Job], *, catalog: Catalog) -> list[Setting
     -------
     list of SettingRow
         In a fixed order (model, seed, prompt, avoid, resolution, length, cost, time taken);
-        empty for fewer than two clips or when every setting is shared.
+        empty for fewer than ``MIN_CLIPS`` clips or when every setting is shared.
     """
-    if len(jobs) < 2:
+    if len(jobs) < MIN_CLIPS:
         return []
     rows = []
     for name, read in _settings(catalog):

@@ -84,8 +84,12 @@ class SpendingLimitReached(Exception):
         super().__init__(self.words())
 
     def words(self, now: datetime | None = None) -> str:
-        """``This costs $0.450, more than the $0.40 left today; the daily limit resets …``."""
-        return self.spend.refusal_words(self.asked, now)
+        """``This costs $0.450, more than the $0.40 left today; the daily limit resets … (in 5 h).``
+
+        A whole sentence, full stop included, so that it reads right in a toast, on the page
+        and before the CLI's "Nothing was sent or billed."
+        """
+        return f"{self.spend.refusal_words(self.asked, now)}."
 
 
 # -- where limits apply, and what is left of them ------------------------------------------

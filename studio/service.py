@@ -95,6 +95,14 @@ class Estimate:
     listed_usd: Decimal | None = None  # the doc's 5-second price, when it differs from ours
 
 
+@dataclass(frozen=True)
+class BatchCheck:
+    """What blocks a batch, in words for the user, and each clip's draft when nothing does."""
+
+    problems: list[FieldProblem]
+    drafts: list[JobDraft]  # empty while there are problems
+
+
 def _utcnow() -> datetime:
     return datetime.now(UTC)
 
@@ -616,9 +624,21 @@ class Studio:
 
     def check_batch(self, draft: JobDraft, variations: Variations) -> list[FieldProblem]:
         """Everything that would block a batch: its size and choices, and each clip's draft."""
+        return self.plan_batch(draft, variations).problems
+
+    def plan_batch(self, draft: JobDraft, variations: Variations) -> BatchCheck:
+        """What blocks a batch and, when nothing does, each clip's draft (the form and the CLI).
+
+        A problem every clip shares (no first frame yet) is said once, after the batch's own;
+        one of some clips only names them: "Clip 2: ...". With no clip at all (no model chosen),
+        the draft's own problems are said, so that everything missing is said at once.
+        """
         drafts = variations.expand(draft, self.catalog)
-        clip_problems = batch_problems(drafts, self.catalog) if drafts else []
-        return variations.problems(self.catalog) + clip_problems
+        clip_problems = (
+            batch_problems(drafts, self.catalog) if drafts else draft.problems(self.catalog)
+        )
+        problems = variations.problems(self.catalog) + clip_problems
+        return BatchCheck(problems=problems, drafts=[] if problems else drafts)
 
     def send_unsent(
         self,

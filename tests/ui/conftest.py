@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import builtins
+import io
 import os
 import re
 import time
@@ -10,6 +12,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, replace
 from decimal import Decimal
 from pathlib import Path
+from typing import Any
 
 import pytest
 import sqlalchemy as sa
@@ -95,6 +98,23 @@ def run_until(
             raise AssertionError("the app never reached the expected state")
         time.sleep(0.2)
     return at
+
+
+def note_video_reads(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """From now on, the path of every MP4 file opened in this process, in order."""
+    opened: list[str] = []
+
+    def noting(open_file: Callable[..., Any]) -> Callable[..., Any]:
+        def opening(file: Any, *args: Any, **kwargs: Any) -> Any:
+            if str(file).endswith(".mp4"):
+                opened.append(str(file))
+            return open_file(file, *args, **kwargs)
+
+        return opening
+
+    monkeypatch.setattr(builtins, "open", noting(builtins.open))
+    monkeypatch.setattr(io, "open", noting(io.open))
+    return opened
 
 
 def as_read(markdown: str) -> str:

@@ -2,12 +2,8 @@
 
 from __future__ import annotations
 
-import builtins
-import io
 import json
-from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 import pytest
 from streamlit.testing.v1 import AppTest
@@ -15,7 +11,7 @@ from streamlit.testing.v1 import AppTest
 from components import compare
 from studio.records import JobStatus
 from studio.store import JobStore
-from tests.ui.conftest import APP, JobMaker, as_read, texts
+from tests.ui.conftest import APP, JobMaker, as_read, note_video_reads, texts
 from tests.ui.test_plain_text import HOSTILE, assert_plain
 
 SESSION_ID = "0b7e9c1a-2d3f-4e5a-8b6c-7d8e9f0a1b2c"
@@ -163,9 +159,7 @@ def test_a_rerun_reads_no_video_file_again(
 ) -> None:
     clips = [jobs.make(prompt=f"clip {index}", seed=index) for index in range(4)]
     app.query_params["compare"] = ",".join(str(job.id) for job in clips)
-    opened: list[str] = []
-    monkeypatch.setattr(builtins, "open", _noting_videos(builtins.open, opened))
-    monkeypatch.setattr(io, "open", _noting_videos(io.open, opened))
+    opened = note_video_reads(monkeypatch)
     _compare(app)
     assert len(app.get("video")) == 4
     first_run = len(opened)
@@ -177,15 +171,6 @@ def test_a_rerun_reads_no_video_file_again(
     assert first_run <= 4
     assert len(opened) == first_run
     assert not app.exception
-
-
-def _noting_videos(open_file: Callable[..., Any], opened: list[str]) -> Callable[..., Any]:
-    def noting(file: Any, *args: Any, **kwargs: Any) -> Any:
-        if str(file).endswith(".mp4"):
-            opened.append(str(file))
-        return open_file(file, *args, **kwargs)
-
-    return noting
 
 
 def test_the_settings_file_of_a_clip_is_offered_beside_its_video(

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import logging
 import re
+from collections.abc import Iterator
 from decimal import Decimal
 from pathlib import Path
 
@@ -10,7 +12,9 @@ import pytest
 from pytest_httpserver import HTTPServer
 from streamlit.testing.v1 import AppTest
 
-from studio import images
+from components.motion_ideas import usable_motion_ideas
+from studio import ideas, images
+from studio.ideas import default_motion_ideas
 from studio.records import JobFilter, JobStatus
 from studio.store import JobStore
 from tests.plugins.engine import count_draft_checks
@@ -378,3 +382,44 @@ def test_a_motion_idea_starts_the_prompt_then_joins_it_and_stays_unselected(app:
         "The camera slowly pushes in toward the subject, a soft breeze moves through the hair"
     )
     assert not app.exception
+
+
+@pytest.fixture
+def forget_motion_ideas() -> Iterator[None]:
+    """The ideas are read once per process: read them afresh here and again after the test."""
+    default_motion_ideas.cache_clear()
+    usable_motion_ideas.cache_clear()
+    yield
+    default_motion_ideas.cache_clear()
+    usable_motion_ideas.cache_clear()
+
+
+@pytest.mark.parametrize(
+    "broken",
+    [
+        '[[idea]]\ngroup = "Camera"\nlabel = "Slow push-in\n',  # not TOML: a quote left open
+        '[[idea]]\ngroup = "Camera"\nlabel = "Slow push-in"\n',  # TOML, but no text to add
+    ],
+)
+def test_a_broken_ideas_file_leaves_the_ideas_out_and_generate_works(
+    broken: str,
+    studio_home: Path,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+    forget_motion_ideas: None,
+) -> None:
+    ideas_file = tmp_path / "motion_ideas.toml"
+    ideas_file.write_text(broken, encoding="utf-8")
+    monkeypatch.setattr(ideas, "MOTION_IDEAS_PATH", ideas_file)
+
+    with caplog.at_level(logging.ERROR, logger="wan_studio"):
+        app = AppTest.from_file(str(APP), default_timeout=30).run()
+        app.text_area(key="gen.prompt").set_value("waves roll in").run()
+
+    assert not app.exception
+    assert not [pills for pills in app.pills if pills.key.startswith("gen.idea.")]
+    assert "Need an idea?" not in texts(app)
+    assert app.text_area(key="gen.prompt").value == "waves roll in"
+    logged = [record for record in caplog.records if "motion ideas" in record.getMessage()]
+    assert len(logged) == 1

@@ -146,7 +146,7 @@ def test_when_another_tab_spends_the_last_dollars_first_the_store_refuses_and_wr
         f"This costs {FLASH_480P}, more than the $0.05 left today; the daily limit resets at "
         "midnight (in "
     ) in said
-    assert "Nothing was sent or billed." in said
+    assert "). Nothing was sent or billed." in said
     assert "your video is on its way" not in " ".join(str(toast.value) for toast in at.toast)
     assert not at.exception
 
@@ -264,6 +264,7 @@ def test_try_again_over_the_limit_says_why_and_sends_nothing(
     assert toast.startswith(
         "This costs $0.085, more than the $0.05 left today; the daily limit resets at midnight"
     )
+    assert toast.endswith(")."), toast
     assert not at.exception
 
 

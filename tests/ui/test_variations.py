@@ -13,14 +13,26 @@ from streamlit.testing.v1 import AppTest
 import simulator
 from components.batch_view import send_unsent_submission_id
 from studio.catalog import default_catalog
+from studio.generation import FieldProblem, InvalidRequest, JobDraft
+from studio.images import ImageRejected
+from studio.keys import KeyRequired
 from studio.limits import TEAM_SCOPE, SpendingLimit
 from studio.records import Batch, JobFilter, JobStatus
 from studio.service import Studio
 from studio.settings import Settings
 from studio.store import JobStore, sqlite_url
+from studio.variations import Variations
 from tests.plugins.engine import ENGINE_KEY
-from tests.plugins.images import image_bytes
-from tests.ui.conftest import APP, JobMaker, as_read, run_until, texts, upload
+from tests.plugins.images import image_bytes, prepare_image
+from tests.ui.conftest import (
+    APP,
+    JobMaker,
+    as_read,
+    note_video_reads,
+    run_until,
+    texts,
+    upload,
+)
 
 
 def _ready_form(app: AppTest) -> AppTest:
@@ -309,19 +321,33 @@ def _second_click_of(batch: Batch) -> None:
         other.close()
 
 
-def test_a_partly_refused_batch_says_which_clips_went_and_sends_the_rest_once(
-    studio_home: Path,
-    engine_gateway: simulator.RunningSimulator,
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    # The gateway turns away the third submit with a rate limit, and only that one.
+def _partly_refused_batch(
+    studio_home: Path, gateway: simulator.RunningSimulator, monkeypatch: pytest.MonkeyPatch
+) -> tuple[AppTest, int]:
+    """A billed batch of 4 whose clips 3 and 4 the gateway turned away.
+
+    The gateway turns away the third submit with a rate limit, and only that one.
+    """
     key = f"{ENGINE_KEY}+rate_limit:endpoint=submit:every=3:count=3:retry_after=1"
-    app = _ready_form(_billed_app_with_key(key, gateway=engine_gateway, monkeypatch=monkeypatch))
+    app = _ready_form(_billed_app_with_key(key, gateway=gateway, monkeypatch=monkeypatch))
     _choose(app, "seeds")
     app.button(key="gen.submit").click().run()
     store = JobStore.open(sqlite_url(studio_home / "studio.db"))
     try:
         ((batch_id, _, _),) = _batches(store)
+    finally:
+        store.close()
+    return app, batch_id
+
+
+def test_a_partly_refused_batch_says_which_clips_went_and_sends_the_rest_once(
+    studio_home: Path,
+    engine_gateway: simulator.RunningSimulator,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    app, batch_id = _partly_refused_batch(studio_home, engine_gateway, monkeypatch)
+    store = JobStore.open(sqlite_url(studio_home / "studio.db"))
+    try:
         assert len(engine_gateway.tasks()) == 2
         said = texts(app)
         assert "4 clips · 2 generating · 2 not sent" in said
@@ -506,3 +532,128 @@ def test_clips_that_end_together_are_announced_in_one_toast(
     assert len(said) == 2
     assert said[1].startswith("Failed: your video (Wan 2.2 Flash · 5 s) was not made.")
     assert not at.exception
+
+
+def _toasts(app: AppTest) -> list[str]:
+    return [as_read(toast.value) for toast in app.toast]
+
+
+def test_sending_the_rest_when_their_first_frame_is_gone_says_so_in_plain_words(
+    studio_home: Path,
+    engine_gateway: simulator.RunningSimulator,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    app, batch_id = _partly_refused_batch(studio_home, engine_gateway, monkeypatch)
+    for stored in (studio_home / "images").rglob("*"):
+        if stored.is_file():
+            stored.unlink()
+    app.button(key=f"batch.{batch_id}.send-unsent").click().run()
+    assert not app.exception
+    (said,) = _toasts(app)
+    assert "first frame of these clips is no longer stored" in said
+    assert str(studio_home) not in said
+    assert len(engine_gateway.tasks()) == 2
+
+
+@pytest.mark.parametrize(
+    ("problem", "expected"),
+    [
+        (
+            InvalidRequest([FieldProblem("prompt", "The prompt is too long.")]),
+            "The prompt is too long.",
+        ),
+        (ImageRejected("The first frame is too small."), "The first frame is too small."),
+        (LookupError("There is no batch 7."), "There is no batch 7."),
+    ],
+)
+def test_every_refusal_of_sending_the_rest_is_a_toast_not_a_traceback(
+    problem: Exception,
+    expected: str,
+    studio_home: Path,
+    engine_gateway: simulator.RunningSimulator,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    app, batch_id = _partly_refused_batch(studio_home, engine_gateway, monkeypatch)
+
+    def refuse(*_args: object, **_kwargs: object) -> Batch:
+        raise problem
+
+    # These come from states a real run rarely reaches (a catalog changed under a kept batch).
+    monkeypatch.setattr(Studio, "send_unsent", refuse)
+    app.button(key=f"batch.{batch_id}.send-unsent").click().run()
+    assert not app.exception
+    assert _toasts(app) == [expected]
+
+
+def test_a_single_clip_refused_for_want_of_a_key_says_so(
+    app: AppTest, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def refuse(*_args: object, **_kwargs: object) -> None:
+        raise KeyRequired("Enter an API key in Settings to generate videos.")
+
+    # No key and no demo gateway cannot happen in a running app; the page must still cope.
+    monkeypatch.setattr(Studio, "submit", refuse)
+    _ready_form(app)
+    app.button(key="gen.submit").click().run()
+    assert not app.exception
+    assert "Enter an API key in Settings to generate videos." in [
+        as_read(error.value) for error in app.error
+    ]
+
+
+def test_a_finished_batch_reads_its_videos_once_not_on_every_rerun(
+    app: AppTest, store: JobStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _ready_form(app)
+    _choose(app, "seeds")
+    app.number_input(key="gen.takes").set_value(8).run()
+    app.button(key="gen.submit").click().run()
+    run_until(app, lambda at: sum(1 for video in at.get("video") if video.proto.url) == 8)
+    opened = note_video_reads(monkeypatch)
+
+    for _ in range(3):
+        app.run()
+
+    assert sum(1 for video in app.get("video") if video.proto.url) == 8
+    assert opened == []
+    assert not app.exception
+
+
+def test_the_form_says_a_batch_s_problems_as_the_command_line_does(app: AppTest) -> None:
+    _ready_form(app)
+    _choose(app, "prompts")
+    app.text_area(key="gen.negative_prompt").set_value("n" * 501).run()
+    app.text_area(key="gen.prompt_lines").set_value("x" * 801 + "\nshort").run()
+
+    said = _blockers(app)
+    # The same draft as the command line would check it.
+    draft = JobDraft(
+        model="wan2.2-i2v-flash",
+        resolution="480P",
+        negative_prompt="n" * 501,
+        image=prepare_image(image_bytes(640, 480, "JPEG")),
+    )
+    studio = Studio.open(
+        Settings.from_environment(), start_watcher=False, catalog=default_catalog()
+    )
+    try:
+        command_line = studio.check_batch(draft, Variations.of_prompt_lines("x" * 801 + "\nshort"))
+    finally:
+        studio.close()
+    assert said == [problem.message for problem in command_line]
+    # Shared by every clip: said once, first; one clip's own: named.
+    assert said == [
+        "The negative prompt is 501 characters; the limit is 500.",
+        "Clip 1: The prompt is 801 characters; the limit is 800.",
+    ]
+    assert app.button(key="gen.submit").disabled
+    assert not app.exception
+
+
+def _blockers(app: AppTest) -> list[str]:
+    (blockers,) = [
+        as_read(markdown.value)
+        for markdown in app.markdown
+        if "Before you can generate" in markdown.value
+    ]
+    return [line.removeprefix("- ") for line in blockers.splitlines()[1:]]

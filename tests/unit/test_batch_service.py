@@ -293,3 +293,20 @@ def test_a_clip_never_sent_with_a_key_nobody_holds_any_more_stops_holding_spend(
     )
     assert said.explanation.startswith("Not sent: Wan Studio stopped")
     assert billed_studio.job(sending.id).status is JobStatus.SUBMITTING  # it may have gone
+
+
+def test_a_batch_s_plan_says_everything_missing_at_once_and_holds_no_clip_while_blocked(
+    demo_studio: Studio,
+) -> None:
+    no_model = Variations(VariationKind.MODELS, models=())
+    planned = demo_studio.plan_batch(quick_draft(image=None), no_model)
+    # No clip to check, yet the missing first frame is said with the missing models.
+    assert [problem.field for problem in planned.problems] == ["variations", "image"]
+    assert planned.drafts == []
+    assert demo_studio.check_batch(quick_draft(image=None), no_model) == planned.problems
+
+    ready = demo_studio.plan_batch(quick_draft(), seeds(3))
+    assert ready.problems == []
+    assert [draft.seed for draft in ready.drafts] == [
+        draft.seed for draft in seeds(3).expand(quick_draft(), demo_studio.catalog)
+    ]

@@ -43,3 +43,35 @@ def test_pages_speak_neither_http_nor_sql() -> None:
     forbidden = {"requests", "sqlalchemy", "urllib3", "sqlite3", "psycopg", "simulator"}
     offenders = {path: sorted(names & forbidden) for path, names in modules.items()}
     assert {path: names for path, names in offenders.items() if names} == {}
+
+
+def _spelled_with_a_dot(value: ast.expr) -> bool:
+    if isinstance(value, ast.Constant):
+        return "." in str(value.value)
+    if isinstance(value, ast.JoinedStr):
+        return any(_spelled_with_a_dot(part) for part in value.values)
+    return False
+
+
+def _widget_keys_written_in_place() -> list[str]:
+    """``key=`` arguments spelled out as a widget key (``page.name``) outside components/state.py.
+
+    Containers' keys (``gen-summary``) only name a place for styling, so they may stay in place.
+    """
+    found = []
+    paths = [*sorted((ROOT / "components").rglob("*.py")), *sorted((ROOT / "pages").rglob("*.py"))]
+    for path in [*paths, ROOT / "app.py"]:
+        if path == ROOT / "components" / "state.py":
+            continue
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if not isinstance(node, ast.Call):
+                continue
+            for keyword in node.keywords:
+                if keyword.arg == "key" and _spelled_with_a_dot(keyword.value):
+                    where = f"{path.relative_to(ROOT)}:{keyword.value.lineno}"
+                    found.append(f"{where} {ast.unparse(keyword.value)}")
+    return found
+
+
+def test_widget_keys_come_from_the_state_module() -> None:
+    assert _widget_keys_written_in_place() == []

@@ -123,8 +123,9 @@ def test_the_daily_limit_says_what_is_left_and_when_it_resets():
     )
     assert reached.words(now) == (
         "This costs $0.450, more than the $0.40 left today; the daily limit resets at midnight "
-        "(in 5 h)"
+        "(in 5 h)."
     )
+    assert str(reached).endswith(").")
 
 
 def test_the_warning_starts_at_80_percent():
