@@ -40,6 +40,7 @@ def main() -> None:
     what only the other pages need starts importing too.
     """
     import_engine_soon()
+    state.start_run()
     st.set_page_config(page_title=APP_TITLE, page_icon=":material/movie:", layout="wide")
     state.init_defaults(catalog=get_catalog())
     # A session that starts from its address (a browser refresh) gets its draft back from the

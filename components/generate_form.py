@@ -8,7 +8,7 @@ from components import state
 from components.formatting import money_text, plain
 from components.job_view import submitted_toast
 from components.motion_ideas import render_motion_ideas
-from components.spending import render_limit_reached, render_spending_left
+from components.spending import render_limit_reached, render_spending_left, spending_now
 from studio.catalog import Catalog, ModelSpec
 from studio.generation import FieldProblem, InvalidRequest, JobDraft
 from studio.keys import KeyRequired
@@ -187,7 +187,7 @@ def render_summary_and_submit(*, studio: Studio, session_id: str) -> None:
     problems = with_frame_states(studio.check_draft(draft))
     api_key = state.session_api_key()
     estimate = studio.estimate(draft, api_key=api_key)
-    spending = studio.spending_status(BILLED if estimate.billed else DEMO)
+    spending = spending_now(studio=studio, mode=BILLED if estimate.billed else DEMO)
     with st.container(border=True, key="gen-summary"):
         _render_price_and_size(draft=draft, estimate=estimate)
         over_limit = render_spending_left(status=spending, price=estimate.cost_usd)

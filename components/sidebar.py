@@ -6,7 +6,7 @@ import streamlit as st
 
 from components import state
 from components.formatting import money_text
-from components.spending import sidebar_left_line
+from components.spending import sidebar_left_line, spending_now
 from studio.humane import money, plural
 from studio.keys import KEY_FROM_SESSION, KeyChoice
 from studio.records import BILLED, DEMO, ModeSpend, Spend, Totals
@@ -27,10 +27,15 @@ def render_sidebar(*, studio: Studio, session_id: str) -> None:
     """The mode badge, then the running totals."""
     render_mode_badge(studio=studio)
     billed = key_in_use(studio=studio).billed
-    render_totals(totals=studio.totals(session_id), billed_mode=billed)
-    if left := sidebar_left_line(studio.spending_status(BILLED if billed else DEMO)):
+    render_totals(totals=session_totals(studio=studio, session_id=session_id), billed_mode=billed)
+    if left := sidebar_left_line(spending_now(studio=studio, mode=BILLED if billed else DEMO)):
         with st.container(key="sidebar-limit"):
             st.caption(f":material/savings: {left}")
+
+
+def session_totals(*, studio: Studio, session_id: str) -> Totals:
+    """This session's running totals, read once per run: the page and the sidebar share them."""
+    return state.once_per_run(("totals", session_id), lambda: studio.totals(session_id))
 
 
 def key_in_use(*, studio: Studio) -> KeyChoice:
@@ -66,7 +71,7 @@ def render_mode_line(*, studio: Studio, session_id: str) -> None:
     On a phone the sidebar is closed; this line says what it would.
     """
     billed = key_in_use(studio=studio).billed
-    session = studio.totals(session_id).session
+    session = session_totals(studio=studio, session_id=session_id).session
     with st.container(key="mode-line"):
         if billed:
             said = f"Billed to your key · this session: {money(session.billed.cost_usd)}"

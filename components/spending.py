@@ -10,8 +10,15 @@ from decimal import Decimal
 
 import streamlit as st
 
+from components import state
 from components.formatting import money_text
 from studio.limits import PeriodSpend, SpendingLimitReached, SpendingStatus, limit_money
+from studio.service import Studio
+
+
+def spending_now(*, studio: Studio, mode: str) -> SpendingStatus | None:
+    """What is left of the spending limits, read once per run: the form and the sidebar share it."""
+    return state.once_per_run(("spending", mode), lambda: studio.spending_status(mode))
 
 
 def render_spending_left(*, status: SpendingStatus | None, price: Decimal) -> PeriodSpend | None:

@@ -11,9 +11,9 @@ from __future__ import annotations
 
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Hashable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 import streamlit as st
 
@@ -438,9 +438,13 @@ def pending_submission() -> str | None:
 
 
 def submission_done(*, now: Callable[[], float] = time.monotonic) -> None:
-    """The pending submission is now a job: the next click makes a new one."""
+    """The pending submission is now a job: the next click makes a new one.
+
+    What this run read of the totals and the limits is out of date from here on.
+    """
     st.session_state.pop(_PENDING_SUBMISSION, None)
     st.session_state[_LAST_SUBMISSION] = (form_fingerprint(), now())
+    start_run()
 
 
 # --- History ------------------------------------------------------------------------------------
@@ -593,3 +597,24 @@ def pop_limits_message() -> tuple[str, str] | None:
 def set_limits_message(tone: str, words: str) -> None:
     """Say what saving the spending limits did, on the next run only."""
     st.session_state[_LIMITS_MESSAGE] = (tone, words)
+
+
+# -- what one run of the app reads once ---------------------------------------------------------
+
+# The running totals and what is left of the spending limits are read by the page (its mode line,
+# the form) and again by the sidebar in the same run; each read sums the store. Kept for one run.
+_RUN_MEMO = "run.memo"
+T = TypeVar("T")
+
+
+def start_run() -> None:
+    """Called first by every full run of the app: forget what the previous run read."""
+    st.session_state[_RUN_MEMO] = {}
+
+
+def once_per_run(name: Hashable, read: Callable[[], T]) -> T:
+    """``read()`` the first time ``name`` is asked for in this run; the same answer after that."""
+    memo = st.session_state.setdefault(_RUN_MEMO, {})
+    if name not in memo:
+        memo[name] = read()
+    return memo[name]

@@ -21,7 +21,7 @@ from components.generate_form import (
     with_frame_states,
 )
 from components.motion_ideas import render_motion_ideas
-from components.spending import render_limit_reached, render_spending_left
+from components.spending import render_limit_reached, render_spending_left, spending_now
 from studio.catalog import Catalog
 from studio.generation import FieldProblem, InvalidRequest, JobDraft
 from studio.humane import money, plural
@@ -216,7 +216,7 @@ def render_batch_summary_and_submit(*, studio: Studio, session_id: str) -> None:
             else:
                 # What is left of the spending limits; a batch that does not fit whole is blocked.
                 over_limit = render_spending_left(
-                    status=studio.spending_status(BILLED if billed else DEMO),
+                    status=spending_now(studio=studio, mode=BILLED if billed else DEMO),
                     price=batch_quote.total_usd,
                 )
             if over_limit is None and batch_quote.needs_confirmation(billed=billed):

@@ -8,7 +8,7 @@ from components import state
 from components.app_shell import run_inside_the_app
 from components.formatting import viewer_timezone
 from components.services import get_studio, tables_ready
-from components.sidebar import render_mode_line
+from components.sidebar import render_mode_line, session_totals
 
 # Before the table's module imports pandas, which the server may be importing in the background.
 tables_ready()
@@ -34,7 +34,8 @@ def main() -> None:
     st.caption("Every video made here, with its settings and what it cost.")
     if render_empty_history(studio=studio):
         return
-    render_totals(totals=studio.totals(state.session_id()), catalog=studio.catalog)
+    totals = session_totals(studio=studio, session_id=state.session_id())
+    render_totals(totals=totals, catalog=studio.catalog)
     render_batches(studio=studio, zone=zone)
     filters = render_filters(catalog=studio.catalog, zone=zone)
     jobs = render_job_table(studio=studio, filters=filters, zone=zone)
