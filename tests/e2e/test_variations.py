@@ -49,8 +49,12 @@ def _how_many(page: Page, choice: str) -> None:
     page.get_by_role("option", name=choice, exact=True).click()
     expect(box).to_have_value(choice)
     wait_until_idle(page)
-    # The run that took the choice has ended when nothing of the previous one is left faded.
+    # The run that took the choice has ended when nothing of the previous one is left faded,
+    # and what was faded has finished fading back in (axe reads colours mid-transition).
     expect(page.locator('[data-stale="true"]')).to_have_count(0)
+    page.wait_for_function(
+        "() => document.getAnimations().every((animation) => animation.playState !== 'running')"
+    )
 
 
 def _quick_takes(page: Page, frame: Path) -> None:
