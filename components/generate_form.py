@@ -217,18 +217,17 @@ def render_summary_and_submit(*, studio: Studio, session_id: str) -> None:
             key_holder=state.key_holder().id,
         )
     except InvalidRequest as invalid:
-        state.submission_done()
         render_blockers(invalid.problems)
         return
     except SpendingLimitReached as reached:
-        state.submission_done()
         render_limit_reached(reached)
         return
     except KeyRequired as refused:
-        state.submission_done()
         st.error(plain(str(refused)), icon=":material/block:")
         return
-    state.submission_done()
+    finally:
+        # Sent or refused, the click is used up: the next one makes a new job.
+        state.submission_done()
     submitted_toast(job)
 
 

@@ -299,15 +299,14 @@ def _send_batch(
             key_holder=state.key_holder().id,
         )
     except InvalidRequest as invalid:
-        state.submission_done()
         return list(invalid.problems)
     except SpendingLimitReached as reached:
-        state.submission_done()
         return reached
     except KeyRequired as refused:
-        state.submission_done()
         return str(refused)
-    state.submission_done()
+    finally:
+        # Sent or refused, the click is used up: the next one makes a new batch.
+        state.submission_done()
     state.note_batch_sent()
     went = len(batch.went)
     if went == len(batch.jobs):

@@ -491,11 +491,7 @@ class Studio:
         existing = self._store.get_by_submission(submission_id)
         if existing is not None:
             return existing
-        fingerprint, mode = self._keys.sender(api_key, holder=key_holder or session_id or "")
-        client = self._keys.client(fingerprint, for_watcher=False)
-        if client is None:
-            # The one session holding the key forgot it between these two lines.
-            raise KeyRequired("That API key was just forgotten; enter it in Settings again.")
+        fingerprint, mode, client = self._sending_key(api_key, key_holder or session_id)
         job = self._submitter.submit(
             draft,
             client=client,
@@ -702,7 +698,7 @@ class Studio:
     def _sending_key(
         self, api_key: str | None, holder: str | None
     ) -> tuple[str, str, GatewayClient]:
-        # As ``submit`` chooses it: the session's key, the configured one, or demo mode.
+        # The key a new job or batch is sent with: the session's, the configured one, or demo.
         fingerprint, mode = self._keys.sender(api_key, holder=holder or "")
         client = self._keys.client(fingerprint, for_watcher=False)
         if client is None:
