@@ -216,18 +216,19 @@ def render_summary_and_submit(*, studio: Studio, session_id: str) -> None:
             api_key=api_key,
             key_holder=state.key_holder().id,
         )
-    except InvalidRequest as invalid:
-        render_blockers(invalid.problems)
-        return
-    except SpendingLimitReached as reached:
-        render_limit_reached(reached)
-        return
-    except KeyRequired as refused:
-        st.error(plain(str(refused)), icon=":material/block:")
-        return
-    finally:
-        # Sent or refused, the click is used up: the next one makes a new job.
+    except (InvalidRequest, SpendingLimitReached, KeyRequired) as refused:
+        # Refused before anything was sent: the click is used up, the next one makes a new job.
         state.submission_done()
+        if isinstance(refused, InvalidRequest):
+            render_blockers(refused.problems)
+        elif isinstance(refused, SpendingLimitReached):
+            render_limit_reached(refused)
+        else:
+            st.error(plain(str(refused)), icon=":material/block:")
+        return
+    # Any other failure keeps the click's id, so trying again finds the job it may have made
+    # instead of sending a second one.
+    state.submission_done()
     submitted_toast(job)
 
 

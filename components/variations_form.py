@@ -298,15 +298,15 @@ def _send_batch(
             api_key=api_key,
             key_holder=state.key_holder().id,
         )
-    except InvalidRequest as invalid:
-        return list(invalid.problems)
-    except SpendingLimitReached as reached:
-        return reached
-    except KeyRequired as refused:
-        return str(refused)
-    finally:
-        # Sent or refused, the click is used up: the next one makes a new batch.
+    except (InvalidRequest, SpendingLimitReached, KeyRequired) as refused:
+        # Refused before anything was sent: the click is used up, the next one makes a new batch.
         state.submission_done()
+        if isinstance(refused, InvalidRequest):
+            return list(refused.problems)
+        return refused if isinstance(refused, SpendingLimitReached) else str(refused)
+    # Any other failure keeps the click's id, so trying again finds the batch it may have made
+    # instead of sending a second one.
+    state.submission_done()
     state.note_batch_sent()
     went = len(batch.went)
     if went == len(batch.jobs):
