@@ -25,7 +25,12 @@ hint, never a promise:
   most ``cold_gap`` apart from the start, closer while the job is young.
 
 ``expected_from_samples`` turns past jobs into an expectation (one job is enough) and follows a
-change of pace, of the class or of the whole gateway (``gateway_pace``).
+change of pace, of the class or of the whole gateway (``gateway_pace``). How far from its median
+a job ends is a property of the gateway rather than of one class: the bounds come from the
+gateway's jobs of every class, each against the jobs of its class around it
+(``ratios_to_neighbours``), so that dozens of jobs, not the ten of one class, set the window.
+The expectation moves between polls with the gateway's pace; the watcher passes on where it
+started watching a job (``watching_from``), so a job is never sent back to sleep once watched.
 """
 
 from __future__ import annotations
@@ -62,7 +67,7 @@ class PollPolicy:
     )
     window_min_lead: float = 4.0  # the window reaches at least this far around their times
     window_pad_share: float = 0.25  # ... and this share of their distance from the median
-    window_pad_samples: float = 1.5  # ... or less, this over half the jobs the spread rests on
+    window_pad_samples: float = 1.0  # ... or less, this over half the jobs the spread rests on
     early_share: float = 0.8  # watching starts by this share of the expected time at the latest
     longest_sleep: float = 90.0  # longest single sleep on a running job
     late_after: float = 2.0  # past this many times the slowest expected, the interval grows
@@ -72,7 +77,7 @@ class PollPolicy:
     recent_samples: int = 3  # the median of this many latest jobs shows a change of pace
     spread_samples: int = 5  # past jobs needed before their own spread is trusted
     pooled_samples: int = 20  # jobs of the whole gateway needed before their spread is used
-    spread_neighbours: int = 9  # ... each measured against the median of this many around it
+    spread_neighbours: int = 7  # ... each measured against the median of this many around it
     default_spread: float = 0.25  # with fewer, jobs end within this share either side
     min_spread: float = 0.03  # never assume a class steadier than this share either side
     history_ttl: float = 30.0  # how long the estimator reuses the times it looked up

@@ -223,7 +223,6 @@ def test_the_spread_is_pooled_over_the_gateways_classes(store: JobStore) -> None
     assert expected.spread_from == 53
     demo = estimator_for(store).running_time(JobClass(DEMO, "wan2.2-i2v-flash", "480P", 5))
     assert demo.spread_from == 40  # only its own gateway's jobs
-    assert demo.low_seconds == 10.0
 
 
 def test_expected_finish_counts_from_the_start_once_known(store: JobStore) -> None:

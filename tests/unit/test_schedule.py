@@ -377,7 +377,7 @@ def test_a_class_with_few_jobs_keeps_the_wider_of_its_default_and_the_pooled_spr
 
 
 def test_a_spread_known_from_many_jobs_is_padded_less():
-    few = ExpectedRunTime(median_seconds=300, low_seconds=180, high_seconds=420, spread_from=10)
+    few = ExpectedRunTime(median_seconds=300, low_seconds=180, high_seconds=420, spread_from=4)
     many = replace(few, spread_from=70)
     assert finish_window(STEADY, few) == pytest.approx((150, 450))  # a quarter of each side
     start, end = finish_window(STEADY, many)
