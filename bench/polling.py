@@ -78,7 +78,7 @@ from studio.imagehost import DataUriHost, data_uri
 from studio.images import ImageLibrary, PreparedImage, prepare_image
 from studio.jobs import Submitter
 from studio.records import BILLED, DEMO, JobFilter, JobStatus
-from studio.schedule import PollPolicy, RequestBudget, next_poll_delay
+from studio.schedule import PollPolicy, RequestBudget, next_poll_delay, watch_from
 from studio.settings import key_fingerprint
 from studio.store import JobStore, sqlite_url
 from studio.variations import VariationKind, Variations
@@ -207,6 +207,7 @@ def follow_watcher(
     started_known = [False] * len(timelines)
     last_poll = [timeline.submitted for timeline in timelines]
     queued_gap = [0.0] * len(timelines)
+    watching_from: list[float | None] = [None] * len(timelines)  # as the watcher remembers it
     outcomes: dict[int, Outcome] = {}
     traces: list[list] = [[] for _ in timelines]
     for index, timeline in enumerate(timelines):
@@ -243,8 +244,13 @@ def follow_watcher(
             elapsed_seconds=answered - timeline.submitted,
             running_seconds=running,
             expected=expected,
+            watching_from=watching_from[index],
             rng=rng,
         )
+        if running is not None and expected.trusted:
+            start = watch_from(policy, expected)
+            previous = watching_from[index]
+            watching_from[index] = start if previous is None else min(start, previous)
         traces[index].append((running, delay, expected))
         heapq.heappush(queue, (answered + delay, index))
     return [outcomes[index] for index in range(len(timelines))]

@@ -22,6 +22,7 @@ from studio.schedule import (
     PollPolicy,
     expected_from_samples,
     gateway_pace,
+    ratios_to_neighbours,
     spread_around,
 )
 
@@ -38,6 +39,8 @@ OVERDUE_FACTOR = 1.5
 MAX_PROGRESS = 0.97
 # Past jobs of a class read for an estimate: enough for a spread, recent enough to follow a change.
 HISTORY_LIMIT = 50
+# Past jobs of every class on a gateway read for its spread and its pace.
+GATEWAY_HISTORY_LIMIT = 100
 
 
 @dataclass(frozen=True)
@@ -128,29 +131,52 @@ class RunTimeEstimator:
 
     def running_time(self, job_class: JobClass) -> ExpectedRunTime:
         """The model's running time (gateway start to end) for a job of this class."""
+        pace, spread = self._gateway_ratios(job_class.mode)
         return expected_from_samples(
             self._policy,
             self._times(job_class, from_start=True),
             fallback=self._prior(job_class),
-            pace=self._pace(job_class.mode),
+            pace=gateway_pace(self._policy, pace),
+            pooled_ratios=spread,
         )
 
-    def _pace(self, mode: str) -> float | None:
-        """How the gateway's latest jobs ran against their classes' medians (``gateway_pace``)."""
+    def _gateway_ratios(self, mode: str) -> tuple[list[float], list[float]]:
+        """The gateway's latest jobs of every class against their classes, latest first.
+
+        Returns ``(pace, spread)``. ``pace``: each job over its class's median (``gateway_pace``
+        reads the first few). ``spread``: each job over the median of its class's jobs that
+        ended around it (``ratios_to_neighbours``), so that a change of pace, which moves the
+        whole class, does not pass for a spread. Only classes with enough jobs for a median
+        (``spread_samples``) count.
+        """
         now = self._clock()
         with self._lock:
             cached = self._latest.get(mode)
         if cached is None or now - cached[0] >= self._policy.history_ttl:
-            latest = self._store.latest_running_times(mode=mode, limit=self._policy.recent_samples)
+            latest = self._store.latest_running_times(mode=mode, limit=GATEWAY_HISTORY_LIMIT)
             cached = (now, latest)
             with self._lock:
                 self._latest[mode] = cached
-        ratios = []
+        pace = []
+        medians: dict[JobClass, float | None] = {}
+        by_class: dict[JobClass, list[float]] = {}
         for model, resolution, duration, seconds in cached[1]:
-            times = self._times(JobClass(mode, model, resolution, duration), from_start=True)
-            if len(times) >= self._policy.spread_samples:
-                ratios.append(seconds / statistics.median(times))
-        return gateway_pace(self._policy, ratios)
+            job_class = JobClass(mode, model, resolution, duration)
+            by_class.setdefault(job_class, []).append(seconds)
+            if job_class not in medians:
+                times = self._times(job_class, from_start=True)
+                enough = len(times) >= self._policy.spread_samples
+                medians[job_class] = statistics.median(times) if enough else None
+            median = medians[job_class]
+            if median:
+                pace.append(seconds / median)
+        spread = [
+            ratio
+            for times in by_class.values()
+            if len(times) >= self._policy.spread_samples
+            for ratio in ratios_to_neighbours(times, self._policy.spread_neighbours)
+        ]
+        return pace, spread
 
     def total_time(self, job_class: JobClass) -> ExpectedRunTime:
         """The time from the submit to the end, queue included, for a job of this class."""

@@ -25,7 +25,12 @@ hint, never a promise:
   most ``cold_gap`` apart from the start, closer while the job is young.
 
 ``expected_from_samples`` turns past jobs into an expectation (one job is enough) and follows a
-change of pace, of the class or of the whole gateway (``gateway_pace``).
+change of pace, of the class or of the whole gateway (``gateway_pace``). How far from its median
+a job ends is a property of the gateway rather than of one class: the bounds come from the
+gateway's jobs of every class, each against the jobs of its class around it
+(``ratios_to_neighbours``), so that dozens of jobs, not the ten of one class, set the window.
+The expectation moves between polls with the gateway's pace; the watcher passes on where it
+started watching a job (``watching_from``), so a job is never sent back to sleep once watched.
 """
 
 from __future__ import annotations
@@ -62,6 +67,7 @@ class PollPolicy:
     )
     window_min_lead: float = 4.0  # the window reaches at least this far around their times
     window_pad_share: float = 0.25  # ... and this share of their distance from the median
+    window_pad_samples: float = 1.0  # ... or less, this over half the jobs the spread rests on
     early_share: float = 0.8  # watching starts by this share of the expected time at the latest
     longest_sleep: float = 90.0  # longest single sleep on a running job
     late_after: float = 2.0  # past this many times the slowest expected, the interval grows
@@ -70,6 +76,8 @@ class PollPolicy:
     cold_fraction: float = 0.25  # on the catalog's guess, wait at most this share of the elapsed
     recent_samples: int = 3  # the median of this many latest jobs shows a change of pace
     spread_samples: int = 5  # past jobs needed before their own spread is trusted
+    pooled_samples: int = 20  # jobs of the whole gateway needed before their spread is used
+    spread_neighbours: int = 7  # ... each measured against the median of this many around it
     default_spread: float = 0.25  # with fewer, jobs end within this share either side
     min_spread: float = 0.03  # never assume a class steadier than this share either side
     history_ttl: float = 30.0  # how long the estimator reuses the times it looked up
@@ -100,15 +108,17 @@ class PollPolicy:
             "queued_growth",
             "queued_fraction",
             "window_pad_share",
+            "window_pad_samples",
             "window_left_share",
-            "window_mirror",
-            "window_centre_share",
+            "window_median_share",
             "early_share",
             "late_after",
             "late_fraction",
             "cold_fraction",
             "recent_samples",
             "spread_samples",
+            "pooled_samples",
+            "spread_neighbours",
             "default_spread",
             "min_spread",
             "jitter",
@@ -133,7 +143,9 @@ class ExpectedRunTime:
     and the 90th percentile). ``trusted`` is False for the catalog's guess, which the schedule
     takes as a hint only; True for timings of past jobs and for the demo gateway's known timing
     model.
-    ``samples`` counts the past jobs behind it.
+    ``samples`` counts the past jobs of the class behind it; ``spread_from`` the past jobs the
+    bounds rest on (more than ``samples`` when the spread is pooled over the gateway's classes),
+    so that the finish window is padded less the better its bounds are known.
     """
 
     median_seconds: float
@@ -141,6 +153,7 @@ class ExpectedRunTime:
     high_seconds: float
     trusted: bool = True
     samples: int = 0
+    spread_from: int = 0
 
 
 def spread_around(
@@ -158,13 +171,15 @@ def expected_from_samples(
     *,
     fallback: ExpectedRunTime,
     pace: float | None = None,
+    pooled_ratios: Sequence[float] = (),
 ) -> ExpectedRunTime:
     """Turn the running times of past jobs of one class into an expectation for the next.
 
     Parameters
     ----------
     policy
-        The timing knobs (``recent_samples``, ``spread_samples``, the spreads).
+        The timing knobs (``recent_samples``, ``spread_samples``, ``pooled_samples``, the
+        spreads).
     recent_first
         Running times in seconds, the most recent job first.
     fallback
@@ -172,16 +187,22 @@ def expected_from_samples(
     pace
         How the gateway's latest jobs of any class ran against their own classes' medians
         (``gateway_pace``), if known: 0.75 when they all ran a quarter faster than usual.
+    pooled_ratios
+        The running times of the gateway's past jobs of every class, each over its class's
+        median: how far from its median a job on this gateway may end.
 
     Returns
     -------
     ExpectedRunTime
-        Trusted from a single job on. With enough jobs: their median, the fastest and the 90th
-        percentile; but when the latest few jobs of the class, or else the gateway's pace, lie
-        outside the middle of that spread, the gateway may have got faster or slower: the
-        expectation moves with them, and the bounds cover the spread at both paces. With only a
-        few jobs: their median, and bounds ``default_spread`` beyond the fastest and the slowest
-        (moved with the gateway's pace likewise).
+        Trusted from a single job on, centred on the class's own median. The bounds: with at
+        least ``pooled_samples`` pooled ratios, the class's median times their fastest and 90th
+        percentile (widened to the class's own fastest and 90th percentile if those lie
+        further out): the spread is the gateway's, and dozens of jobs know it far better than
+        the few of one class. Without, with enough jobs of the class: the fastest and the 90th
+        percentile; with only a few: ``default_spread`` beyond the fastest and the slowest.
+        When the latest few jobs of the class, or else the gateway's pace, lie outside the
+        middle of that spread, the gateway may have got faster or slower: the expectation moves
+        with them, and the bounds cover the spread at both paces.
     """
     times = [seconds for seconds in recent_first if seconds > 0]
     if not times:
@@ -189,22 +210,42 @@ def expected_from_samples(
     ordered = sorted(times)
     overall = statistics.median(ordered)
     centre = overall
-    if len(times) < policy.spread_samples:
-        low = ordered[0] * (1 - policy.default_spread)
-        high = ordered[-1] * (1 + policy.default_spread)
-        shift = pace
-    else:
+    ratios = sorted(ratio for ratio in pooled_ratios if ratio > 0)
+    pooled = len(ratios) >= policy.pooled_samples
+    enough = len(times) >= policy.spread_samples
+    if enough:
         # The fastest, not a percentile: a few samples hide how early a job can end.
-        low, high = ordered[0], _percentile(ordered, 0.9)
+        own_low, own_high = ordered[0], _percentile(ordered, 0.9)
+    else:
+        own_low = ordered[0] * (1 - policy.default_spread)
+        own_high = ordered[-1] * (1 + policy.default_spread)
+    low, high, spread_from = own_low, own_high, len(times)
+    if pooled and enough:
+        # Ten jobs of a class do not pin down its spread; the gateway's dozens do. The class's
+        # own fastest still counts: a job of it did end that soon.
+        low = min(ordered[0], overall * ratios[0])
+        high = overall * _percentile(ratios, 0.9)
+        spread_from = max(len(times), len(ratios))
+    elif pooled:
+        # The median of a few jobs is itself uncertain: keep the wider of the two spreads.
+        low = min(low, ordered[0] * ratios[0])
+        high = max(high, ordered[-1] * _percentile(ratios, 0.9))
+    shift = pace
+    if enough:
         latest = statistics.median(times[: policy.recent_samples])
-        shift = latest / overall if abs(latest - overall) > (high - low) / 2 else pace
+        if abs(latest - overall) > (high - low) / 2:
+            shift = latest / overall
     if shift is not None and abs(shift - 1) * overall > (high - low) / 2:
-        # Until the history has caught up, cover both the old pace and the new one.
+        # Until the history has caught up, cover both the old pace and the new one. The pooled
+        # spread mixes both paces by then, so the class's own spread is the one to move.
         centre = overall * shift
-        low, high = min(low, low * shift), max(high, high * shift)
+        low, high = min(own_low, own_low * shift), max(own_high, own_high * shift)
+        spread_from = len(times)
     low = min(low, centre * (1 - policy.min_spread))
     high = max(high, centre * (1 + policy.min_spread))
-    return ExpectedRunTime(centre, low, high, trusted=True, samples=len(times))
+    return ExpectedRunTime(
+        centre, low, high, trusted=True, samples=len(times), spread_from=spread_from
+    )
 
 
 def gateway_pace(policy: PollPolicy, ratios_recent_first: Sequence[float]) -> float | None:
@@ -227,6 +268,31 @@ def gateway_pace(policy: PollPolicy, ratios_recent_first: Sequence[float]) -> fl
     return statistics.median(latest) if len(latest) >= 2 else None
 
 
+def ratios_to_neighbours(times: Sequence[float], width: int) -> list[float]:
+    """Each running time of one class over the median of the ``width`` jobs around it.
+
+    Parameters
+    ----------
+    times
+        Running times of one class in the order the jobs ended.
+    width
+        How many neighbours (the job itself among them) make the median.
+
+    Returns
+    -------
+    list of float
+        One ratio per time, in the same order: how far each job ended from what the jobs of its
+        own time took. A change of pace moves the neighbours with the job, so the ratios keep
+        to the spread of one pace.
+    """
+    width = max(min(width, len(times)), 1)
+    ratios = []
+    for index, seconds in enumerate(times):
+        first = min(max(index - width // 2, 0), len(times) - width)
+        ratios.append(seconds / statistics.median(times[first : first + width]))
+    return ratios
+
+
 def _percentile(ordered: Sequence[float], fraction: float) -> float:
     position = fraction * (len(ordered) - 1)
     below = int(position)
@@ -247,13 +313,19 @@ def finish_window(policy: PollPolicy, expected: ExpectedRunTime) -> tuple[float,
     Returns
     -------
     tuple of float
-        ``(start, end)``: from ``low_seconds`` to ``high_seconds``, each widened by half its
-        distance from the median (a tenth of the jobs end beyond each, and the bounds of a few
-        samples are loose), and by at least ``window_min_lead``; the start never below zero.
+        ``(start, end)``: from ``low_seconds`` to ``high_seconds``, each widened by a share of
+        its distance from the median (a tenth of the jobs end beyond the 90th percentile, and
+        the bounds of a few samples are loose), and by at least ``window_min_lead``; the start
+        never below zero. The share is ``window_pad_share``, or less when the bounds rest on
+        many jobs: the next job falls beyond the extreme of n of them by about 1 / (n + 1) of
+        their range, so the pad is ``window_pad_samples`` over half the jobs behind the bounds.
     """
     median, low, high = expected.median_seconds, expected.low_seconds, expected.high_seconds
-    before = max(policy.window_min_lead, policy.window_pad_share * (median - low))
-    after = max(policy.window_min_lead, policy.window_pad_share * (high - median))
+    share = policy.window_pad_share
+    if expected.spread_from > 0:
+        share = min(share, policy.window_pad_samples / (expected.spread_from / 2 + 1))
+    before = max(policy.window_min_lead, share * (median - low))
+    after = max(policy.window_min_lead, share * (high - median))
     return max(low - before, 0.0), high + after
 
 
@@ -276,6 +348,7 @@ def next_poll_delay(
     running_seconds: float | None,
     expected: ExpectedRunTime,
     retry_after: float | None = None,
+    watching_from: float | None = None,
     rng: random.Random | None = None,
 ) -> float:
     """Return how many seconds to wait before the next poll of one job.
@@ -292,6 +365,10 @@ def next_poll_delay(
         Its expected running time.
     retry_after
         The gateway's Retry-After in seconds, if it asked us to slow down.
+    watching_from
+        The earliest ``watch_from`` already used for this job, in running seconds, if any. The
+        expectation moves with the gateway's pace between polls; a job that has reached a
+        window it was once given is watched from there on, never sent back to sleep.
     rng
         Source of jitter (a seeded ``random.Random`` in tests).
 
@@ -310,6 +387,8 @@ def next_poll_delay(
         delay = _cold_delay(policy, elapsed_seconds, running_seconds, expected)
     else:
         earliest = watch_from(policy, expected)
+        if watching_from is not None:
+            earliest = min(earliest, watching_from)
         if running_seconds < earliest:
             sleep_until = earliest - running_seconds
             delay = min(sleep_until, policy.longest_sleep)

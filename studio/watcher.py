@@ -62,6 +62,7 @@ from studio.schedule import (
     finish_urgency,
     next_poll_delay,
     unknown_verdict,
+    watch_from,
 )
 from studio.store import UNSENT_GRACE_SECONDS, JobStore
 
@@ -336,6 +337,11 @@ class Watcher:
         self._store_retry = Backoff(policy.idle_wait, STORE_RETRY_MOST_SECONDS)
         # Failures in a row of each job in hand (a full disk, an unexpected error), for backoff.
         self._failures: dict[int, int] = {}
+        # Where watching started for each running job in hand (``watch_from``, running seconds):
+        # the expectation moves with the gateway's pace, and a job that has reached a window it
+        # was once given must not be sent back to sleep. Lost on a restart, which costs at most
+        # one sleep.
+        self._watching_from: dict[int, float] = {}
         self._last_sweep: datetime | None = None
         # Jobs whose video this watcher is downloading now: their partial files are alive.
         self._downloading: set[int] = set()
@@ -574,6 +580,7 @@ class Watcher:
         if outcome is None:
             return
         if outcome.status is not None:
+            self._watching_from.pop(job.id, None)
             # The final status wins over any progress status noted on the way.
             fields = {name: value for name, value in outcome.fields.items() if name != "status"}
             self.store.finish_with_lease(job.id, self.owner, status=outcome.status, **fields)
@@ -881,14 +888,23 @@ class Watcher:
     ) -> datetime:
         now = self._clock()
         started_at = started_at or job.started_at
+        policy, expected = self._timing(job), self._expected(job)
+        running = None if started_at is None else (now - started_at).total_seconds()
+        watching_from = self._watching_from.get(job.id)
         delay = next_poll_delay(
-            self._timing(job),
+            policy,
             elapsed_seconds=(now - (job.submitted_at or job.created_at)).total_seconds(),
-            running_seconds=None if started_at is None else (now - started_at).total_seconds(),
-            expected=self._expected(job),
+            running_seconds=running,
+            expected=expected,
             retry_after=retry_after,
+            watching_from=watching_from,
             rng=self._rng,
         )
+        if running is not None and expected.trusted:
+            start = watch_from(policy, expected)
+            self._watching_from[job.id] = (
+                start if watching_from is None else min(start, watching_from)
+            )
         return now + timedelta(seconds=delay)
 
     def _timing(self, job: Job) -> PollPolicy:

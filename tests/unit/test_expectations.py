@@ -3,6 +3,7 @@ the one run-time estimator behind both the cards and the watcher's schedule."""
 
 from __future__ import annotations
 
+import random
 from collections.abc import Iterator
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
@@ -182,6 +183,46 @@ def test_the_gateways_pace_moves_every_class(store: JobStore) -> None:
     expected = estimator_for(store).running_time(JobClass(BILLED, *PLUS_1080))
     assert expected.median_seconds == pytest.approx(300 * 75 / 100, rel=0.02)
     assert expected.low_seconds < 225 < 300 < expected.high_seconds
+
+
+def add_flash_successes(store: JobStore, *, mode: str, running: list[float], first: int) -> None:
+    """Past successes of Wan 2.2 Flash 480P on one gateway, a day later, ten minutes apart."""
+    rows = []
+    for index, seconds in enumerate(running):
+        finished = SENT + timedelta(days=1, minutes=10 * index)
+        rows.append(
+            bulk_row(
+                first + index,
+                mode=mode,
+                model="wan2.2-i2v-flash",
+                resolution="480P",
+                status=JobStatus.SUCCEEDED,
+                submitted_at=finished - timedelta(seconds=seconds + 5),
+                started_at=finished - timedelta(seconds=seconds),
+                finished_at=finished,
+            )
+        )
+    with store.engine.begin() as conn:
+        conn.execute(sa.insert(jobs), rows)
+
+
+def test_the_spread_is_pooled_over_the_gateways_classes(store: JobStore) -> None:
+    # Ten Plus 1080P jobs happened to lie within 2 % of 300 s; forty Flash jobs on the same
+    # gateway ran from 60 % to 140 % of their median: a Plus job may end as far from its own.
+    add_successes(store, mode=BILLED, running=[300, 302, 298, 301, 299, 300, 303, 297, 300, 301])
+    spread = [100 * (0.6 + 0.8 * index / 39) for index in range(40)]
+    random.Random(4).shuffle(spread)
+    # The latest three ran as usual: the gateway's pace has not changed.
+    add_flash_successes(store, mode=BILLED, running=[*spread, 99, 100, 101], first=100)
+    # The demo gateway's jobs are its own: they widen nothing on the billed one.
+    add_flash_successes(store, mode=DEMO, running=[10, 90] * 20, first=200)
+    expected = estimator_for(store).running_time(JobClass(BILLED, *PLUS_1080))
+    assert expected.median_seconds == 300.0  # the class's own median
+    assert expected.low_seconds < 300 * 0.75  # not 297 s, the class's own fastest
+    assert expected.high_seconds > 300 * 1.2  # not 303 s
+    assert expected.spread_from == 53
+    demo = estimator_for(store).running_time(JobClass(DEMO, "wan2.2-i2v-flash", "480P", 5))
+    assert demo.spread_from == 40  # only its own gateway's jobs
 
 
 def test_expected_finish_counts_from_the_start_once_known(store: JobStore) -> None:

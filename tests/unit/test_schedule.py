@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import random
 import threading
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -23,6 +24,7 @@ from studio.schedule import (
     finish_window,
     gateway_pace,
     next_poll_delay,
+    ratios_to_neighbours,
     shared_budget,
     spread_around,
     unknown_verdict,
@@ -246,6 +248,48 @@ def test_a_job_off_its_history_is_still_seen_within_the_watch_gap(share: float):
         assert unseen <= STANDARD.watch_gap * (1 + STANDARD.jitter)
 
 
+def test_a_job_that_reached_its_window_is_never_sent_back_to_sleep():
+    # The gateway's pace dipped: similar jobs were expected at 230 s, so watching started by
+    # 184 s. Then the pace swung back and the expectation with it: its window opens at 285 s.
+    dipped = ExpectedRunTime(median_seconds=230, low_seconds=215, high_seconds=245)
+    restored = HISTORY
+    entered = watch_from(STEADY, dipped)
+    assert entered < 200 < watch_from(STEADY, restored)
+    # Told nothing, the schedule sleeps the job again, past anything a job that dipped ends at.
+    assert delay(running=200, expected=restored) > STEADY.window_gap * 4
+    # Told where watching started, it keeps watching however the expectation moves.
+    for running in (entered, 200.0, 240.0, 280.0):
+        wait = delay(running=running, expected=restored, watching_from=entered)
+        assert wait <= STEADY.watch_gap
+    # A window not reached yet is still slept towards (its start only ever comes earlier).
+    assert delay(running=100, expected=restored, watching_from=entered) == pytest.approx(
+        entered - 100
+    )
+
+
+def test_a_job_whose_expectation_swings_is_seen_on_time_when_the_watcher_remembers():
+    # The expectation alternates between the dipped and the restored pace at every poll, and
+    # the job ends at 205 s, inside the dipped window, before the restored one opens.
+    dipped = ExpectedRunTime(median_seconds=230, low_seconds=215, high_seconds=245)
+    for seed in range(5):
+        rng = random.Random(seed)
+        now, watching, polls = 0.0, None, 0
+        while now < 205:
+            polls += 1
+            expected = dipped if polls % 2 else HISTORY
+            now += next_poll_delay(
+                STANDARD,
+                elapsed_seconds=now + 20,
+                running_seconds=now,
+                expected=expected,
+                watching_from=watching,
+                rng=rng,
+            )
+            start = watch_from(STANDARD, expected)
+            watching = start if watching is None else min(watching, start)
+        assert now - 205 <= STANDARD.watch_gap * (1 + STANDARD.jitter)
+
+
 def test_the_job_nearest_its_expected_finish_goes_first():
     def urgency(running: float, expected: ExpectedRunTime = HISTORY) -> float:
         return finish_urgency(STEADY, running_seconds=running, expected=expected)
@@ -306,6 +350,63 @@ def test_the_gateway_pace_moves_a_class_that_has_not_caught_up():
     assert gateway_pace(STANDARD, [0.75, 0.74, 1.0, 1.0]) == 0.75
 
 
+# The gateway's jobs of every class, each over its class's median: 70 of them, ±40 %.
+POOLED = [0.6 + 0.8 * index / 69 for index in range(70)]
+
+
+def test_the_gateways_pooled_spread_bounds_a_class_around_its_own_median():
+    # Ten jobs of the class happen to lie close together; the gateway's seventy say how far
+    # from its median a job really ends.
+    times = [100.0, 104.0, 96.0, 110.0, 90.0, 102.0, 98.0, 100.0, 106.0, 94.0]
+    own = expected_from_samples(STANDARD, times, fallback=GUESS)
+    pooled = expected_from_samples(STANDARD, times, fallback=GUESS, pooled_ratios=POOLED)
+    assert pooled.median_seconds == own.median_seconds == 100.0
+    assert pooled.low_seconds == pytest.approx(60)
+    assert pooled.high_seconds == pytest.approx(100 * (0.6 + 0.8 * 0.9))
+    assert (pooled.spread_from, own.spread_from) == (70, 10)
+    # Too few jobs on the gateway: the class's own spread stands.
+    few = expected_from_samples(STANDARD, times, fallback=GUESS, pooled_ratios=POOLED[:10])
+    assert (few.low_seconds, few.high_seconds) == (own.low_seconds, own.high_seconds)
+
+
+def test_a_class_with_few_jobs_keeps_the_wider_of_its_default_and_the_pooled_spread():
+    expected = expected_from_samples(STANDARD, [100.0, 104.0], fallback=GUESS, pooled_ratios=POOLED)
+    assert expected.median_seconds == 102.0
+    assert expected.low_seconds == pytest.approx(100 * 0.6)  # wider than 75 % of the fastest
+    assert expected.high_seconds == pytest.approx(104 * 1.32)  # wider than 125 % of the slowest
+
+
+def test_a_spread_known_from_many_jobs_is_padded_less():
+    few = ExpectedRunTime(median_seconds=300, low_seconds=180, high_seconds=420, spread_from=4)
+    many = replace(few, spread_from=70)
+    assert finish_window(STEADY, few) == pytest.approx((150, 450))  # a quarter of each side
+    start, end = finish_window(STEADY, many)
+    assert 170 < start < 180
+    assert 420 < end < 430
+    assert watch_from(STEADY, many) > watch_from(STEADY, few)
+
+
+def test_a_change_of_pace_does_not_pass_for_a_spread():
+    # Six jobs at 75 s, then six at 100 s: each within 2 % of the jobs of its own time.
+    times = [75.0, 76.0, 74.0, 75.0, 75.0, 75.0, 100.0, 101.0, 99.0, 100.0, 100.0, 100.0]
+    ratios = ratios_to_neighbours(times, 5)
+    assert len(ratios) == len(times)
+    assert all(0.97 <= ratio <= 1.03 for ratio in ratios)
+    assert ratios_to_neighbours([40.0, 60.0], 5) == [0.8, 1.2]
+
+
+def test_when_the_pace_changes_the_class_keeps_its_own_spread_to_move():
+    # A gateway that got a quarter slower: its pooled ratios mix both paces, which would widen
+    # every window twice over; the class's own spread is moved to cover both paces instead.
+    steady = [100.0, 101.0, 99.0, 100.0, 102.0, 98.0, 100.0]
+    mixed = [1.0] * 40 + [1.25] * 20
+    slower = expected_from_samples(STANDARD, steady, fallback=GUESS, pace=1.25, pooled_ratios=mixed)
+    assert slower.median_seconds == pytest.approx(125)
+    assert slower.low_seconds == 98.0
+    assert slower.high_seconds < 130  # not 1.25 x the pooled 1.25: 156 s
+    assert slower.spread_from == len(steady)
+
+
 # -- jitter, Retry-After, scaling -----------------------------------------------------------------
 
 
@@ -345,6 +446,9 @@ def test_scaled_policy_divides_times_and_keeps_ratios():
     assert fast.jitter == PollPolicy().jitter
     assert fast.unknown_confirm_polls == PollPolicy().unknown_confirm_polls
     assert fast.window_left_share == PollPolicy().window_left_share
+    assert fast.window_median_share == PollPolicy().window_median_share
+    assert fast.window_pad_samples == PollPolicy().window_pad_samples
+    assert fast.pooled_samples == PollPolicy().pooled_samples
 
 
 def test_unknown_is_final_only_after_it_persists_or_the_task_is_old():

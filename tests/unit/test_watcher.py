@@ -26,6 +26,7 @@ import simulator
 from studio import store as store_module
 from studio.explain import explain_disk_full
 from studio.records import JobStatus
+from studio.schedule import ExpectedRunTime, PollPolicy
 from studio.service import Studio
 from studio.watcher import Backoff, Watcher, looks_like_mp4
 from tests.plugins.engine import (
@@ -277,6 +278,39 @@ def test_the_job_nearest_its_expected_finish_is_worked_on_first(
     studio._watcher._handle = lambda job: handled.append(job.id)
     assert studio.poll_due_jobs() == 4
     assert handled == [jobs[name].id for name in ("long overdue", "old", "new", "queued")]
+
+
+class ScriptedEstimator:
+    """Gives the watcher these expectations one after another, as a gateway's pace swings."""
+
+    def __init__(self, *expectations: ExpectedRunTime) -> None:
+        self._left = list(expectations)
+
+    def running_time(self, _job_class: object) -> ExpectedRunTime:
+        return self._left.pop(0)
+
+
+def test_a_running_job_that_reached_its_window_is_not_sent_back_to_sleep(
+    open_studio, engine_gateway, store_of
+):
+    policy = replace(PollPolicy(), jitter=0.0)
+    studio = open_studio(
+        api_key=ENGINE_KEY, base_url=engine_gateway.url, policy=policy, start_watcher=False
+    )
+    job = submit(studio)
+    started = datetime.now(UTC)
+    store_of(studio).update(job.id, started_at=started)
+    job = studio.job(job.id)
+    watcher = studio._watcher
+    # The pace dipped (similar jobs expected at 230 s: watching from 184 s), then swung back
+    # (300 s: its window opens at 240 s) while the job had been watched for a while.
+    dipped = ExpectedRunTime(median_seconds=230, low_seconds=215, high_seconds=245)
+    restored = ExpectedRunTime(median_seconds=300, low_seconds=285, high_seconds=318)
+    watcher._estimator = ScriptedEstimator(dipped, restored)
+    for running in (190, 196):
+        now = started + timedelta(seconds=running)
+        watcher._clock = lambda now=now: now
+        assert watcher._later(job) - now <= timedelta(seconds=policy.watch_gap)
 
 
 def test_an_expired_link_is_said_plainly(open_studio, scripted_gateway):
