@@ -5,13 +5,15 @@ from __future__ import annotations
 import io
 import itertools
 import tomllib
+from concurrent.futures import Future, ThreadPoolExecutor
+from typing import Any
 
 import pytest
 from PIL import Image, ImageChops, ImageStat
 
 from simulator import FaultConfigError, FaultPlan, FaultRule, output_size
 from simulator._faults import FaultCounter, split_key
-from simulator._render import SOURCE_MARGIN, camera_move, frame_maker
+from simulator._render import SOURCE_MARGIN, camera_move, frame_maker, plane_maker
 from simulator._rules import CATALOG_FILE, load_rules
 from simulator._tasks import extend_prompt, upstream_time
 from tests.plugins.simulator import image_bytes
@@ -263,3 +265,41 @@ def test_frame_colours_survive_the_yuv_conversion() -> None:
     )
     for got, wanted in zip(frame.getpixel((100, 100)), colour, strict=True):
         assert abs(got - wanted) <= 3
+
+
+class _CountingPool(ThreadPoolExecutor):
+    """A thread pool that counts the work given to it."""
+
+    def __init__(self) -> None:
+        super().__init__(1)
+        self.submitted = 0
+
+    def submit(self, *args: Any, **kwargs: Any) -> Future[Any]:
+        self.submitted += 1
+        return super().submit(*args, **kwargs)
+
+
+def test_sources_fitted_partly_on_the_frame_pool_give_the_same_frames() -> None:
+    # Two different pictures, so that a luma plane given to the wrong source shows.
+    first, last = _picture(), _picture().transpose(Image.Transpose.FLIP_LEFT_RIGHT)
+    options = {"first": first, "last": last, "size": (320, 240), "frame_count": 5, "seed": 4}
+    alone = plane_maker(**options, watermark=True)  # type: ignore[arg-type]
+    with _CountingPool() as pool:
+        shared = plane_maker(**options, watermark=True, pool=pool)  # type: ignore[arg-type]
+        assert pool.submitted == 2  # each source's luma was fitted on the pool
+    for index in range(5):
+        for got, wanted in zip(shared(index), alone(index), strict=True):
+            assert (got == wanted).all()
+
+
+def test_planes_reach_the_encoder_as_they_are_made_without_a_copy() -> None:
+    make = plane_maker(
+        first=_picture(), last=None, size=(320, 240), frame_count=3, seed=6, watermark=True
+    )
+    planes = make(1)
+    # Arrays that are laid out exactly as yuv420p wants them, so the encoder writes their memory.
+    assert [plane.shape for plane in planes] == [(240, 320), (120, 160), (120, 160)]
+    assert all(plane.dtype == "uint8" and plane.flags.c_contiguous for plane in planes)
+    assert b"".join(planes) == frame_maker(
+        first=_picture(), last=None, size=(320, 240), frame_count=3, seed=6, watermark=True
+    )(1)
