@@ -98,7 +98,7 @@ def test_the_generate_page_imports_without_the_engine() -> None:
     assert json.loads(finished.stdout.strip().splitlines()[-1]) == []
 
 
-def test_the_form_is_drawn_before_the_studio_is_needed(
+def test_the_whole_form_is_drawn_before_the_studio_is_needed(
     studio_home: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # A data folder that cannot be made: the Studio fails to open.
@@ -108,7 +108,14 @@ def test_the_form_is_drawn_before_the_studio_is_needed(
     assert not at.exception
     assert at.selectbox(key="gen.model").value == "wan2.2-i2v-plus"
     assert at.toggle(key="gen.prompt_extend") is not None
-    assert "Wan Studio could not start" in texts(at)
-    # Nothing that needs the Studio was drawn, and the sidebar stopped with the page.
-    assert not at.get("file_uploader")
-    assert not [button for button in at.button if button.key == "gen.submit"]
+    # The frame input, the prompt, the price and the button (blocked: no frame yet) need only
+    # the catalog and the settings, so they were drawn before the Studio was asked for.
+    assert [uploader.key for uploader in at.get("file_uploader")] == ["gen.image.upload"]
+    assert at.text_area(key="gen.prompt") is not None
+    assert at.button(key="gen.submit").disabled
+    shown = texts(at)
+    assert "Demo, not billed: would cost $0.750" in shown
+    assert "Wan Studio could not start" in shown
+    # What reads the store was not drawn: the spending left, the mode line, the sidebar.
+    assert "Demo mode, nothing is billed" not in shown
+    assert not at.sidebar.markdown
