@@ -17,7 +17,8 @@ shared by this browser session's five cards), then:
   (``--history-pause``), the click on History until the table shows;
 - the app server's resident memory after it has served Generate and History.
 
-Run: ``python bench/ui.py [--jobs N] [--reruns N] [--loads N] [--baseline CHECKOUT]``. Targets:
+Run: ``python bench/ui.py [--jobs N] [--reruns N] [--loads N] [--baseline CHECKOUT]
+[--compile-each-start]``. Targets:
 Generate rerun under 100 ms, History under 400 ms, Compare with four clips under 200 ms, first
 usable form within 1.5x the floor, under 400 MB resident. The machine's load average is printed
 with the figures: on a shared machine the browser times move with it, the ratios much less.
@@ -458,12 +459,27 @@ def resident_mb(pid: int) -> tuple[float, float]:
     return fields["VmRSS"], fields["VmHWM"]
 
 
-def start_server(script: Path, home: Path) -> StreamlitServer:
+def server_environment(home: Path, *, bytecode: bool) -> dict[str, str]:
+    """The app's demo-mode environment; with ``bytecode``, Python keeps what it compiles.
+
+    A deployed app compiles its modules once and reads the bytecode at every later start; an
+    environment with ``PYTHONDONTWRITEBYTECODE`` (as on some build machines) makes every start
+    compile the app's own modules again on the first visitor's run, which the floor page does
+    not have. The bytecode goes to a folder of this run, not next to the sources.
+    """
+    env = app_environment(home=home)
+    if bytecode:
+        env.pop("PYTHONDONTWRITEBYTECODE", None)
+        env["PYTHONPYCACHEPREFIX"] = str(home.parent / "bytecode")
+    return env
+
+
+def start_server(script: Path, home: Path, *, bytecode: bool) -> StreamlitServer:
     """``streamlit run script`` in demo mode on the seeded data folder, once healthy."""
     server = StreamlitServer(
         script=script,
         workdir=app_workdir(home.parent),
-        env=app_environment(home=home),
+        env=server_environment(home, bytecode=bytecode),
         log_path=home.parent / f"streamlit-{time.monotonic_ns()}.log",
     )
     try:
@@ -481,11 +497,12 @@ def load_once(
     home: Path,
     usable: Callable[[Page], None],
     into: Loads,
+    bytecode: bool,
     history_pause: float | None = None,
 ) -> None:
     """One freshly started server: a cold visit, then a warm one; with ``history_pause``, also
     History's first visit on the cold tab and the server's memory after it."""
-    server = start_server(script, home)
+    server = start_server(script, home, bytecode=bytecode)
     try:
         visit, page = open_until_usable(browser, server.url, usable)
         into.cold.append(visit)
@@ -503,7 +520,7 @@ def load_once(
 
 
 def browser_loads(
-    home: Path, *, loads: int, history_pause: float, baseline: Path | None
+    home: Path, *, loads: int, history_pause: float, baseline: Path | None, bytecode: bool
 ) -> tuple[Loads, Loads, Loads | None]:
     """Loads of the app, of the floor page and of a baseline checkout's app, taking turns."""
     chromium = find_chromium()
@@ -517,17 +534,37 @@ def browser_loads(
 
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=chromium, args=CHROMIUM_ARGS)
-        # One throwaway round warms the OS file cache, so neither script pays for it alone.
-        load_once(browser, script=floor_script, home=home, usable=floor_usable, into=Loads.empty())
-        load_once(browser, script=APP, home=home, usable=generate_form_usable, into=Loads.empty())
+        # One throwaway round warms the OS file cache (and writes the bytecode), so that no
+        # script pays for it alone.
+        scripts = [(floor_script, floor_usable), (APP, generate_form_usable)]
+        if baseline is not None:
+            scripts.append((baseline / "app.py", generate_form_usable))
+        for script, usable in scripts:
+            load_once(
+                browser,
+                script=script,
+                home=home,
+                usable=usable,
+                into=Loads.empty(),
+                bytecode=bytecode,
+                history_pause=None if script == floor_script else 0.0,
+            )
         for _ in range(loads):
-            load_once(browser, script=floor_script, home=home, usable=floor_usable, into=floor)
+            load_once(
+                browser,
+                script=floor_script,
+                home=home,
+                usable=floor_usable,
+                into=floor,
+                bytecode=bytecode,
+            )
             load_once(
                 browser,
                 script=APP,
                 home=home,
                 usable=generate_form_usable,
                 into=app,
+                bytecode=bytecode,
                 history_pause=history_pause,
             )
             if before is not None and baseline is not None:
@@ -537,6 +574,7 @@ def browser_loads(
                     home=home,
                     usable=generate_form_usable,
                     into=before,
+                    bytecode=bytecode,
                     history_pause=history_pause,
                 )
         browser.close()
@@ -644,7 +682,13 @@ def main() -> None:
         type=Path,
         help="another checkout of the app (e.g. a worktree of main) measured in the same rounds",
     )
+    parser.add_argument(
+        "--compile-each-start",
+        action="store_true",
+        help="keep PYTHONDONTWRITEBYTECODE if set, so every server start compiles the app again",
+    )
     args = parser.parse_args()
+    bytecode = not args.compile_each_start
     load_before = ", ".join(f"{value:.1f}" for value in os.getloadavg())
 
     with tempfile.TemporaryDirectory(prefix="wan-studio-bench-ui-") as folder:
@@ -656,7 +700,11 @@ def main() -> None:
         compare_ms = compare_rerun_ms(home, reruns=args.reruns)
         batch_ms = batch_rerun_ms(home, seed_batch_in_flight(home), reruns=args.reruns)
         app, floor, before = browser_loads(
-            home, loads=args.loads, history_pause=args.history_pause, baseline=args.baseline
+            home,
+            loads=args.loads,
+            history_pause=args.history_pause,
+            baseline=args.baseline,
+            bytecode=bytecode,
         )
 
     rows = [
@@ -694,6 +742,11 @@ def main() -> None:
         f" · {os.cpu_count()} CPUs, load average {load_before} before, {load} after"
     )
     print("cold: the first visitor after the server turned healthy; warm: a new tab after that")
+    if bytecode:
+        print("bytecode: compiled in the throwaway round and kept, as in a deployed app")
+    else:
+        compiles = "again at every start" if os.environ.get("PYTHONDONTWRITEBYTECODE") else "once"
+        print(f"bytecode: the app's modules are compiled {compiles}")
     print("ratios: median of the rounds' side-by-side ratios (range); milestones: median seconds")
     width = max(len(row.name) for row in rows)
     measured_width = max(len(row.measured) for row in rows)
