@@ -430,8 +430,11 @@ def open_until_usable(
 def generate_form_usable(page: Page) -> None:
     """The model can be chosen, an image dropped, and the Generate button is drawn."""
     expect(page.locator(".st-key-gen-model").get_by_role("combobox")).to_be_enabled(timeout=60_000)
-    expect(page.locator('[data-testid="stFileUploaderDropzoneInput"]')).to_be_attached()
-    expect(page.get_by_role("button", name="Generate video")).to_be_visible()
+    # Each may come first (the form is drawn before the Studio opens): each gets the same wait.
+    expect(page.locator('[data-testid="stFileUploaderDropzoneInput"]')).to_be_attached(
+        timeout=60_000
+    )
+    expect(page.get_by_role("button", name="Generate video")).to_be_visible(timeout=60_000)
 
 
 def floor_usable(page: Page) -> None:
