@@ -18,6 +18,7 @@ from studio.keys import KeyRequired, key_for_new_job
 from studio.limits import SpendingLimitReached
 from studio.records import BILLED, DEMO
 from studio.service import Estimate, Studio, estimate_draft
+from studio.settings import SettingsError
 
 _SESSION = "session"  # keep the form's values when the user visits another page
 
@@ -252,7 +253,7 @@ def _render_blocked_summary(
     problems: list[FieldProblem],
     open_studio: Callable[[], Studio],
 ) -> None:
-    billed = key_for_new_job(current_settings(), state.session_api_key()).billed
+    billed = _new_jobs_billed(open_studio)
     estimate = estimate_draft(draft, catalog, billed=billed)
     with st.container(border=True, key="gen-summary"):
         _render_price_and_size(draft=draft, estimate=estimate)
@@ -276,6 +277,15 @@ def _render_blocked_summary(
             status=spending_now(studio=studio, mode=BILLED if billed else DEMO),
             price=estimate.cost_usd,
         )
+
+
+def _new_jobs_billed(open_studio: Callable[[], Studio]) -> bool:
+    try:
+        settings = current_settings()
+    except SettingsError:
+        # A wrong setting: asking for the Studio says which one, in plain words, and stops here.
+        return open_studio().key_for_new_job(state.session_api_key()).billed
+    return key_for_new_job(settings, state.session_api_key()).billed
 
 
 # Each frame's field in the draft's problems: its slot, and how the user calls it.
