@@ -22,8 +22,9 @@ shared by this browser session's five cards), then:
 
 Run: ``python bench/ui.py [--jobs N] [--reruns N] [--loads N] [--baseline CHECKOUT]
 [--compile-each-start]``. Targets: Generate rerun under 100 ms, History under 400 ms, Compare with
-four clips under 200 ms, first usable form within 1.5x the floor, under 400 MB resident. The machine's load average is printed
-with the figures: on a shared machine the browser times move with it, the ratios much less.
+four clips under 200 ms, first usable form within 1.5x the floor, under 400 MB resident. The
+machine's load average is printed with the figures: on a shared machine the browser times move
+with it, the ratios much less.
 """
 
 from __future__ import annotations
