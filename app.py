@@ -26,8 +26,8 @@ from components.job_view import APP_TITLE, announce_finished
 from components.services import (
     get_catalog,
     get_studio,
-    import_engine_soon,
     import_later_pages_soon,
+    note_first_run,
 )
 from components.sidebar import render_sidebar
 
@@ -35,11 +35,11 @@ from components.sidebar import render_sidebar
 def main() -> None:
     """Configure the page, run it, then draw the sidebar.
 
-    The Studio is opened where the page first needs it: what it needs is imported in the
-    background from the start, so the form is drawn (from the catalog) in the meantime. Last,
-    what only the other pages need starts importing too.
+    The Studio is opened (and what it needs imported) where the page first needs it, so the
+    form is drawn from the catalog before. Last, what only the other pages need starts
+    importing too.
     """
-    import_engine_soon()
+    note_first_run()
     state.start_run()
     st.set_page_config(page_title=APP_TITLE, page_icon=":material/movie:", layout="wide")
     state.init_defaults(catalog=get_catalog())

@@ -6,6 +6,7 @@ accepts any file, and the content, not the name, decides what it is.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import replace
 
 import streamlit as st
@@ -13,7 +14,7 @@ from streamlit.runtime.uploaded_file_manager import UploadedFile
 
 from components import state
 from components.formatting import plain
-from studio.catalog import Limits
+from studio.catalog import Catalog, Limits
 from studio.humane import MEGABYTE, file_size, size_limit
 from studio.images import ImageCheck, ImageReading, ImageRejected, PreparedImage, shrink_to_jpeg
 from studio.linkfetch import LinkRejected
@@ -21,27 +22,35 @@ from studio.service import Studio
 
 # Formats a browser can show as they are; others are previewed once converted.
 _BROWSER_FORMATS = frozenset({"JPEG", "PNG", "BMP", "WEBP", "GIF"})
+# Opens (or finds) the Studio: called only when an image or a link has to be read, so that the
+# frame input is drawn on a fresh server before the Studio has opened.
+StudioOpener = Callable[[], Studio]
 # Wider than the preview's column: a light copy, made once per image, is what every rerun sends
 # instead of the whole (up to 10 MB) file.
 PREVIEW_SIDE = 720
 
 
-def render_frame_input(*, studio: Studio, slot: str, title: str, hint: str) -> None:
-    """Upload or link tabs while no image is chosen; the preview and its checks once one is."""
+def render_frame_input(
+    *, catalog: Catalog, open_studio: StudioOpener, slot: str, title: str, hint: str
+) -> None:
+    """Upload or link tabs while no image is chosen; the preview and its checks once one is.
+
+    Drawn from the catalog alone: the Studio is needed only once something is uploaded.
+    """
     with st.container(border=True, key=f"frame-{slot}"):
         st.subheader(title)
         choice = state.frame(slot)
         if choice is None:
             st.caption(hint)
-            _render_sources(studio=studio, slot=slot)
+            _render_sources(catalog=catalog, open_studio=open_studio, slot=slot)
         else:
-            _render_preview(studio=studio, slot=slot, choice=choice)
+            _render_preview(slot=slot, choice=choice)
         if error := state.frame_error(slot):
             st.error(error, icon=":material/image_not_supported:")
 
 
-def _render_sources(*, studio: Studio, slot: str) -> None:
-    rules = image_rules(studio.catalog.limits, upload_limit_bytes=upload_limit_bytes())
+def _render_sources(*, catalog: Catalog, open_studio: StudioOpener, slot: str) -> None:
+    rules = image_rules(catalog.limits, upload_limit_bytes=upload_limit_bytes())
     upload_tab, link_tab = st.tabs(["Upload", "Link"])
     with upload_tab:
         # No ``type=`` filter: the browser would refuse a GIF with only an icon and a tooltip,
@@ -50,7 +59,7 @@ def _render_sources(*, studio: Studio, slot: str) -> None:
             "Drop an image here, or browse",
             key=state.frame_key(slot, "upload"),
             on_change=_take_upload,
-            kwargs={"studio": studio, "slot": slot},
+            kwargs={"open_studio": open_studio, "slot": slot},
             help=rules,
         )
         # Written out, not only in the tooltip: a file over the upload limit is refused by the
@@ -63,14 +72,14 @@ def _render_sources(*, studio: Studio, slot: str) -> None:
             key=state.frame_key(slot, "link"),
             placeholder="https://example.com/picture.jpg",
             on_change=_take_link,
-            kwargs={"studio": studio, "slot": slot},
+            kwargs={"open_studio": open_studio, "slot": slot},
         )
         st.button(
             "Fetch",
             key=state.frame_key(slot, "fetch"),
             icon=":material/download:",
             on_click=_take_link,
-            kwargs={"studio": studio, "slot": slot},
+            kwargs={"open_studio": open_studio, "slot": slot},
         )
 
 
@@ -90,14 +99,14 @@ def image_rules(limits: Limits, *, upload_limit_bytes: int) -> str:
     )
 
 
-def _take_upload(*, studio: Studio, slot: str) -> None:
+def _take_upload(*, open_studio: StudioOpener, slot: str) -> None:
     uploaded: UploadedFile | None = st.session_state.get(state.frame_key(slot, "upload"))
     if uploaded is None:
         return
-    _take(studio=studio, slot=slot, source=uploaded.name, data=uploaded.getvalue())
+    _take(studio=open_studio(), slot=slot, source=uploaded.name, data=uploaded.getvalue())
 
 
-def _take_link(*, studio: Studio, slot: str) -> None:
+def _take_link(*, open_studio: StudioOpener, slot: str) -> None:
     url = (st.session_state.get(state.frame_key(slot, "link")) or "").strip()
     if not url:
         state.set_frame_error(slot, "Paste a link to an image first.")
@@ -105,6 +114,7 @@ def _take_link(*, studio: Studio, slot: str) -> None:
     chosen = state.frame(slot)
     if chosen is not None and chosen.source == url:
         return  # Enter and a click on Fetch in one go: the link is fetched once
+    studio = open_studio()
     try:
         fetched = studio.load_link(url, max_bytes=upload_limit_bytes())
     except LinkRejected as problem:
@@ -148,7 +158,7 @@ def _preview(sha256: str, _data: bytes) -> bytes:
     return shrink_to_jpeg(_data, max_side=PREVIEW_SIDE)
 
 
-def _render_preview(*, studio: Studio, slot: str, choice: state.FrameChoice) -> None:
+def _render_preview(*, slot: str, choice: state.FrameChoice) -> None:
     check = choice.check
     shown = choice.prepared
     alt = f"Preview of {'the last' if slot == state.LAST_FRAME else 'the first'} frame"

@@ -2,19 +2,23 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import streamlit as st
 
 from components import state
 from components.formatting import money_text, plain
 from components.job_view import submitted_toast
 from components.motion_ideas import render_motion_ideas
+from components.services import current_settings
 from components.spending import render_limit_reached, render_spending_left, spending_now
 from studio.catalog import Catalog, ModelSpec
 from studio.generation import FieldProblem, InvalidRequest, JobDraft
-from studio.keys import KeyRequired
+from studio.keys import KeyRequired, key_for_new_job
 from studio.limits import SpendingLimitReached
 from studio.records import BILLED, DEMO
-from studio.service import Estimate, Studio
+from studio.service import Estimate, Studio, estimate_draft
+from studio.settings import SettingsError
 
 _SESSION = "session"  # keep the form's values when the user visits another page
 
@@ -180,11 +184,24 @@ def current_draft(*, catalog: Catalog) -> JobDraft:
     )
 
 
-def render_summary_and_submit(*, studio: Studio, session_id: str) -> None:
-    """Output size and price, what still blocks the button, the button, and the one submit."""
-    draft = current_draft(catalog=studio.catalog)
+def render_summary_and_submit(
+    *, catalog: Catalog, open_studio: Callable[[], Studio], session_id: str
+) -> None:
+    """Output size and price, what still blocks the button, the button, and the one submit.
+
+    While the draft cannot be sent anyway (no first frame yet, as on every first visit), the
+    price and the blocked button need no Studio: they are drawn before it opens, and the
+    spending left (which reads the store) fills its place under the price afterwards.
+    """
+    draft = current_draft(catalog=catalog)
     # Checked once per run; the button, the blockers and the submit all use this one answer.
-    problems = with_frame_states(studio.check_draft(draft))
+    problems = with_frame_states(draft.problems(catalog))
+    if problems:
+        _render_blocked_summary(
+            draft=draft, catalog=catalog, problems=problems, open_studio=open_studio
+        )
+        return
+    studio = open_studio()
     api_key = state.session_api_key()
     estimate = studio.estimate(draft, api_key=api_key)
     spending = spending_now(studio=studio, mode=BILLED if estimate.billed else DEMO)
@@ -196,16 +213,14 @@ def render_summary_and_submit(*, studio: Studio, session_id: str) -> None:
             key=state.GEN_SUBMIT,
             type="primary",
             icon=":material/movie:",
-            disabled=bool(problems) or over_limit is not None,
+            disabled=over_limit is not None,
             on_click=state.request_submission,
             width="stretch",
         )
-        if problems:
-            render_blockers(problems)
     submission_id = state.pending_submission()
     if submission_id is None:
         return
-    if problems or over_limit is not None:
+    if over_limit is not None:
         state.submission_done()
         return
     try:
@@ -230,6 +245,48 @@ def render_summary_and_submit(*, studio: Studio, session_id: str) -> None:
     # instead of sending a second one.
     state.submission_done()
     submitted_toast(job)
+
+
+def _render_blocked_summary(
+    *,
+    draft: JobDraft,
+    catalog: Catalog,
+    problems: list[FieldProblem],
+    open_studio: Callable[[], Studio],
+) -> None:
+    billed = _new_jobs_billed(open_studio)
+    estimate = estimate_draft(draft, catalog, billed=billed)
+    with st.container(border=True, key="gen-summary"):
+        _render_price_and_size(draft=draft, estimate=estimate)
+        spending_left = st.container()
+        st.button(
+            "Generate video",
+            key=state.GEN_SUBMIT,
+            type="primary",
+            icon=":material/movie:",
+            disabled=True,
+            on_click=state.request_submission,
+            width="stretch",
+        )
+        render_blockers(problems)
+    # A click that reached a form which meanwhile cannot be sent sends nothing.
+    if state.pending_submission() is not None:
+        state.submission_done()
+    studio = open_studio()
+    with spending_left:
+        render_spending_left(
+            status=spending_now(studio=studio, mode=BILLED if billed else DEMO),
+            price=estimate.cost_usd,
+        )
+
+
+def _new_jobs_billed(open_studio: Callable[[], Studio]) -> bool:
+    try:
+        settings = current_settings()
+    except SettingsError:
+        # A wrong setting: asking for the Studio says which one, in plain words, and stops here.
+        return open_studio().key_for_new_job(state.session_api_key()).billed
+    return key_for_new_job(settings, state.session_api_key()).billed
 
 
 # Each frame's field in the draft's problems: its slot, and how the user calls it.

@@ -2,8 +2,10 @@
 
 On a fresh server the first visitor's run pays for importing the engine (SQLAlchemy, requests,
 Pillow, the demo gateway: about half a second) and opening the store. The form needs neither to
-be drawn, only the catalog, so those imports start in the background at the top of the run while
-the page draws what it can, and ``get_studio`` waits for them where something needs the Studio.
+be drawn, only the catalog and the settings, so those imports start where the Studio is first
+asked for (``get_studio``), once the page has sent what it can: started at the top of the run
+instead, in a thread beside the page's, they took the page's script half its time (one thread
+runs Python at a time) and the form went out later.
 
 Two threads must never import the same package at once: a package with import cycles inside
 (SQLAlchemy, pandas) can hand the second thread a half-made module, which fails. So the
@@ -107,6 +109,16 @@ def _open_studio(identity: str, _settings: Settings) -> Studio:
     return Studio.open(_settings, catalog=get_catalog())
 
 
+def note_first_run() -> None:
+    """Note when this server process's first run started (once); returns at once."""
+    _first_run_started_at()
+
+
+@st.cache_resource(show_spinner=False)
+def _first_run_started_at() -> float:
+    return time.monotonic()
+
+
 def import_engine_soon() -> None:
     """Start importing what opening the Studio needs, once per server process; returns at once."""
     _engine_imports()
@@ -117,8 +129,6 @@ class _EngineImports(threading.Thread):
         super().__init__(
             target=_import_modules, args=(ENGINE_MODULES,), name="import-engine", daemon=True
         )
-        # When the first run started, which is when these imports did.
-        self.started_at = time.monotonic()
 
 
 @st.cache_resource(show_spinner=False)
@@ -137,7 +147,7 @@ def import_later_pages_soon() -> None:
     global _later_imports
     with _later_imports_lock:
         if _later_imports is None and not _later_imports_called_off:
-            first_run_seconds = time.monotonic() - _engine_imports().started_at
+            first_run_seconds = time.monotonic() - _first_run_started_at()
             delay = max(_LATER_DELAY_MIN_SECONDS, _LATER_DELAY_RUNS * first_run_seconds)
             _later_imports = threading.Timer(delay, _import_modules, args=(_LATER_MODULES,))
             _later_imports.name = "import-later-pages"

@@ -46,9 +46,10 @@ _RESULT_STAYS_IN_VIEW = """
 def main() -> None:
     """Frames and prompt, then options, price and button; the job and the gallery on the right.
 
-    The options need only the catalog, so they are drawn before the page waits for the Studio
-    (on a fresh server, while the engine is still being imported); the mode line keeps its place
-    under the title and is filled once the Studio is there.
+    The whole form is drawn from the catalog and the settings before the page waits for the
+    Studio (on a fresh server, while the engine is still being imported): the frame input opens
+    it only once an image arrives, and the button needs it only once it can be clicked. The mode
+    line keeps its place under the title and is filled once the Studio is there.
     """
     run_inside_the_app()
     catalog = get_catalog()
@@ -57,7 +58,6 @@ def main() -> None:
     mode_line = st.container()
     if notice := state.pop_notice():
         st.success(notice, icon=":material/replay:")
-    st.html(_RESULT_STAYS_IN_VIEW)
     # Three columns on a wide screen keep the button above the fold; a phone stacks them in
     # this order: frame, prompt, options, price and button, then the result.
     frame_and_prompt, options, result = st.columns([3, 3, 5], gap="medium")
@@ -68,20 +68,18 @@ def main() -> None:
             render_negative_prompt(catalog=catalog)
             render_watermark_and_seed(catalog=catalog)
         render_variations_choice(catalog=catalog)
-    one_clip = chosen_kind() == state.ONE_CLIP
-    studio = get_studio()
-    with mode_line:
-        render_mode_line(studio=studio, session_id=session_id)
     with frame_and_prompt:
         render_frame_input(
-            studio=studio,
+            catalog=catalog,
+            open_studio=get_studio,
             slot=state.FIRST_FRAME,
             title="First frame",
             hint="The picture your video starts from.",
         )
         if chosen_model(catalog=catalog).needs_last_frame:
             render_frame_input(
-                studio=studio,
+                catalog=catalog,
+                open_studio=get_studio,
                 slot=state.LAST_FRAME,
                 title="Last frame",
                 hint="The picture your video ends on.",
@@ -92,12 +90,20 @@ def main() -> None:
         else:
             render_prompts(catalog=catalog)
     with options:
-        if one_clip:
-            render_summary_and_submit(studio=studio, session_id=session_id)
+        if chosen_kind() == state.ONE_CLIP:
+            render_summary_and_submit(
+                catalog=catalog, open_studio=get_studio, session_id=session_id
+            )
         else:
-            render_batch_summary_and_submit(studio=studio, session_id=session_id)
+            render_batch_summary_and_submit(studio=get_studio(), session_id=session_id)
+    studio = get_studio()
+    with mode_line:
+        render_mode_line(studio=studio, session_id=session_id)
     with result, st.container(key="gen-result"):
         render_session_jobs(studio=studio, session_id=session_id)
+    # Its own kind of element: sent after the form, so that the browser fetches the code that
+    # draws the form's widgets first.
+    st.html(_RESULT_STAYS_IN_VIEW)
     # Last, so that a refresh brings back the form as this run left it.
     save_draft(studio=studio, session_id=session_id)
 

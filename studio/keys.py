@@ -67,6 +67,19 @@ def _typed(session_key: str | None) -> str | None:
     return session_key.strip() if session_key and session_key.strip() else None
 
 
+def key_for_new_job(settings: Settings, session_key: str | None = None) -> KeyChoice:
+    """The key and mode of a job sent now by a browser session holding ``session_key``.
+
+    Needs only the settings, so a page can say billed or demo before the Studio is open.
+    """
+    typed = _typed(session_key)
+    if typed:
+        return KeyChoice(mode=BILLED, key=typed, source=KEY_FROM_SESSION)
+    if settings.api_key:
+        return KeyChoice(mode=BILLED, key=settings.api_key, source=settings.key_source)
+    return KeyChoice(mode=DEMO, key=None, source=KEY_FROM_NOWHERE)
+
+
 class KeyRing:
     """Every key this process holds, by fingerprint, with one gateway client per key and use.
 
@@ -102,14 +115,7 @@ class KeyRing:
 
     def for_new_job(self, session_key: str | None = None) -> KeyChoice:
         """The key and mode of a job sent now by a browser session holding ``session_key``."""
-        typed = _typed(session_key)
-        if typed:
-            return KeyChoice(mode=BILLED, key=typed, source=KEY_FROM_SESSION)
-        if self._settings.api_key:
-            return KeyChoice(
-                mode=BILLED, key=self._settings.api_key, source=self._settings.key_source
-            )
-        return KeyChoice(mode=DEMO, key=None, source=KEY_FROM_NOWHERE)
+        return key_for_new_job(self._settings, session_key)
 
     def sender(self, session_key: str | None, *, holder: str) -> tuple[str, str]:
         """The (fingerprint, mode) a new job is sent with; a typed key is held for ``holder``.

@@ -103,6 +103,25 @@ class BatchCheck:
     drafts: list[JobDraft]  # empty while there are problems
 
 
+def estimate_draft(draft: JobDraft, catalog: Catalog, *, billed: bool) -> Estimate:
+    """``Studio.estimate`` from the catalog alone, for a page that draws the price before the
+    Studio is open (raises ``InvalidRequest`` as it does)."""
+    asked = quote(draft, catalog)
+    spec, resolution, duration = asked.spec, asked.resolution, asked.duration
+    price = clip_price(asked.cost_usd, duration)
+    listed = None
+    if duration == LISTED_CLIP_SECONDS and listed_price_differs(spec, resolution):
+        listed = listed_clip_price(spec, resolution)
+    return Estimate(
+        cost_usd=asked.cost_usd,
+        billed=billed,
+        output_width=asked.output_width,
+        output_height=asked.output_height,
+        text=price if billed else f"demo, not billed: would cost {price}",
+        listed_usd=listed,
+    )
+
+
 def _utcnow() -> datetime:
     return datetime.now(UTC)
 
@@ -394,21 +413,7 @@ class Studio:
         InvalidRequest
             When the model, resolution or duration is not in the catalog.
         """
-        asked = quote(draft, self.catalog)
-        spec, resolution, duration = asked.spec, asked.resolution, asked.duration
-        price = clip_price(asked.cost_usd, duration)
-        billed = self._keys.for_new_job(api_key).billed
-        listed = None
-        if duration == LISTED_CLIP_SECONDS and listed_price_differs(spec, resolution):
-            listed = listed_clip_price(spec, resolution)
-        return Estimate(
-            cost_usd=asked.cost_usd,
-            billed=billed,
-            output_width=asked.output_width,
-            output_height=asked.output_height,
-            text=price if billed else f"demo, not billed: would cost {price}",
-            listed_usd=listed,
-        )
+        return estimate_draft(draft, self.catalog, billed=self._keys.for_new_job(api_key).billed)
 
     def read_upload(self, name: str | None, data: bytes) -> ImageReading:
         """Check an image and prepare what to send, in one decode (raises ``ImageRejected``)."""

@@ -74,6 +74,50 @@ def test_the_first_run_sends_the_form_without_pandas_and_imports_it_afterwards(
     assert report["pyarrow_later"] is True
 
 
+# Runs Generate once and notes, when the engine's imports start, whether the frame input and the
+# button had been drawn by then.
+_ENGINE_AFTER_FORM = """
+import json, sys
+import streamlit as st
+from streamlit.testing.v1 import AppTest
+from components import services
+
+drawn_when_engine_started = []
+start = services._EngineImports.start
+
+def noted_start(self):
+    drawn_when_engine_started.append(
+        [key in st.session_state for key in ("gen.image.upload", "gen.prompt", "gen.submit")]
+    )
+    start(self)
+
+services._EngineImports.start = noted_start
+at = AppTest.from_file(sys.argv[1], default_timeout=120).run()
+st.cache_resource.clear()
+print(json.dumps({"exception": [str(item.value) for item in at.exception],
+                  "drawn": drawn_when_engine_started}))
+"""
+
+
+def test_the_engine_is_imported_only_once_the_form_is_drawn(tmp_path: Path) -> None:
+    env = {name: value for name, value in os.environ.items() if name not in _ENVIRONMENT}
+    env |= {"WAN_STUDIO_HOME": str(tmp_path / "studio-home"), "WAN_STUDIO_DEMO_SPEED": DEMO_SPEED}
+    finished = subprocess.run(
+        [sys.executable, "-c", _ENGINE_AFTER_FORM, str(APP)],
+        cwd=APP.parent,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=180,
+        check=True,
+    )
+    report = json.loads(finished.stdout.strip().splitlines()[-1])
+    assert report["exception"] == []
+    # Once per server process, after the frame input, the prompt and the button: a thread
+    # importing beside the page's script would have slowed the form it draws.
+    assert report["drawn"] == [[True, True, True]]
+
+
 # Imports the modules the Generate page and the app import, and lists which engine modules came
 # with them.
 _PAGE_IMPORTS = """
@@ -98,7 +142,7 @@ def test_the_generate_page_imports_without_the_engine() -> None:
     assert json.loads(finished.stdout.strip().splitlines()[-1]) == []
 
 
-def test_the_form_is_drawn_before_the_studio_is_needed(
+def test_the_whole_form_is_drawn_before_the_studio_is_needed(
     studio_home: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # A data folder that cannot be made: the Studio fails to open.
@@ -108,7 +152,14 @@ def test_the_form_is_drawn_before_the_studio_is_needed(
     assert not at.exception
     assert at.selectbox(key="gen.model").value == "wan2.2-i2v-plus"
     assert at.toggle(key="gen.prompt_extend") is not None
-    assert "Wan Studio could not start" in texts(at)
-    # Nothing that needs the Studio was drawn, and the sidebar stopped with the page.
-    assert not at.get("file_uploader")
-    assert not [button for button in at.button if button.key == "gen.submit"]
+    # The frame input, the prompt, the price and the button (blocked: no frame yet) need only
+    # the catalog and the settings, so they were drawn before the Studio was asked for.
+    assert [uploader.key for uploader in at.get("file_uploader")] == ["gen.image.upload"]
+    assert at.text_area(key="gen.prompt") is not None
+    assert at.button(key="gen.submit").disabled
+    shown = texts(at)
+    assert "Demo, not billed: would cost $0.750" in shown
+    assert "Wan Studio could not start" in shown
+    # What reads the store was not drawn: the spending left, the mode line, the sidebar.
+    assert "Demo mode, nothing is billed" not in shown
+    assert not at.sidebar.markdown
