@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass
+from decimal import Decimal
 from typing import Any
 
 from studio.records import ModeSpend
@@ -92,7 +93,7 @@ class PersonSpend:
 
 
 def people_spend(by_owner: Mapping[str | None, Mapping[str, ModeSpend]]) -> list[PersonSpend]:
-    """The store's spend per owner as rows, most billed this month first, then by e-mail."""
+    """The store's spend per owner as rows, most spent or reserved this month first."""
     rows = [
         PersonSpend(
             email=owner,
@@ -102,4 +103,9 @@ def people_spend(by_owner: Mapping[str | None, Mapping[str, ModeSpend]]) -> list
         )
         for owner, spend in by_owner.items()
     ]
-    return sorted(rows, key=lambda row: (-row.this_month.billed.cost_usd, row.email or "~"))
+
+    def spent(row: PersonSpend) -> Decimal:
+        billed = row.this_month.billed
+        return billed.cost_usd + billed.pending_usd
+
+    return sorted(rows, key=lambda row: (-spent(row), row.email or "~"))
