@@ -8,6 +8,7 @@ from components import state
 from components.formatting import money_text, plain
 from components.job_view import submitted_toast
 from components.motion_ideas import render_motion_ideas
+from components.signin import current_owner
 from components.spending import render_limit_reached, render_spending_left, spending_now
 from studio.catalog import Catalog, ModelSpec
 from studio.generation import FieldProblem, InvalidRequest, JobDraft
@@ -215,6 +216,7 @@ def render_summary_and_submit(*, studio: Studio, session_id: str) -> None:
             session_id=session_id,
             api_key=api_key,
             key_holder=state.key_holder().id,
+            owner=current_owner(),
         )
     except InvalidRequest as invalid:
         render_blockers(invalid.problems)

@@ -6,7 +6,7 @@ import streamlit as st
 
 from components import state
 from components.formatting import money_text
-from components.sidebar import key_in_use, key_origin
+from components.sidebar import TEAM_KEY_WORDS, key_in_use, key_origin, key_words
 from studio.errors import AuthenticationError, GatewayError
 from studio.limits import limit_money
 from studio.service import Studio
@@ -26,7 +26,13 @@ def render_mode_and_key(*, studio: Studio) -> None:
     choice = key_in_use(studio=studio)
     with st.container(border=True, key="settings-mode"):
         st.subheader("Mode and API key")
-        if choice.billed:
+        if choice.billed and key_words(choice) == TEAM_KEY_WORDS:
+            # With sign-in, the deployment's key is everyone's: not even its end is shown.
+            st.markdown(
+                "**Billed.** New jobs are made by Pixazo's Wan models and charged to the team's "
+                "key, which this app keeps to itself."
+            )
+        elif choice.billed:
             st.markdown(
                 f"**Billed.** New jobs are made by Pixazo's Wan models and charged to key "
                 f"`{mask_key(choice.key)}` ({key_origin(choice)})."
