@@ -16,6 +16,8 @@ from components.services import secrets_mapping
 from studio.people import Person, admins_from
 
 _AUTH_SECTION = "auth"
+# The addresses of the app's pages (see app.py), each of which shows the sign-in page signed out.
+_APP_ADDRESSES = ("history", "compare", "models", "settings")
 
 
 def sign_in_required() -> bool:
@@ -63,7 +65,13 @@ def let_in() -> bool:
     guard_media()
     if current_person() is not None:
         return True
-    st.navigation([st.Page(render_sign_in_page, title="Sign in", default=True)]).run()
+    # The sign-in page at every page's address, so that a bookmark leads to it, not to
+    # "page not found"; no navigation is shown.
+    pages = [st.Page(render_sign_in_page, title="Sign in", default=True)] + [
+        st.Page(render_sign_in_page, title="Sign in", url_path=address)
+        for address in _APP_ADDRESSES
+    ]
+    st.navigation(pages, position="hidden").run()
     return False
 
 

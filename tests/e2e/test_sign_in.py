@@ -19,6 +19,7 @@ from oidc_provider_mock import User, run_server_in_thread
 from PIL import Image
 from playwright.sync_api import Browser, BrowserContext, Page, expect
 
+from tests.e2e.test_browser import choose, wait_until_idle, widget
 from tests.plugins.browser import APP, StreamlitServer, app_environment, app_workdir, free_port
 
 pytestmark = pytest.mark.browser
@@ -144,6 +145,14 @@ def test_each_person_sees_their_own_videos_and_everyones_on_request(
         sign_in(page, signin_app, "ana")
         page.locator('[data-testid="stFileUploaderDropzoneInput"]').set_input_files(picture)
         expect(page.get_by_text("Ready to send.")).to_be_visible()
+        # The quickest clip: Wan 2.1 Turbo, 480P, 3 s.
+        model = widget(page, "gen.model").get_by_role("combobox")
+        model.click()
+        page.get_by_role("option", name="Wan 2.1 Turbo", exact=True).click()
+        expect(widget(page, "gen.duration").get_by_role("radio", name="3 s")).to_be_visible()
+        wait_until_idle(page)
+        choose(page, "gen.resolution", "480P")
+        choose(page, "gen.duration", "3 s")
         page.locator(".st-key-gen-submit").get_by_role("button").first.click()
         video = page.locator('[data-testid="stVideo"]').first
         expect(video).to_be_attached(timeout=90_000)
@@ -185,7 +194,7 @@ def test_an_administrator_sees_everyones_spend_and_others_cannot_change_limits(
         expect(people).to_contain_text("people and their limits")
         expect(people.locator('[data-testid="stDataFrame"] td', has_text=ANA)).to_be_attached()
         expect(page.get_by_role("button", name="Save limits")).to_be_visible()
-        page.screenshot(path=screenshot_dir / "settings-admin-1440.png")
+        people.screenshot(path=screenshot_dir / "settings-admin-people-1440.png")
     finally:
         context.close()
 
