@@ -157,6 +157,12 @@ SETTINGS_PERSON_MONTHLY = "settings.person_monthly"
 SETTINGS_SAVE_PERSON_LIMITS = "settings.save_person_limits"
 SETTINGS_PEOPLE_TABLE = "settings.people_table"
 
+
+def person_limit_key(cap_key: str, email: str) -> str:
+    """One person's cap field, e.g. ``settings.person_daily.ana@example.com``."""
+    return f"{cap_key}.{email}"
+
+
 # Sign-in (with an [auth] section in secrets): the sign-in page and the sidebar.
 SIGN_IN = "signin.sign_in"
 SIGN_OUT = "signin.sign_out"

@@ -92,7 +92,7 @@ def render_people_and_limits(*, studio: Studio) -> None:
                     f"{label} (US dollars)",
                     # Keyed by person, so that choosing another shows their own caps.
                     value=float(cap) if cap is not None else None,
-                    key=f"{key}.{chosen}",
+                    key=state.person_limit_key(key, chosen),
                     min_value=0.0,
                     step=1.0,
                     format="%.2f",
@@ -147,7 +147,7 @@ def _save_person_limits(*, studio: Studio, email: str) -> None:
         (state.SETTINGS_PERSON_MONTHLY, "Monthly limit", "monthly_usd"),
     ):
         try:
-            caps[field] = cap_amount(f"{key}.{email}", label)
+            caps[field] = cap_amount(state.person_limit_key(key, email), label)
         except ValueError as problem:
             state.set_person_limits_message("error", f"{problem} Nothing was saved.")
             return
