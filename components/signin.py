@@ -36,10 +36,15 @@ def current_person() -> Person | None:
 
 
 def _read_person() -> Person | None:
-    if not sign_in_required() or not st.user.is_logged_in:
+    if not sign_in_required() or not _logged_in():
         return None
     admins = admins_from(os.environ, secrets_mapping())
     return Person.from_claims(st.user.to_dict(), admins=admins)
+
+
+def _logged_in() -> bool:
+    # ``st.user`` as a mapping: without a sign-in it may have no ``is_logged_in`` at all.
+    return st.user.get("is_logged_in") is True
 
 
 def current_owner() -> str | None:
@@ -78,7 +83,7 @@ def let_in() -> bool:
 def render_sign_in_page() -> None:
     """The one page a signed-out visitor can reach."""
     st.title("Wan Studio")
-    if st.user.is_logged_in:
+    if _logged_in():
         # Signed in with the provider, but it gave no (verified) e-mail to record jobs under.
         st.warning(
             "Your sign-in did not tell us a verified e-mail address, and Wan Studio needs one "

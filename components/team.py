@@ -153,6 +153,4 @@ def _save_person_limits(*, studio: Studio, email: str) -> None:
             return
     limit = SpendingLimit(**caps)
     studio.set_person_spending_limit(email, limit)
-    state.set_person_limits_message(
-        "success", f"Saved. Own limits of {email}: {_caps_words(limit)}."
-    )
+    state.set_person_limits_message("success", f"Saved. Their own limits: {_caps_words(limit)}.")
