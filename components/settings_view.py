@@ -7,6 +7,7 @@ import streamlit as st
 from components import state
 from components.formatting import money_text
 from components.sidebar import TEAM_KEY_WORDS, key_in_use, key_origin, key_words
+from components.signin import sign_in_required
 from studio.errors import AuthenticationError, GatewayError
 from studio.limits import limit_money
 from studio.service import Studio
@@ -179,6 +180,7 @@ def render_for_administrators(*, studio: Studio) -> None:
                     f"- **Database:** `{masked_database_url(settings.database_url)}`",
                     f"- **Trusted image hosts:** {hosts}",
                     f"- **Spending limits:** {_fixed_limits_words(studio)}",
+                    f"- **Sign-in:** {_sign_in_words()}",
                 ]
             )
         )
@@ -191,6 +193,15 @@ def render_for_administrators(*, studio: Studio) -> None:
             f"then shows as fixed: {DAILY_LIMIT_VARIABLE} and {MONTHLY_LIMIT_VARIABLE} (or "
             "daily_limit_usd and monthly_limit_usd under [pixazo] in secrets.toml)."
         )
+
+
+def _sign_in_words() -> str:
+    if not sign_in_required():
+        return "off (add an `[auth]` section to `.streamlit/secrets.toml` to turn it on)"
+    return (
+        "on (`[auth]` in `.streamlit/secrets.toml`); administrators from `WAN_STUDIO_ADMINS` "
+        "(comma separated) or `admins` under `[people]` in secrets"
+    )
 
 
 def _fixed_limits_words(studio: Studio) -> str:
