@@ -113,17 +113,19 @@ def status_of(page: Page, url: str) -> int:
 def test_signed_out_only_the_sign_in_page_is_reachable(
     browser: Browser, signin_app: SignInApp, screenshot_dir: Path
 ) -> None:
-    for viewport, name in ((LAPTOP, "wide"), (PHONE, "phone")):
-        context = new_context(browser, viewport)
-        page = context.new_page()
-        try:
-            for address in ("", "/history", "/settings", "/compare"):
-                page.goto(f"{signin_app.url}{address}")
-                expect(page.get_by_role("button", name="Sign in")).to_be_visible()
-                expect(page.get_by_text("Sign in to make videos")).to_be_visible()
-                for heading in ("Generate a video", "History", "Settings", "Compare clips"):
-                    expect(page.get_by_role("heading", name=heading, exact=True)).to_have_count(0)
-                expect(page.locator('[data-testid="stSidebarNav"]')).to_have_count(0)
+    context = new_context(browser)
+    page = context.new_page()
+    try:
+        for address in ("/history", "/settings", "/compare", ""):
+            page.goto(f"{signin_app.url}{address}")
+            expect(page.get_by_role("button", name="Sign in")).to_be_visible()
+            expect(page.get_by_text("Sign in to make videos")).to_be_visible()
+            for heading in ("Generate a video", "History", "Settings", "Compare clips"):
+                expect(page.get_by_role("heading", name=heading, exact=True)).to_have_count(0)
+            expect(page.locator('[data-testid="stSidebarNav"]')).to_have_count(0)
+            expect(page.get_by_text("Page not found")).to_have_count(0)
+        for viewport, name in ((LAPTOP, "1440"), (PHONE, "390")):
+            page.set_viewport_size(viewport)
             page.screenshot(path=screenshot_dir / f"sign-in-{name}.png")
             results = Axe().run(page, options={"runOnly": ["wcag2a", "wcag2aa"]}).response
             serious = [
@@ -131,9 +133,9 @@ def test_signed_out_only_the_sign_in_page_is_reachable(
                 for violation in results["violations"]
                 if violation["impact"] in {"serious", "critical"}
             ]
-            assert serious == []
-        finally:
-            context.close()
+            assert serious == [], name
+    finally:
+        context.close()
 
 
 def test_each_person_sees_their_own_videos_and_everyones_on_request(
@@ -166,19 +168,22 @@ def test_each_person_sees_their_own_videos_and_everyones_on_request(
     finally:
         ana.close()
 
-    for viewport, name in ((LAPTOP, "1440"), (PHONE, "390")):
-        bo = new_context(browser, viewport)
-        page = bo.new_page()
-        try:
-            sign_in(page, signin_app, "bo")
-            open_history(page, signin_app)
-            expect(page.get_by_text("You haven't made any videos yet.")).to_be_visible()
+    bo = new_context(browser)
+    page = bo.new_page()
+    try:
+        sign_in(page, signin_app, "bo")
+        open_history(page, signin_app)
+        expect(page.get_by_text("You haven't made any videos yet.")).to_be_visible()
+        for viewport, name in ((LAPTOP, "1440"), (PHONE, "390")):
+            page.set_viewport_size(viewport)
             page.screenshot(path=screenshot_dir / f"history-bo-mine-{name}.png")
-            page.locator(".st-key-history-whose").get_by_text("Show everyone's videos").click()
-            expect(page.get_by_text("1 job", exact=False).first).to_be_visible()
+        page.locator(".st-key-history-whose").get_by_text("Show everyone's videos").click()
+        expect(page.get_by_text("1 job", exact=False).first).to_be_visible()
+        for viewport, name in ((PHONE, "390"), (LAPTOP, "1440")):
+            page.set_viewport_size(viewport)
             page.screenshot(path=screenshot_dir / f"history-bo-everyone-{name}.png")
-        finally:
-            bo.close()
+    finally:
+        bo.close()
 
 
 def test_an_administrator_sees_everyones_spend_and_others_cannot_change_limits(
