@@ -30,6 +30,7 @@ from components.services import (
     note_first_run,
 )
 from components.sidebar import render_sidebar
+from components.signin import let_in, render_signed_in_line
 
 
 def main() -> None:
@@ -42,6 +43,9 @@ def main() -> None:
     note_first_run()
     state.start_run()
     st.set_page_config(page_title=APP_TITLE, page_icon=":material/movie:", layout="wide")
+    # With sign-in configured, a signed-out visitor gets the sign-in page and nothing else.
+    if not let_in():
+        return
     state.init_defaults(catalog=get_catalog())
     # A session that starts from its address (a browser refresh) gets its draft back from the
     # store before the form is drawn. A first visit has no address yet: its form is drawn before
@@ -65,6 +69,7 @@ def main() -> None:
     studio = get_studio()
     announce_finished(studio=studio, session_id=session_id)
     with st.sidebar:
+        render_signed_in_line()
         render_sidebar(studio=studio, session_id=session_id)
     import_later_pages_soon()
 

@@ -12,7 +12,7 @@ from components.batch_view import batch_cost, batch_counts
 from components.formatting import local_time, money_text
 from studio.catalog import Catalog
 from studio.humane import shorten
-from studio.records import Batch
+from studio.records import Batch, JobFilter
 from studio.service import Studio
 from studio.variations import VariationKind
 
@@ -45,12 +45,12 @@ def batch_title(
     return f"{when} · {what_varied(batch, catalog=catalog)} · {batch_counts(batch)}"
 
 
-def render_batches(*, studio: Studio, zone: tzinfo) -> None:
+def render_batches(*, studio: Studio, zone: tzinfo, owner: str | None = None) -> None:
     """The recent batches, each with its cost and a button to show its clips, and the chooser.
 
     Nothing is drawn when no batch was ever made.
     """
-    batches = studio.batches(limit=RECENT_BATCHES)
+    batches = studio.batches(JobFilter(owner=owner), limit=RECENT_BATCHES)
     chosen = state.history_batch()
     if not batches and chosen is None:
         return

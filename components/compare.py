@@ -20,6 +20,7 @@ from components import state
 from components.formatting import local_time, plain
 from components.job_view import render_favourite_toggle
 from components.media import kept_video
+from components.signin import current_owner
 from studio.compare import (
     MAX_CLIPS,
     can_compare,
@@ -136,7 +137,9 @@ def render_clip_picker(*, studio: Studio, session_id: str, zone: tzinfo) -> list
 def _clips_on_offer(*, studio: Studio, session_id: str, wanted: list[object]) -> list[Job]:
     """This session's finished clips, then the latest ones, then those wanted by id."""
     mine = studio.session_jobs(session_id)
-    latest = studio.history(JobFilter(statuses=[JobStatus.SUCCEEDED]), limit=RECENT_CLIPS)
+    # With sign-in, the person's own latest clips; a clip of someone else's comes by its link.
+    latest_made = JobFilter(statuses=[JobStatus.SUCCEEDED], owner=current_owner())
+    latest = studio.history(latest_made, limit=RECENT_CLIPS)
     offered = {job.id: job for job in (*mine, *latest) if can_compare(job)}
     ids = [job_id for raw in wanted if (job_id := job_id_from(raw)) is not None]
     extra = studio.jobs(job_id for job_id in ids[: MAX_CLIPS * 2] if job_id not in offered)

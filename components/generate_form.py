@@ -11,6 +11,7 @@ from components.formatting import money_text, plain
 from components.job_view import submitted_toast
 from components.motion_ideas import render_motion_ideas
 from components.services import current_settings
+from components.signin import current_owner
 from components.spending import render_limit_reached, render_spending_left, spending_now
 from studio.catalog import Catalog, ModelSpec
 from studio.generation import FieldProblem, InvalidRequest, JobDraft
@@ -230,6 +231,7 @@ def render_summary_and_submit(
             session_id=session_id,
             api_key=api_key,
             key_holder=state.key_holder().id,
+            owner=current_owner(),
         )
     except (InvalidRequest, SpendingLimitReached, KeyRequired) as refused:
         # Refused before anything was sent: the click is used up, the next one makes a new job.

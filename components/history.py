@@ -225,6 +225,17 @@ def render_job_table(*, studio: Studio, filters: JobFilter, zone: tzinfo) -> lis
     """One page of matching jobs as a table with thumbnails; returns the jobs shown."""
     total = studio.count_history(filters)
     with st.container(key="history-table"):
+        if (
+            total == 0
+            and filters.owner
+            and studio.count_history(JobFilter(owner=filters.owner)) == 0
+        ):
+            st.info(
+                "You haven't made any videos yet. Turn on \"Show everyone's videos\" above to see "
+                "the ones the rest of the team made.",
+                icon=":material/video_library:",
+            )
+            return []
         if total == 0:
             st.info(
                 "No jobs match these filters. Clear the search or pick other filters.",

@@ -23,6 +23,7 @@ from components.formatting import (
     viewer_timezone,
 )
 from components.media import kept_video
+from components.signin import current_owner
 from studio import expectations
 from studio.explain import TRYING_AGAIN_WORKS
 from studio.humane import cost_phrase, elapsed, money, shorten
@@ -276,6 +277,7 @@ def _try_again(*, studio: Studio, job: Job, session_id: str | None) -> None:
             session_id=session_id,
             api_key=state.session_api_key(),
             key_holder=state.key_holder().id,
+            owner=current_owner(),
         )
     except FileNotFoundError:
         st.toast(

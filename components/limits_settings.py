@@ -9,6 +9,7 @@ import streamlit as st
 
 from components import state
 from components.formatting import money_text
+from components.signin import may_set_limits
 from studio.limits import SpendingLimit, limit_money, local_zone
 from studio.service import Studio
 from studio.settings import LIMIT_MAX_USD
@@ -33,6 +34,15 @@ def render_spending_limits(*, studio: Studio) -> None:
             f"is left. Days and months follow this server's clock ({_zone_name()}). Demo videos "
             "never count. Leave a field empty for no limit."
         )
+        if not may_set_limits():
+            # With sign-in, only administrators change the team's caps; others see them.
+            in_force = studio.spending_limit()
+            st.markdown(
+                money_text(
+                    f"{_limits_words(in_force)} Only an administrator can change the limits."
+                )
+            )
+            return
         for key, label, field in _CAPS:
             cap = getattr(fixed, field)
             if cap is not None:
@@ -74,7 +84,7 @@ def _zone_name() -> str:
     return datetime.now(zone).strftime("UTC%z")  # a zone without a name: its offset now
 
 
-def _amount(key: str, label: str) -> Decimal | None:
+def cap_amount(key: str, label: str) -> Decimal | None:
     """The typed cap as dollars; raises ValueError with the words to show."""
     value = st.session_state.get(key)
     if value is None:
@@ -95,6 +105,9 @@ def _amount(key: str, label: str) -> Decimal | None:
 
 
 def _save_limits(*, studio: Studio) -> None:
+    if not may_set_limits():  # the button is only drawn for those who may
+        state.set_limits_message("error", "Only an administrator can change the limits.")
+        return
     fixed = studio.deployment_spending_limit
     kept = studio.kept_spending_limit()
     caps: dict[str, Decimal | None] = {}
@@ -103,7 +116,7 @@ def _save_limits(*, studio: Studio) -> None:
             caps[field] = getattr(kept, field)  # not shown: kept as it was
             continue
         try:
-            caps[field] = _amount(key, label)
+            caps[field] = cap_amount(key, label)
         except ValueError as problem:
             state.set_limits_message("error", f"{problem} Nothing was saved.")
             return

@@ -43,10 +43,11 @@ _LATER_DELAY_MIN_SECONDS = 2.0
 
 def current_settings() -> Settings:
     """Settings from the environment, then ``.streamlit/secrets.toml`` when there is one."""
-    return Settings.from_environment(secrets=_secrets())
+    return Settings.from_environment(secrets=secrets_mapping())
 
 
-def _secrets() -> Mapping[str, Any] | None:
+def secrets_mapping() -> Mapping[str, Any] | None:
+    """``.streamlit/secrets.toml`` as a mapping, or None when there is no secrets file."""
     try:
         return st.secrets.to_dict()
     except FileNotFoundError:  # no secrets file anywhere: that is the usual case

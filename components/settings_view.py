@@ -6,7 +6,8 @@ import streamlit as st
 
 from components import state
 from components.formatting import money_text
-from components.sidebar import key_in_use, key_origin
+from components.sidebar import TEAM_KEY_WORDS, key_in_use, key_origin, key_words
+from components.signin import sign_in_required
 from studio.errors import AuthenticationError, GatewayError
 from studio.limits import limit_money
 from studio.service import Studio
@@ -26,7 +27,13 @@ def render_mode_and_key(*, studio: Studio) -> None:
     choice = key_in_use(studio=studio)
     with st.container(border=True, key="settings-mode"):
         st.subheader("Mode and API key")
-        if choice.billed:
+        if choice.billed and key_words(choice) == TEAM_KEY_WORDS:
+            # With sign-in, the deployment's key is everyone's: not even its end is shown.
+            st.markdown(
+                "**Billed.** New jobs are made by Pixazo's Wan models and charged to the team's "
+                "key, which this app keeps to itself."
+            )
+        elif choice.billed:
             st.markdown(
                 f"**Billed.** New jobs are made by Pixazo's Wan models and charged to key "
                 f"`{mask_key(choice.key)}` ({key_origin(choice)})."
@@ -173,6 +180,7 @@ def render_for_administrators(*, studio: Studio) -> None:
                     f"- **Database:** `{masked_database_url(settings.database_url)}`",
                     f"- **Trusted image hosts:** {hosts}",
                     f"- **Spending limits:** {_fixed_limits_words(studio)}",
+                    f"- **Sign-in:** {_sign_in_words()}",
                 ]
             )
         )
@@ -185,6 +193,15 @@ def render_for_administrators(*, studio: Studio) -> None:
             f"then shows as fixed: {DAILY_LIMIT_VARIABLE} and {MONTHLY_LIMIT_VARIABLE} (or "
             "daily_limit_usd and monthly_limit_usd under [pixazo] in secrets.toml)."
         )
+
+
+def _sign_in_words() -> str:
+    if not sign_in_required():
+        return "off (add an `[auth]` section to `.streamlit/secrets.toml` to turn it on)"
+    return (
+        "on (`[auth]` in `.streamlit/secrets.toml`); administrators from `WAN_STUDIO_ADMINS` "
+        "(comma separated) or `admins` under `[people]` in secrets"
+    )
 
 
 def _fixed_limits_words(studio: Studio) -> str:

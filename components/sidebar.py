@@ -6,6 +6,7 @@ import streamlit as st
 
 from components import state
 from components.formatting import money_text
+from components.signin import current_owner, sign_in_required
 from components.spending import sidebar_left_line, spending_now
 from studio.humane import money, plural
 from studio.keys import KEY_FROM_SESSION, KeyChoice
@@ -18,6 +19,8 @@ _KEY_ORIGINS = {
     KEY_FROM_ENVIRONMENT: "from the environment",
     KEY_FROM_SECRETS: "from secrets.toml",
 }
+
+TEAM_KEY_WORDS = "the team's key"
 
 # Markdown line breaks: three short lines, no list bullets, to keep the sidebar compact.
 _LINE_BREAK = "  \n"
@@ -35,12 +38,24 @@ def render_sidebar(*, studio: Studio, session_id: str) -> None:
 
 def session_totals(*, studio: Studio, session_id: str) -> Totals:
     """This session's running totals, read once per run: the page and the sidebar share them."""
-    return state.once_per_run(("totals", session_id), lambda: studio.totals(session_id))
+    # With sign-in, the signed-in person's own: their jobs only.
+    owner = current_owner()
+    by_owner = {"owner": owner} if owner is not None else {}
+    return state.once_per_run(
+        ("totals", session_id, owner), lambda: studio.totals(session_id, **by_owner)
+    )
 
 
 def key_in_use(*, studio: Studio) -> KeyChoice:
     """The key new jobs from this browser session are sent with (``None`` in demo mode)."""
     return studio.key_for_new_job(state.session_api_key())
+
+
+def key_words(choice: KeyChoice) -> str:
+    """``key ••••3f9a``; with sign-in, the deployment's shared key is never shown, even masked."""
+    if sign_in_required() and choice.source in {KEY_FROM_ENVIRONMENT, KEY_FROM_SECRETS}:
+        return TEAM_KEY_WORDS
+    return f"key {mask_key(choice.key)}"
 
 
 def key_origin(choice: KeyChoice) -> str:
@@ -53,9 +68,7 @@ def render_mode_badge(*, studio: Studio) -> None:
     choice = key_in_use(studio=studio)
     with st.container(key="sidebar-mode"):
         if choice.billed:
-            st.badge(
-                f"Billed — key {mask_key(choice.key)}", icon=":material/payments:", color="orange"
-            )
+            st.badge(f"Billed — {key_words(choice)}", icon=":material/payments:", color="orange")
             st.caption(f"Key {key_origin(choice)}. Every finished video is charged to it.")
         else:
             st.badge("Demo mode — nothing is billed", icon=":material/science:", color="green")

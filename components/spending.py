@@ -12,13 +12,19 @@ import streamlit as st
 
 from components import state
 from components.formatting import money_text
+from components.signin import current_owner
 from studio.limits import PeriodSpend, SpendingLimitReached, SpendingStatus, limit_money
 from studio.service import Studio
 
 
 def spending_now(*, studio: Studio, mode: str) -> SpendingStatus | None:
     """What is left of the spending limits, read once per run: the form and the sidebar share it."""
-    return state.once_per_run(("spending", mode), lambda: studio.spending_status(mode))
+    # With sign-in, the person's own caps count beside the team's.
+    owner = current_owner()
+    by_owner = {"owner": owner} if owner is not None else {}
+    return state.once_per_run(
+        ("spending", mode, owner), lambda: studio.spending_status(mode, **by_owner)
+    )
 
 
 def render_spending_left(*, status: SpendingStatus | None, price: Decimal) -> PeriodSpend | None:

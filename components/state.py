@@ -150,6 +150,24 @@ SETTINGS_FORGET_KEY = "settings.forget_key"
 SETTINGS_DAILY_LIMIT = "settings.daily_limit"
 SETTINGS_MONTHLY_LIMIT = "settings.monthly_limit"
 SETTINGS_SAVE_LIMITS = "settings.save_limits"
+# Administrators, with sign-in: one person's own limits.
+SETTINGS_PERSON = "settings.person"
+SETTINGS_PERSON_DAILY = "settings.person_daily"
+SETTINGS_PERSON_MONTHLY = "settings.person_monthly"
+SETTINGS_SAVE_PERSON_LIMITS = "settings.save_person_limits"
+SETTINGS_PEOPLE_TABLE = "settings.people_table"
+
+
+def person_limit_key(cap_key: str, email: str) -> str:
+    """One person's cap field, e.g. ``settings.person_daily.ana@example.com``."""
+    return f"{cap_key}.{email}"
+
+
+# Sign-in (with an [auth] section in secrets): the sign-in page and the sidebar.
+SIGN_IN = "signin.sign_in"
+SIGN_OUT = "signin.sign_out"
+# History: everyone's jobs instead of the signed-in person's own.
+HIST_EVERYONE = "hist.everyone"
 
 # Private, non-widget keys.
 _SESSION_ID = "_session.id"
@@ -164,6 +182,7 @@ _SESSION_API_KEY = "_settings.session_api_key"
 _KEY_HOLDER = "_settings.key_holder"
 _KEY_ERROR = "_settings.key_error"
 _LIMITS_MESSAGE = "_settings.limits_message"
+_PERSON_LIMITS_MESSAGE = "_settings.person_limits_message"
 _NOTICE = "_notice"
 _FOCUS = "_gen.focus"
 _SEEN_IN_FLIGHT = "_jobs.seen_in_flight"
@@ -597,6 +616,15 @@ def pop_limits_message() -> tuple[str, str] | None:
 def set_limits_message(tone: str, words: str) -> None:
     """Say what saving the spending limits did, on the next run only."""
     st.session_state[_LIMITS_MESSAGE] = (tone, words)
+
+
+def pop_person_limits_message() -> tuple[str, str] | None:
+    """What saving a person's limits said (tone, words), once."""
+    return st.session_state.pop(_PERSON_LIMITS_MESSAGE, None)
+
+
+def set_person_limits_message(tone: str, words: str) -> None:
+    st.session_state[_PERSON_LIMITS_MESSAGE] = (tone, words)
 
 
 # -- what one run of the app reads once ---------------------------------------------------------

@@ -21,6 +21,7 @@ from components.generate_form import (
     with_frame_states,
 )
 from components.motion_ideas import render_motion_ideas
+from components.signin import current_owner
 from components.spending import render_limit_reached, render_spending_left, spending_now
 from studio.catalog import Catalog
 from studio.generation import FieldProblem, InvalidRequest, JobDraft
@@ -297,6 +298,7 @@ def _send_batch(
             session_id=session_id,
             api_key=api_key,
             key_holder=state.key_holder().id,
+            owner=current_owner(),
         )
     except (InvalidRequest, SpendingLimitReached, KeyRequired) as refused:
         # Refused before anything was sent: the click is used up, the next one makes a new batch.

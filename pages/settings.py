@@ -13,6 +13,8 @@ from components.settings_view import (
     render_session_key,
     render_waiting_jobs,
 )
+from components.signin import may_set_limits
+from components.team import render_people_and_limits
 
 
 def main() -> None:
@@ -24,7 +26,9 @@ def main() -> None:
     render_session_key(studio=studio)
     render_waiting_jobs(studio=studio)
     render_spending_limits(studio=studio)
-    render_for_administrators(studio=studio)
+    render_people_and_limits(studio=studio)
+    if may_set_limits():  # with sign-in, for administrators only
+        render_for_administrators(studio=studio)
 
 
 main()

@@ -51,9 +51,8 @@ if TYPE_CHECKING:
     from studio.gateway import GatewayClient
     from studio.imagehost import ImageHost
     from studio.images import ImageLibrary, PreparedImage
-    from studio.limits import SpendGuard
     from studio.schedule import PollPolicy
-    from studio.store import JobStore
+    from studio.store import Guards, JobStore
 
 logger = logging.getLogger("studio.jobs")
 
@@ -160,7 +159,8 @@ class Submitter:
         session_id: str | None,
         mode: str,
         key_fingerprint: str | None,
-        guard: SpendGuard | None = None,
+        guard: Guards = None,
+        owner: str | None = None,
     ) -> Job:
         """Write the job, send it once, and record what the gateway answered.
 
@@ -180,7 +180,10 @@ class Submitter:
         key_fingerprint
             The salted fingerprint of the key, so the watcher can match the job to the key.
         guard
-            The spending limit a billed job must fit under (None: no limit applies).
+            The spending limits a billed job must fit under: the team's and its owner's
+            (None: no limit applies).
+        owner
+            Who makes it: the signed-in person's e-mail (None without sign-in).
 
         Returns
         -------
@@ -205,6 +208,7 @@ class Submitter:
             mode=mode,
             session_id=session_id,
             key_fingerprint=key_fingerprint,
+            owner=owner,
         )
         # The job is in the store, ``submitting``, before any byte leaves.
         job, created = self.store.create_job(
@@ -224,7 +228,8 @@ class Submitter:
         session_id: str | None,
         mode: str,
         key_fingerprint: str | None,
-        guard: SpendGuard | None = None,
+        guard: Guards = None,
+        owner: str | None = None,
     ) -> Batch:
         """Write every clip of a batch at once, then send each once, in order.
 
@@ -237,7 +242,7 @@ class Submitter:
             What varies from clip to clip (a ``VariationKind``).
         guard
             The spending limit, checked and reserved for the whole batch as it is written.
-        client, submission_id, session_id, mode, key_fingerprint
+        client, submission_id, session_id, mode, key_fingerprint, owner
             As for ``submit``; the same ``submission_id`` again returns the batch, sending
             nothing.
 
@@ -261,7 +266,12 @@ class Submitter:
         host = _Hosting(self)
         clips = [
             self._prepare(
-                draft, host=host, mode=mode, session_id=session_id, key_fingerprint=key_fingerprint
+                draft,
+                host=host,
+                mode=mode,
+                session_id=session_id,
+                key_fingerprint=key_fingerprint,
+                owner=owner,
             )
             for draft in drafts
         ]
@@ -271,6 +281,7 @@ class Submitter:
             kind=kind,
             clips=[clip.fields for clip in clips],
             guard=guard,
+            owner=owner,
         )
         if not created:
             return batch
@@ -287,7 +298,7 @@ class Submitter:
         session_id: str | None,
         mode: str,
         key_fingerprint: str | None,
-        guard: SpendGuard | None = None,
+        guard: Guards = None,
     ) -> Batch:
         """Write and send a new attempt at clips of ``batch`` that were not sent.
 
@@ -321,10 +332,10 @@ class Submitter:
         self._send_in_turn(written, payloads, client=client)
         return self._current_batch(batch.id)
 
-    def _first_look(self, guard: SpendGuard | None, drafts: Sequence[JobDraft]) -> None:
+    def _first_look(self, guard: Guards, drafts: Sequence[JobDraft]) -> None:
         # A first look at the spending limit, so that what cannot fit keeps no images either;
         # the store checks again, for good, in the transaction that writes the jobs.
-        if guard is not None:
+        if guard:
             asked = sum((quote(draft, self.catalog).cost_usd for draft in drafts), Decimal(0))
             self.store.check_spend(guard, asked=asked)
 
@@ -336,6 +347,7 @@ class Submitter:
         mode: str,
         session_id: str | None,
         key_fingerprint: str | None,
+        owner: str | None = None,
     ) -> _Clip:
         """A checked draft's seed drawn, its images kept and hosted, its payload and job fields."""
         if draft.seed is None:
@@ -357,6 +369,7 @@ class Submitter:
                 "session_id": session_id,
                 "key_fingerprint": key_fingerprint,
                 "request_json": recordable_payload(payload.body, hosted),
+                "owner": owner,
             },
         )
 

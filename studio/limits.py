@@ -17,8 +17,21 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from studio.humane import money
 
-# The whole deployment's limit. Per-person limits use their own scopes.
+# The whole deployment's limit. Per-person limits use their own scopes (``person_scope``).
 TEAM_SCOPE = "team"
+_PERSON_SCOPE_PREFIX = "person:"
+
+
+def person_scope(email: str) -> str:
+    """The scope of one signed-in person's limit: ``person:ana@example.com``."""
+    return f"{_PERSON_SCOPE_PREFIX}{email.strip().lower()}"
+
+
+def scope_person(scope: str) -> str | None:
+    """The e-mail a person's scope is for; None for the team's."""
+    return (
+        scope.removeprefix(_PERSON_SCOPE_PREFIX) if scope.startswith(_PERSON_SCOPE_PREFIX) else None
+    )
 
 
 @dataclass(frozen=True)
@@ -64,6 +77,11 @@ class SpendGuard:
     limit: SpendingLimit
     day: Period
     month: Period
+
+    @property
+    def owner(self) -> str | None:
+        """Whose jobs count against this guard: a person's own only; everyone's for the team."""
+        return scope_person(self.scope)
 
     def capped_periods(self) -> list[tuple[Period, Decimal]]:
         """Each period that has a cap, with its cap."""

@@ -168,26 +168,43 @@ def _batch_and_favourite_columns() -> tuple[sa.Column[Any], ...]:
     )
 
 
+def _owner_column() -> sa.Column[Any]:
+    # Added by version 5: who made the job or batch (a signed-in person's e-mail, lower-cased);
+    # none when sign-in is off.
+    return sa.Column("owner", sa.String(320), index=True)
+
+
 # The table as the latest migration leaves it. A change here needs a new migration; the store's
 # tests compare a migrated database with this definition.
 jobs = _jobs_table(
-    metadata, last_frame_column="last_frame_sha256", later_columns=_batch_and_favourite_columns()
+    metadata,
+    last_frame_column="last_frame_sha256",
+    later_columns=(*_batch_and_favourite_columns(), _owner_column()),
 )
+
 
 # Variations: several clips asked for by one click of Generate. Each clip is an ordinary job that
 # points here; the batch only groups them (and, by its submission id, makes a double click one
 # batch).
-batches = sa.Table(
-    "batches",
-    metadata,
-    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
-    sa.Column("submission_id", sa.String(100), nullable=False, unique=True),
-    sa.Column("session_id", sa.String(100)),
-    # What varies from clip to clip: "seeds", "prompts" or "models".
-    sa.Column("kind", sa.String(16), nullable=False),
-    sa.Column("size", sa.Integer, nullable=False),
-    sa.Column("created_at", UTCDateTime, nullable=False),
-)
+def _batches_table(
+    into: sa.MetaData, *, later_columns: tuple[sa.Column[Any], ...] = ()
+) -> sa.Table:
+    """The batches table as version 4 made it, with any columns added since."""
+    return sa.Table(
+        "batches",
+        into,
+        sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+        sa.Column("submission_id", sa.String(100), nullable=False, unique=True),
+        sa.Column("session_id", sa.String(100)),
+        # What varies from clip to clip: "seeds", "prompts" or "models".
+        sa.Column("kind", sa.String(16), nullable=False),
+        sa.Column("size", sa.Integer, nullable=False),
+        sa.Column("created_at", UTCDateTime, nullable=False),
+        *later_columns,
+    )
+
+
+batches = _batches_table(metadata, later_columns=(_owner_column(),))
 
 # Spending limits set on the Settings page, per scope ("team" for the whole deployment). A limit
 # from the environment or secrets overrides the one kept here. A PostgreSQL submit under a limit
@@ -237,13 +254,21 @@ def _create_drafts(conn: Connection) -> None:
 
 
 def _add_batches_favourites_and_limits(conn: Connection) -> None:
-    batches.create(conn)
+    # As version 4 made it, whatever the table looks like today: later migrations change it.
+    _batches_table(sa.MetaData()).create(conn)
     spending_limits.create(conn)
     # The columns of _batch_and_favourite_columns, written out: both databases add a column in
     # place this way, and SQLite takes a reference only with a NULL default, as here.
     conn.execute(sa.text("ALTER TABLE jobs ADD COLUMN batch_id INTEGER REFERENCES batches (id)"))
     conn.execute(sa.text("ALTER TABLE jobs ADD COLUMN favourite BOOLEAN NOT NULL DEFAULT false"))
     conn.execute(sa.text("CREATE INDEX ix_jobs_batch_id ON jobs (batch_id)"))
+
+
+def _add_owners(conn: Connection) -> None:
+    # The column of _owner_column, written out, on jobs and on batches; old rows keep none.
+    for table in ("jobs", "batches"):
+        conn.execute(sa.text(f"ALTER TABLE {table} ADD COLUMN owner VARCHAR(320)"))
+        conn.execute(sa.text(f"CREATE INDEX ix_{table}_owner ON {table} (owner)"))
 
 
 MIGRATIONS: tuple[Migration, ...] = (
@@ -259,6 +284,7 @@ MIGRATIONS: tuple[Migration, ...] = (
         "batches of variations, favourite clips and spending limits",
         _add_batches_favourites_and_limits,
     ),
+    Migration(5, "who made each job and batch, for sign-in", _add_owners),
 )
 
 LATEST_VERSION = MIGRATIONS[-1].version

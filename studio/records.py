@@ -133,6 +133,7 @@ class Job:
     deadline_at: datetime | None = None
     batch_id: int | None = None  # one of several clips made by one click
     favourite: bool = False
+    owner: str | None = None  # who made it: a signed-in person's e-mail; none without sign-in
 
     @property
     def is_demo(self) -> bool:
@@ -173,6 +174,7 @@ class Batch:
     size: int
     created_at: datetime
     jobs: tuple[Job, ...] = ()
+    owner: str | None = None  # who made it, as on its jobs
 
     def clip_number(self, job: Job) -> int:
         """The clip (1 to ``size``) that ``job`` is an attempt at."""
@@ -269,6 +271,7 @@ class JobFilter:
     text: str | None = None  # in the prompt, the extended prompt or the image's name
     favourites_only: bool = False  # only jobs marked as favourites
     batch_id: int | None = None  # the clips of one batch
+    owner: str | None = None  # one person's jobs (their e-mail, lower-cased)
 
     def __post_init__(self) -> None:
         # Frozen: the normalised values are set the way dataclasses set them.
@@ -280,6 +283,8 @@ class JobFilter:
         object.__setattr__(self, "models", models)
         object.__setattr__(self, "statuses", statuses)
         object.__setattr__(self, "text", text)
+        if self.owner is not None:
+            object.__setattr__(self, "owner", self.owner.strip().lower())
 
 
 ALL_JOBS = JobFilter()

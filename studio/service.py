@@ -36,9 +36,11 @@ from studio.limits import (
     SpendingStatus,
     day_and_month,
     local_zone,
+    person_scope,
 )
 from studio.linkfetch import DEFAULT_MAX_BYTES as DEFAULT_LINK_BYTES
 from studio.linkfetch import FetchedImage, fetch_image_link
+from studio.people import PersonSpend, people_spend
 from studio.pricing import (
     LISTED_CLIP_SECONDS,
     listed_clip_price,
@@ -124,6 +126,11 @@ def estimate_draft(draft: JobDraft, catalog: Catalog, *, billed: bool) -> Estima
 
 def _utcnow() -> datetime:
     return datetime.now(UTC)
+
+
+def _person(owner: str | None) -> str | None:
+    # Owners are kept as lower-cased e-mails; a blank one is nobody.
+    return owner.strip().lower() if owner and owner.strip() else None
 
 
 def _local_midnight(now: datetime | None = None) -> datetime:
@@ -461,6 +468,7 @@ class Studio:
         session_id: str | None,
         api_key: str | None = None,
         key_holder: str | None = None,
+        owner: str | None = None,
     ) -> Job:
         """Write the job, send it once, and hand it to the watcher.
 
@@ -478,6 +486,9 @@ class Studio:
         key_holder
             The browser session that holds ``api_key`` (see ``use_session_key``); by default
             ``session_id``. The key stays held for the watcher until that holder forgets it.
+        owner
+            The signed-in person making it (their e-mail); None without sign-in. A billed job
+            must then fit under their own spending limit as well as the team's.
 
         Returns
         -------
@@ -504,7 +515,8 @@ class Studio:
             session_id=session_id,
             mode=mode,
             key_fingerprint=fingerprint,
-            guard=self._spend_guard(mode),
+            guard=self._spend_guard(mode, owner),
+            owner=_person(owner),
         )
         self._watcher.wake()
         return job
@@ -537,31 +549,51 @@ class Studio:
             monthly_usd=fixed.monthly_usd if fixed.monthly_usd is not None else kept.monthly_usd,
         )
 
-    def _spend_guard(self, mode: str) -> SpendGuard | None:
-        """What a billed submit checks against, now; None for demo jobs or without a cap."""
+    def person_spending_limit(self, email: str) -> SpendingLimit:
+        """One signed-in person's own caps, as an administrator set them (none by default)."""
+        return self._store.spending_limit(person_scope(email))
+
+    def set_person_spending_limit(self, email: str, limit: SpendingLimit) -> None:
+        """Keep one person's own caps; their clips must fit under these and the team's."""
+        self._store.set_spending_limit(person_scope(email), limit)
+
+    def _spend_guard(self, mode: str, owner: str | None = None) -> tuple[SpendGuard, ...] | None:
+        """What a billed submit checks against, now: the team's caps and its owner's own.
+
+        None for demo jobs or without a cap.
+        """
         if mode != BILLED:
             return None
-        limit = self.spending_limit()
-        if not limit.is_set:
-            return None
         day, month = day_and_month(_utcnow(), local_zone())
-        return SpendGuard(scope=TEAM_SCOPE, limit=limit, day=day, month=month)
+        limits = [(TEAM_SCOPE, self.spending_limit())]
+        if _person(owner) is not None:
+            limits.append((person_scope(owner), self.person_spending_limit(owner)))
+        guards = tuple(
+            SpendGuard(scope=scope, limit=limit, day=day, month=month)
+            for scope, limit in limits
+            if limit.is_set
+        )
+        return guards or None
 
-    def spending_status(self, mode: str) -> SpendingStatus | None:
+    def spending_status(self, mode: str, *, owner: str | None = None) -> SpendingStatus | None:
         """Each capped period's cap, what is spent or reserved, what is left and when it resets.
 
         None in demo mode (``mode`` is the mode a new job would run in) or when no cap is set.
+        With an ``owner`` under caps of their own, each period shows whichever of the team's
+        and theirs has less left.
         """
-        guard = self._spend_guard(mode)
-        if guard is None:
+        guards = self._spend_guard(mode, owner)
+        if not guards:
             return None
-        committed = self._store.committed_spend(guard)
-        return SpendingStatus(
-            periods=tuple(
-                PeriodSpend(period=period, cap=cap, committed=committed[period.name])
-                for period, cap in guard.capped_periods()
-            )
-        )
+        tightest: dict[str, PeriodSpend] = {}
+        for guard in guards:
+            committed = self._store.committed_spend(guard)
+            for period, cap in guard.capped_periods():
+                spend = PeriodSpend(period=period, cap=cap, committed=committed[period.name])
+                if period.name not in tightest or spend.left < tightest[period.name].left:
+                    tightest[period.name] = spend
+        order = ("today", "this month")
+        return SpendingStatus(periods=tuple(tightest[name] for name in order if name in tightest))
 
     def submit_batch(
         self,
@@ -572,6 +604,7 @@ class Studio:
         session_id: str | None,
         api_key: str | None = None,
         key_holder: str | None = None,
+        owner: str | None = None,
     ) -> Batch:
         """Make several clips from one draft at once: each its own job, grouped as a batch.
 
@@ -586,7 +619,7 @@ class Studio:
             What changes from clip to clip (seeds, prompts or models).
         submission_id
             Unique per click: the same id again returns the same batch and sends nothing.
-        session_id, api_key, key_holder
+        session_id, api_key, key_holder, owner
             As for ``submit``.
 
         Returns
@@ -618,7 +651,8 @@ class Studio:
             session_id=session_id,
             mode=mode,
             key_fingerprint=fingerprint,
-            guard=self._spend_guard(mode),
+            guard=self._spend_guard(mode, owner),
+            owner=_person(owner),
         )
         self._watcher.wake()
         return batch
@@ -687,7 +721,8 @@ class Studio:
             session_id=session_id,
             mode=mode,
             key_fingerprint=fingerprint,
-            guard=self._spend_guard(mode),
+            # The batch's maker's caps, whoever sends the rest.
+            guard=self._spend_guard(mode, batch.owner),
         )
         self._watcher.wake()
         return sent
@@ -756,9 +791,29 @@ class Studio:
         """Every job that matches ``where`` as CSV (see ``studio.export``); never the key."""
         return jobs_csv(self.all_history(where))
 
-    def totals(self, session_id: str | None, *, now: Callable[[], datetime] = _utcnow) -> Totals:
-        """Running totals for this session, today (since local midnight by ``now``) and all time."""
-        return self._store.totals(session_id=session_id, today_start=_local_midnight(now()))
+    def totals(
+        self,
+        session_id: str | None,
+        *,
+        owner: str | None = None,
+        now: Callable[[], datetime] = _utcnow,
+    ) -> Totals:
+        """Running totals for this session, today (since local midnight by ``now``) and all time.
+
+        With an ``owner``, only that person's jobs count; without, everyone's (the team's).
+        """
+        return self._store.totals(
+            session_id=session_id, today_start=_local_midnight(now()), owner=_person(owner)
+        )
+
+    def spend_by_person(self, *, now: Callable[[], datetime] = _utcnow) -> list[PersonSpend]:
+        """Every person's spend today, this month and all time, most spent this month first.
+
+        Jobs made without sign-in are one row with no e-mail. The rows add up to ``totals``.
+        """
+        today, month = day_and_month(now(), local_zone())
+        by_owner = self._store.spend_by_owner(today_start=today.start, month_start=month.start)
+        return people_spend(by_owner)
 
     def expected_finish(self, job: Job) -> datetime | None:
         """When an in-flight job should be done, from similar past jobs (None: none timed yet)."""
@@ -857,6 +912,7 @@ class Studio:
             session_id=session_id,
             api_key=api_key if old.mode == BILLED else None,
             key_holder=key_holder,
+            owner=old.owner,
         )
         self._store.transition(
             job_id,

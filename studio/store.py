@@ -111,6 +111,7 @@ def _batch(row: Row[Any], batch_jobs: Sequence[Job]) -> Batch:
         size=mapping["size"],
         created_at=mapping["created_at"],
         jobs=tuple(batch_jobs),
+        owner=mapping["owner"],
     )
 
 
@@ -124,6 +125,8 @@ NEW_JOB_FIELDS = frozenset(
         "request_json",
     }
 )  # fmt: skip
+# May be left out of a new job's fields: none, as without sign-in.
+OPTIONAL_NEW_JOB_FIELDS = frozenset({"owner"})
 _SUBMISSION_ID_LENGTH = jobs.c.submission_id.type.length
 
 
@@ -131,8 +134,9 @@ def _new_job_row(
     fields: Mapping[str, Any], *, created_at: datetime, **extra: Any
 ) -> dict[str, Any]:
     """The row of a new job, ``submitting``, from ``NEW_JOB_FIELDS`` (checked here)."""
-    if set(fields) != NEW_JOB_FIELDS:
-        missing, unknown = NEW_JOB_FIELDS - set(fields), set(fields) - NEW_JOB_FIELDS
+    if not NEW_JOB_FIELDS <= set(fields) <= NEW_JOB_FIELDS | OPTIONAL_NEW_JOB_FIELDS:
+        missing = NEW_JOB_FIELDS - set(fields)
+        unknown = set(fields) - NEW_JOB_FIELDS - OPTIONAL_NEW_JOB_FIELDS
         raise TypeError(f"a new job needs {sorted(missing)} and takes no {sorted(unknown)}")
     mode = fields["mode"]
     if mode not in {DEMO, BILLED}:
@@ -193,12 +197,34 @@ def _filter_clauses(where: JobFilter) -> list[sa.ColumnElement[bool]]:
         clauses.append(jobs.c.favourite.is_(True))
     if where.batch_id is not None:
         clauses.append(jobs.c.batch_id == where.batch_id)
+    if where.owner is not None:
+        clauses.append(jobs.c.owner == where.owner)
     if where.text is not None:
         searched = (jobs.c.prompt, jobs.c.actual_prompt, jobs.c.image_source)
         clauses.append(
             sa.or_(*(column.icontains(where.text, autoescape=True) for column in searched))
         )
     return clauses
+
+
+def _owned(owner: str | None) -> sa.ColumnElement[bool]:
+    # Everyone's jobs for None; one person's otherwise.
+    return sa.true() if owner is None else jobs.c.owner == owner
+
+
+Guards = SpendGuard | Sequence[SpendGuard] | None
+
+
+def _guards(guard: Guards) -> tuple[SpendGuard, ...]:
+    """Every guard a submit checks (the team's and its person's), in one fixed order.
+
+    The same order for every submit, so that two submits taking the same PostgreSQL advisory
+    locks take them in the same order and never wait on each other in a circle.
+    """
+    if guard is None:
+        return ()
+    given = (guard,) if isinstance(guard, SpendGuard) else tuple(guard)
+    return tuple(sorted(given, key=lambda one: one.scope))
 
 
 def _fingerprint_clause(key_fingerprints: Collection[str | None] | None) -> sa.ColumnElement[bool]:
@@ -399,7 +425,8 @@ class JobStore:
         output_height: int | None,
         key_fingerprint: str | None,
         request_json: str | None,
-        guard: SpendGuard | None = None,
+        guard: Guards = None,
+        owner: str | None = None,
     ) -> tuple[Job, bool]:
         """Write a new job in status ``submitting``, once per submission id.
 
@@ -438,6 +465,7 @@ class JobStore:
                 "output_height": output_height,
                 "key_fingerprint": key_fingerprint,
                 "request_json": request_json,
+                "owner": owner,
             },
             created_at=_utcnow(),
         )
@@ -448,7 +476,7 @@ class JobStore:
             .returning(*jobs.c)
         )
         with self._write() as conn:
-            if guard is not None and mode == BILLED:
+            if _guards(guard) and mode == BILLED:
                 # The turn first: a second click racing the first then finds its job, rather
                 # than being refused for the first one's reservation.
                 self._take_spend_turn(conn, guard)
@@ -467,7 +495,7 @@ class JobStore:
             ).one()
             return _job(existing), False
 
-    def _reserve_spend(self, conn: Connection, guard: SpendGuard, *, asked: Decimal) -> None:
+    def _reserve_spend(self, conn: Connection, guard: Guards, *, asked: Decimal) -> None:
         """Check that ``asked`` more fits under the guard's limits, inside a write transaction.
 
         Whatever writes the jobs in this same transaction then holds the reservation: their
@@ -476,22 +504,25 @@ class JobStore:
         self._take_spend_turn(conn, guard)
         self._check_spend(conn, guard, asked=asked)
 
-    def _take_spend_turn(self, conn: Connection, guard: SpendGuard) -> None:
+    def _take_spend_turn(self, conn: Connection, guard: Guards) -> None:
         if self.dialect_name == "postgresql":
             # Submits under one scope take turns from here to their commit (taking it twice in
             # one transaction is harmless); on SQLite the write transaction (BEGIN IMMEDIATE)
             # already holds the database's one write lock.
-            conn.execute(sa.select(sa.func.pg_advisory_xact_lock(_spend_lock_key(guard.scope))))
+            for one in _guards(guard):
+                conn.execute(sa.select(sa.func.pg_advisory_xact_lock(_spend_lock_key(one.scope))))
 
-    def _check_spend(self, conn: Connection, guard: SpendGuard, *, asked: Decimal) -> None:
-        committed = self._committed_spend(conn, guard)
-        for period, cap in guard.capped_periods():
-            if committed[period.name] + asked > cap:
-                raise SpendingLimitReached(
-                    period=period, cap=cap, committed=committed[period.name], asked=asked
-                )
+    def _check_spend(self, conn: Connection, guard: Guards, *, asked: Decimal) -> None:
+        # A person's clip fits under the team's caps and under their own.
+        for one in _guards(guard):
+            committed = self._committed_spend(conn, one)
+            for period, cap in one.capped_periods():
+                if committed[period.name] + asked > cap:
+                    raise SpendingLimitReached(
+                        period=period, cap=cap, committed=committed[period.name], asked=asked
+                    )
 
-    def check_spend(self, guard: SpendGuard, *, asked: Decimal) -> None:
+    def check_spend(self, guard: Guards, *, asked: Decimal) -> None:
         """Raise ``SpendingLimitReached`` when ``asked`` does not fit now; reserves nothing.
 
         A first look before anything is prepared; only ``create_job``'s check, in the
@@ -530,6 +561,7 @@ class JobStore:
         ]
         query = sa.select(*sums).where(
             jobs.c.mode == BILLED,
+            _owned(guard.owner),
             jobs.c.created_at >= min(period.start for period in periods),
             jobs.c.created_at < max(period.end for period in periods),
         )
@@ -606,7 +638,8 @@ class JobStore:
         session_id: str | None,
         kind: str,
         clips: Sequence[Mapping[str, Any]],
-        guard: SpendGuard | None = None,
+        guard: Guards = None,
+        owner: str | None = None,
     ) -> tuple[Batch, bool]:
         """Write a batch and every clip's job (``submitting``) in one transaction, once.
 
@@ -624,6 +657,8 @@ class JobStore:
         guard
             With it, the limit is checked for the whole batch's billed estimate and that is
             reserved in the same transaction.
+        owner
+            Who made it (a signed-in person's e-mail); each clip's job gets the same.
 
         Raises
         ------
@@ -635,7 +670,11 @@ class JobStore:
         now = _utcnow()
         rows = [
             _new_job_row(
-                {**clip, "submission_id": clip_submission_id(submission_id, number)},
+                {
+                    **clip,
+                    "owner": owner,
+                    "submission_id": clip_submission_id(submission_id, number),
+                },
                 created_at=now,
             )
             for number, clip in enumerate(clips, start=1)
@@ -649,19 +688,20 @@ class JobStore:
                 kind=str(kind),
                 size=len(rows),
                 created_at=now,
+                owner=owner,
             )
             .on_conflict_do_nothing(index_elements=["submission_id"])
             .returning(batches.c.id)
         )
         with self._write() as conn:
-            if guard is not None and billed:
+            if _guards(guard) and billed:
                 # The turn first: a second click racing the first then finds its batch, rather
                 # than being refused for the first one's reservation.
                 self._take_spend_turn(conn, guard)
             existing = self._batch_where(conn, batches.c.submission_id == submission_id)
             if existing is not None:
                 return existing, False
-            if guard is not None and billed:
+            if _guards(guard) and billed:
                 self._reserve_spend(conn, guard, asked=billed)
             batch_id = conn.execute(insert_batch).scalar()
             if batch_id is None:
@@ -680,7 +720,7 @@ class JobStore:
         *,
         submission_id: str,
         clips: Mapping[int, Mapping[str, Any]],
-        guard: SpendGuard | None = None,
+        guard: Guards = None,
     ) -> tuple[Batch, list[Job]]:
         """Write a new attempt at clips of a batch that were not sent, in one transaction.
 
@@ -730,6 +770,7 @@ class JobStore:
                         "submission_id": clip_submission_id(
                             batch.submission_id, number, submission_id
                         ),
+                        "owner": batch.owner,
                     },
                     created_at=now,
                     batch_id=batch_id,
@@ -740,7 +781,7 @@ class JobStore:
             if not rows:
                 return batch, []
             billed = sum((row["estimate_usd"] for row in rows if row["mode"] == BILLED), Decimal(0))
-            if guard is not None and billed:
+            if _guards(guard) and billed:
                 self._reserve_spend(conn, guard, asked=billed)
             written = conn.execute(sa.insert(jobs).returning(*jobs.c), rows).all()
             batch = self._batch_where(conn, batches.c.id == batch_id)
@@ -1127,7 +1168,9 @@ class JobStore:
         with self._read() as conn:
             return conn.execute(query).scalar_one()
 
-    def totals(self, *, session_id: str | None, today_start: datetime) -> Totals:
+    def totals(
+        self, *, session_id: str | None, today_start: datetime, owner: str | None = None
+    ) -> Totals:
         """Count jobs, videos, billed seconds and cost, billed and demo apart, in one query.
 
         Parameters
@@ -1136,6 +1179,8 @@ class JobStore:
             The browser session whose jobs make the ``session`` slice (``None``: an empty slice).
         today_start
             The start of today (local midnight, aware); ``today`` counts jobs created since then.
+        owner
+            One person's jobs only (every slice); ``None``: everyone's.
 
         Returns
         -------
@@ -1153,8 +1198,41 @@ class JobStore:
             "session": jobs.c.session_id == session_id if session_id is not None else sa.false(),
         }
         with self._read() as conn:
-            rows = conn.execute(_totals_query(slices)).all()
+            rows = conn.execute(_totals_query(slices).where(_owned(owner))).all()
         return _totals_from_rows(rows, slices=list(slices))
+
+    def spend_by_owner(
+        self, *, today_start: datetime, month_start: datetime
+    ) -> dict[str | None, dict[str, ModeSpend]]:
+        """Each person's spend today, this month and all time, billed and demo apart.
+
+        Returns
+        -------
+        dict
+            owner (``None`` for jobs made without sign-in) -> ``"today"``, ``"this month"``,
+            ``"all time"`` -> spend. Every owner's spend adds up to ``totals``' for everyone.
+        """
+        _check_values({"today_start": today_start, "month_start": month_start})
+        slices: dict[str, sa.ColumnElement[bool]] = {
+            "all": sa.true(),
+            "today": jobs.c.created_at >= today_start,
+            "month": jobs.c.created_at >= month_start,
+        }
+        query = _totals_query(slices).add_columns(jobs.c.owner).group_by(jobs.c.owner)
+        with self._read() as conn:
+            rows = conn.execute(query).all()
+        by_owner: dict[str | None, list[Row[Any]]] = {}
+        for row in rows:
+            by_owner.setdefault(row.owner, []).append(row)
+        spend: dict[str | None, dict[str, ModeSpend]] = {}
+        for owner, owned_rows in by_owner.items():
+            parts = _slices_from_rows(owned_rows, slices=list(slices))
+            spend[owner] = {
+                "today": parts["today"],
+                "this month": parts["month"],
+                "all time": parts["all"],
+            }
+        return spend
 
     def recent_run_times(
         self,
@@ -1270,6 +1348,31 @@ def _totals_query(slices: dict[str, sa.ColumnElement[bool]]) -> sa.Select[Any]:
             sa.func.sum(sa.case((pending, jobs.c.estimate_usd))).label(f"{name}_pending_usd"),
         ]
     return sa.select(*columns).group_by(jobs.c.mode, jobs.c.model)
+
+
+def _slices_from_rows(rows: Sequence[Row[Any]], *, slices: list[str]) -> dict[str, ModeSpend]:
+    """Add ``_totals_query``'s rows up into billed and demo spend per slice."""
+    by_slice: dict[str, dict[str, Spend]] = {name: {} for name in slices}
+    for row in rows:
+        for name in slices:
+            modes = by_slice[name]
+            modes[row.mode] = _add(modes.get(row.mode, Spend()), _spend_part(row, name))
+    return {
+        name: ModeSpend(billed=modes.get(BILLED, Spend()), demo=modes.get(DEMO, Spend()))
+        for name, modes in by_slice.items()
+    }
+
+
+def _spend_part(row: Row[Any], name: str) -> Spend:
+    mapping = row._mapping
+    return Spend(
+        jobs=int(mapping[f"{name}_jobs"] or 0),
+        videos=int(mapping[f"{name}_videos"] or 0),
+        seconds=int(mapping[f"{name}_seconds"] or 0),
+        cost_usd=mapping[f"{name}_cost"] or Decimal(0),
+        pending=int(mapping[f"{name}_pending"] or 0),
+        pending_usd=mapping[f"{name}_pending_usd"] or Decimal(0),
+    )
 
 
 def _totals_from_rows(rows: Sequence[Row[Any]], *, slices: list[str]) -> Totals:

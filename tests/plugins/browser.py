@@ -68,9 +68,16 @@ class StreamlitServer:
     """One ``streamlit run`` process in its own process group, logging to a file."""
 
     def __init__(
-        self, *, script: Path, workdir: Path, env: Mapping[str, str], log_path: Path
+        self,
+        *,
+        script: Path,
+        workdir: Path,
+        env: Mapping[str, str],
+        log_path: Path,
+        port: int | None = None,
     ) -> None:
-        self.port = free_port()
+        # A port chosen beforehand when the server's own settings must name it (sign-in).
+        self.port = port or free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.log_path = log_path
         command = [

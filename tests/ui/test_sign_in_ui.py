@@ -1,0 +1,109 @@
+"""Sign-in in AppTest: what a signed-out visitor, a person and an administrator each get.
+
+The browser test (tests/e2e/test_sign_in.py) signs in through a real provider; these check the
+pages' parts quickly with ``AppTest.user``.
+"""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from pathlib import Path
+
+import pytest
+from streamlit.testing.v1 import AppTest
+
+from components import state
+from studio.limits import SpendingLimit, person_scope
+from studio.store import JobStore, sqlite_url
+from tests.ui.conftest import APP
+
+AUTH = {
+    "redirect_uri": "http://127.0.0.1:8501/oauth2callback",
+    "cookie_secret": "a-test-cookie-secret",
+    "client_id": "wan-studio",
+    "client_secret": "wan-studio-secret",
+    "server_metadata_url": "http://127.0.0.1:9/.well-known/openid-configuration",
+}
+ANA = {"is_logged_in": True, "email": "Ana@Example.com", "name": "Ana Lima"}
+ROOT = {"is_logged_in": True, "email": "root@example.com", "name": "Root Admin"}
+DEPLOYMENT_KEY = "pz-deployment-key-0123456789abcdef"
+
+
+def signed_in_app(user: dict[str, object] | None, *, page: str | None = None) -> AppTest:
+    at = AppTest.from_file(str(APP), default_timeout=30)
+    at.secrets["auth"] = AUTH
+    at.user = user if user is not None else {"is_logged_in": False}
+    at.run()
+    if page is not None:
+        at.switch_page(page).run()
+    return at
+
+
+@pytest.fixture
+def team_home(studio_home: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    monkeypatch.setenv("WAN_STUDIO_ADMINS", "root@example.com")
+    return studio_home
+
+
+def texts(at: AppTest) -> str:
+    parts = [*at.markdown, *at.text, *at.caption, *at.info, *at.warning, *at.success]
+    return "\n".join(str(part.value) for part in parts)
+
+
+@pytest.mark.parametrize("script", ["app.py", "pages/history.py", "pages/settings.py"])
+def test_signed_out_only_the_sign_in_page_is_drawn(team_home: Path, script: str) -> None:
+    # A page's file run first (an address opened on a fresh server) runs the app around it.
+    at = AppTest.from_file(str(APP.parent / script), default_timeout=30)
+    at.secrets["auth"] = AUTH
+    at.user = {"is_logged_in": False}
+    at.run()
+
+    assert at.button(key=state.SIGN_IN).label == "Sign in"
+    assert [title.value for title in at.title] == ["Wan Studio"]
+    assert not at.sidebar.children or not texts(at).count("Demo mode")
+    assert not (team_home / "studio.db").exists()  # nothing was even opened
+    assert not at.exception
+
+
+def test_a_person_cannot_change_limits_and_never_sees_the_deployments_key(
+    team_home: Path, monkeypatch: pytest.MonkeyPatch, start_simulator
+) -> None:
+    gateway = start_simulator(key=DEPLOYMENT_KEY)
+    monkeypatch.setenv("PIXAZO_API_KEY", DEPLOYMENT_KEY)
+    monkeypatch.setenv("PIXAZO_BASE_URL", gateway.url)
+
+    at = signed_in_app(ANA, page="pages/settings.py")
+
+    words = texts(at) + "\n".join(str(badge.proto.label) for badge in at.get("badge"))
+    assert "Signed in as Ana Lima" in words
+    assert "the team's key" in words
+    assert DEPLOYMENT_KEY[-4:] not in words
+    assert "Only an administrator can change the limits." in words
+    assert state.SETTINGS_SAVE_LIMITS not in [button.key for button in at.button]
+    assert "For administrators" not in words
+    assert not at.exception
+
+
+def test_an_administrator_sets_a_persons_own_limits(team_home: Path) -> None:
+    with JobStore.open(sqlite_url(team_home / "studio.db")) as store:
+        from tests.unit.test_store import new_job_fields
+
+        store.create_job(**new_job_fields(), owner="ana@example.com")
+
+    at = signed_in_app(ROOT, page="pages/settings.py")
+    assert "For administrators: people and their limits" in [
+        header.value for header in at.subheader
+    ]
+    assert at.selectbox(key=state.SETTINGS_PERSON).value == "ana@example.com"
+    at.number_input(
+        key=state.person_limit_key(state.SETTINGS_PERSON_DAILY, "ana@example.com")
+    ).set_value(2.5)
+    at.button(key=state.SETTINGS_SAVE_PERSON_LIMITS).click().run()
+
+    assert "Saved. Their own limits: \\$2.50 a day." in texts(at)
+    with JobStore.open(sqlite_url(team_home / "studio.db")) as store:
+        assert store.spending_limit(person_scope("ana@example.com")) == SpendingLimit(
+            daily_usd=Decimal("2.50")
+        )
+    assert at.button(key=state.SETTINGS_SAVE_LIMITS)  # the team's limits, too
+    assert not at.exception
