@@ -211,11 +211,10 @@ def refused_inline_image(error: GatewayError) -> bool:
 def explain_image_host_needed(error: GatewayError) -> str:
     """Explain a first frame refused because it was sent inline, not from a web address."""
     return (
-        "The video service would not take the picture sent with the request: it reads first "
-        "frames only from a web address, and this Wan Studio has no storage set up to give "
-        f"them one. {NOTHING_BILLED} Ask whoever runs Wan Studio to set up image storage "
-        "(Settings, For administrators, says how), then try again."
-        f"{_said(error.message)}"
+        f"The video service would not take the picture sent with the request{_said(error.message)}"
+        ": it reads first frames only from a web address, and this Wan Studio has no storage "
+        f"set up to give them one. {NOTHING_BILLED} Ask whoever runs Wan Studio to set up image "
+        "storage (Settings, For administrators, says how), then try again."
     )
 
 
