@@ -192,7 +192,8 @@ class Bucket:
         with self._lock:
             if len(self._urls) > 1000:
                 self._urls.clear()
-            self._urls[(name, file_name)] = (url, now + lifetime)
+            # Its lifetime counts from the whole second it was signed in, so up to a second less.
+            self._urls[(name, file_name)] = (url, now + lifetime - 1)
         return url
 
 
