@@ -101,6 +101,7 @@ def test_a_finished_job_plays_from_a_presigned_link_to_the_bucket(
         assert not list((home / "videos").glob("*.mp4"))
 
         video.evaluate("(v) => { v.pause(); }")
+        video.scroll_into_view_if_needed()
         page.screenshot(path=screenshot_dir / "history-video-from-bucket.png")
         context.close()
     finally:
