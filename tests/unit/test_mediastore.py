@@ -21,6 +21,7 @@ import requests
 from pytest_httpserver import HTTPServer
 
 import simulator
+from studio import cli
 from studio.mediastore import Bucket, BucketLocation, image_url_lifetime
 from studio.records import Job, JobStatus
 from studio.service import Studio
@@ -244,3 +245,29 @@ def test_the_media_url_setting_is_checked():
     for wrong in ("studio-media/x", "s3://", "s3://Bad_Bucket/x", "https://studio-media"):
         with pytest.raises(SettingsError, match="WAN_STUDIO_MEDIA_URL"):
             Settings.from_environment({"WAN_STUDIO_MEDIA_URL": wrong})
+
+
+def test_the_command_line_waits_and_prints_the_link_of_a_video_in_the_bucket(
+    tmp_path: Path,
+    media_env: dict[str, str],
+    object_store: ObjectStore,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+):
+    for name in ("PIXAZO_API_KEY", "PIXAZO_BASE_URL", "WAN_STUDIO_DATABASE_URL"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("WAN_STUDIO_HOME", str(tmp_path / "data"))
+    monkeypatch.setenv("WAN_STUDIO_DEMO_SPEED", "40")
+    frame = tmp_path / "frame.jpg"
+    frame.write_bytes(quick_draft().image.data)
+    quick = ["--model", "wan2.1-i2v-turbo", "--resolution", "480P", "--duration", "3"]
+
+    code = cli.main(
+        ["generate", "--image", str(frame), "--prompt", "a slow pan", *quick, "--wait"],
+        poll_policy=FAST_POLICY,
+    )
+    printed = capsys.readouterr()
+    assert code == 0, printed.err
+    link = printed.out.strip()
+    assert link.startswith(f"{object_store.endpoint_url}/{object_store.bucket}/")
+    assert requests.get(link, timeout=10).content[4:8] == b"ftyp"
