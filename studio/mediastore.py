@@ -20,11 +20,12 @@ from __future__ import annotations
 import errno
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from studio.images import ImageLibrary
+from studio.images import FILE_EXTENSIONS, MIME_TYPES, ImageLibrary
 
 if TYPE_CHECKING:
     from studio.images import PreparedImage
@@ -85,7 +86,13 @@ class Bucket:
         Seconds, monotonic, for how long a presigned URL is handed out again.
     """
 
-    def __init__(self, location: BucketLocation, *, client: Any = None, clock=time.monotonic):
+    def __init__(
+        self,
+        location: BucketLocation,
+        *,
+        client: Any = None,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         self.location = location
         self._client = client if client is not None else _client_from_environment()
         self._clock = clock
@@ -252,19 +259,10 @@ class BucketImageLibrary(ImageLibrary):
         return self.bucket.url(self.name(self.path(sha256)), lifetime=lifetime)
 
 
-_EXTENSION_TO_FORMAT = {
-    "jpg": "JPEG",
-    "png": "PNG",
-    "bmp": "BMP",
-    "webp": "WEBP",
-    "gif": "GIF",
-    "tiff": "TIFF",
-}
+_EXTENSION_TO_FORMAT = {extension: name for name, extension in FILE_EXTENSIONS.items()}
 
 
 def _content_type(path: Path) -> str:
-    from studio.images import MIME_TYPES
-
     return MIME_TYPES[_EXTENSION_TO_FORMAT[path.suffix.lstrip(".")]]
 
 

@@ -22,7 +22,7 @@ from pytest_httpserver import HTTPServer
 
 import simulator
 from studio import cli
-from studio.mediastore import Bucket, BucketLocation, image_url_lifetime
+from studio.mediastore import Bucket, BucketImageLibrary, BucketLocation, image_url_lifetime
 from studio.records import Job, JobStatus
 from studio.service import Studio
 from studio.settings import Settings, SettingsError
@@ -271,3 +271,15 @@ def test_the_command_line_waits_and_prints_the_link_of_a_video_in_the_bucket(
     link = printed.out.strip()
     assert link.startswith(f"{object_store.endpoint_url}/{object_store.bucket}/")
     assert requests.get(link, timeout=10).content[4:8] == b"ftyp"
+
+
+def test_a_first_frame_saved_on_one_machine_is_read_on_another(
+    tmp_path: Path, media_env: dict[str, str]
+):
+    bucket = Bucket(BucketLocation.parse(media_env["WAN_STUDIO_MEDIA_URL"]))
+    frame = quick_draft().image
+    sha256 = BucketImageLibrary(tmp_path / "here", bucket).save(frame.data, format="JPEG")
+
+    elsewhere = BucketImageLibrary(tmp_path / "there", bucket)
+    assert elsewhere.load(sha256) == frame.data
+    assert elsewhere.thumbnail(sha256)[:3] == b"\xff\xd8\xff"
