@@ -18,6 +18,7 @@ How to reach the bucket is boto3's own business: ``AWS_ACCESS_KEY_ID``, ``AWS_SE
 from __future__ import annotations
 
 import errno
+import logging
 import threading
 import time
 from collections.abc import Callable
@@ -30,6 +31,8 @@ from studio.images import FILE_EXTENSIONS, MIME_TYPES, ImageLibrary
 if TYPE_CHECKING:
     from studio.images import PreparedImage
 
+logger = logging.getLogger("studio.mediastore")
+
 # A presigned URL for the browser lives this long; the same URL is handed out again for half of
 # it, so a page that reruns every few seconds keeps one <video> source instead of reloading it.
 PLAYBACK_URL_SECONDS = 15 * 60
@@ -37,6 +40,10 @@ PLAYBACK_URL_SECONDS = 15 * 60
 LONGEST_URL_SECONDS = 7 * 24 * 3600
 # A first frame's URL outlives the job's deadline by this much: the gateway may read it late.
 IMAGE_URL_MARGIN_SECONDS = 10 * 60
+IMAGE_NOT_STORED = (
+    "The first frame could not be stored where the video service reads it, so nothing was "
+    "sent. Try again in a moment; if it keeps happening, tell whoever runs Wan Studio."
+)
 _MISSING = frozenset({"404", "NoSuchKey", "NotFound"})
 # A conditional put that lost: the name is taken (412), or another put of it is in progress (409).
 _TAKEN = frozenset({"412", "PreconditionFailed"})
@@ -236,10 +243,19 @@ class BucketImageLibrary(ImageLibrary):
         return path.relative_to(self.root).as_posix()
 
     def save(self, data: bytes, *, format: str) -> str:
+        """Keep the image here, and in the bucket when it can be reached (a draft's image:
+        a bucket down for a moment must not break the page; sending writes it again)."""
         sha256 = super().save(data, format=format)
-        path = super().path(sha256)
-        self.bucket.put_once(self.name(path), data, content_type=_content_type(path))
+        try:
+            self.save_to_bucket(sha256)
+        except BucketError as error:
+            logger.warning("image %s kept in the data folder only: %s", sha256[:12], error)
         return sha256
+
+    def save_to_bucket(self, sha256: str) -> None:
+        """Write a locally kept image to the bucket, once (raises ``BucketError``)."""
+        path = super().path(sha256)
+        self.bucket.put_once(self.name(path), path.read_bytes(), content_type=_content_type(path))
 
     def path(self, sha256: str) -> Path:
         try:
@@ -277,7 +293,16 @@ class PresignedImageHost:
         self.lifetime = lifetime
 
     def url_for(self, image: PreparedImage) -> str:
+        """The image's presigned URL; ``InvalidRequest`` when the bucket cannot take it (the
+        job is then not written, nor sent)."""
+        from studio.generation import FieldProblem, InvalidRequest
+
         sha256 = self.library.save(image.data, format=image.format)
+        try:
+            self.library.save_to_bucket(sha256)
+        except BucketError as error:
+            logger.warning("image %s could not be stored for the gateway: %s", sha256[:12], error)
+            raise InvalidRequest([FieldProblem("image", IMAGE_NOT_STORED)]) from None
         return self.library.url(sha256, lifetime=self.lifetime)
 
 

@@ -22,6 +22,7 @@ from pytest_httpserver import HTTPServer
 
 import simulator
 from studio import cli
+from studio.generation import InvalidRequest
 from studio.mediastore import Bucket, BucketImageLibrary, BucketLocation, image_url_lifetime
 from studio.records import Job, JobStatus
 from studio.service import Studio
@@ -283,3 +284,23 @@ def test_a_first_frame_saved_on_one_machine_is_read_on_another(
     elsewhere = BucketImageLibrary(tmp_path / "there", bucket)
     assert elsewhere.load(sha256) == frame.data
     assert elsewhere.thumbnail(sha256)[:3] == b"\xff\xd8\xff"
+
+
+def test_a_bucket_that_cannot_be_written_refuses_the_job_in_plain_words_and_writes_nothing(
+    tmp_path: Path, media_env: dict[str, str], engine_gateway: simulator.RunningSimulator
+):
+    settings = replace(
+        settings_for(tmp_path / "data", api_key=ENGINE_KEY, base_url=engine_gateway.url),
+        media_url="s3://no-such-bucket-here/team",
+    )
+    with Studio.open(settings, catalog=CATALOG, poll_policy=FAST_POLICY) as studio:
+        draft = quick_draft()
+        # A draft's image is still kept (on this machine), so the page goes on working.
+        kept = studio.keep_image(draft.image.data, format="JPEG")
+        assert studio.kept_image(kept) == draft.image.data
+
+        with pytest.raises(InvalidRequest) as refused:
+            _submit(studio)
+        assert refused.value.problems[0].field == "image"
+        assert "could not be stored" in refused.value.problems[0].message
+        assert studio.history() == []
