@@ -18,7 +18,7 @@ import streamlit as st
 
 from components import state
 from components.formatting import local_time, plain
-from components.job_view import render_favourite_toggle
+from components.job_view import download_name, render_favourite_toggle
 from components.media import kept_video
 from components.signin import current_owner
 from studio.compare import (
@@ -179,7 +179,10 @@ def render_clips_in_step(*, studio: Studio, jobs: list[Job]) -> None:
             with column, st.container(key=f"compare-clip-{job.id}"):
                 st.markdown(f"**#{job.id}** · {plain(model_label(job, studio.catalog))}")
                 video = studio.video_file(job)
-                if video is None:
+                if link := studio.video_url(job, file_name=download_name(job)):
+                    st.video(link, format="video/mp4", muted=True, loop=True)
+                    playing.append(f"compare-clip-{job.id}")
+                elif video is None:
                     st.caption("The video file is no longer in the data folder.")
                 else:
                     st.video(kept_video(video), format="video/mp4", muted=True, loop=True)

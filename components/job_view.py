@@ -72,11 +72,20 @@ _MEDIA_STYLE = """
 # -- the pieces every view shares ---------------------------------------------------------------
 
 
-def render_job_media(*, job: Job, studio: Studio, image_side: int = CARD_IMAGE_SIDE) -> Path | None:
-    """The job's video in a player when it is saved (returning its file), else its first frame."""
-    video = studio.video_file(job) if job.has_video else None
+def render_job_media(
+    *, job: Job, studio: Studio, image_side: int = CARD_IMAGE_SIDE
+) -> Path | str | None:
+    """The job's video in a player when it is saved (returning its file, or its URL when it is in
+    object storage), else its first frame."""
+    video: Path | str | None = None
+    if job.has_video:
+        # From object storage, the browser plays a short-lived link to the bucket itself.
+        video = studio.video_url(job, file_name=download_name(job)) or studio.video_file(job)
     st.html(_MEDIA_STYLE)
-    if video is not None:
+    if isinstance(video, str):
+        with st.container(key=f"job-player-{job.id}"):
+            st.video(video, format="video/mp4", muted=True)
+    elif video is not None:
         with st.container(key=f"job-player-{job.id}"):
             # The bytes kept in memory: a path would be read whole again on every rerun.
             st.video(kept_video(video), format="video/mp4", muted=True)
@@ -171,8 +180,12 @@ def render_cost(*, job: Job) -> None:
     st.caption(money_text(cost_phrase(job)))
 
 
-def render_download(*, job: Job, video: Path, key: str) -> None:
-    """The Download button of a saved video."""
+def render_download(*, job: Job, video: Path | str, key: str) -> None:
+    """The Download button of a saved video (a link to the bucket when it is in object storage)."""
+    if isinstance(video, str):
+        # The link answers as an attachment named for the job, so the browser saves it.
+        st.link_button("Download video", video, icon=":material/download:", key=key)
+        return
     st.download_button(
         "Download video",
         data=partial(Path.read_bytes, video),

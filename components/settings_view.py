@@ -181,6 +181,7 @@ def render_for_administrators(*, studio: Studio) -> None:
                     f"- **Trusted image hosts:** {hosts}",
                     f"- **Spending limits:** {_fixed_limits_words(studio)}",
                     f"- **Sign-in:** {_sign_in_words()}",
+                    f"- **Media storage:** {_media_words(settings.media_url)}",
                 ]
             )
         )
@@ -191,7 +192,11 @@ def render_for_administrators(*, studio: Studio) -> None:
             "or host:port, for links to an internal image server). Pixazo keys come from your "
             "subscription on pixazo.ai. Spending limits in US dollars, which the Settings page "
             f"then shows as fixed: {DAILY_LIMIT_VARIABLE} and {MONTHLY_LIMIT_VARIABLE} (or "
-            "daily_limit_usd and monthly_limit_usd under [pixazo] in secrets.toml)."
+            "daily_limit_usd and monthly_limit_usd under [pixazo] in secrets.toml). Object "
+            "storage for first frames and videos (needed when the video service refuses images "
+            "sent inline): WAN_STUDIO_MEDIA_URL=s3://bucket/prefix with AWS_ACCESS_KEY_ID, "
+            "AWS_SECRET_ACCESS_KEY, AWS_DEFAULT_REGION and, for MinIO, R2 or another "
+            "S3-compatible store, AWS_ENDPOINT_URL."
         )
 
 
@@ -202,6 +207,12 @@ def _sign_in_words() -> str:
         "on (`[auth]` in `.streamlit/secrets.toml`); administrators from `WAN_STUDIO_ADMINS` "
         "(comma separated) or `admins` under `[people]` in secrets"
     )
+
+
+def _media_words(media_url: str | None) -> str:
+    if media_url:
+        return f"`{media_url}` (first frames reach the gateway as presigned links)"
+    return "the data folder; first frames reach the gateway inline as `data:` URIs"
 
 
 def _fixed_limits_words(studio: Studio) -> str:

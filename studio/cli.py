@@ -353,15 +353,23 @@ def _generate_batch(studio: Studio, draft: JobDraft, variations: Variations, *, 
         for number, job in enumerate(batch.jobs, start=1)
     ]
     for job in ended:
-        video = studio.video_file(job)
+        video = _saved_video(studio, job)
         if job.status is JobStatus.SUCCEEDED and video is not None:
-            _out(str(video))
+            _out(video)
     if failure := _batch_failure(ended, what="made no video"):
         raise failure
     done = studio.batch(batch.id) or batch
     cost = "Demo, not billed." if ended[0].is_demo else f"Billed {money(done.cost_usd)}."
     _say(f"Done: {plural(len(ended), 'video')}. {cost}")
     return EXIT_OK
+
+
+def _saved_video(studio: Studio, job: Job) -> str | None:
+    """Where a finished job's video is: its file, or in object storage a short-lived link."""
+    video = studio.video_file(job)
+    if video is not None:
+        return str(video)
+    return studio.video_url(job, file_name=f"wan-{job.id}.mp4")
 
 
 def _batch_failure(jobs: Sequence[Job], *, what: str) -> CommandFailed | None:
@@ -399,11 +407,11 @@ def _follow(studio: Studio, job: Job, *, wait: bool) -> int:
         )
         return EXIT_OK
     job = _wait_for(studio, job)
-    video = studio.video_file(job)
+    video = _saved_video(studio, job)
     if job.status is not JobStatus.SUCCEEDED or video is None:
         raise _job_failure(job)
     _say(f"Done: {job.billed_seconds or job.duration} s of video. {cost_phrase(job)}.")
-    _out(str(video))
+    _out(video)
     return EXIT_OK
 
 

@@ -199,6 +199,25 @@ def explain_rejection(error: GatewayError) -> str:
     return " ".join(part.strip() for part in parts if part and part.strip())
 
 
+def refused_inline_image(error: GatewayError) -> bool:
+    """True when a refused submit that carried its first frame inline (a ``data:`` URI) was
+    refused for that: a 400 or 422 answer that speaks of the image's URL."""
+    if not isinstance(error, GatewayStatusError) or error.status_code not in (400, 422):
+        return False
+    said = f"{error.code or ''} {error.message} {error.body_excerpt}".lower()
+    return "url" in said or "data:" in said
+
+
+def explain_image_host_needed(error: GatewayError) -> str:
+    """Explain a first frame refused because it was sent inline, not from a web address."""
+    return (
+        f"The video service would not take the picture sent with the request{_said(error.message)}"
+        ": it reads first frames only from a web address, and this Wan Studio has no storage "
+        f"set up to give them one. {NOTHING_BILLED} Ask whoever runs Wan Studio to set up image "
+        "storage (Settings, For administrators, says how), then try again."
+    )
+
+
 def explain_held_back(refusal: GatewayStatusError) -> str:
     """Explain a clip of a batch not sent because an earlier one was refused for the account."""
     if isinstance(refusal, RateLimitError):

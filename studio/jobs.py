@@ -30,8 +30,10 @@ from studio.errors import (
 )
 from studio.explain import (
     explain_held_back,
+    explain_image_host_needed,
     explain_rejection,
     explain_uncertain,
+    refused_inline_image,
     submit_was_certainly_refused,
 )
 from studio.generation import (
@@ -437,7 +439,8 @@ class Submitter:
         try:
             receipt = client.submit(payload.body, path=payload.path)
         except GatewayError as error:
-            return self._record_failure(job.id, error), error
+            inline = str(payload.body.get("input", {}).get("img_url", "")).startswith("data:")
+            return self._record_failure(job.id, error, inline_image=inline), error
         except Exception:
             # The client turns every failure before the request leaves into a GatewayError that
             # says it was not sent, so this one came while the request may have been on its way.
@@ -462,15 +465,21 @@ class Submitter:
         )
         return queued or self._current(job.id), None
 
-    def _record_failure(self, job_id: int, error: GatewayError) -> Job:
+    def _record_failure(
+        self, job_id: int, error: GatewayError, *, inline_image: bool = False
+    ) -> Job:
         if submit_was_certainly_refused(error):
+            if inline_image and refused_inline_image(error):
+                explanation = explain_image_host_needed(error)
+            else:
+                explanation = explain_rejection(error)
             changed = self.store.transition(
                 job_id,
                 expected=_ANSWERED,
                 status=JobStatus.REJECTED,
                 error_code=getattr(error, "code", None) or type(error).__name__,
                 error_message=error.message,
-                explanation=explain_rejection(error),
+                explanation=explanation,
                 finished_at=_utcnow(),
                 next_poll_at=None,
             )

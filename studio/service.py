@@ -54,6 +54,7 @@ from studio.variations import Variations
 if TYPE_CHECKING:
     from studio.demo import DemoGateway
     from studio.images import ImageLibrary, ImageReading, PreparedImage
+    from studio.mediastore import Bucket
     from studio.store import JobStore
 
 # The store (SQLAlchemy), images (Pillow), the demo gateway and the watcher are imported where
@@ -124,6 +125,21 @@ def estimate_draft(draft: JobDraft, catalog: Catalog, *, billed: bool) -> Estima
     )
 
 
+def _media(
+    settings: Settings, bucket: Bucket | None, image_host: ImageHost | None
+) -> tuple[ImageLibrary, ImageHost]:
+    """Where first frames are kept and how the gateway reads them: the bucket when configured."""
+    from studio.images import ImageLibrary
+
+    if bucket is None:
+        return ImageLibrary(settings.home), image_host or DataUriHost()
+    from studio.mediastore import BucketImageLibrary, PresignedImageHost, image_url_lifetime
+
+    library = BucketImageLibrary(settings.home, bucket)
+    lifetime = image_url_lifetime(settings.job_deadline_minutes)
+    return library, image_host or PresignedImageHost(library, lifetime=lifetime)
+
+
 def _utcnow() -> datetime:
     return datetime.now(UTC)
 
@@ -158,6 +174,7 @@ class Studio:
         budget: RequestBudget,
         image_host: ImageHost,
         demo: DemoGateway | None,
+        bucket: Bucket | None = None,
     ) -> None:
         self.settings = settings
         self.catalog = catalog
@@ -166,6 +183,7 @@ class Studio:
         self._store = store
         self._images = images
         self._demo = demo
+        self._bucket = bucket
         self._estimator = RunTimeEstimator(
             store=store, catalog=catalog, policy=policy, demo_speed=settings.demo_speed
         )
@@ -187,6 +205,7 @@ class Studio:
             estimator=self._estimator,
             demo_policy=demo_policy,
             budget=budget,
+            bucket=bucket,
         )
         if demo is not None:
             demo.on_url_change(self._demo_moved)
@@ -230,9 +249,11 @@ class Studio:
         # real jobs, and the demo gateway runs ``demo_speed`` times faster than its defaults.
         demo_policy = poll_policy or policy.scaled(settings.demo_speed)
         from studio.demo import acquire_demo_gateway, release_demo_gateway
-        from studio.images import ImageLibrary
+        from studio.mediastore import open_bucket
         from studio.store import JobStore
 
+        bucket = open_bucket(settings.media_url)
+        images, image_host = _media(settings, bucket, image_host)
         store = JobStore.open(settings.database_url)
         demo = None
         try:
@@ -244,12 +265,13 @@ class Studio:
                 settings=settings,
                 catalog=catalog,
                 store=store,
-                images=ImageLibrary(settings.home),
+                images=images,
                 policy=policy,
                 demo_policy=demo_policy,
                 budget=shared_budget(settings.request_budget_per_second),
-                image_host=image_host or DataUriHost(),
+                image_host=image_host,
                 demo=demo,
+                bucket=bucket,
             )
         except BaseException:
             if demo is not None:
@@ -829,6 +851,20 @@ class Studio:
             return None
         path = self.settings.home / job.video_path
         return path if path.is_file() else None
+
+    @property
+    def media_in_bucket(self) -> bool:
+        """Whether first frames and videos live in object storage rather than the data folder."""
+        return self._bucket is not None
+
+    def video_url(self, job: Job, *, file_name: str) -> str | None:
+        """A short-lived presigned URL of a finished job's video in the bucket (None: no bucket
+        or no video); a browser plays it, and saves it as ``file_name`` when it opens it."""
+        if self._bucket is None or not job.has_video:
+            return None
+        from studio.mediastore import PLAYBACK_URL_SECONDS
+
+        return self._bucket.url(job.video_path, lifetime=PLAYBACK_URL_SECONDS, file_name=file_name)
 
     def image_file(self, sha256: str) -> Path:
         """The stored first frame with this hash (raises ``FileNotFoundError``)."""

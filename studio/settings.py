@@ -10,6 +10,7 @@ import hashlib
 import hmac
 import math
 import os
+import re
 import secrets as token_source
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -44,6 +45,9 @@ DAILY_LIMIT_VARIABLE = "WAN_STUDIO_DAILY_LIMIT_USD"
 MONTHLY_LIMIT_VARIABLE = "WAN_STUDIO_MONTHLY_LIMIT_USD"
 DAILY_LIMIT_IN_SECRETS = "daily_limit_usd"
 MONTHLY_LIMIT_IN_SECRETS = "monthly_limit_usd"
+# Object storage for first frames and videos; the AWS_* variables boto3 reads say how to reach it.
+MEDIA_URL_VARIABLE = "WAN_STUDIO_MEDIA_URL"
+_BUCKET_NAME = re.compile(r"[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]")
 LIMIT_MAX_USD = Decimal("1000000")
 # A key travels in an HTTP header, which carries Latin-1 only; no key has a space or a control
 # character inside, so those (plain and non-breaking spaces included) are paste slips too.
@@ -169,6 +173,20 @@ def _limit(
     return Decimal(raw).quantize(Decimal("0.01"))
 
 
+def _media_url(env: Mapping[str, str]) -> str | None:
+    """``WAN_STUDIO_MEDIA_URL`` checked to be ``s3://bucket`` or ``s3://bucket/prefix``."""
+    raw = env.get(MEDIA_URL_VARIABLE, "").strip()
+    if not raw:
+        return None
+    bucket, _, _prefix = raw.removeprefix("s3://").partition("/")
+    if not raw.startswith("s3://") or not _BUCKET_NAME.fullmatch(bucket):
+        raise SettingsError(
+            f"{MEDIA_URL_VARIABLE} must look like s3://bucket or s3://bucket/prefix (a bucket "
+            f"name of 3 to 63 lowercase letters, digits, dots and hyphens), not {raw!r}."
+        )
+    return raw.rstrip("/")
+
+
 def _checked_key(key: str, where: str) -> str:
     if key_problem(key):
         raise SettingsError(
@@ -206,6 +224,8 @@ class Settings:
     # Spending limits fixed by the deployment (None: set on the Settings page, or no limit).
     daily_limit_usd: Decimal | None = None
     monthly_limit_usd: Decimal | None = None
+    # Where first frames and videos live: ``s3://bucket/prefix`` (None: the data folder).
+    media_url: str | None = None
 
     @classmethod
     def from_environment(
@@ -271,6 +291,7 @@ class Settings:
             monthly_limit_usd=_limit(
                 env, secrets, MONTHLY_LIMIT_VARIABLE, MONTHLY_LIMIT_IN_SECRETS
             ),
+            media_url=_media_url(env),
         )
 
     def __repr__(self) -> str:
@@ -282,7 +303,7 @@ class Settings:
             f"job_deadline_minutes={self.job_deadline_minutes!r}, "
             f"request_budget_per_second={self.request_budget_per_second!r}, "
             f"demo_speed={self.demo_speed!r}, daily_limit_usd={self.daily_limit_usd!r}, "
-            f"monthly_limit_usd={self.monthly_limit_usd!r})"
+            f"monthly_limit_usd={self.monthly_limit_usd!r}, media_url={self.media_url!r})"
         )
 
     __str__ = __repr__

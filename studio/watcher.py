@@ -31,7 +31,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from decimal import ROUND_HALF_UP, Decimal
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy.exc import SQLAlchemyError
 
@@ -65,6 +65,9 @@ from studio.schedule import (
     watch_from,
 )
 from studio.store import UNSENT_GRACE_SECONDS, JobStore
+
+if TYPE_CHECKING:
+    from studio.mediastore import Bucket
 
 logger = logging.getLogger("studio.watcher")
 
@@ -294,6 +297,9 @@ class Watcher:
     failure_retry
         The waits before working again on a job that failed on this side: a video that could
         not be written (a full disk), an unexpected error.
+    bucket
+        Where finished videos go when object storage is configured (None: the data folder);
+        each is downloaded to the data folder, written to the bucket once, then removed here.
     """
 
     def __init__(
@@ -313,6 +319,7 @@ class Watcher:
         clock: Callable[[], datetime] = _utcnow,
         disk_free: FreeBytes = free_bytes,
         failure_retry: Backoff = Backoff(FAILURE_RETRY_FIRST_SECONDS, FAILURE_RETRY_MOST_SECONDS),
+        bucket: Bucket | None = None,
     ) -> None:
         self.store = store
         self.home = Path(home)
@@ -334,6 +341,7 @@ class Watcher:
         self._active_lock = threading.Lock()
         self._disk_free = disk_free
         self._failure_retry = failure_retry
+        self._bucket = bucket
         self._store_retry = Backoff(policy.idle_wait, STORE_RETRY_MOST_SECONDS)
         # Failures in a row of each job in hand (a full disk, an unexpected error), for backoff.
         self._failures: dict[int, int] = {}
@@ -727,9 +735,17 @@ class Watcher:
         )
         fields["status"] = JobStatus.DOWNLOADING
         fields["video_url"] = snapshot.video_url
+        relative = video_relative_path(job.id)
+        if self._bucket is not None:
+            try:
+                if self._bucket.has(relative):
+                    # Saved by a watcher whose lease ran out before it could record it: the job
+                    # ends on that copy, with nothing downloaded or written again.
+                    return _Outcome({**fields, "video_path": relative}, status=JobStatus.SUCCEEDED)
+            except OSError as error:
+                return self._not_written(job, fields, error)
         if not self.budget.acquire(stop=self._stop):
             return _Outcome(fields, next_poll_at=now)
-        relative = video_relative_path(job.id)
         destination = self.home / relative
         try:
             self._save_video(job, snapshot.video_url, destination)
@@ -748,6 +764,15 @@ class Watcher:
             destination.unlink(missing_ok=True)
             fields["explanation"] = explain_download_problem("the file was not an MP4 video")
             return self._unless_past_deadline(job, now, fields)
+        if self._bucket is not None:
+            try:
+                # Written once under the job's name: a second writer of the same job finds it
+                # taken and changes nothing, so the bucket never holds two copies.
+                self._bucket.put_once(relative, destination.read_bytes(), content_type="video/mp4")
+            except OSError as error:
+                return self._not_written(job, fields, error)
+            finally:
+                destination.unlink(missing_ok=True)
         return _Outcome({**fields, "video_path": relative}, status=JobStatus.SUCCEEDED)
 
     def _save_video(self, job: Job, url: str, destination: Path) -> None:

@@ -7,4 +7,5 @@ pytest_plugins = [
     "tests.plugins.engine",
     "tests.plugins.postgres",
     "tests.plugins.simulator",
+    "tests.plugins.objectstore",
 ]
