@@ -44,6 +44,10 @@ DAILY_LIMIT_VARIABLE = "WAN_STUDIO_DAILY_LIMIT_USD"
 MONTHLY_LIMIT_VARIABLE = "WAN_STUDIO_MONTHLY_LIMIT_USD"
 DAILY_LIMIT_IN_SECRETS = "daily_limit_usd"
 MONTHLY_LIMIT_IN_SECRETS = "monthly_limit_usd"
+# Whether an app process runs a watcher of its own; "off" where `python -m studio watch` workers
+# do the watching for a team.
+WATCHER_VARIABLE = "WAN_STUDIO_WATCHER"
+_SWITCH_WORDS = {"on": True, "true": True, "1": True, "off": False, "false": False, "0": False}
 LIMIT_MAX_USD = Decimal("1000000")
 # A key travels in an HTTP header, which carries Latin-1 only; no key has a space or a control
 # character inside, so those (plain and non-breaking spaces included) are paste slips too.
@@ -133,6 +137,16 @@ def _number(env: Mapping[str, str], name: str, default: float) -> float:
     return value
 
 
+def _switch(env: Mapping[str, str], name: str, default: bool) -> bool:
+    raw = env.get(name, "").strip()
+    if not raw:
+        return default
+    try:
+        return _SWITCH_WORDS[raw.lower()]
+    except KeyError:
+        raise SettingsError(f"{name} must be on or off, not {raw!r}.") from None
+
+
 def limit_problem(raw: str) -> str | None:
     """Why ``raw`` cannot be a spending limit in US dollars, or None when it can."""
     try:
@@ -206,6 +220,8 @@ class Settings:
     # Spending limits fixed by the deployment (None: set on the Settings page, or no limit).
     daily_limit_usd: Decimal | None = None
     monthly_limit_usd: Decimal | None = None
+    # False: this app process leaves the watching to separate workers (WAN_STUDIO_WATCHER=off).
+    run_watcher: bool = True
 
     @classmethod
     def from_environment(
@@ -271,6 +287,7 @@ class Settings:
             monthly_limit_usd=_limit(
                 env, secrets, MONTHLY_LIMIT_VARIABLE, MONTHLY_LIMIT_IN_SECRETS
             ),
+            run_watcher=_switch(env, WATCHER_VARIABLE, True),
         )
 
     def __repr__(self) -> str:
@@ -282,7 +299,7 @@ class Settings:
             f"job_deadline_minutes={self.job_deadline_minutes!r}, "
             f"request_budget_per_second={self.request_budget_per_second!r}, "
             f"demo_speed={self.demo_speed!r}, daily_limit_usd={self.daily_limit_usd!r}, "
-            f"monthly_limit_usd={self.monthly_limit_usd!r})"
+            f"monthly_limit_usd={self.monthly_limit_usd!r}, run_watcher={self.run_watcher!r})"
         )
 
     __str__ = __repr__
