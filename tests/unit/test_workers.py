@@ -12,6 +12,7 @@ import sys
 import threading
 import uuid
 from collections.abc import Callable, Iterator
+from dataclasses import replace
 from datetime import timedelta
 from pathlib import Path
 
@@ -31,6 +32,7 @@ pytestmark = pytest.mark.postgres
 JOBS = 3
 # Longer than any wait below: a worker caught in a status check stays in it.
 SLOW_POLL_SECONDS = 30.0
+SALT = "5a17" * 16
 
 
 def test_the_watcher_setting_is_on_unless_set_off() -> None:
@@ -39,6 +41,21 @@ def test_the_watcher_setting_is_on_unless_set_off() -> None:
     assert Settings.from_environment({"WAN_STUDIO_WATCHER": " OFF "}).run_watcher is False
     with pytest.raises(SettingsError, match="WAN_STUDIO_WATCHER must be on or off, not 'no'"):
         Settings.from_environment({"WAN_STUDIO_WATCHER": "no"})
+
+
+def test_a_shared_salt_gives_one_key_one_fingerprint_in_every_data_folder(
+    tmp_path: Path,
+) -> None:
+    def fingerprint(home: str, **more: str) -> str:
+        env = {"WAN_STUDIO_HOME": str(tmp_path / home), **more}
+        return Settings.from_environment(env).fingerprint(ENGINE_KEY)
+
+    assert fingerprint("a") != fingerprint("b")
+    shared = {"WAN_STUDIO_KEY_SALT": SALT}
+    assert fingerprint("a", **shared) == fingerprint("b", **shared)
+    with pytest.raises(SettingsError, match="32 to 128 hexadecimal digits") as refused:
+        Settings.from_environment({"WAN_STUDIO_KEY_SALT": "not-hex-secret"})
+    assert "not-hex-secret" not in str(refused.value)
 
 
 def _watcher_threads() -> int:
@@ -81,18 +98,23 @@ def team(
 ) -> Iterator[tuple[Studio, JobStore, list[Job], dict[str, str]]]:
     """Jobs sent by a Studio without a watcher, and the environment of a worker for them."""
     settings = settings_for(tmp_path / "home", api_key=ENGINE_KEY, base_url=slow_gateway.url)
-    settings = Settings(**{**settings.__dict__, "database_url": postgres_database_url})
+    settings = replace(
+        settings, database_url=postgres_database_url, shared_key_salt=bytes.fromhex(SALT)
+    )
     studio = Studio.open(settings, start_watcher=False, catalog=CATALOG)
     store = JobStore.open(postgres_database_url)
     sent = [
         studio.submit(quick_draft(), submission_id=str(uuid.uuid4()), session_id="sender")
         for _ in range(JOBS)
     ]
+    # The worker has a data folder of its own, as on another machine: the shared salt is what
+    # lets it recognise the jobs made with the same key.
     env = team_environment(
         key=ENGINE_KEY,
         base_url=slow_gateway.url,
         database_url=postgres_database_url,
-        home=settings.home,
+        home=tmp_path / "worker-home",
+        WAN_STUDIO_KEY_SALT=SALT,
     )
     yield studio, store, sent, env
     store.close()
