@@ -173,6 +173,7 @@ def render_for_administrators(*, studio: Studio) -> None:
                     f"- **Database:** `{masked_database_url(settings.database_url)}`",
                     f"- **Trusted image hosts:** {hosts}",
                     f"- **Spending limits:** {_fixed_limits_words(studio)}",
+                    f"- **Job watcher:** {_watcher_words(studio)}",
                 ]
             )
         )
@@ -183,8 +184,16 @@ def render_for_administrators(*, studio: Studio) -> None:
             "or host:port, for links to an internal image server). Pixazo keys come from your "
             "subscription on pixazo.ai. Spending limits in US dollars, which the Settings page "
             f"then shows as fixed: {DAILY_LIMIT_VARIABLE} and {MONTHLY_LIMIT_VARIABLE} (or "
-            "daily_limit_usd and monthly_limit_usd under [pixazo] in secrets.toml)."
+            "daily_limit_usd and monthly_limit_usd under [pixazo] in secrets.toml). For a "
+            "team: WAN_STUDIO_WATCHER=off leaves following jobs to separate workers (python -m "
+            "studio watch), and WAN_STUDIO_KEY_SALT gives every process the same key salt."
         )
+
+
+def _watcher_words(studio: Studio) -> str:
+    if studio.settings.run_watcher:
+        return "runs in this app process"
+    return "off in this app process (`WAN_STUDIO_WATCHER`); separate workers follow the jobs"
 
 
 def _fixed_limits_words(studio: Studio) -> str:

@@ -54,12 +54,19 @@ def team_environment(
 class Process:
     """One child process in its own process group, its output (both streams) in a file."""
 
-    def __init__(self, command: list[str], *, env: Mapping[str, str], log_path: Path) -> None:
+    def __init__(
+        self,
+        command: list[str],
+        *,
+        env: Mapping[str, str],
+        log_path: Path,
+        cwd: Path = REPO,
+    ) -> None:
         self.log_path = log_path
         with log_path.open("ab") as log:
             self.process = subprocess.Popen(
                 command,
-                cwd=REPO,
+                cwd=cwd,
                 env=dict(env),
                 stdout=log,
                 stderr=subprocess.STDOUT,

@@ -62,9 +62,15 @@ def _watcher_threads() -> int:
     return sum(thread.name == "wan-studio-watcher" for thread in threading.enumerate())
 
 
-@pytest.mark.parametrize(("setting", "watchers"), [("off", 0), ("on", 1)])
+@pytest.mark.parametrize(
+    ("setting", "watchers", "said"),
+    [
+        ("off", 0, "**Job watcher:** off in this app process (`WAN_STUDIO_WATCHER`)"),
+        ("on", 1, "**Job watcher:** runs in this app process"),
+    ],
+)
 def test_an_app_process_runs_a_watcher_only_when_the_setting_allows(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, setting: str, watchers: int
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, setting: str, watchers: int, said: str
 ) -> None:
     import streamlit as st
 
@@ -81,6 +87,10 @@ def test_an_app_process_runs_a_watcher_only_when_the_setting_allows(
         assert (tmp_path / "home" / "studio.db").exists()
         wait_until(lambda: _watcher_threads() - before == watchers or None, timeout=10)
         assert _watcher_threads() - before == watchers
+        # The administrators' part of Settings says which it is.
+        app.switch_page("pages/settings.py").run()
+        paths = app.main.get_by_key("settings-paths")
+        assert said in "\n".join(node.value for node in paths if node.type == "markdown")
     finally:
         st.cache_resource.clear()
 
