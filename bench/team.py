@@ -63,10 +63,15 @@ KEY = f"bench-team-{uuid.uuid4().hex}"
 SAMPLE_SECONDS = 0.1
 _TOOK = re.compile(r" (\d+)ms$")
 TARGET_RATIO = 1.2
-# The worker: the real command, on the standard schedule sped up like the simulator.
+# The worker: the real command, on the standard schedule sped up like the simulator, except for
+# what is not about the gateway's pace: the deadline (500 jobs under one budget take minutes
+# whatever the speed) and the lease, which also bounds how many jobs a worker claims ahead.
 WORKER_CODE = (
-    "import sys; from studio.cli import main; from studio.schedule import PollPolicy; "
-    "raise SystemExit(main(['watch'], poll_policy=PollPolicy().scaled(float(sys.argv[1]))))"
+    "import sys; from dataclasses import replace; from studio.cli import main; "
+    "from studio.schedule import PollPolicy; "
+    "policy = replace(PollPolicy().scaled(float(sys.argv[1])), deadline=PollPolicy().deadline, "
+    "lease_seconds=PollPolicy().lease_seconds); "
+    "raise SystemExit(main(['watch'], poll_policy=policy))"
 )
 
 
@@ -187,7 +192,11 @@ def run(
 ) -> Outcome:
     home = folder / scenario.name.replace(" ", "-") / "home"
     home.mkdir(parents=True)
-    policy = PollPolicy().scaled(speed)
+    standard = PollPolicy()
+    # As the workers' (see WORKER_CODE): the deadline is written with each job when it is sent.
+    policy = replace(
+        standard.scaled(speed), deadline=standard.deadline, lease_seconds=standard.lease_seconds
+    )
     with fresh_database(server_url, home.parent) as database_url:
         settings = Settings(
             api_key=KEY,
