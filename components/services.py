@@ -107,7 +107,7 @@ def _close_studio(studio: Studio) -> None:
 # whose watcher and demo gateway are stopped on the way out.
 @st.cache_resource(max_entries=1, show_spinner="Starting Wan Studio…", on_release=_close_studio)
 def _open_studio(identity: str, _settings: Settings) -> Studio:
-    return Studio.open(_settings, catalog=get_catalog())
+    return Studio.open(_settings, catalog=get_catalog(), start_watcher=_settings.run_watcher)
 
 
 def note_first_run() -> None:

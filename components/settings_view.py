@@ -182,6 +182,7 @@ def render_for_administrators(*, studio: Studio) -> None:
                     f"- **Spending limits:** {_fixed_limits_words(studio)}",
                     f"- **Sign-in:** {_sign_in_words()}",
                     f"- **Media storage:** {_media_words(settings.media_url)}",
+                    f"- **Job watcher:** {_watcher_words(studio)}",
                 ]
             )
         )
@@ -196,7 +197,9 @@ def render_for_administrators(*, studio: Studio) -> None:
             "storage for first frames and videos (needed when the video service refuses images "
             "sent inline): WAN_STUDIO_MEDIA_URL=s3://bucket/prefix with AWS_ACCESS_KEY_ID, "
             "AWS_SECRET_ACCESS_KEY, AWS_DEFAULT_REGION and, for MinIO, R2 or another "
-            "S3-compatible store, AWS_ENDPOINT_URL."
+            "S3-compatible store, AWS_ENDPOINT_URL. For a team: WAN_STUDIO_WATCHER=off leaves "
+            "following jobs to separate workers (python -m studio watch), and "
+            "WAN_STUDIO_KEY_SALT gives every process the same key salt."
         )
 
 
@@ -213,6 +216,12 @@ def _media_words(media_url: str | None) -> str:
     if media_url:
         return f"`{media_url}` (first frames reach the gateway as presigned links)"
     return "the data folder; first frames reach the gateway inline as `data:` URIs"
+
+
+def _watcher_words(studio: Studio) -> str:
+    if studio.settings.run_watcher:
+        return "runs in this app process"
+    return "off in this app process (`WAN_STUDIO_WATCHER`); separate workers follow the jobs"
 
 
 def _fixed_limits_words(studio: Studio) -> str:

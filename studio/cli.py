@@ -40,7 +40,7 @@ from studio.linkfetch import LinkRejected
 from studio.records import Job, JobFilter, JobStatus, Spend
 from studio.schedule import PollPolicy
 from studio.service import RECHECKABLE, Studio, resend_submission_id
-from studio.settings import Settings
+from studio.settings import Settings, redacted_database_url
 from studio.variations import (
     MAX_CLIPS,
     MAX_MODELS,
@@ -674,6 +674,24 @@ def _watch(options: argparse.Namespace, context: _Context) -> int:
     return EXIT_OK
 
 
+def _migrate(_options: argparse.Namespace, context: _Context) -> int:
+    # Imported here, as the engine is everywhere else: the parser alone stays quick.
+    from studio.migrations import LATEST_VERSION, SchemaTooNew
+    from studio.store import JobStore
+
+    where = redacted_database_url(context.settings.database_url)
+    try:
+        before, after = JobStore.migrate(context.settings.database_url)
+    except SchemaTooNew as problem:
+        raise CommandFailed(EXIT_UNEXPECTED, f"{problem}.") from None
+    if before == after:
+        _say(f"The database {where} is up to date.")
+    else:
+        _say(f"The database {where} was at schema version {before}; migrated.")
+    _out(f"schema version {after} (the latest this version of Wan Studio knows: {LATEST_VERSION})")
+    return EXIT_OK
+
+
 def _report(studio: Studio, job: Job) -> None:
     line = f"job {job.id}: {job.status.label}"
     if job.status is JobStatus.SUCCEEDED:
@@ -743,6 +761,7 @@ def build_parser() -> argparse.ArgumentParser:
         _add_dismiss,
         _add_totals,
         _add_watch,
+        _add_migrate,
     ):
         add_command(commands)
     return parser
@@ -892,6 +911,18 @@ def _add_watch(commands: _Commands) -> None:
     )
     watch.add_argument("--until-idle", action="store_true", help="stop once nothing is in flight")
     watch.set_defaults(handler=_watch)
+
+
+def _add_migrate(commands: _Commands) -> None:
+    migrate = commands.add_parser(
+        "migrate",
+        help="bring the database's schema up to date and print its version",
+        description="Apply the database migrations this version of Wan Studio brings, once, "
+        "and print the schema version on stdout. The app and `watch` do the same when they "
+        "start; run this first to upgrade a shared database before starting new processes. "
+        "Safe to run while other processes use the database, and to run again.",
+    )
+    migrate.set_defaults(handler=_migrate)
 
 
 def main(argv: list[str] | None = None, *, poll_policy: PollPolicy | None = None) -> int:

@@ -303,6 +303,13 @@ def _lock_and_read_version(conn: Connection) -> int:
     return current or 0
 
 
+def recorded_version(conn: Connection) -> int:
+    """The schema version a database is at now (0 for an empty one), without changing it."""
+    if not sa.inspect(conn).has_table(schema_version.name):
+        return 0
+    return conn.execute(sa.select(sa.func.max(schema_version.c.version))).scalar_one() or 0
+
+
 def apply_migrations(write_transaction: Callable[[], AbstractContextManager[Connection]]) -> int:
     """Bring the schema up to date, one transaction per migration, and return its version.
 

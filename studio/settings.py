@@ -48,6 +48,14 @@ MONTHLY_LIMIT_IN_SECRETS = "monthly_limit_usd"
 # Object storage for first frames and videos; the AWS_* variables boto3 reads say how to reach it.
 MEDIA_URL_VARIABLE = "WAN_STUDIO_MEDIA_URL"
 _BUCKET_NAME = re.compile(r"[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]")
+# Whether an app process runs a watcher of its own; "off" where `python -m studio watch` workers
+# do the watching for a team.
+WATCHER_VARIABLE = "WAN_STUDIO_WATCHER"
+# The fingerprint salt shared by every process of a team, so that a worker on one machine knows
+# the jobs an app on another made with the same key (otherwise each data folder has its own).
+KEY_SALT_VARIABLE = "WAN_STUDIO_KEY_SALT"
+_KEY_SALT_HEX = re.compile(r"[0-9a-fA-F]{32,128}")
+_SWITCH_WORDS = {"on": True, "true": True, "1": True, "off": False, "false": False, "0": False}
 LIMIT_MAX_USD = Decimal("1000000")
 # A key travels in an HTTP header, which carries Latin-1 only; no key has a space or a control
 # character inside, so those (plain and non-breaking spaces included) are paste slips too.
@@ -135,6 +143,29 @@ def _number(env: Mapping[str, str], name: str, default: float) -> float:
     if not math.isfinite(value) or not low <= value <= high:
         raise SettingsError(f"{name} must be {accepted}, not {raw!r}.")
     return value
+
+
+def _switch(env: Mapping[str, str], name: str, default: bool) -> bool:
+    raw = env.get(name, "").strip()
+    if not raw:
+        return default
+    try:
+        return _SWITCH_WORDS[raw.lower()]
+    except KeyError:
+        raise SettingsError(f"{name} must be on or off, not {raw!r}.") from None
+
+
+def _shared_salt(env: Mapping[str, str]) -> bytes | None:
+    raw = env.get(KEY_SALT_VARIABLE, "").strip()
+    if not raw:
+        return None
+    if len(raw) % 2 or not _KEY_SALT_HEX.fullmatch(raw):
+        # The value is a secret: the message does not repeat it.
+        raise SettingsError(
+            f"{KEY_SALT_VARIABLE} must be 32 to 128 hexadecimal digits (an even number), such "
+            "as the output of: python3 -c 'import secrets; print(secrets.token_hex(32))'."
+        )
+    return bytes.fromhex(raw)
 
 
 def limit_problem(raw: str) -> str | None:
@@ -226,6 +257,10 @@ class Settings:
     monthly_limit_usd: Decimal | None = None
     # Where first frames and videos live: ``s3://bucket/prefix`` (None: the data folder).
     media_url: str | None = None
+    # False: this app process leaves the watching to separate workers (WAN_STUDIO_WATCHER=off).
+    run_watcher: bool = True
+    # The fingerprint salt every process of a team shares (None: this data folder's own).
+    shared_key_salt: bytes | None = field(default=None, repr=False)
 
     @classmethod
     def from_environment(
@@ -292,6 +327,8 @@ class Settings:
                 env, secrets, MONTHLY_LIMIT_VARIABLE, MONTHLY_LIMIT_IN_SECRETS
             ),
             media_url=_media_url(env),
+            run_watcher=_switch(env, WATCHER_VARIABLE, True),
+            shared_key_salt=_shared_salt(env),
         )
 
     def __repr__(self) -> str:
@@ -303,7 +340,8 @@ class Settings:
             f"job_deadline_minutes={self.job_deadline_minutes!r}, "
             f"request_budget_per_second={self.request_budget_per_second!r}, "
             f"demo_speed={self.demo_speed!r}, daily_limit_usd={self.daily_limit_usd!r}, "
-            f"monthly_limit_usd={self.monthly_limit_usd!r}, media_url={self.media_url!r})"
+            f"monthly_limit_usd={self.monthly_limit_usd!r}, media_url={self.media_url!r}, "
+            f"run_watcher={self.run_watcher!r})"
         )
 
     __str__ = __repr__
@@ -326,8 +364,13 @@ class Settings:
         return self.home / "simulator"
 
     def key_salt(self) -> bytes:
-        """Return this data folder's fingerprint salt, creating it (mode 0600) the first time."""
+        """Return this data folder's fingerprint salt, creating it (mode 0600) the first time.
+
+        A team's shared salt (``WAN_STUDIO_KEY_SALT``) wins over the data folder's.
+        """
         self.home.mkdir(parents=True, exist_ok=True)
+        if self.shared_key_salt is not None:
+            return self.shared_key_salt
         path = self.home / _SALT_FILE
         try:
             return bytes.fromhex(path.read_text().strip())

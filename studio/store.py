@@ -29,7 +29,14 @@ if TYPE_CHECKING:
     from sqlalchemy.dialects import postgresql, sqlite
 
 from studio.limits import SpendGuard, SpendingLimit, SpendingLimitReached
-from studio.migrations import apply_migrations, batches, drafts, jobs, spending_limits
+from studio.migrations import (
+    apply_migrations,
+    batches,
+    drafts,
+    jobs,
+    recorded_version,
+    spending_limits,
+)
 from studio.records import (
     ALL_JOBS,
     BILLED,
@@ -354,6 +361,20 @@ class JobStore:
             store.close()
             raise
         return store
+
+    @classmethod
+    def migrate(cls, database_url: str) -> tuple[int, int]:
+        """Bring a database's schema up to date; return its version before and after.
+
+        What ``open`` does first, on its own: operators run it before new app processes start.
+        """
+        store = cls(_create_engine(database_url))
+        try:
+            with store._read() as conn:
+                before = recorded_version(conn)
+            return before, apply_migrations(store._write)
+        finally:
+            store.close()
 
     def close(self) -> None:
         """Close every pooled connection."""
@@ -994,6 +1015,22 @@ class JobStore:
         with self._write() as conn:
             row = conn.execute(statement).first()
         return None if row is None else _job(row)
+
+    def release_all(self, owner: str) -> int:
+        """Give back every lease ``owner`` holds, each job due as it was; return how many.
+
+        For a watcher that stops: its jobs are free for another watcher at once, and whatever it
+        was still doing with them is then refused by the compare-and-set of ``release``,
+        ``renew_lease`` and ``finish_with_lease``.
+        """
+        statement = (
+            sa.update(jobs)
+            .where(jobs.c.lease_owner == owner)
+            .values(lease_owner=None, lease_until=None)
+            .returning(jobs.c.id)
+        )
+        with self._write() as conn:
+            return len(conn.execute(statement).all())
 
     def renew_lease(
         self, job_id: int, owner: str, *, now: datetime | None = None, lease_seconds: float

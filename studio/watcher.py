@@ -373,12 +373,32 @@ class Watcher:
         self._thread.start()
 
     def stop(self, *, timeout: float = 30.0) -> None:
-        """Stop after the jobs in hand are put back (their leases released)."""
+        """Give back every lease at once, then wait for the work in hand to end.
+
+        Another watcher may claim the jobs the moment this returns or even before: a poll or a
+        download still under way here cannot record its result, as this watcher no longer holds
+        the lease (the next watcher asks again; asking is harmless and a video is billed once).
+        """
         self._stop.set()
         self._wake.set()
         if self._thread is not None:
+            self._release_every_lease()
             self._thread.join(timeout)
             self._thread = None
+            # A claim that raced with the stop signal is given back too.
+            self._release_every_lease()
+
+    def _release_every_lease(self) -> None:
+        try:
+            released = self.store.release_all(self.owner)
+        except Exception as error:
+            logger.warning(
+                "could not give back the leases of this watcher (%s); they expire",
+                _in_one_line(error),
+            )
+            return
+        if released:
+            logger.info("gave back %d job lease(s) on stopping", released)
 
     def wake(self) -> None:
         """Look for due jobs now (a job was just submitted or rechecked)."""
