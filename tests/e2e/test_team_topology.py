@@ -1,14 +1,16 @@
 """A team's deployment with real processes, end to end.
 
-PostgreSQL; the gateway simulator as its own process, with faults; two app processes
-(``streamlit run app.py`` with ``WAN_STUDIO_WATCHER=off``) sharing the database; two workers
-(``python -m studio watch`` on the tests' fast schedule, so leases last 3 s). 200 jobs from five
-people are sent while one worker is killed with SIGKILL and the other stopped with SIGTERM, each
-replaced; a job sent from one app's page in Chromium is seen finishing in the other's.
+PostgreSQL; an S3-compatible object store; the gateway simulator as its own process, with
+faults; two app processes (``streamlit run app.py`` with ``WAN_STUDIO_WATCHER=off``) sharing the
+database and the bucket; two workers (``python -m studio watch`` on the tests' fast schedule, so
+leases last 3 s). Every process has a data folder of its own, as on separate machines, and the
+team's shared key salt. 200 jobs from five people are sent while one worker is killed with
+SIGKILL and the other stopped with SIGTERM, each replaced; a job sent from one app's page in
+Chromium is seen finishing in the other's.
 
 Afterwards every job is final, each was sent once, each cost is counted once, the people's totals
-add up to the team's, each video is saved once, and the key is in no database dump, log, file or
-page.
+add up to the team's, each video is in the bucket once, and the key is in no database dump,
+object, log, file or page.
 """
 
 from __future__ import annotations
@@ -37,6 +39,7 @@ from studio.store import JobStore
 from tests.e2e.test_browser import generate_button, picture, upload, wait_until_idle, widget
 from tests.plugins.browser import StreamlitServer, app_workdir, free_port
 from tests.plugins.engine import CATALOG, FAST_POLICY, quick_draft, settings_for, wait_until
+from tests.plugins.objectstore import ObjectStore
 from tests.plugins.postgres import _find_bindir
 from tests.plugins.team import REPO, Process, start_worker, team_environment
 
@@ -44,7 +47,8 @@ pytestmark = [pytest.mark.browser, pytest.mark.postgres]
 
 KEY = f"team-key-{uuid.uuid4().hex}"
 JOBS = 200
-PEOPLE = [f"person-{number}" for number in range(1, 6)]
+PEOPLE = [f"person-{number}@example.com" for number in range(1, 6)]
+SALT = "7e57" * 16
 # Tasks take about 0.6 s at this speed; the videos are short on frames, so rendering 200 of them
 # leaves the two cores room for everything else.
 SIMULATOR_SPEED = "10"
@@ -89,9 +93,12 @@ BROWSER_TIMEOUT_MS = 90_000
 class Team:
     """Every process of the deployment, and where each one's output goes."""
 
-    def __init__(self, root: Path, database_url: str) -> None:
+    def __init__(self, root: Path, database_url: str, media_env: dict[str, str]) -> None:
         self.root = root
-        self.home = root / "studio-home"
+        self.media_env = {
+            name: value for name, value in media_env.items() if name != "WAN_STUDIO_MEDIA_PREFIX"
+        }
+        self.media_prefix = media_env["WAN_STUDIO_MEDIA_PREFIX"]
         self.logs = root / "logs"
         self.logs.mkdir(parents=True)
         self.database_url = database_url
@@ -101,12 +108,18 @@ class Team:
         self.processes: list[Process | StreamlitServer] = []
         self.workers: list[Process] = []
 
-    def env(self, **more: str) -> dict[str, str]:
+    def home(self, name: str) -> Path:
+        """The data folder of one process: each its own, as on machines of their own."""
+        return self.root / "homes" / name
+
+    def env(self, name: str, **more: str) -> dict[str, str]:
         return team_environment(
             key=KEY,
             base_url=self.gateway_url,
             database_url=self.database_url,
-            home=self.home,
+            home=self.home(name),
+            WAN_STUDIO_KEY_SALT=SALT,
+            **self.media_env,
             **more,
         )
 
@@ -130,7 +143,7 @@ class Team:
             "--faults",
             str(faults),
         ]
-        gateway = Process(command, env=self.env(), log_path=self.logs / "gateway.log")
+        gateway = Process(command, env=self.env("gateway"), log_path=self.logs / "gateway.log")
         self.processes.append(gateway)
         return gateway
 
@@ -138,7 +151,7 @@ class Team:
         server = StreamlitServer(
             script=REPO / "app.py",
             workdir=app_workdir(self.root / name),
-            env=self.env(WAN_STUDIO_WATCHER="off", HOME=str(self.root / name / "home")),
+            env=self.env(name, WAN_STUDIO_WATCHER="off", HOME=str(self.root / name / "home")),
             log_path=self.logs / f"{name}.log",
         )
         self.processes.append(server)
@@ -147,7 +160,7 @@ class Team:
     def start_worker(self) -> Process:
         number = len(self.workers) + 1
         worker = start_worker(
-            self.env(WAN_STUDIO_REQUEST_BUDGET=WORKER_BUDGET),
+            self.env(f"worker-{number}", WAN_STUDIO_REQUEST_BUDGET=WORKER_BUDGET),
             self.logs / f"worker-{number}.log",
             fast=True,
         )
@@ -164,8 +177,8 @@ class Team:
 
 
 @pytest.fixture
-def team(tmp_path: Path, postgres_database_url: str) -> Iterator[Team]:
-    deployment = Team(tmp_path, postgres_database_url)
+def team(tmp_path: Path, postgres_database_url: str, media_env: dict[str, str]) -> Iterator[Team]:
+    deployment = Team(tmp_path, postgres_database_url, media_env)
     try:
         yield deployment
     finally:
@@ -175,7 +188,7 @@ def team(tmp_path: Path, postgres_database_url: str) -> Iterator[Team]:
 def _migrate(team: Team) -> None:
     done = subprocess.run(
         [sys.executable, "-m", "studio", "migrate"],
-        env=team.env(),
+        env=team.env("migrate"),
         cwd=team.root,
         capture_output=True,
         text=True,
@@ -243,6 +256,20 @@ def _files_holding(folder: Path, needle: bytes) -> list[str]:
     return found
 
 
+def _objects_holding(store: ObjectStore, prefix: str, needle: bytes) -> list[str]:
+    client = store.client()
+    found = []
+    for key in store.keys(prefix):
+        if needle in key.encode():
+            found.append(key)
+            continue
+        answer = client.get_object(Bucket=store.bucket, Key=key)
+        metadata = repr(answer.get("Metadata", {})).encode()
+        if needle in answer["Body"].read() or needle in metadata:
+            found.append(key)
+    return found
+
+
 def _send_jobs(studio: Studio, count: int) -> list[int]:
     draft = quick_draft()
 
@@ -251,7 +278,8 @@ def _send_jobs(studio: Studio, count: int) -> list[int]:
         sent = studio.submit(
             replace(draft, prompt=f"{PROMPT}, take {number}"),
             submission_id=str(uuid.uuid4()),
-            session_id=person,
+            session_id=f"session-{number % 7}",
+            owner=person,
         )
         return sent.id
 
@@ -260,7 +288,7 @@ def _send_jobs(studio: Studio, count: int) -> list[int]:
 
 
 def test_two_apps_and_two_workers_finish_every_job_once_through_a_kill_and_a_stop(
-    team: Team, browser: Browser, tmp_path: Path
+    team: Team, browser: Browser, object_store: ObjectStore, tmp_path: Path
 ) -> None:
     team.start_gateway()
     _migrate(team)
@@ -269,8 +297,10 @@ def test_two_apps_and_two_workers_finish_every_job_once_through_a_kill_and_a_sto
 
     # The jobs are sent by a Studio of this process (no watcher), as the app's pages send them.
     settings = replace(
-        settings_for(team.home, api_key=KEY, base_url=team.gateway_url),
+        settings_for(team.home("sender"), api_key=KEY, base_url=team.gateway_url),
         database_url=team.database_url,
+        media_url=team.media_env["WAN_STUDIO_MEDIA_URL"],
+        shared_key_salt=bytes.fromhex(SALT),
     )
     wait_until(lambda: _gateway_answers(team.gateway_url), timeout=30, what="the gateway")
     studio = Studio.open(settings, start_watcher=False, catalog=CATALOG, poll_policy=FAST_POLICY)
@@ -303,7 +333,8 @@ def test_two_apps_and_two_workers_finish_every_job_once_through_a_kill_and_a_sto
         assert len(browser_jobs) == 1
         every_job += browser_jobs
         totals = studio.totals(None)
-        people_totals = [studio.totals(person).session.billed for person in PEOPLE]
+        people_totals = [studio.totals(None, owner=person).all_time.billed for person in PEOPLE]
+        people_rows = studio.spend_by_person()
     finally:
         store.close()
         studio.close()
@@ -335,16 +366,21 @@ def test_two_apps_and_two_workers_finish_every_job_once_through_a_kill_and_a_sto
     assert team_total.videos == len(made)
     assert team_total.cost_usd == sum(map(_price, made))
     assert sum(job.cost_usd or 0 for job in every_job) == team_total.cost_usd
-    # The people's totals add up to the team's (the browser's job is its own session's).
+    # The people's totals add up to the team's; the browser's job, sent without sign-in, has
+    # no owner and is the one row without an e-mail.
     browser_cost = browser_jobs[0].cost_usd or Decimal(0)
     assert sum(spend.cost_usd for spend in people_totals) + browser_cost == team_total.cost_usd
     assert sum(spend.jobs for spend in people_totals) == JOBS
-    # Each video was saved once, whole: one file per finished job, no partial file left.
-    videos = team.home / "videos"
-    saved = sorted(path.name for path in videos.iterdir())
-    assert saved == sorted(
-        f"{job.id}.mp4" for job in every_job if job.status is JobStatus.SUCCEEDED
+    assert {row.email for row in people_rows} == {*PEOPLE, None}
+    assert sum(row.all_time.billed.cost_usd for row in people_rows) == team_total.cost_usd
+    # Each video is in the bucket once, under its job's name, and on no process's disk.
+    prefix = team.media_prefix
+    videos = [key for key in object_store.keys(prefix) if key.startswith(f"{prefix}/videos/")]
+    assert videos == sorted(
+        f"{prefix}/videos/{job.id}.mp4" for job in every_job if job.status is JobStatus.SUCCEEDED
     )
+    assert all(object_store.versions(key) == 1 for key in videos)
+    assert list((team.root / "homes").rglob("*.mp4")) == []
     # Only the workers watched: the apps, with the watcher off, never held a lease.
     watchers = _pids(lease_owners)
     assert watchers & {worker.pid for worker in team.workers}
@@ -354,7 +390,8 @@ def test_two_apps_and_two_workers_finish_every_job_once_through_a_kill_and_a_sto
     needle = KEY.encode()
     assert KEY not in _pg_dump(team.database_url)
     assert [name for name, text in logs.items() if KEY in text] == []
-    assert _files_holding(team.home, needle) == []
+    assert _files_holding(team.root / "homes", needle) == []
+    assert _objects_holding(object_store, prefix, needle) == []
     assert KEY not in pages_text
 
 

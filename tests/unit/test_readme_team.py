@@ -2,10 +2,10 @@
 
 Every line of the section's ``bash team`` blocks is run as written (through bash, with the
 virtual environment's folder for ``.venv/bin``, and a free port for the app's 8501) against a
-local PostgreSQL and gateway: one-shot commands must succeed, the app must answer its health
-check and the worker must start watching, and both must stop cleanly on SIGTERM. The sample
-settings must be read by Wan Studio as what the section says; the nginx configuration is checked
-by ``nginx -t`` where nginx is installed, and for what the section promises in any case.
+local PostgreSQL, object store and gateway: one-shot commands must succeed, the app must answer
+its health check and the worker must start watching, and both must stop cleanly on SIGTERM. The
+sample settings must be read by Wan Studio as what the section says; the nginx configuration is
+checked by ``nginx -t`` where nginx is installed, and for what the section promises in any case.
 """
 
 from __future__ import annotations
@@ -23,6 +23,7 @@ import pytest
 import requests
 
 from simulator import RunningSimulator
+from studio.people import admins_from
 from studio.settings import Settings
 from tests.plugins.browser import app_workdir, free_port
 from tests.plugins.team import REPO, Process, team_environment
@@ -31,6 +32,13 @@ pytestmark = pytest.mark.postgres
 
 SECTION = "## Running for a team"
 KEY = "readme-team-key-0123456789"
+# What boto3 reads from the environment to reach a bucket.
+BOTO3_VARIABLES = {
+    "AWS_ACCESS_KEY_ID",
+    "AWS_SECRET_ACCESS_KEY",
+    "AWS_DEFAULT_REGION",
+    "AWS_ENDPOINT_URL",
+}
 VENV_BIN = str(Path(sys.executable).parent)
 STARTUP_SECONDS = 60.0
 
@@ -54,7 +62,8 @@ def _commands() -> list[str]:
 
 def _settings() -> dict[str, str]:
     (block,) = _blocks("ini team-settings")
-    pairs = [line.split("=", 1) for line in block.splitlines() if line.strip()]
+    lines = [line for line in block.splitlines() if line.strip() and not line.startswith("#")]
+    pairs = [line.split("=", 1) for line in lines]
     return {name: value for name, value in pairs}
 
 
@@ -76,9 +85,11 @@ def test_the_sample_settings_are_read_as_the_section_says(tmp_path: Path) -> Non
     assert str(settings.home) == sample["WAN_STUDIO_HOME"]
     assert settings.request_budget_per_second == float(sample["WAN_STUDIO_REQUEST_BUDGET"])
     assert settings.run_watcher is False
-    # Every name in it is one Wan Studio reads: none left over from an older version.
+    assert settings.media_url == sample["WAN_STUDIO_MEDIA_URL"]
+    assert admins_from(sample, None) == {"ana@example.com", "bo@example.com"}
+    # Every name in it is one Wan Studio reads (or boto3, for the bucket): none left over.
     read = {name for name in sample if _changes_settings(name, sample[name], tmp_path)}
-    assert read == set(sample)
+    assert read | {"WAN_STUDIO_ADMINS"} | (set(sample) & BOTO3_VARIABLES) == set(sample)
 
 
 def _changes_settings(name: str, value: str, tmp_path: Path) -> bool:
@@ -92,9 +103,12 @@ def _changes_settings(name: str, value: str, tmp_path: Path) -> bool:
 
 @pytest.fixture
 def local_team(
-    tmp_path: Path, postgres_database_url: str, start_simulator: Callable[..., RunningSimulator]
+    tmp_path: Path,
+    postgres_database_url: str,
+    start_simulator: Callable[..., RunningSimulator],
+    media_env: dict[str, str],
 ) -> dict[str, str]:
-    """The environment of the section's commands: local database, gateway and data folder."""
+    """The environment of the section's commands: local database, bucket, gateway, data folder."""
     gateway = start_simulator(key=KEY)
     env = team_environment(
         key=KEY,
@@ -103,6 +117,7 @@ def local_team(
         home=tmp_path / "studio-home",
         WAN_STUDIO_KEY_SALT=_settings()["WAN_STUDIO_KEY_SALT"],
         HOME=str(tmp_path / "user-home"),
+        **{name: value for name, value in media_env.items() if name != "WAN_STUDIO_MEDIA_PREFIX"},
     )
     return env
 
