@@ -276,6 +276,36 @@ def test_one_click_makes_one_job_that_plays_when_done(app: AppTest, store: JobSt
     assert not fresh.exception
 
 
+def test_a_submit_that_fails_after_writing_its_job_is_retried_without_a_second_job(
+    app: AppTest, store: JobStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from studio.service import Studio
+
+    submit = Studio.submit
+    failures = []
+
+    def submit_then_fail(self: Studio, *args: object, **kwargs: object) -> object:
+        job = submit(self, *args, **kwargs)
+        if not failures:  # the first time only: the store fails once the job is written
+            failures.append(kwargs["submission_id"])
+            raise RuntimeError("the store went away after writing")
+        return job
+
+    monkeypatch.setattr(Studio, "submit", submit_then_fail)
+    _ready_form(app)
+    app.button(key="gen.submit").click().run()
+    assert app.exception  # the failure reached the page
+    assert store.count_jobs() == 1
+    # The click is not used up: the next run sends the same id and finds the job just made.
+    assert failures == [app.session_state["_gen.pending_submission"]]
+    app.run()
+    assert store.count_jobs() == 1
+    assert store.list_jobs()[0].submission_id == failures[0]
+    assert "_gen.pending_submission" not in app.session_state
+    app.run()
+    assert store.count_jobs() == 1
+
+
 def test_a_link_from_a_trusted_host_is_fetched(
     studio_home: Path, monkeypatch: pytest.MonkeyPatch, httpserver: HTTPServer
 ) -> None:
