@@ -1,7 +1,8 @@
 """Jobs and totals as CSV and JSON: History's export and the command line's output share these.
 
 Neither ever holds the key: a job's key is recorded only as a fingerprint, and that is not
-exported either. Times are ISO 8601 in UTC, money is a decimal string.
+exported either. Times are ISO 8601 in UTC, money is a decimal string. Who made a job is its
+owner's e-mail, empty for a job made without sign-in.
 """
 
 from __future__ import annotations
@@ -34,6 +35,7 @@ CSV_COLUMNS = (
     "demo would-be cost USD",
     "estimate USD",
     "video file",
+    "made by (e-mail)",
 )
 # Fields of a job in JSON; the lease, the key's fingerprint and the signed video link are the
 # engine's business, not a script's.
@@ -68,6 +70,7 @@ JSON_FIELDS = (
     "cost_usd",
     "estimate_usd",
     "poll_count",
+    "owner",
 )
 # A favourite's settings file, kept beside its video: what made the clip and what it cost. Each
 # field is one of JSON_FIELDS, so it leaves out everything the export leaves out, and the request's
@@ -140,6 +143,7 @@ def csv_row(job: Job) -> list[object]:
         decimal_text(demo_cost) or "",
         decimal_text(job.estimate_usd) or "",
         job.video_path or "",
+        job.owner or "",
     ]
 
 

@@ -6,14 +6,20 @@ pages' parts quickly with ``AppTest.user``.
 
 from __future__ import annotations
 
+import csv
+import io
+from collections.abc import Callable
 from decimal import Decimal
 from pathlib import Path
 
 import pytest
+from streamlit.runtime.media_file_manager import MediaFileManager
 from streamlit.testing.v1 import AppTest
 
 from components import state
+from studio.export import CSV_COLUMNS
 from studio.limits import SpendingLimit, person_scope
+from studio.records import JobStatus
 from studio.store import JobStore, sqlite_url
 from tests.ui.conftest import APP
 
@@ -106,4 +112,55 @@ def test_an_administrator_sets_a_persons_own_limits(team_home: Path) -> None:
             daily_usd=Decimal("2.50")
         )
     assert at.button(key=state.SETTINGS_SAVE_LIMITS)  # the team's limits, too
+    assert not at.exception
+
+
+def deferred_downloads(monkeypatch: pytest.MonkeyPatch) -> dict[str, Callable[[], object]]:
+    """From now on, what each download button made on click would hand the browser, by file id.
+
+    AppTest draws a button with deferred data but never clicks it: the callable is kept here
+    as the server keeps it, to call as a click would.
+    """
+    kept: dict[str, Callable[[], object]] = {}
+    registering = MediaFileManager.add_deferred
+
+    def keeping(self: MediaFileManager, data: Callable[[], object], *args, **kwargs) -> str:
+        file_id = registering(self, data, *args, **kwargs)
+        kept[file_id] = data
+        return file_id
+
+    monkeypatch.setattr(MediaFileManager, "add_deferred", keeping)
+    return kept
+
+
+def exported_prompts(at: AppTest, downloads: dict[str, Callable[[], object]]) -> dict[str, str]:
+    """The History export as the page offers it now: each row's prompt and who made it."""
+    data = downloads[at.download_button(key=state.HIST_EXPORT).proto.deferred_file_id]()
+    assert isinstance(data, bytes)
+    header, *rows = csv.reader(io.StringIO(data.decode("utf-8")))
+    assert tuple(header) == CSV_COLUMNS
+    return {
+        row[CSV_COLUMNS.index("prompt")]: row[CSV_COLUMNS.index("made by (e-mail)")] for row in rows
+    }
+
+
+def test_a_persons_export_holds_what_history_shows_them_and_who_made_each_job(
+    team_home: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from tests.unit.test_store import new_job_fields
+
+    with JobStore.open(sqlite_url(team_home / "studio.db")) as store:
+        for prompt, owner in (("anas fox", "ana@example.com"), ("bos owl", "bo@example.com")):
+            job, _ = store.create_job(**new_job_fields(prompt=prompt), owner=owner)
+            store.update(job.id, status=JobStatus.FAILED)
+    downloads = deferred_downloads(monkeypatch)
+
+    at = signed_in_app(ANA, page="pages/history.py")
+    assert exported_prompts(at, downloads) == {"anas fox": "ana@example.com"}
+
+    at.toggle(key=state.HIST_EVERYONE).set_value(True).run()
+    assert exported_prompts(at, downloads) == {
+        "anas fox": "ana@example.com",
+        "bos owl": "bo@example.com",
+    }
     assert not at.exception

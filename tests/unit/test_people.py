@@ -5,6 +5,8 @@ The store's tests run on SQLite and PostgreSQL; the Studio's send billed jobs to
 
 from __future__ import annotations
 
+import csv
+import io
 import uuid
 from collections.abc import Callable
 from datetime import UTC, datetime
@@ -13,6 +15,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
+from studio.export import CSV_COLUMNS
 from studio.limits import (
     TEAM_SCOPE,
     SpendGuard,
@@ -25,7 +28,7 @@ from studio.people import Person, admins_from
 from studio.records import BILLED, DEMO, JobFilter, JobStatus
 from studio.service import Studio
 from studio.store import JobStore
-from tests.plugins.engine import quick_draft
+from tests.plugins.engine import ENGINE_KEY, quick_draft
 from tests.unit.test_spending_limit import QUICK_PRICE, open_capped  # noqa: F401 - fixture
 from tests.unit.test_store import database_url, new_job_fields, store  # noqa: F401 - fixtures
 
@@ -158,6 +161,28 @@ def test_the_studio_sends_as_a_person_under_their_cap_and_the_teams(
     assert engine.totals("s").all_time.billed.jobs == 3
     people = engine.spend_by_person()
     assert [(row.email, row.today.billed.jobs) for row in people] == [(BO, 2), (ANA, 1)]
+
+
+def exported_rows(engine: Studio, where: JobFilter) -> list[dict[str, str]]:
+    exported = engine.export_csv(where).decode("utf-8")
+    header, *rows = csv.reader(io.StringIO(exported))
+    assert tuple(header) == CSV_COLUMNS
+    return [dict(zip(CSV_COLUMNS, row, strict=True)) for row in rows]
+
+
+def test_the_export_says_who_made_each_job_and_holds_one_persons_jobs_when_asked(
+    open_capped: Callable[..., Studio],  # noqa: F811
+) -> None:
+    engine = open_capped()
+    anas = send(engine, "Ana@Example.com")
+    bos = send(engine, BO)
+    nobodys = send(engine, None)
+
+    everyone = exported_rows(engine, JobFilter())
+    made_by = {row["task id"]: row["made by (e-mail)"] for row in everyone}
+    assert made_by == {anas.task_id: ANA, bos.task_id: BO, nobodys.task_id: ""}
+    assert [row["task id"] for row in exported_rows(engine, JobFilter(owner=ANA))] == [anas.task_id]
+    assert ENGINE_KEY not in engine.export_csv(JobFilter()).decode("utf-8")
 
 
 # -- who is who ------------------------------------------------------------------------------
