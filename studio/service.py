@@ -46,7 +46,17 @@ from studio.pricing import (
     listed_clip_price,
     listed_price_differs,
 )
-from studio.records import ALL_JOBS, BILLED, DEMO, Batch, Job, JobFilter, JobStatus, Totals
+from studio.records import (
+    ALL_JOBS,
+    BILLED,
+    DEMO,
+    Batch,
+    Job,
+    JobFilter,
+    JobStatus,
+    KeptDraft,
+    Totals,
+)
 from studio.schedule import PollPolicy, RequestBudget, shared_budget
 from studio.settings import Settings
 from studio.variations import Variations
@@ -464,12 +474,12 @@ class Studio:
 
     # -- drafts: a browser session's Generate form, kept so that a refresh brings it back ------
 
-    def save_draft(self, session_id: str, body: str) -> None:
-        """Keep a browser session's form (JSON text written by the page)."""
-        self._store.save_draft(session_id, body)
+    def save_draft(self, session_id: str, body: str, *, owner: str | None = None) -> None:
+        """Keep a browser session's form (JSON text written by the page) and who kept it."""
+        self._store.save_draft(session_id, body, owner=_person(owner))
 
-    def load_draft(self, session_id: str) -> str | None:
-        """The form a browser session kept last, if any."""
+    def load_draft(self, session_id: str) -> KeptDraft | None:
+        """The form a browser session kept last and who kept it, if any (see ``open_to``)."""
         return self._store.load_draft(session_id)
 
     def keep_image(self, data: bytes, *, format: str) -> str:

@@ -164,3 +164,45 @@ def test_a_persons_export_holds_what_history_shows_them_and_who_made_each_job(
         "bos owl": "bo@example.com",
     }
     assert not at.exception
+
+
+BO_USER = {"is_logged_in": True, "email": "bo@example.com", "name": "Bo Berg"}
+
+
+def opened_from_address(user: dict[str, object], session_id: str) -> AppTest:
+    """A signed-in browser opening a page address with ``?session=``, as a reload or a link."""
+    at = AppTest.from_file(str(APP), default_timeout=30)
+    at.secrets["auth"] = AUTH
+    at.user = user
+    at.query_params["session"] = session_id
+    return at.run()
+
+
+def test_a_draft_comes_back_to_the_person_who_made_it_and_to_nobody_else(
+    team_home: Path,
+) -> None:
+    ana = signed_in_app(ANA)
+    ana.text_area(key=state.GEN_PROMPT).set_value("anas secret lantern").run()
+    anas_session = ana.query_params["session"]
+
+    # Bo is given Ana's address: a fresh form, on a session of his own.
+    bo = opened_from_address(BO_USER, anas_session)
+    assert bo.text_area(key=state.GEN_PROMPT).value == ""
+    assert "anas secret lantern" not in texts(bo)
+    bos_session = bo.query_params["session"]
+    assert bos_session != anas_session
+    bo.text_area(key=state.GEN_PROMPT).set_value("bos own owl").run()
+    assert bo.query_params["session"] == bos_session
+
+    # Ana's draft is still hers, and still there when she reloads.
+    again = opened_from_address(ANA, anas_session)
+    assert again.text_area(key=state.GEN_PROMPT).value == "anas secret lantern"
+    assert again.query_params["session"] == anas_session
+    with JobStore.open(sqlite_url(team_home / "studio.db")) as store:
+        kept = store.load_draft(anas_session)
+        assert kept is not None
+        assert kept.owner == "ana@example.com"
+        assert "anas secret lantern" in kept.body
+        assert store.load_draft(bos_session).owner == "bo@example.com"
+    assert not bo.exception
+    assert not again.exception

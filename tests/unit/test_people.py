@@ -14,7 +14,9 @@ from decimal import Decimal
 from zoneinfo import ZoneInfo
 
 import pytest
+import sqlalchemy as sa
 
+from studio import migrations
 from studio.export import CSV_COLUMNS
 from studio.limits import (
     TEAM_SCOPE,
@@ -24,8 +26,9 @@ from studio.limits import (
     day_and_month,
     person_scope,
 )
+from studio.migrations import MIGRATIONS, drafts, schema_version
 from studio.people import Person, admins_from
-from studio.records import BILLED, DEMO, JobFilter, JobStatus
+from studio.records import BILLED, DEMO, JobFilter, JobStatus, KeptDraft
 from studio.service import Studio
 from studio.store import JobStore
 from tests.plugins.engine import ENGINE_KEY, quick_draft
@@ -122,6 +125,52 @@ def test_a_persons_clip_must_fit_under_their_own_cap_and_the_teams(
     assert store.committed_spend(bos_cap)["today"] == Decimal("0.50")
     assert store.committed_spend(team)["today"] == Decimal("0.90")
     assert store.count_jobs() == 2
+
+
+def test_a_draft_records_who_kept_it_and_opens_to_them_alone(store: JobStore) -> None:  # noqa: F811
+    store.save_draft("anas-tab", '{"form": {}}', owner=ANA)
+    store.save_draft("plain-tab", '{"form": {}}')
+
+    anas = store.load_draft("anas-tab")
+    assert anas == KeptDraft(body='{"form": {}}', owner=ANA)
+    assert anas.open_to(" Ana@Example.com ")
+    assert not anas.open_to(BO)
+    assert anas.open_to(None)  # without sign-in there is one user
+    kept_without_sign_in = store.load_draft("plain-tab")
+    assert kept_without_sign_in == KeptDraft(body='{"form": {}}', owner=None)
+    assert not kept_without_sign_in.open_to(ANA)
+    assert store.load_draft("nobodys-tab") is None
+    # Keeping it again keeps who kept it last.
+    store.save_draft("anas-tab", '{"form": {"gen.prompt": "fox"}}', owner=ANA)
+    assert store.load_draft("anas-tab") == KeptDraft(
+        body='{"form": {"gen.prompt": "fox"}}', owner=ANA
+    )
+
+
+def test_drafts_kept_before_version_6_stay_and_are_nobodys(
+    database_url: str,  # noqa: F811
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    before = next(i for i, migration in enumerate(MIGRATIONS) if migration.version == 6)
+    monkeypatch.setattr(migrations, "MIGRATIONS", MIGRATIONS[:before])
+    monkeypatch.setattr(migrations, "LATEST_VERSION", 5)
+    version_5_drafts = migrations._drafts_table(sa.MetaData())
+    with JobStore.open(database_url) as old, old.engine.begin() as conn:
+        conn.execute(
+            sa.insert(version_5_drafts).values(session_id="tab", body="{}", updated_at=NOW)
+        )
+        assert "owner" not in {column["name"] for column in sa.inspect(conn).get_columns("drafts")}
+    monkeypatch.undo()
+
+    with JobStore.open(database_url) as migrated:
+        assert migrated.load_draft("tab") == KeptDraft(body="{}", owner=None)
+        migrated.save_draft("tab", "{}", owner=ANA)
+        assert migrated.load_draft("tab") == KeptDraft(body="{}", owner=ANA)
+        with migrated.engine.connect() as conn:
+            columns = {column["name"] for column in sa.inspect(conn).get_columns("drafts")}
+            versions = conn.execute(sa.select(schema_version.c.version)).scalars().all()
+    assert columns == set(drafts.c.keys())
+    assert sorted(versions) == [migration.version for migration in MIGRATIONS]
 
 
 # -- the Studio ------------------------------------------------------------------------------
