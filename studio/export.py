@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from studio.compare import seconds_taken
+from studio.people import PersonSpend
 from studio.records import Job, ModeSpend, Spend, Totals
 
 CSV_COLUMNS = (
@@ -243,3 +244,16 @@ def totals_to_json(totals: Totals) -> dict[str, Any]:
         "all_time": _modes_json(totals.all_time),
         "by_model": {model: _modes_json(modes) for model, modes in totals.by_model.items()},
     }
+
+
+def people_spend_to_json(people: Iterable[PersonSpend]) -> list[dict[str, Any]]:
+    """Each person's spend (``email`` null for jobs made without sign-in), in the given order."""
+    return [
+        {
+            "email": row.email,
+            "today": _modes_json(row.today),
+            "this_month": _modes_json(row.this_month),
+            "all_time": _modes_json(row.all_time),
+        }
+        for row in people
+    ]
