@@ -23,18 +23,17 @@ _SLOTS = (state.FIRST_FRAME, state.LAST_FRAME)
 def restore_draft(*, studio: Studio, session_id: str) -> None:
     """Once per browser session started from an address: put that address's draft back.
 
-    With sign-in, a draft kept by someone else is not theirs to see: the session leaves that
-    address for one of its own, with a fresh form, and never writes over the other's draft.
+    With sign-in, an address whose draft or jobs are someone else's is not theirs to see: the
+    session leaves it for one of its own, with a fresh form, and never writes over the other's
+    draft.
     """
     if not state.take_draft_to_restore():
         return
-    stored = studio.load_draft(session_id)
-    if stored is None:
-        return
-    if not stored.open_to(current_owner()):
+    if not studio.session_open_to(session_id, current_owner()):
         state.start_a_session_of_its_own()
         return
-    body = stored.body
+    stored = studio.load_draft(session_id)
+    body = stored.body if stored is not None else None
     if not body:
         return
     try:

@@ -482,6 +482,22 @@ class Studio:
         """The form a browser session kept last and who kept it, if any (see ``open_to``)."""
         return self._store.load_draft(session_id)
 
+    def session_open_to(self, session_id: str, person: str | None) -> bool:
+        """Whether ``person`` may take up a browser session from its address (a reload, a link).
+
+        Without sign-in (no person), yes. Signed in, not when its draft or any of its jobs is
+        someone else's: they would see that person's prompt and images.
+        """
+        person = _person(person)
+        if person is None:
+            return True
+        kept = self._store.load_draft(session_id)
+        if kept is not None and not kept.open_to(person):
+            return False
+        in_session = JobFilter(session_id=session_id)
+        theirs = JobFilter(session_id=session_id, owner=person)
+        return self._store.count_jobs(in_session) == self._store.count_jobs(theirs)
+
     def keep_image(self, data: bytes, *, format: str) -> str:
         """Store an image as given (by its content hash, once) and return the hash."""
         return self._images.save(data, format=format)

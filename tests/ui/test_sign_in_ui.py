@@ -206,3 +206,24 @@ def test_a_draft_comes_back_to_the_person_who_made_it_and_to_nobody_else(
         assert store.load_draft(bos_session).owner == "bo@example.com"
     assert not bo.exception
     assert not again.exception
+
+
+def test_an_address_whose_jobs_are_someone_elses_gives_a_fresh_session(team_home: Path) -> None:
+    from tests.unit.test_store import new_job_fields
+
+    anas_session = "0b5e1c2a-3d4f-4a6b-8c7d-9e0f1a2b3c4d"
+    with JobStore.open(sqlite_url(team_home / "studio.db")) as store:
+        job, _ = store.create_job(
+            **new_job_fields(prompt="anas private harbour", session_id=anas_session),
+            owner="ana@example.com",
+        )
+        store.update(job.id, status=JobStatus.FAILED)
+
+    bo = opened_from_address(BO_USER, anas_session)
+    assert bo.query_params["session"] != anas_session
+    assert "anas private harbour" not in texts(bo)
+    ana = opened_from_address(ANA, anas_session)
+    assert ana.query_params["session"] == anas_session
+    assert "anas private harbour" in texts(ana)
+    assert not bo.exception
+    assert not ana.exception

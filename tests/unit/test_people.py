@@ -234,6 +234,31 @@ def test_the_export_says_who_made_each_job_and_holds_one_persons_jobs_when_asked
     assert ENGINE_KEY not in engine.export_csv(JobFilter()).decode("utf-8")
 
 
+def test_a_browser_session_is_open_to_the_person_whose_draft_and_jobs_it_holds(
+    open_capped: Callable[..., Studio],  # noqa: F811
+) -> None:
+    engine = open_capped()
+    send(engine, ANA)  # a job of Ana's in session "s", and no draft
+    engine.save_draft("drafted", '{"form": {}}', owner="Bo@Example.com")
+
+    assert engine.session_open_to("s", " ANA@example.com")
+    assert not engine.session_open_to("s", BO)
+    assert engine.session_open_to("drafted", BO)
+    assert not engine.session_open_to("drafted", ANA)
+    assert engine.session_open_to("nobody-was-here", BO)
+    # Without sign-in there is one user, and every address is theirs.
+    assert engine.session_open_to("s", None)
+    assert engine.session_open_to("drafted", None)
+    # A session with a job of Bo's beside Ana's draft is no longer Ana's alone.
+    engine.save_draft("s", '{"form": {}}', owner=ANA)
+    assert engine.session_open_to("s", ANA)
+    send_in = engine.submit(
+        quick_draft(), submission_id=str(uuid.uuid4()), session_id="s", owner=BO
+    )
+    assert send_in.owner == BO
+    assert not engine.session_open_to("s", ANA)
+
+
 # -- who is who ------------------------------------------------------------------------------
 
 
