@@ -29,6 +29,8 @@ from components.job_view import (
     render_what_went_wrong,
 )
 from components.sidebar import demo_words, pending_words, totals_rows, would_have_cost
+from components.signin import current_owner
+from components.team import made_by
 from studio.catalog import Catalog
 from studio.compare import can_compare
 from studio.humane import money, plural, short_cost, shorten
@@ -248,11 +250,13 @@ def render_job_table(*, studio: Studio, filters: JobFilter, zone: tzinfo) -> lis
             page = st.pagination(pages, key=state.HIST_PAGE)
         jobs = studio.history(filters, limit=PAGE_SIZE, offset=(page - 1) * PAGE_SIZE)
         st.caption(_table_caption(page=page, shown=len(jobs), total=total))
+        # Signed in and looking at everyone's videos: say whose each one is.
+        show_maker = filters.owner is None and current_owner() is not None
         # A phone gets a list it reads without sideways scrolling; a wider window, the table.
         st.html(_ONE_LAYOUT_PER_WIDTH)
         with st.container(key="history-wide"):
             st.dataframe(
-                _table(studio=studio, jobs=jobs, zone=zone),
+                _table(studio=studio, jobs=jobs, zone=zone, show_maker=show_maker),
                 hide_index=True,
                 key=state.HIST_TABLE,
                 row_height=_ROW_HEIGHT,
@@ -263,7 +267,7 @@ def render_job_table(*, studio: Studio, filters: JobFilter, zone: tzinfo) -> lis
                 column_config=_TABLE_COLUMNS,
             )
         with st.container(key="history-narrow"):
-            _render_compact_list(studio=studio, jobs=jobs, zone=zone)
+            _render_compact_list(studio=studio, jobs=jobs, zone=zone, show_maker=show_maker)
     return jobs
 
 
@@ -280,7 +284,9 @@ _ONE_LAYOUT_PER_WIDTH = f"""
 """
 
 
-def _render_compact_list(*, studio: Studio, jobs: list[Job], zone: tzinfo) -> None:
+def _render_compact_list(
+    *, studio: Studio, jobs: list[Job], zone: tzinfo, show_maker: bool
+) -> None:
     """Each job on two short lines: model, status and cost, then when and what it shows."""
     now = datetime.now(UTC)
     for job in jobs:
@@ -288,7 +294,8 @@ def _render_compact_list(*, studio: Studio, jobs: list[Job], zone: tzinfo) -> No
             model = _model_label(studio.catalog, job.model)
             st.markdown(money_text(f"{model} · {job.status.label} · {short_cost(job)}"))
             when = local_time(job.created_at, zone=zone, now=now)
-            st.caption(f"{when} · {job.resolution} · {job.duration} s · #{job.id}")
+            maker = f" · {made_by(job.owner)}" if show_maker else ""
+            st.caption(f"{when} · {job.resolution} · {job.duration} s · #{job.id}{maker}")
             if job.prompt:
                 st.text(shorten(job.prompt, 80))
 
@@ -306,6 +313,7 @@ _TABLE_COLUMNS = {
         width=288, help="Tick a row to open the job and read its whole prompt."
     ),
     "Model": st.column_config.TextColumn(width=128),
+    "Made by": st.column_config.TextColumn(width=160),
     "Video": st.column_config.TextColumn(width=84, help="Resolution and length"),
     "Status": st.column_config.TextColumn(width=132),
     "Cost": st.column_config.TextColumn(
@@ -329,9 +337,9 @@ def _open_selected_row(job_ids: list[int]) -> None:
         st.session_state[state.HIST_OPEN] = job_ids[rows[0]]
 
 
-def _table(*, studio: Studio, jobs: list[Job], zone: tzinfo) -> pd.DataFrame:
+def _table(*, studio: Studio, jobs: list[Job], zone: tzinfo, show_maker: bool) -> pd.DataFrame:
     now = datetime.now(UTC)
-    return pd.DataFrame(
+    table = pd.DataFrame(
         [
             {
                 "Time": local_time(job.created_at, zone=zone, now=now),
@@ -345,6 +353,10 @@ def _table(*, studio: Studio, jobs: list[Job], zone: tzinfo) -> pd.DataFrame:
             for job in jobs
         ]
     )
+    if show_maker:
+        makers = [made_by(job.owner) for job in jobs]
+        table.insert(table.columns.get_loc("Model"), "Made by", makers)
+    return table
 
 
 @st.cache_data(max_entries=2000, show_spinner=False)

@@ -21,6 +21,17 @@ from studio.service import Studio
 _NOBODY = "Before sign-in"  # jobs made without sign-in have no owner
 
 
+def made_by(owner: str | None) -> str:
+    """Who made a job, as History names them: their e-mail, or that it predates sign-in."""
+    return owner or _NOBODY
+
+
+def render_yours_heading() -> None:
+    """With sign-in, the totals under it are the person's own, whatever the list shows."""
+    if current_owner() is not None:
+        st.markdown("**Your videos**")
+
+
 def render_whose_videos() -> str | None:
     """The "everyone's videos" switch; returns whose jobs to show (None: everyone's)."""
     owner = current_owner()
@@ -127,7 +138,7 @@ def _spend_row(row: PersonSpend, limit: SpendingLimit | None) -> dict[str, str]:
         return money(part) if not pending else f"{money(part)} (+{money(pending)} running)"
 
     return {
-        "Person": row.email or _NOBODY,
+        "Person": made_by(row.email),
         "Today": spent(row.today.billed.cost_usd, row.today.billed.pending_usd),
         "This month": spent(row.this_month.billed.cost_usd, row.this_month.billed.pending_usd),
         "All time": money(row.all_time.billed.cost_usd),

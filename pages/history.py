@@ -11,7 +11,7 @@ from components.app_shell import run_inside_the_app
 from components.formatting import viewer_timezone
 from components.services import get_studio, tables_ready
 from components.sidebar import render_mode_line, session_totals
-from components.team import render_team_total, render_whose_videos
+from components.team import render_team_total, render_whose_videos, render_yours_heading
 
 # Before the table's module imports pandas, which the server may be importing in the background.
 tables_ready()
@@ -39,6 +39,7 @@ def main() -> None:
         return
     owner = render_whose_videos()
     totals = session_totals(studio=studio, session_id=state.session_id())
+    render_yours_heading()
     render_totals(totals=totals, catalog=studio.catalog)
     render_team_total(studio=studio)
     render_batches(studio=studio, zone=zone, owner=owner)

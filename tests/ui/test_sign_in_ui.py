@@ -227,3 +227,23 @@ def test_an_address_whose_jobs_are_someone_elses_gives_a_fresh_session(team_home
     assert "anas private harbour" in texts(ana)
     assert not bo.exception
     assert not ana.exception
+
+
+def test_everyones_videos_say_who_made_each_and_the_totals_stay_the_persons_own(
+    team_home: Path,
+) -> None:
+    from tests.unit.test_store import new_job_fields
+
+    with JobStore.open(sqlite_url(team_home / "studio.db")) as store:
+        store.create_job(**new_job_fields(), owner="bo@example.com")
+        store.create_job(**new_job_fields())  # made before sign-in was turned on
+
+    at = signed_in_app(ANA, page="pages/history.py")
+    assert "**Your videos**" in [markdown.value for markdown in at.markdown]
+    assert "You haven't made any videos yet." in texts(at)
+
+    at.toggle(key=state.HIST_EVERYONE).set_value(True).run()
+    table = at.dataframe(key=state.HIST_TABLE).value
+    assert list(table["Made by"]) == ["Before sign-in", "bo@example.com"]
+    assert "· bo@example.com" in texts(at)  # the phone's list says it too
+    assert not at.exception
