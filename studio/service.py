@@ -66,6 +66,7 @@ ENGINE_MODULES = (
     "studio.gateway",
     "studio.linkfetch",
     "studio.images",
+    "PIL.Image",
     "studio.demo",
 )
 
