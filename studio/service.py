@@ -76,6 +76,7 @@ ENGINE_MODULES = (
     "studio.gateway",
     "studio.linkfetch",
     "studio.images",
+    "PIL.Image",
     "studio.demo",
 )
 

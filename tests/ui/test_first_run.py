@@ -124,7 +124,7 @@ _PAGE_IMPORTS = """
 import json, sys
 import components.draft, components.first_frame, components.generate_form, components.job_view
 import components.services, components.sidebar, components.state
-engine = ["sqlalchemy", "simulator", "studio.store", "studio.demo", "studio.watcher"]
+engine = ["sqlalchemy", "simulator", "studio.store", "studio.demo", "studio.watcher", "PIL"]
 print(json.dumps([name for name in engine if name in sys.modules]))
 """
 
@@ -138,7 +138,7 @@ def test_the_generate_page_imports_without_the_engine() -> None:
         timeout=120,
         check=True,
     )
-    # The store, the gateway client and the demo gateway load in the background instead.
+    # The store, the gateway client, the demo gateway and Pillow load in the background instead.
     assert json.loads(finished.stdout.strip().splitlines()[-1]) == []
 
 
@@ -163,3 +163,52 @@ def test_the_whole_form_is_drawn_before_the_studio_is_needed(
     # What reads the store was not drawn: the spending left, the mode line, the sidebar.
     assert "Demo mode, nothing is billed" not in shown
     assert not at.sidebar.markdown
+
+
+# Runs Generate twice in one fresh process and notes each pause the form asks for: whether the
+# form had been drawn and the engine's imports had begun by then.
+_PAUSE_AFTER_FORM = """
+import json, sys, time
+import streamlit as st
+from streamlit.testing.v1 import AppTest
+from components import services
+
+pauses = []
+sleep = time.sleep
+
+def noted_sleep(seconds):
+    if seconds == getattr(services, "_FIRST_FORM_PAUSE_SECONDS", None):
+        pauses.append({
+            "drawn": [key in st.session_state for key in ("gen.image.upload", "gen.submit")],
+            "engine_started": services._engine_imports_started,
+        })
+    sleep(seconds)
+
+time.sleep = noted_sleep
+first = AppTest.from_file(sys.argv[1], default_timeout=120).run()
+after_first = len(pauses)
+second = AppTest.from_file(sys.argv[1], default_timeout=120).run()
+st.cache_resource.clear()
+print(json.dumps({"exception": [str(item.value) for item in [*first.exception, *second.exception]],
+                  "pauses": pauses, "after_first": after_first}))
+"""
+
+
+def test_a_fresh_servers_first_form_pauses_once_before_the_engine_imports(tmp_path: Path) -> None:
+    env = {name: value for name, value in os.environ.items() if name not in _ENVIRONMENT}
+    env |= {"WAN_STUDIO_HOME": str(tmp_path / "studio-home"), "WAN_STUDIO_DEMO_SPEED": DEMO_SPEED}
+    finished = subprocess.run(
+        [sys.executable, "-c", _PAUSE_AFTER_FORM, str(APP)],
+        cwd=APP.parent,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=180,
+        check=True,
+    )
+    report = json.loads(finished.stdout.strip().splitlines()[-1])
+    assert report["exception"] == []
+    # Once, in the first run, after the frame input and the button were drawn and before the
+    # engine's imports began; the next visitor's run does not pause.
+    assert report["pauses"] == [{"drawn": [True, True], "engine_started": False}]
+    assert report["after_first"] == 1
