@@ -10,7 +10,7 @@ from components import state
 from components.formatting import money_text, plain
 from components.job_view import submitted_toast
 from components.motion_ideas import render_motion_ideas
-from components.services import current_settings, pause_after_the_first_form
+from components.services import current_settings
 from components.signin import current_owner
 from components.spending import render_limit_reached, render_spending_left, spending_now
 from studio.catalog import Catalog, ModelSpec
@@ -274,8 +274,6 @@ def _render_blocked_summary(
     # A click that reached a form which meanwhile cannot be sent sends nothing.
     if state.pending_submission() is not None:
         state.submission_done()
-    # The form is out: on a fresh server its browser first loads the widgets' code.
-    pause_after_the_first_form()
     studio = open_studio()
     with spending_left:
         render_spending_left(

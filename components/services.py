@@ -120,33 +120,6 @@ def _first_run_started_at() -> float:
     return time.monotonic()
 
 
-# On a fresh server the first visitor's browser fetches the form's widget code (some forty files,
-# served by this process) as soon as the form arrives. Importing the engine at that moment took
-# the cores from that serving and from the browser's drawing: measured, the form was usable
-# 0.89 times as late with this pause (faster in 6 of 6 rounds); later runs never pause.
-_FIRST_FORM_PAUSE_SECONDS = 0.6
-
-
-def pause_after_the_first_form() -> None:
-    """Once per server process, before the engine's imports begin: leave the cores to the browser.
-
-    Called by the Generate form once it has been sent and before it first asks for the Studio. A
-    run that needed the Studio earlier (a refresh bringing back its draft) has already started the
-    imports, and does not pause.
-    """
-    global _paused_for_first_form
-    with _pause_lock:
-        if _paused_for_first_form or _engine_imports_started:
-            return
-        _paused_for_first_form = True
-    time.sleep(_FIRST_FORM_PAUSE_SECONDS)
-
-
-_paused_for_first_form = False
-_engine_imports_started = False
-_pause_lock = threading.Lock()
-
-
 def import_engine_soon() -> None:
     """Start importing what opening the Studio needs, once per server process; returns at once."""
     _engine_imports()
@@ -161,8 +134,6 @@ class _EngineImports(threading.Thread):
 
 @st.cache_resource(show_spinner=False)
 def _engine_imports() -> _EngineImports:
-    global _engine_imports_started
-    _engine_imports_started = True
     thread = _EngineImports()
     thread.start()
     return thread
