@@ -51,9 +51,10 @@ def main() -> None:
     # store before the form is drawn. A first visit has no address yet: its form is drawn before
     # the store is opened.
     from_address = state.SESSION_QUERY_PARAM in st.query_params
-    session_id = state.session_id()
     if from_address:
-        draft.restore_draft(studio=get_studio(), session_id=session_id)
+        draft.restore_draft(studio=get_studio(), session_id=state.session_id())
+    # Read again: someone else's address leaves this session with an id of its own.
+    session_id = state.session_id()
     pages = [
         st.Page("pages/generate.py", title="Generate", icon=":material/movie:", default=True),
         st.Page("pages/history.py", title="History", icon=":material/history:"),

@@ -12,6 +12,7 @@ import logging
 from typing import Any
 
 from components import state
+from components.signin import current_owner
 from studio.images import ImageRejected
 from studio.service import Studio
 
@@ -20,10 +21,19 @@ _SLOTS = (state.FIRST_FRAME, state.LAST_FRAME)
 
 
 def restore_draft(*, studio: Studio, session_id: str) -> None:
-    """Once per browser session started from an address: put that address's draft back."""
+    """Once per browser session started from an address: put that address's draft back.
+
+    With sign-in, an address whose draft or jobs are someone else's is not theirs to see: the
+    session leaves it for one of its own, with a fresh form, and never writes over the other's
+    draft.
+    """
     if not state.take_draft_to_restore():
         return
-    body = studio.load_draft(session_id)
+    if not studio.session_open_to(session_id, current_owner()):
+        state.start_a_session_of_its_own()
+        return
+    stored = studio.load_draft(session_id)
+    body = stored.body if stored is not None else None
     if not body:
         return
     try:
@@ -51,7 +61,7 @@ def save_draft(*, studio: Studio, session_id: str) -> None:
     for slot in _SLOTS:
         if choice := state.frame(slot):
             studio.keep_image(choice.original, format=choice.check.format)
-    studio.save_draft(session_id, body)
+    studio.save_draft(session_id, body, owner=current_owner())
     state.mark_draft_saved(body)
 
 

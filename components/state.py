@@ -269,6 +269,14 @@ def session_id() -> str:
     return current
 
 
+def start_a_session_of_its_own() -> str:
+    """Leave the address's session for a new one (another person's address): a new id."""
+    st.session_state[_SESSION_ID] = str(uuid.uuid4())
+    st.session_state.pop(_DRAFT_TO_RESTORE, None)
+    st.session_state.pop(_DRAFT_SAVED, None)
+    return session_id()
+
+
 def _valid_uuid(text: str) -> str | None:
     try:
         return str(uuid.UUID(text))

@@ -25,18 +25,26 @@ from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
+from decimal import Decimal
 from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
 from studio.catalog import default_catalog
 from studio.errors import redact
-from studio.export import job_to_json, jobs_csv, jobs_json, totals_to_json
+from studio.export import (
+    job_to_json,
+    jobs_csv,
+    jobs_json,
+    people_spend_to_json,
+    totals_to_json,
+)
 from studio.generation import JobDraft
 from studio.humane import cost_phrase, money, plural, short_cost, shorten, stopwatch
 from studio.images import ImageRejected, PreparedImage
 from studio.keys import KeyRequired
 from studio.limits import SpendingLimitReached
 from studio.linkfetch import LinkRejected
+from studio.people import PersonSpend, owner_email
 from studio.records import Job, JobFilter, JobStatus, Spend
 from studio.schedule import PollPolicy
 from studio.service import RECHECKABLE, Studio, resend_submission_id
@@ -60,6 +68,8 @@ EXIT_INTERRUPTED = 130
 # How often `watch` and `--wait` look at the store for news (the watcher does the polling).
 _REPORT_SECONDS = 0.5
 _PROMPT_COLUMN = 40
+# Who made the jobs of a deployment without sign-in (or before it), in the per-person table.
+_NOBODY = "(without sign-in)"
 
 
 class CommandFailed(Exception):
@@ -264,7 +274,9 @@ def _generate(options: argparse.Namespace, context: _Context) -> int:
             last_frame=last,
         )
         if variations is not None:
-            return _generate_batch(studio, draft, variations, wait=options.wait)
+            return _generate_batch(
+                studio, draft, variations, wait=options.wait, owner=options.owner
+            )
         if problems := studio.check_draft(draft):
             lines = "\n".join(f"  - {problem.field}: {problem.message}" for problem in problems)
             raise CommandFailed(EXIT_INVALID, f"These settings cannot be sent:\n{lines}")
@@ -275,17 +287,28 @@ def _generate(options: argparse.Namespace, context: _Context) -> int:
             else ""
         )
         _say(f"{draft.model}: {estimate.text}{size}")
-        if limits := studio.spending_status(studio.mode):
-            _say(f"Spending limit: {limits.left_words()}.")
+        _say_limits_left(studio, owner=options.owner)
 
         try:
-            job = studio.submit(draft, submission_id=str(uuid.uuid4()), session_id=_cli_session())
+            job = studio.submit(
+                draft,
+                submission_id=str(uuid.uuid4()),
+                session_id=_cli_session(),
+                owner=options.owner,
+            )
         except SpendingLimitReached as reached:
             raise _limit_reached(reached) from None
         if not job.in_flight:
             raise _job_failure(job)
         _say(f"Job {job.id} sent ({job.status.label.lower()}), task {job.task_id}.")
         return _follow(studio, job, wait=options.wait)
+
+
+def _say_limits_left(studio: Studio, *, owner: str | None) -> None:
+    """What the spending limits leave, for the team or, with an owner, for that person."""
+    if limits := studio.spending_status(studio.mode, owner=owner):
+        whose = f" for {owner}" if owner else ""
+        _say(f"Spending limit{whose}: {limits.left_words()}.")
 
 
 def _limit_reached(reached: SpendingLimitReached) -> CommandFailed:
@@ -314,7 +337,14 @@ def _variations(options: argparse.Namespace) -> Variations | None:
     return asked[0] if asked else None
 
 
-def _generate_batch(studio: Studio, draft: JobDraft, variations: Variations, *, wait: bool) -> int:
+def _generate_batch(
+    studio: Studio,
+    draft: JobDraft,
+    variations: Variations,
+    *,
+    wait: bool,
+    owner: str | None = None,
+) -> int:
     """Show the batch's price, send every clip once, and report each clip."""
     if problems := studio.check_batch(draft, variations):
         lines = "\n".join(f"  - {problem.field}: {problem.message}" for problem in problems)
@@ -325,11 +355,14 @@ def _generate_batch(studio: Studio, draft: JobDraft, variations: Variations, *, 
         price = f"demo, not billed: would cost {price}"
     _say(f"{priced.summary()}: {price}")
 
-    if limits := studio.spending_status(studio.mode):
-        _say(f"Spending limit: {limits.left_words()}.")
+    _say_limits_left(studio, owner=owner)
     try:
         batch = studio.submit_batch(
-            draft, variations, submission_id=str(uuid.uuid4()), session_id=_cli_session()
+            draft,
+            variations,
+            submission_id=str(uuid.uuid4()),
+            session_id=_cli_session(),
+            owner=owner,
         )
     except SpendingLimitReached as reached:
         raise _limit_reached(reached) from None
@@ -465,7 +498,7 @@ def _job_failure(job: Job) -> CommandFailed:
 
 
 def _jobs(options: argparse.Namespace, context: _Context) -> int:
-    where = JobFilter(statuses=options.status, models=options.model)
+    where = JobFilter(statuses=options.status, models=options.model, owner=options.owner)
     with context.studio(watch=False) as studio:
         found = studio.history(where, limit=options.limit)
         if options.json:
@@ -476,7 +509,8 @@ def _jobs(options: argparse.Namespace, context: _Context) -> int:
             sys.stdout.write(jobs_csv(found).decode("utf-8"))
             return EXIT_OK
         if not found:
-            _say("No jobs yet." if not (options.status or options.model) else "No job matches.")
+            filtered = options.status or options.model or options.owner
+            _say("No job matches." if filtered else "No jobs yet.")
             return EXIT_OK
         rows = [["ID", "CREATED", "MODE", "MODEL", "RES", "DUR", "STATUS", "COST", "PROMPT"]]
         rows += [
@@ -619,8 +653,10 @@ def _key_not_held(job: Job, *, doing: str) -> CommandFailed:
 
 def _totals(options: argparse.Namespace, context: _Context) -> int:
     with context.studio(watch=False) as studio:
+        if options.by_person:
+            return _spend_by_person(studio.spend_by_person(), as_json=options.json)
         # A command line run is not a session: only today, all time and the models mean anything.
-        totals = studio.totals(None)
+        totals = studio.totals(None, owner=options.owner)
     if options.json:
         _out(_dumps(totals_to_json(totals)))
         return EXIT_OK
@@ -636,6 +672,31 @@ def _totals(options: argparse.Namespace, context: _Context) -> int:
             for model, modes in totals.by_model.items()
         ]
     _out(_table(rows))
+    return EXIT_OK
+
+
+def _spend_by_person(people: list[PersonSpend], *, as_json: bool) -> int:
+    """Each person's billed spend today, this month and all time (demo videos cost nothing)."""
+    if as_json:
+        _out(_dumps(people_spend_to_json(people)))
+        return EXIT_OK
+    if not people:
+        _say("No jobs yet.")
+        return EXIT_OK
+    rows = [["PERSON", "TODAY", "THIS MONTH", "ALL TIME", "DEMO VIDEOS (all time)"]]
+    rows += [
+        [
+            row.email or _NOBODY,
+            _spend_text(row.today.billed),
+            _spend_text(row.this_month.billed),
+            _spend_text(row.all_time.billed),
+            str(row.all_time.demo.videos),
+        ]
+        for row in people
+    ]
+    _out(_table(rows))
+    total = sum((row.all_time.billed.cost_usd for row in people), start=Decimal(0))
+    _say(f"Billed all time, everyone together: {money(total)}.")
     return EXIT_OK
 
 
@@ -730,6 +791,19 @@ def _positive_int(text: str) -> int:
     if value < 1:
         raise argparse.ArgumentTypeError(f"{text!r} must be at least 1")
     return value
+
+
+def _owner_option(text: str) -> str:
+    try:
+        return owner_email(text)
+    except ValueError as problem:
+        raise argparse.ArgumentTypeError(f"{problem}. Give the person's e-mail address.") from None
+
+
+def _add_owner_option(command: argparse._ActionsContainer, *, help: str) -> None:
+    command.add_argument(
+        "--owner", type=_owner_option, metavar="EMAIL", help=help + " (case does not matter)"
+    )
 
 
 def _whole_number(text: str) -> int:
@@ -833,6 +907,11 @@ def _add_generate(commands: _Commands) -> None:
     generate.add_argument(
         "--wait", action="store_true", help="follow the job until done; print the video's path"
     )
+    _add_owner_option(
+        generate,
+        help="count the job (or batch) to this person, as if they had made it signed in to the "
+        "app: it is theirs in History and their own spending limits apply",
+    )
     generate.set_defaults(handler=_generate)
 
 
@@ -850,6 +929,7 @@ def _add_jobs(commands: _Commands) -> None:
         help="only this status (repeatable): " + ", ".join(status.value for status in JobStatus),
     )
     jobs.add_argument("--model", action="append", metavar="M", help="only this model (repeatable)")
+    _add_owner_option(jobs, help="only the jobs this person made")
     jobs.set_defaults(handler=_jobs)
 
 
@@ -899,6 +979,13 @@ def _add_dismiss(commands: _Commands) -> None:
 def _add_totals(commands: _Commands) -> None:
     totals = commands.add_parser("totals", help="costs today, all time and by model")
     totals.add_argument("--json", action="store_true", help="print JSON")
+    whose = totals.add_mutually_exclusive_group()
+    _add_owner_option(whose, help="only the jobs this person made")
+    whose.add_argument(
+        "--by-person",
+        action="store_true",
+        help="each person's billed spend today, this month and all time, most this month first",
+    )
     totals.set_defaults(handler=_totals)
 
 

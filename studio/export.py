@@ -1,7 +1,8 @@
 """Jobs and totals as CSV and JSON: History's export and the command line's output share these.
 
 Neither ever holds the key: a job's key is recorded only as a fingerprint, and that is not
-exported either. Times are ISO 8601 in UTC, money is a decimal string.
+exported either. Times are ISO 8601 in UTC, money is a decimal string. Who made a job is its
+owner's e-mail, empty for a job made without sign-in.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from studio.compare import seconds_taken
+from studio.people import PersonSpend
 from studio.records import Job, ModeSpend, Spend, Totals
 
 CSV_COLUMNS = (
@@ -34,6 +36,7 @@ CSV_COLUMNS = (
     "demo would-be cost USD",
     "estimate USD",
     "video file",
+    "made by (e-mail)",
 )
 # Fields of a job in JSON; the lease, the key's fingerprint and the signed video link are the
 # engine's business, not a script's.
@@ -68,6 +71,7 @@ JSON_FIELDS = (
     "cost_usd",
     "estimate_usd",
     "poll_count",
+    "owner",
 )
 # A favourite's settings file, kept beside its video: what made the clip and what it cost. Each
 # field is one of JSON_FIELDS, so it leaves out everything the export leaves out, and the request's
@@ -140,6 +144,7 @@ def csv_row(job: Job) -> list[object]:
         decimal_text(demo_cost) or "",
         decimal_text(job.estimate_usd) or "",
         job.video_path or "",
+        job.owner or "",
     ]
 
 
@@ -239,3 +244,16 @@ def totals_to_json(totals: Totals) -> dict[str, Any]:
         "all_time": _modes_json(totals.all_time),
         "by_model": {model: _modes_json(modes) for model, modes in totals.by_model.items()},
     }
+
+
+def people_spend_to_json(people: Iterable[PersonSpend]) -> list[dict[str, Any]]:
+    """Each person's spend (``email`` null for jobs made without sign-in), in the given order."""
+    return [
+        {
+            "email": row.email,
+            "today": _modes_json(row.today),
+            "this_month": _modes_json(row.this_month),
+            "all_time": _modes_json(row.all_time),
+        }
+        for row in people
+    ]

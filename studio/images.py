@@ -15,6 +15,7 @@ folder so history can show and reuse them.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import io
 import os
@@ -25,11 +26,14 @@ from collections.abc import Iterator
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from pathlib import Path
-
-from PIL import Image, UnidentifiedImageError
+from types import ModuleType
+from typing import TYPE_CHECKING
 
 from studio.catalog import Limits
 from studio.humane import file_size, size_limit
+
+if TYPE_CHECKING:
+    from PIL import Image
 
 # The most pixels this app decodes. A 48-megapixel phone photo fits; the gateway itself takes at
 # most 2000×2000 px, so anything larger only ever gets scaled down.
@@ -45,7 +49,21 @@ _decode_slots = threading.BoundedSemaphore(DECODE_SLOTS)
 # threshold (32 MB) are mapped and unmapped directly; smaller ones stay in the freeing thread's
 # malloc arena after use, so each server thread that once decoded a large image kept its memory.
 _PIXEL_BLOCK_BYTES = 64 * 1024 * 1024
-Image.core.set_block_size(_PIXEL_BLOCK_BYTES)
+
+
+@functools.cache
+def _pillow() -> ModuleType:
+    """Pillow's ``Image`` module, imported where an image is first read, not with this module.
+
+    The page's own modules import this one for its records, and draw the form on a fresh server
+    without waiting for Pillow.
+    """
+    from PIL import Image
+
+    Image.core.set_block_size(_PIXEL_BLOCK_BYTES)
+    return Image
+
+
 # Scaling first halves by whole factors (cheap, and the full-size copy goes at once), then
 # resamples; 3 keeps the result as sharp as a direct resample.
 _REDUCING_GAP = 3.0
@@ -122,15 +140,16 @@ _WEBP_QUALITY = 90
 _STRONG_COMPRESSION_BELOW = 75
 
 _EXIF_ORIENTATION_TAG = 0x0112
-# How to stand an image upright for each EXIF orientation (1, upright, needs nothing).
+# How to stand an image upright for each EXIF orientation (1, upright, needs nothing), by the
+# name of Pillow's ``Image.Transpose`` member.
 _ORIENTATION_TURNS = {
-    2: Image.Transpose.FLIP_LEFT_RIGHT,
-    3: Image.Transpose.ROTATE_180,
-    4: Image.Transpose.FLIP_TOP_BOTTOM,
-    5: Image.Transpose.TRANSPOSE,
-    6: Image.Transpose.ROTATE_270,
-    7: Image.Transpose.TRANSVERSE,
-    8: Image.Transpose.ROTATE_90,
+    2: "FLIP_LEFT_RIGHT",
+    3: "ROTATE_180",
+    4: "FLIP_TOP_BOTTOM",
+    5: "TRANSPOSE",
+    6: "ROTATE_270",
+    7: "TRANSVERSE",
+    8: "ROTATE_90",
 }
 _QUARTER_TURNS = frozenset({5, 6, 7, 8})
 # Transparency stored premultiplied, and the ordinary mode that holds the same picture.
@@ -322,14 +341,15 @@ def _open(data: bytes) -> Image.Image:
             "The file is empty (0 bytes). Choose the image again; it may not have finished "
             "saving or downloading."
         )
+    pillow = _pillow()
     try:
-        return Image.open(io.BytesIO(data), formats=_DECODABLE_FORMATS)
-    except Image.DecompressionBombError:
+        return pillow.open(io.BytesIO(data), formats=_DECODABLE_FORMATS)
+    except pillow.DecompressionBombError:
         raise ImageRejected(
             "This image claims to be far larger than any photo needs; the largest we can work "
             f"with is {_megapixels(MAX_PIXELS)} megapixels. Please use a smaller image."
         ) from None
-    except UnidentifiedImageError:
+    except pillow.UnidentifiedImageError:
         is_webp = data[:4] == b"RIFF" and data[8:12] == b"WEBP"
         if data.startswith(_DECODABLE_SIGNATURES) or is_webp:
             raise ImageRejected(
@@ -492,7 +512,7 @@ def _decode(decoded: _Decoded, *, upright_box: tuple[int, int]) -> None:
 def _upright(image: Image.Image, orientation: int) -> Image.Image:
     """The image turned as its EXIF orientation says, or the image itself if it needs no turn."""
     turn = _ORIENTATION_TURNS.get(orientation)
-    return image if turn is None else image.transpose(turn)
+    return image if turn is None else image.transpose(_pillow().Transpose[turn])
 
 
 def _has_alpha(image: Image.Image) -> bool:
@@ -515,7 +535,7 @@ def _scaled(image: Image.Image, size: tuple[int, int]) -> Image.Image:
         return image
     # 16-bit grey cannot be reduced by whole factors, only resampled.
     gap = None if image.mode.startswith("I;16") else _REDUCING_GAP
-    return image.resize(size, Image.Resampling.LANCZOS, reducing_gap=gap)
+    return image.resize(size, _pillow().Resampling.LANCZOS, reducing_gap=gap)
 
 
 def _target_size(width: int, height: int, limits: Limits) -> tuple[int, int] | None:
@@ -727,8 +747,9 @@ def _to_8bit(image: Image.Image) -> Image.Image:
 
 def _flatten_on_white(image: Image.Image) -> Image.Image:
     rgba = image.convert("RGBA")
-    background = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
-    flat = Image.alpha_composite(background, rgba).convert("RGB")
+    pillow = _pillow()
+    background = pillow.new("RGBA", rgba.size, (255, 255, 255, 255))
+    flat = pillow.alpha_composite(background, rgba).convert("RGB")
     # Only an RGB(A) source's colour profile still describes the RGB result.
     if image.mode == "RGBA" and "icc_profile" in image.info:
         flat.info["icc_profile"] = image.info["icc_profile"]

@@ -221,13 +221,25 @@ spending_limits = sa.Table(
 
 # The Generate form of each browser session, so that a refresh brings it back: the form's values
 # and its frames (by the content hash of the image as given, kept in the image library) as JSON.
-drafts = sa.Table(
-    "drafts",
-    metadata,
-    sa.Column("session_id", sa.String(100), primary_key=True),
-    sa.Column("body", sa.Text, nullable=False),
-    sa.Column("updated_at", UTCDateTime, nullable=False),
-)
+def _drafts_table(into: sa.MetaData, *, later_columns: tuple[sa.Column[Any], ...] = ()) -> sa.Table:
+    """The drafts table as version 2 made it, with any columns added since."""
+    return sa.Table(
+        "drafts",
+        into,
+        sa.Column("session_id", sa.String(100), primary_key=True),
+        sa.Column("body", sa.Text, nullable=False),
+        sa.Column("updated_at", UTCDateTime, nullable=False),
+        *later_columns,
+    )
+
+
+def _draft_owner_column() -> sa.Column[Any]:
+    # Added by version 6: who kept the draft (a signed-in person's e-mail, lower-cased), so that
+    # nobody else gets it back from its address; none when sign-in is off.
+    return sa.Column("owner", sa.String(320))
+
+
+drafts = _drafts_table(metadata, later_columns=(_draft_owner_column(),))
 
 
 @dataclass(frozen=True)
@@ -250,7 +262,8 @@ def _rename_last_image_to_last_frame(conn: Connection) -> None:
 
 
 def _create_drafts(conn: Connection) -> None:
-    drafts.create(conn)
+    # As version 2 made it, whatever the table looks like today: later migrations change it.
+    _drafts_table(sa.MetaData()).create(conn)
 
 
 def _add_batches_favourites_and_limits(conn: Connection) -> None:
@@ -271,6 +284,11 @@ def _add_owners(conn: Connection) -> None:
         conn.execute(sa.text(f"CREATE INDEX ix_{table}_owner ON {table} (owner)"))
 
 
+def _add_draft_owners(conn: Connection) -> None:
+    # The column of _draft_owner_column, written out; drafts kept before keep none.
+    conn.execute(sa.text("ALTER TABLE drafts ADD COLUMN owner VARCHAR(320)"))
+
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "jobs table with leases, money and the history indexes", _create_jobs),
     Migration(2, "drafts table: each browser session's Generate form", _create_drafts),
@@ -285,6 +303,7 @@ MIGRATIONS: tuple[Migration, ...] = (
         _add_batches_favourites_and_limits,
     ),
     Migration(5, "who made each job and batch, for sign-in", _add_owners),
+    Migration(6, "who kept each draft, so that only they get it back", _add_draft_owners),
 )
 
 LATEST_VERSION = MIGRATIONS[-1].version

@@ -27,6 +27,33 @@ def normal_email(email: str) -> str:
     return email.strip().lower()
 
 
+# The owner column's width (an e-mail address is at most 320 characters).
+MAX_EMAIL_LENGTH = 320
+
+
+def owner_email(text: str) -> str:
+    """An e-mail typed for a job's owner (the command line's ``--owner``), as owners are kept.
+
+    Raises
+    ------
+    ValueError
+        With what is wrong, in plain words, when ``text`` is not an e-mail address.
+    """
+    email = normal_email(text)
+    local, at, domain = email.rpartition("@")
+    if not email:
+        raise ValueError("the e-mail address is empty")
+    if len(email) > MAX_EMAIL_LENGTH:
+        raise ValueError(f"the e-mail address is longer than {MAX_EMAIL_LENGTH} characters")
+    if any(character.isspace() or not character.isprintable() for character in email):
+        raise ValueError(f"{text.strip()!r} has a space or a control character in it")
+    if not at or not local or "@" in local or not domain:
+        raise ValueError(f"{text.strip()!r} is not an e-mail address like ana@example.com")
+    if "" in domain.split("."):
+        raise ValueError(f"{text.strip()!r} has an empty part in its domain ({domain!r})")
+    return email
+
+
 def _addresses(raw: Any) -> frozenset[str]:
     # A comma separated string (the environment) or a list of strings (secrets).
     items = raw.split(",") if isinstance(raw, str) else list(raw or ())

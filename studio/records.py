@@ -288,3 +288,19 @@ class JobFilter:
 
 
 ALL_JOBS = JobFilter()
+
+
+@dataclass(frozen=True)
+class KeptDraft:
+    """A browser session's Generate form as the store keeps it, and who kept it."""
+
+    body: str  # the form as JSON text, written by the page
+    owner: str | None = None  # the signed-in person who kept it; none without sign-in
+
+    def open_to(self, person: str | None) -> bool:
+        """Whether ``person`` may have this draft back from its address.
+
+        Without sign-in (no person) there is one user and every draft is theirs; signed in, only
+        the person who kept a draft gets it back, not someone else given its address.
+        """
+        return person is None or self.owner == person.strip().lower()

@@ -46,7 +46,17 @@ from studio.pricing import (
     listed_clip_price,
     listed_price_differs,
 )
-from studio.records import ALL_JOBS, BILLED, DEMO, Batch, Job, JobFilter, JobStatus, Totals
+from studio.records import (
+    ALL_JOBS,
+    BILLED,
+    DEMO,
+    Batch,
+    Job,
+    JobFilter,
+    JobStatus,
+    KeptDraft,
+    Totals,
+)
 from studio.schedule import PollPolicy, RequestBudget, shared_budget
 from studio.settings import Settings
 from studio.variations import Variations
@@ -66,6 +76,7 @@ ENGINE_MODULES = (
     "studio.gateway",
     "studio.linkfetch",
     "studio.images",
+    "PIL.Image",
     "studio.demo",
 )
 
@@ -464,13 +475,29 @@ class Studio:
 
     # -- drafts: a browser session's Generate form, kept so that a refresh brings it back ------
 
-    def save_draft(self, session_id: str, body: str) -> None:
-        """Keep a browser session's form (JSON text written by the page)."""
-        self._store.save_draft(session_id, body)
+    def save_draft(self, session_id: str, body: str, *, owner: str | None = None) -> None:
+        """Keep a browser session's form (JSON text written by the page) and who kept it."""
+        self._store.save_draft(session_id, body, owner=_person(owner))
 
-    def load_draft(self, session_id: str) -> str | None:
-        """The form a browser session kept last, if any."""
+    def load_draft(self, session_id: str) -> KeptDraft | None:
+        """The form a browser session kept last and who kept it, if any (see ``open_to``)."""
         return self._store.load_draft(session_id)
+
+    def session_open_to(self, session_id: str, person: str | None) -> bool:
+        """Whether ``person`` may take up a browser session from its address (a reload, a link).
+
+        Without sign-in (no person), yes. Signed in, not when its draft or any of its jobs is
+        someone else's: they would see that person's prompt and images.
+        """
+        person = _person(person)
+        if person is None:
+            return True
+        kept = self._store.load_draft(session_id)
+        if kept is not None and not kept.open_to(person):
+            return False
+        in_session = JobFilter(session_id=session_id)
+        theirs = JobFilter(session_id=session_id, owner=person)
+        return self._store.count_jobs(in_session) == self._store.count_jobs(theirs)
 
     def keep_image(self, data: bytes, *, format: str) -> str:
         """Store an image as given (by its content hash, once) and return the hash."""

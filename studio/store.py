@@ -45,6 +45,7 @@ from studio.records import (
     Job,
     JobFilter,
     JobStatus,
+    KeptDraft,
     ModeSpend,
     Spend,
     Totals,
@@ -1109,28 +1110,36 @@ class JobStore:
 
     # -- drafts: each browser session's Generate form ----------------------------------------
 
-    def save_draft(self, session_id: str, body: str, *, now: datetime | None = None) -> None:
-        """Keep a browser session's form (JSON text), replacing what it kept before."""
+    def save_draft(
+        self,
+        session_id: str,
+        body: str,
+        *,
+        owner: str | None = None,
+        now: datetime | None = None,
+    ) -> None:
+        """Keep a browser session's form (JSON text) and who kept it, replacing what it kept."""
         updated_at = now or datetime.now(UTC)
         with self._write() as conn:
             changed = conn.execute(
                 sa.update(drafts)
                 .where(drafts.c.session_id == session_id)
-                .values(body=body, updated_at=updated_at)
+                .values(body=body, owner=owner, updated_at=updated_at)
             ).rowcount
             if not changed:
                 conn.execute(
                     sa.insert(drafts).values(
-                        session_id=session_id, body=body, updated_at=updated_at
+                        session_id=session_id, body=body, owner=owner, updated_at=updated_at
                     )
                 )
 
-    def load_draft(self, session_id: str) -> str | None:
-        """The form a browser session kept last (JSON text), if it kept one."""
+    def load_draft(self, session_id: str) -> KeptDraft | None:
+        """The form a browser session kept last, and who kept it, if it kept one."""
         with self._read() as conn:
-            return conn.execute(
-                sa.select(drafts.c.body).where(drafts.c.session_id == session_id)
-            ).scalar()
+            row = conn.execute(
+                sa.select(drafts.c.body, drafts.c.owner).where(drafts.c.session_id == session_id)
+            ).first()
+        return None if row is None else KeptDraft(body=row.body, owner=row.owner)
 
     def in_flight_jobs(self) -> list[Job]:
         """Every job the watcher still has work for, oldest first."""

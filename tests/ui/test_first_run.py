@@ -124,7 +124,7 @@ _PAGE_IMPORTS = """
 import json, sys
 import components.draft, components.first_frame, components.generate_form, components.job_view
 import components.services, components.sidebar, components.state
-engine = ["sqlalchemy", "simulator", "studio.store", "studio.demo", "studio.watcher"]
+engine = ["sqlalchemy", "simulator", "studio.store", "studio.demo", "studio.watcher", "PIL"]
 print(json.dumps([name for name in engine if name in sys.modules]))
 """
 
@@ -138,7 +138,7 @@ def test_the_generate_page_imports_without_the_engine() -> None:
         timeout=120,
         check=True,
     )
-    # The store, the gateway client and the demo gateway load in the background instead.
+    # The store, the gateway client, the demo gateway and Pillow load in the background instead.
     assert json.loads(finished.stdout.strip().splitlines()[-1]) == []
 
 

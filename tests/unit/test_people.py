@@ -5,6 +5,8 @@ The store's tests run on SQLite and PostgreSQL; the Studio's send billed jobs to
 
 from __future__ import annotations
 
+import csv
+import io
 import uuid
 from collections.abc import Callable
 from datetime import UTC, datetime
@@ -12,7 +14,10 @@ from decimal import Decimal
 from zoneinfo import ZoneInfo
 
 import pytest
+import sqlalchemy as sa
 
+from studio import migrations
+from studio.export import CSV_COLUMNS
 from studio.limits import (
     TEAM_SCOPE,
     SpendGuard,
@@ -21,11 +26,12 @@ from studio.limits import (
     day_and_month,
     person_scope,
 )
+from studio.migrations import MIGRATIONS, drafts, schema_version
 from studio.people import Person, admins_from
-from studio.records import BILLED, DEMO, JobFilter, JobStatus
+from studio.records import BILLED, DEMO, JobFilter, JobStatus, KeptDraft
 from studio.service import Studio
 from studio.store import JobStore
-from tests.plugins.engine import quick_draft
+from tests.plugins.engine import ENGINE_KEY, quick_draft
 from tests.unit.test_spending_limit import QUICK_PRICE, open_capped  # noqa: F401 - fixture
 from tests.unit.test_store import database_url, new_job_fields, store  # noqa: F401 - fixtures
 
@@ -121,6 +127,52 @@ def test_a_persons_clip_must_fit_under_their_own_cap_and_the_teams(
     assert store.count_jobs() == 2
 
 
+def test_a_draft_records_who_kept_it_and_opens_to_them_alone(store: JobStore) -> None:  # noqa: F811
+    store.save_draft("anas-tab", '{"form": {}}', owner=ANA)
+    store.save_draft("plain-tab", '{"form": {}}')
+
+    anas = store.load_draft("anas-tab")
+    assert anas == KeptDraft(body='{"form": {}}', owner=ANA)
+    assert anas.open_to(" Ana@Example.com ")
+    assert not anas.open_to(BO)
+    assert anas.open_to(None)  # without sign-in there is one user
+    kept_without_sign_in = store.load_draft("plain-tab")
+    assert kept_without_sign_in == KeptDraft(body='{"form": {}}', owner=None)
+    assert not kept_without_sign_in.open_to(ANA)
+    assert store.load_draft("nobodys-tab") is None
+    # Keeping it again keeps who kept it last.
+    store.save_draft("anas-tab", '{"form": {"gen.prompt": "fox"}}', owner=ANA)
+    assert store.load_draft("anas-tab") == KeptDraft(
+        body='{"form": {"gen.prompt": "fox"}}', owner=ANA
+    )
+
+
+def test_drafts_kept_before_version_6_stay_and_are_nobodys(
+    database_url: str,  # noqa: F811
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    before = next(i for i, migration in enumerate(MIGRATIONS) if migration.version == 6)
+    monkeypatch.setattr(migrations, "MIGRATIONS", MIGRATIONS[:before])
+    monkeypatch.setattr(migrations, "LATEST_VERSION", 5)
+    version_5_drafts = migrations._drafts_table(sa.MetaData())
+    with JobStore.open(database_url) as old, old.engine.begin() as conn:
+        conn.execute(
+            sa.insert(version_5_drafts).values(session_id="tab", body="{}", updated_at=NOW)
+        )
+        assert "owner" not in {column["name"] for column in sa.inspect(conn).get_columns("drafts")}
+    monkeypatch.undo()
+
+    with JobStore.open(database_url) as migrated:
+        assert migrated.load_draft("tab") == KeptDraft(body="{}", owner=None)
+        migrated.save_draft("tab", "{}", owner=ANA)
+        assert migrated.load_draft("tab") == KeptDraft(body="{}", owner=ANA)
+        with migrated.engine.connect() as conn:
+            columns = {column["name"] for column in sa.inspect(conn).get_columns("drafts")}
+            versions = conn.execute(sa.select(schema_version.c.version)).scalars().all()
+    assert columns == set(drafts.c.keys())
+    assert sorted(versions) == [migration.version for migration in MIGRATIONS]
+
+
 # -- the Studio ------------------------------------------------------------------------------
 
 
@@ -158,6 +210,53 @@ def test_the_studio_sends_as_a_person_under_their_cap_and_the_teams(
     assert engine.totals("s").all_time.billed.jobs == 3
     people = engine.spend_by_person()
     assert [(row.email, row.today.billed.jobs) for row in people] == [(BO, 2), (ANA, 1)]
+
+
+def exported_rows(engine: Studio, where: JobFilter) -> list[dict[str, str]]:
+    exported = engine.export_csv(where).decode("utf-8")
+    header, *rows = csv.reader(io.StringIO(exported))
+    assert tuple(header) == CSV_COLUMNS
+    return [dict(zip(CSV_COLUMNS, row, strict=True)) for row in rows]
+
+
+def test_the_export_says_who_made_each_job_and_holds_one_persons_jobs_when_asked(
+    open_capped: Callable[..., Studio],  # noqa: F811
+) -> None:
+    engine = open_capped()
+    anas = send(engine, "Ana@Example.com")
+    bos = send(engine, BO)
+    nobodys = send(engine, None)
+
+    everyone = exported_rows(engine, JobFilter())
+    made_by = {row["task id"]: row["made by (e-mail)"] for row in everyone}
+    assert made_by == {anas.task_id: ANA, bos.task_id: BO, nobodys.task_id: ""}
+    assert [row["task id"] for row in exported_rows(engine, JobFilter(owner=ANA))] == [anas.task_id]
+    assert ENGINE_KEY not in engine.export_csv(JobFilter()).decode("utf-8")
+
+
+def test_a_browser_session_is_open_to_the_person_whose_draft_and_jobs_it_holds(
+    open_capped: Callable[..., Studio],  # noqa: F811
+) -> None:
+    engine = open_capped()
+    send(engine, ANA)  # a job of Ana's in session "s", and no draft
+    engine.save_draft("drafted", '{"form": {}}', owner="Bo@Example.com")
+
+    assert engine.session_open_to("s", " ANA@example.com")
+    assert not engine.session_open_to("s", BO)
+    assert engine.session_open_to("drafted", BO)
+    assert not engine.session_open_to("drafted", ANA)
+    assert engine.session_open_to("nobody-was-here", BO)
+    # Without sign-in there is one user, and every address is theirs.
+    assert engine.session_open_to("s", None)
+    assert engine.session_open_to("drafted", None)
+    # A session with a job of Bo's beside Ana's draft is no longer Ana's alone.
+    engine.save_draft("s", '{"form": {}}', owner=ANA)
+    assert engine.session_open_to("s", ANA)
+    send_in = engine.submit(
+        quick_draft(), submission_id=str(uuid.uuid4()), session_id="s", owner=BO
+    )
+    assert send_in.owner == BO
+    assert not engine.session_open_to("s", ANA)
 
 
 # -- who is who ------------------------------------------------------------------------------
