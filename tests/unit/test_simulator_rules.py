@@ -13,7 +13,15 @@ from PIL import Image, ImageChops, ImageStat
 
 from simulator import FaultConfigError, FaultPlan, FaultRule, output_size
 from simulator._faults import FaultCounter, split_key
-from simulator._render import SOURCE_MARGIN, camera_move, frame_maker, plane_maker
+from simulator._render import (
+    FRAMES_AHEAD_BYTES,
+    FRAMES_AHEAD_MIN,
+    SOURCE_MARGIN,
+    camera_move,
+    frame_maker,
+    frames_ahead,
+    plane_maker,
+)
 from simulator._rules import CATALOG_FILE, load_rules
 from simulator._tasks import extend_prompt, upstream_time
 from tests.plugins.simulator import image_bytes
@@ -303,3 +311,16 @@ def test_planes_reach_the_encoder_as_they_are_made_without_a_copy() -> None:
     assert b"".join(planes) == frame_maker(
         first=_picture(), last=None, size=(320, 240), frame_count=3, seed=6, watermark=True
     )(1)
+
+
+@pytest.mark.parametrize("size", [(736, 400), (1280, 720), (1920, 1072), (4096, 4096)])
+def test_frames_made_ahead_of_the_encoder_stay_within_their_memory_budget(
+    size: tuple[int, int],
+) -> None:
+    frame_bytes = size[0] * size[1] * 3 // 2
+    ahead = frames_ahead(frame_bytes)
+    # Enough for both frame threads to have work, and otherwise only what the budget holds.
+    assert ahead >= FRAMES_AHEAD_MIN
+    assert ahead == FRAMES_AHEAD_MIN or ahead * frame_bytes <= FRAMES_AHEAD_BYTES
+    # A small frame gets far more room than the two frame threads need.
+    assert frames_ahead(736 * 400 * 3 // 2) > 4 * FRAMES_AHEAD_MIN
