@@ -1151,6 +1151,18 @@ class JobStore:
             ).all()
         return [_job(row) for row in rows]
 
+    def in_flight_among(self, job_ids: Collection[int]) -> set[int]:
+        """Which of ``job_ids`` are jobs the watcher still has work for."""
+        if not job_ids:
+            return set()
+        with self._read() as conn:
+            found = conn.execute(
+                sa.select(jobs.c.id).where(
+                    jobs.c.id.in_(list(job_ids)), jobs.c.status.in_(IN_FLIGHT_STATUSES)
+                )
+            ).scalars()
+            return set(found)
+
     def next_due_at(
         self, *, key_fingerprints: Collection[str | None] | None = None
     ) -> datetime | None:

@@ -539,6 +539,26 @@ class Watcher:
             key_fingerprints=held,
         )
 
+    def _forget(self, job_id: int) -> None:
+        self._watching_from.pop(job_id, None)
+        self._failures.pop(job_id, None)
+
+    def _forget_ended_jobs(self) -> None:
+        """Drop what is remembered of jobs that ended elsewhere (another watcher, a dismissal).
+
+        Only this watcher's own outcomes clear those notes as they happen; without this sweep,
+        every job that another worker finished would stay in them for good.
+        """
+        remembered = set(self._watching_from) | set(self._failures)
+        if not remembered:
+            return
+        try:
+            alive = self.store.in_flight_among(remembered)
+        except SQLAlchemyError:
+            return  # the next sweep tries again; the notes are small
+        for job_id in remembered - alive:
+            self._forget(job_id)
+
     def _reject_never_sent(self) -> None:
         """Say "not sent" for jobs whose sender stopped before their turn, whoever's key they had.
 
@@ -548,6 +568,7 @@ class Watcher:
         if self._last_sweep is not None and now - self._last_sweep < _NEVER_SENT_SWEEP:
             return
         self._last_sweep = now
+        self._forget_ended_jobs()
         try:
             swept = self.store.reject_never_sent(
                 written_before=now - timedelta(seconds=UNSENT_GRACE_SECONDS),
@@ -587,6 +608,7 @@ class Watcher:
             outcome = self._step(job)
         except LeaseLost:
             logger.warning("job %s: another watcher took it over; leaving it to that one", job.id)
+            self._forget(job.id)
             return
         except Exception as error:
             failures = self._failed(job.id)

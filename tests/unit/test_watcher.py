@@ -452,6 +452,28 @@ def test_two_watchers_never_work_on_one_job_at_once(
     assert videos == sorted(f"{job.id}.mp4" for job in jobs)
 
 
+def test_a_watcher_forgets_what_it_noted_of_jobs_another_one_finished(open_studio, engine_gateway):
+    here, there = (
+        open_studio(api_key=ENGINE_KEY, base_url=engine_gateway.url, start_watcher=False)
+        for _ in range(2)
+    )
+    ended = submit(here, seed=1)
+    # Another worker takes the job to its end.
+    assert wait_until(drive(there, ended.id))
+    assert here.job(ended.id).status is JobStatus.SUCCEEDED
+    going = submit(here, seed=2)
+    assert here.job(going.id).in_flight
+    watcher = here._watcher
+    for job in (ended, going):
+        # What a watcher notes of a job it has worked on: its window, its failures in a row.
+        watcher._watching_from[job.id] = 30.0
+        watcher._failures[job.id] = 1
+
+    watcher._forget_ended_jobs()
+
+    assert (watcher._watching_from, watcher._failures) == ({going.id: 30.0}, {going.id: 1})
+
+
 def test_a_worker_can_run_until_nothing_is_in_flight(open_studio, engine_gateway):
     studio = open_studio(api_key=ENGINE_KEY, base_url=engine_gateway.url, start_watcher=False)
     jobs = [submit(studio, seed=seed) for seed in range(2)]
