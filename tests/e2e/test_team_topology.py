@@ -41,7 +41,8 @@ from tests.plugins.browser import StreamlitServer, app_workdir, free_port
 from tests.plugins.engine import CATALOG, FAST_POLICY, quick_draft, settings_for, wait_until
 from tests.plugins.objectstore import ObjectStore
 from tests.plugins.postgres import _find_bindir
-from tests.plugins.team import REPO, Process, start_worker, team_environment
+from tests.plugins.processes import REPO, Process
+from tests.plugins.team import start_worker, team_environment
 
 pytestmark = [pytest.mark.browser, pytest.mark.postgres]
 

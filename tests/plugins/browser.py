@@ -7,12 +7,8 @@ be billed by a test).
 
 from __future__ import annotations
 
-import contextlib
-import os
 import shutil
-import signal
 import socket
-import subprocess
 import sys
 import tempfile
 import time
@@ -24,8 +20,8 @@ import requests
 from playwright.sync_api import Browser, sync_playwright
 
 from tests.plugins.ci import skip_unless_ci
+from tests.plugins.processes import REPO, Process, environment_without_outside_settings
 
-REPO = Path(__file__).resolve().parents[2]
 APP = REPO / "app.py"
 DEBIAN_CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = [
@@ -41,13 +37,6 @@ CHROMIUM_ARGS = [
 # The embedded demo gateway runs this many times faster than a real one.
 DEMO_SPEED = "50"
 STARTUP_TIMEOUT_SECONDS = 60.0
-# Settings that would point the app at a real gateway, key or database.
-_OUTSIDE_SETTINGS = (
-    "PIXAZO_API_KEY",
-    "PIXAZO_BASE_URL",
-    "WAN_STUDIO_DATABASE_URL",
-    "WAN_STUDIO_TRUSTED_IMAGE_HOSTS",
-)
 
 
 def find_chromium() -> str | None:
@@ -64,7 +53,7 @@ def free_port() -> int:
         return int(probe.getsockname()[1])
 
 
-class StreamlitServer:
+class StreamlitServer(Process):
     """One ``streamlit run`` process in its own process group, logging to a file."""
 
     def __init__(
@@ -79,7 +68,6 @@ class StreamlitServer:
         # A port chosen beforehand when the server's own settings must name it (sign-in).
         self.port = port or free_port()
         self.url = f"http://127.0.0.1:{self.port}"
-        self.log_path = log_path
         command = [
             sys.executable,
             "-m",
@@ -93,25 +81,7 @@ class StreamlitServer:
             "--browser.gatherUsageStats",
             "false",
         ]
-        with log_path.open("wb") as log:
-            # A new session makes the server and anything it starts (ffmpeg) one process group.
-            self.process = subprocess.Popen(
-                command,
-                cwd=workdir,
-                env=dict(env),
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,
-            )
-
-    @property
-    def pid(self) -> int:
-        """The server's process id."""
-        return self.process.pid
-
-    def log(self) -> str:
-        """Everything the server has printed so far."""
-        return self.log_path.read_text(errors="replace")
+        super().__init__(command, env=env, log_path=log_path, cwd=workdir)
 
     def wait_healthy(self, *, timeout: float = STARTUP_TIMEOUT_SECONDS) -> None:
         """Block until ``/_stcore/health`` answers ``ok``; raise with the log if it never does."""
@@ -130,23 +100,10 @@ class StreamlitServer:
             time.sleep(0.1)
         raise RuntimeError(f"streamlit was not healthy after {timeout:.0f} s:\n{self.log()}")
 
-    def stop(self) -> None:
-        """Terminate the server and its children; kill them if they linger."""
-        if self.process.poll() is None:
-            os.killpg(self.process.pid, signal.SIGTERM)
-            try:
-                self.process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.process.pid, signal.SIGKILL)
-                self.process.wait(timeout=10)
-        # Children that outlived the server (e.g. an encoder mid-clip) share its group.
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(self.process.pid, signal.SIGKILL)
-
 
 def app_environment(*, home: Path, demo_speed: str = DEMO_SPEED) -> dict[str, str]:
     """This process's environment in demo mode, on the given data folder, isolated from HOME."""
-    env = {name: value for name, value in os.environ.items() if name not in _OUTSIDE_SETTINGS}
+    env = environment_without_outside_settings()
     env |= {
         "WAN_STUDIO_HOME": str(home),
         "WAN_STUDIO_DEMO_SPEED": demo_speed,

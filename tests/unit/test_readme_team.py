@@ -26,7 +26,8 @@ from simulator import RunningSimulator
 from studio.people import admins_from
 from studio.settings import Settings
 from tests.plugins.browser import app_workdir, free_port
-from tests.plugins.team import REPO, Process, team_environment
+from tests.plugins.processes import REPO, Process
+from tests.plugins.team import team_environment
 
 pytestmark = pytest.mark.postgres
 

@@ -25,7 +25,8 @@ from studio.service import Studio
 from studio.settings import Settings, SettingsError
 from studio.store import JobStore
 from tests.plugins.engine import CATALOG, ENGINE_KEY, quick_draft, settings_for, wait_until
-from tests.plugins.team import REPO, leases_held_by, start_worker, team_environment
+from tests.plugins.processes import REPO
+from tests.plugins.team import leases_held_by, start_worker, team_environment
 
 pytestmark = pytest.mark.postgres
 
