@@ -8,9 +8,11 @@ import tomllib
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
 
+import numpy as np
 import pytest
-from PIL import Image, ImageChops, ImageStat
+from PIL import Image, ImageChops, ImageFilter, ImageStat
 
+import simulator._render as render_module
 from simulator import FaultConfigError, FaultPlan, FaultRule, output_size
 from simulator._faults import FaultCounter, split_key
 from simulator._render import (
@@ -324,3 +326,46 @@ def test_frames_made_ahead_of_the_encoder_stay_within_their_memory_budget(
     assert ahead == FRAMES_AHEAD_MIN or ahead * frame_bytes <= FRAMES_AHEAD_BYTES
     # A small frame gets far more room than the two frame threads need.
     assert frames_ahead(736 * 400 * 3 // 2) > 4 * FRAMES_AHEAD_MIN
+
+
+def _noise_plane(size: tuple[int, int], seed: int) -> np.ndarray:
+    """A sharp, busy plane: any sampling position off by a fraction of a pixel shows."""
+    noise = np.random.default_rng(seed).integers(0, 256, (size[1], size[0]), dtype=np.uint8)
+    return np.asarray(Image.fromarray(noise).filter(ImageFilter.GaussianBlur(0.8)))
+
+
+@pytest.mark.parametrize("crossfade", [False, True], ids=["first frame", "first and last"])
+def test_resized_frames_land_where_the_exact_warp_does(crossfade: bool) -> None:
+    size = (368, 200)
+    source_size = (round(size[0] * SOURCE_MARGIN / 2) * 2, round(size[1] * SOURCE_MARGIN / 2) * 2)
+    planes = [_noise_plane(source_size, 1)] + ([_noise_plane(source_size, 2)] if crossfade else [])
+    source = render_module._Source(planes)
+    resized = 0
+    for seed in range(6):
+        move = camera_move(seed)
+        for index in range(0, 150, 7):
+            progress = index / 149
+            box = move.window(progress, source_size=source_size, out_size=size)
+            exact = render_module._warped(source, progress, box, size)
+            got = render_module._resample(source, progress, box, size)
+            # Two fixed-point bilinear resamplers, at most 1/64 px apart: a few levels on the
+            # sharpest edges; a whole pixel off would be tens of levels.
+            assert np.abs(got.astype(int) - exact).max() <= 4
+            resized += not np.array_equal(got, exact)
+    # The cheap path is taken: the resize and the warp round differently, so they rarely agree.
+    assert resized > 0.8 * 6 * len(range(0, 150, 7))
+
+
+@pytest.mark.parametrize("scale", [1.0, 1.001])
+def test_a_zoom_of_one_or_nearly_is_still_placed_at_its_fraction(scale: float) -> None:
+    # At 1.001 the resize would start 135 and 35 pixels early, and its size would round to
+    # its input's: OpenCV would copy the pixels instead of resampling them.
+    plane = _noise_plane((480, 120), 3)
+    source = render_module._Source([plane])
+    size = (96, 64)
+    box = (10.15, 5.05, 10.15 + size[0] * scale, 5.05 + size[1] * scale)
+    got = render_module._resample(source, 0.0, box, size)
+    exact = render_module._warped(source, 0.0, box, size)
+    assert np.abs(got.astype(int) - exact).max() <= 4
+    # Not the whole-pixel crop a plain copy would give.
+    assert not np.array_equal(got, plane[5 : 5 + 64, 10 : 10 + 96])
