@@ -31,8 +31,8 @@ def environment_without_outside_settings() -> dict[str, str]:
 class Process:
     """One child process in its own process group, its output (both streams) in a file.
 
-    The group holds whatever the child starts (an encoder mid-clip), so ``stop`` leaves nothing
-    behind.
+    ``stop`` ends the child, then whatever else is left in its group. (The simulator's encoders
+    have groups of their own; they end when the server's pipe to them closes.)
     """
 
     def __init__(
@@ -73,7 +73,7 @@ class Process:
             self.send(signal.SIGTERM)
             with contextlib.suppress(subprocess.TimeoutExpired):
                 self.process.wait(timeout=timeout)
-        # Children that outlived it (an encoder mid-clip) share its group.
+        # Children that outlived it and stayed in its group.
         with contextlib.suppress(ProcessLookupError):
             os.killpg(self.process.pid, signal.SIGKILL)
         self.process.wait(timeout=10)
