@@ -808,13 +808,17 @@ class Watcher:
             return self._unless_past_deadline(job, now, fields)
         if self._bucket is not None:
             try:
+                # Off the disk before the upload starts, so that a worker killed while uploading
+                # leaves no copy behind (the job's next watcher downloads the video again).
+                try:
+                    video = destination.read_bytes()
+                finally:
+                    destination.unlink(missing_ok=True)
                 # Written once under the job's name: a second writer of the same job finds it
                 # taken and changes nothing, so the bucket never holds two copies.
-                self._bucket.put_once(relative, destination.read_bytes(), content_type="video/mp4")
+                self._bucket.put_once(relative, video, content_type="video/mp4")
             except OSError as error:
                 return self._not_written(job, fields, error)
-            finally:
-                destination.unlink(missing_ok=True)
         return _Outcome({**fields, "video_path": relative}, status=JobStatus.SUCCEEDED)
 
     def _save_video(self, job: Job, url: str, destination: Path) -> None:

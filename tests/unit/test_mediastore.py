@@ -81,11 +81,25 @@ def test_frames_and_videos_live_in_the_bucket_and_the_gateway_reads_the_frame_fr
     object_store: ObjectStore,
     media_env: dict[str, str],
     store_of,
+    monkeypatch: pytest.MonkeyPatch,
 ):
     prefix = media_env["WAN_STUDIO_MEDIA_PREFIX"]
     studio = open_bucket_studio(base_url=engine_gateway.url)
+    # Whether the downloaded video was still on the disk when its upload started.
+    on_disk_while_uploading: list[bool] = []
+    bucket = studio._watcher._bucket
+    put_once = bucket.put_once
+
+    def put_once_noting_the_disk(name: str, body: bytes, **options: str) -> bool:
+        if name.startswith("videos/"):
+            on_disk_while_uploading.append((studio.settings.home / name).exists())
+        return put_once(name, body, **options)
+
+    monkeypatch.setattr(bucket, "put_once", put_once_noting_the_disk)
     draft = quick_draft()
     job = _finished(studio, _submit(studio))
+    # Off the disk before the upload: a worker killed while uploading leaves no copy behind.
+    assert on_disk_while_uploading == [False]
 
     frame = hashlib.sha256(draft.image.data).hexdigest()
     frame_key = f"{prefix}/images/{frame[:2]}/{frame}.jpg"
