@@ -17,7 +17,7 @@ from components.formatting import plain
 from studio.catalog import Catalog, Limits
 from studio.humane import MEGABYTE, file_size, size_limit
 from studio.images import ImageCheck, ImageReading, ImageRejected, PreparedImage, shrink_to_jpeg
-from studio.linkfetch import LinkRejected
+from studio.links import LinkRejected
 from studio.service import Studio
 
 # Formats a browser can show as they are; others are previewed once converted.

@@ -14,16 +14,19 @@ import weakref
 from collections import deque
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
-from studio.gateway import GatewayClient
 from studio.records import BILLED, DEMO, Job
 from studio.settings import KEY_FROM_NOWHERE, Settings, key_problem
+
+if TYPE_CHECKING:
+    from studio.gateway import GatewayClient
 
 # Where the key of a new job comes from, beside the settings' KEY_FROM_* sources.
 KEY_FROM_SESSION = "session"
 
 # Makes the gateway client of a key: (base URL, key, for the watcher?) -> client.
-ClientMaker = Callable[[str, str, bool], GatewayClient]
+ClientMaker = Callable[[str, str, bool], "GatewayClient"]
 
 
 class KeyRequired(LookupError):

@@ -45,8 +45,24 @@ from requests.adapters import HTTPAdapter
 from urllib3.connectionpool import HTTPConnectionPool
 
 from studio.humane import size_limit
+from studio.links import (
+    DEFAULT_MAX_BYTES,
+    FetchedImage,
+    LinkRejected,
+    LinkTooSlow,
+    LinkUnreachable,
+)
 
-DEFAULT_MAX_BYTES = 30 * 1024 * 1024
+__all__ = [
+    "DEFAULT_MAX_BYTES",
+    "FetchedImage",
+    "LinkRejected",
+    "LinkTooSlow",
+    "LinkUnreachable",
+    "fetch_image_link",
+    "open_link",
+]
+
 DEFAULT_DEADLINE_SECONDS = 20.0
 MAX_REDIRECTS = 5
 ALLOWED_PORTS = frozenset({80, 443})
@@ -87,27 +103,6 @@ _IMAGE_SIGNATURES: tuple[tuple[int, bytes], ...] = (
     (4, b"ftypmif1"),
     (4, b"ftypavif"),
 )
-
-
-class LinkRejected(Exception):
-    """A link that was not fetched; its text says why in words a user can act on."""
-
-
-class LinkUnreachable(LinkRejected):
-    """The link's server could not be found or reached; trying again later may work."""
-
-
-class LinkTooSlow(LinkRejected):
-    """The whole fetch took longer than its deadline."""
-
-
-@dataclass(frozen=True)
-class FetchedImage:
-    """The bytes behind a link and where they finally came from."""
-
-    data: bytes = field(repr=False)
-    content_type: str | None
-    final_url: str
 
 
 @dataclass(frozen=True)

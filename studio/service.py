@@ -22,7 +22,6 @@ from studio.catalog import Catalog
 from studio.compare import model_label
 from studio.expectations import JobClass, RunTimeEstimator, TypicalWait
 from studio.export import job_settings_json, jobs_csv
-from studio.gateway import GatewayClient, RetryPolicy
 from studio.generation import FieldProblem, InvalidRequest, JobDraft, quote
 from studio.humane import clip_price
 from studio.imagehost import DataUriHost, ImageHost
@@ -38,8 +37,8 @@ from studio.limits import (
     local_zone,
     person_scope,
 )
-from studio.linkfetch import DEFAULT_MAX_BYTES as DEFAULT_LINK_BYTES
-from studio.linkfetch import FetchedImage, fetch_image_link
+from studio.links import DEFAULT_MAX_BYTES as DEFAULT_LINK_BYTES
+from studio.links import FetchedImage
 from studio.people import PersonSpend, people_spend
 from studio.pricing import (
     LISTED_CLIP_SECONDS,
@@ -63,13 +62,15 @@ from studio.variations import Variations
 
 if TYPE_CHECKING:
     from studio.demo import DemoGateway
+    from studio.gateway import GatewayClient
     from studio.images import ImageLibrary, ImageReading, PreparedImage
     from studio.mediastore import Bucket
     from studio.store import JobStore
 
-# The store (SQLAlchemy), images (Pillow), the demo gateway and the watcher are imported where
-# they are first used, not above: the app's pages import this module for its types, and the first
-# page can be drawn while these load (see ENGINE_MODULES).
+# The store (SQLAlchemy), images (Pillow), the gateway client and the link guard (requests), the
+# demo gateway and the watcher are imported where they are first used, not above: the app's pages
+# import this module for its types, and the first page can be drawn while these load (see
+# ENGINE_MODULES).
 ENGINE_MODULES = (
     "studio.store",
     "studio.watcher",
@@ -86,7 +87,7 @@ RECHECKABLE = frozenset({JobStatus.TIMED_OUT, JobStatus.LOST, JobStatus.EXPIRED}
 _EXPORT_PAGE = 1000
 # Each watcher request is made once; the schedule decides when to try again (and counts it in the
 # request budget), rather than the client retrying behind its back.
-_WATCHER_RETRY = RetryPolicy(max_attempts=1)
+_WATCHER_ATTEMPTS = 1
 
 
 _RESEND_NAMESPACE = uuid.UUID("5d0c3c1e-6f0a-4d55-9a43-7b1f2f0b8e21")
@@ -370,6 +371,8 @@ class Studio:
         Raises ``AuthenticationError`` for a key the gateway refuses and another
         ``GatewayError`` when it cannot be asked; returns when the key works.
         """
+        from studio.gateway import GatewayClient
+
         with GatewayClient(base_url=self.settings.base_url, api_key=key.strip()) as client:
             client.check_key()
 
@@ -399,7 +402,9 @@ class Studio:
         return self._keys.watchable(self._store.in_flight_jobs())
 
     def _make_client(self, base_url: str, key: str, for_watcher: bool) -> GatewayClient:
-        retry = {"retry": _WATCHER_RETRY} if for_watcher else {}
+        from studio.gateway import GatewayClient, RetryPolicy
+
+        retry = {"retry": RetryPolicy(max_attempts=_WATCHER_ATTEMPTS)} if for_watcher else {}
         return GatewayClient(base_url=base_url, api_key=key, **retry)
 
     def _demo_moved(self, url: str) -> None:
@@ -468,6 +473,8 @@ class Studio:
         simulator's own loopback address and nothing else on loopback. ``max_bytes`` is the
         largest file taken (the uploader's limit, so that link and upload take the same files).
         """
+        from studio.linkfetch import fetch_image_link
+
         trusted = list(self.settings.trusted_image_hosts)
         if self._demo is not None:
             trusted.append(self._demo.host)

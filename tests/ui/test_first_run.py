@@ -124,7 +124,8 @@ _PAGE_IMPORTS = """
 import json, sys
 import components.draft, components.first_frame, components.generate_form, components.job_view
 import components.services, components.sidebar, components.state
-engine = ["sqlalchemy", "simulator", "studio.store", "studio.demo", "studio.watcher", "PIL"]
+engine = ["sqlalchemy", "simulator", "studio.store", "studio.demo", "studio.watcher", "PIL",
+          "requests", "urllib3", "studio.gateway", "studio.linkfetch"]
 print(json.dumps([name for name in engine if name in sys.modules]))
 """
 
@@ -138,7 +139,8 @@ def test_the_generate_page_imports_without_the_engine() -> None:
         timeout=120,
         check=True,
     )
-    # The store, the gateway client, the demo gateway and Pillow load in the background instead.
+    # The store, the gateway client and the link guard (with requests), the demo gateway and
+    # Pillow load in the background instead.
     assert json.loads(finished.stdout.strip().splitlines()[-1]) == []
 
 
