@@ -14,6 +14,7 @@ than a lease renews the lease while it runs, so no other watcher starts the same
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import heapq
 import logging
@@ -808,12 +809,23 @@ class Watcher:
             return self._unless_past_deadline(job, now, fields)
         if self._bucket is not None:
             try:
-                # Off the disk before the upload starts, so that a worker killed while uploading
-                # leaves no copy behind (the job's next watcher downloads the video again).
-                try:
-                    video = destination.read_bytes()
-                finally:
+                video = destination.read_bytes()
+            except OSError as error:
+                with contextlib.suppress(OSError):
                     destination.unlink(missing_ok=True)
+                return self._not_written(job, fields, error)
+            # Off the disk before the upload starts, so that a worker killed while uploading
+            # leaves no copy behind (the job's next watcher downloads the video again). A copy
+            # that cannot be removed is only a leftover: the upload goes ahead.
+            try:
+                destination.unlink(missing_ok=True)
+            except OSError as error:
+                logger.warning(
+                    "job %s: could not remove the local copy of its video (%s)",
+                    job.id,
+                    _in_one_line(error),
+                )
+            try:
                 # Written once under the job's name: a second writer of the same job finds it
                 # taken and changes nothing, so the bucket never holds two copies.
                 self._bucket.put_once(relative, video, content_type="video/mp4")

@@ -135,6 +135,30 @@ def test_frames_and_videos_live_in_the_bucket_and_the_gateway_reads_the_frame_fr
     assert studio.video_url(job, file_name="clip.mp4") == link
 
 
+def test_a_local_copy_that_cannot_be_removed_does_not_stop_the_upload(
+    open_bucket_studio: Callable[..., Studio],
+    engine_gateway: simulator.RunningSimulator,
+    object_store: ObjectStore,
+    media_env: dict[str, str],
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+):
+    studio = open_bucket_studio(base_url=engine_gateway.url)
+    unlink = Path.unlink
+
+    def locked_videos(path: Path, missing_ok: bool = False) -> None:
+        # A finished download that something else holds open (an indexer, an antivirus).
+        if path.parent == studio.settings.home / "videos" and path.suffix == ".mp4":
+            raise PermissionError(f"{path.name} is in use")
+        unlink(path, missing_ok=missing_ok)
+
+    monkeypatch.setattr(Path, "unlink", locked_videos)
+    job = _finished(studio, _submit(studio))
+    prefix = media_env["WAN_STUDIO_MEDIA_PREFIX"]
+    assert f"{prefix}/videos/{job.id}.mp4" in object_store.keys(prefix)
+    assert "could not remove the local copy of its video" in caplog.text
+
+
 def test_a_second_worker_finishing_the_same_job_downloads_and_writes_nothing(
     open_bucket_studio: Callable[..., Studio],
     engine_gateway: simulator.RunningSimulator,
