@@ -25,6 +25,7 @@ from studio.migrations import jobs as jobs_table
 from studio.records import DEMO, Job, JobStatus
 from studio.store import JobStore, sqlite_url
 from tests.plugins.images import image_bytes, prepare_image
+from tests.plugins.processes import OUTSIDE_SETTINGS
 
 APP = Path(__file__).resolve().parents[2] / "app.py"
 # What a finished demo job would have cost (Flash 480P, 5 s): demo jobs record it as the real
@@ -32,22 +33,16 @@ APP = Path(__file__).resolve().parents[2] / "app.py"
 DEMO_WOULD_BE_COST = "0.085"
 # The embedded demo gateway runs this many times faster than a real one.
 DEMO_SPEED = "50"
-_ENVIRONMENT = (
-    "PIXAZO_API_KEY",
-    "PIXAZO_BASE_URL",
-    "WAN_STUDIO_DATABASE_URL",
-    "WAN_STUDIO_TRUSTED_IMAGE_HOSTS",
-)
 
 
 @pytest.fixture
 def studio_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
     """A fresh data folder for the app, in demo mode, with a fast demo gateway."""
     home = tmp_path / "studio-home"
+    for name in OUTSIDE_SETTINGS:
+        monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("WAN_STUDIO_HOME", str(home))
     monkeypatch.setenv("WAN_STUDIO_DEMO_SPEED", DEMO_SPEED)
-    for name in _ENVIRONMENT:
-        monkeypatch.delenv(name, raising=False)
     yield home
     # Releases the cached Studio: its watcher and demo gateway stop with this test.
     st.cache_resource.clear()

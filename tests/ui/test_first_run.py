@@ -7,7 +7,6 @@ earlier test already imported.
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 from pathlib import Path
@@ -15,7 +14,8 @@ from pathlib import Path
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from tests.ui.conftest import _ENVIRONMENT, APP, DEMO_SPEED, texts
+from tests.plugins.processes import environment_without_outside_settings
+from tests.ui.conftest import APP, DEMO_SPEED, texts
 
 # Runs Generate once, notes whether pandas was imported by then, then waits (bounded) for the
 # background import without visiting another page.
@@ -47,7 +47,7 @@ print(json.dumps(report))
 
 
 def _first_run(home: Path) -> dict[str, object]:
-    env = {name: value for name, value in os.environ.items() if name not in _ENVIRONMENT}
+    env = environment_without_outside_settings()
     env |= {"WAN_STUDIO_HOME": str(home), "WAN_STUDIO_DEMO_SPEED": DEMO_SPEED}
     finished = subprocess.run(
         [sys.executable, "-c", _FIRST_RUN, str(APP)],
@@ -100,7 +100,7 @@ print(json.dumps({"exception": [str(item.value) for item in at.exception],
 
 
 def test_the_engine_is_imported_only_once_the_form_is_drawn(tmp_path: Path) -> None:
-    env = {name: value for name, value in os.environ.items() if name not in _ENVIRONMENT}
+    env = environment_without_outside_settings()
     env |= {"WAN_STUDIO_HOME": str(tmp_path / "studio-home"), "WAN_STUDIO_DEMO_SPEED": DEMO_SPEED}
     finished = subprocess.run(
         [sys.executable, "-c", _ENGINE_AFTER_FORM, str(APP)],

@@ -5,7 +5,6 @@ from __future__ import annotations
 import csv
 import io
 import json
-import os
 import subprocess
 import sys
 from datetime import UTC, datetime
@@ -21,17 +20,10 @@ from studio.export import CSV_COLUMNS
 from studio.records import JobStatus
 from studio.store import JobStore, sqlite_url
 from tests.plugins.engine import ENGINE_KEY, FAST_POLICY, SIMULATOR_SPEED
+from tests.plugins.processes import OUTSIDE_SETTINGS, environment_without_outside_settings
 
 REPO = Path(__file__).resolve().parents[2]
 QUICK = ["--model", "wan2.1-i2v-turbo", "--resolution", "480P", "--duration", "3"]
-_SETTINGS = (
-    "PIXAZO_API_KEY",
-    "PIXAZO_BASE_URL",
-    "WAN_STUDIO_HOME",
-    "WAN_STUDIO_DATABASE_URL",
-    "WAN_STUDIO_TRUSTED_IMAGE_HOSTS",
-    "WAN_STUDIO_DEMO_SPEED",
-)
 
 
 def jpeg(width: int = 640, height: int = 480) -> bytes:
@@ -46,7 +38,7 @@ def jpeg(width: int = 640, height: int = 480) -> bytes:
 @pytest.fixture
 def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     """A fresh data folder in demo mode with a fast embedded gateway."""
-    for name in _SETTINGS:
+    for name in OUTSIDE_SETTINGS:
         monkeypatch.delenv(name, raising=False)
     data = tmp_path / "data"
     monkeypatch.setenv("WAN_STUDIO_HOME", str(data))
@@ -83,7 +75,7 @@ def is_mp4(path: Path) -> bool:
 
 
 def test_generate_waits_and_prints_the_video_path_in_a_real_process(tmp_path: Path, frame: Path):
-    environment = {name: value for name, value in os.environ.items() if name not in _SETTINGS}
+    environment = environment_without_outside_settings()
     environment.update(
         WAN_STUDIO_HOME=str(tmp_path / "process-data"),
         WAN_STUDIO_DEMO_SPEED=str(SIMULATOR_SPEED),
