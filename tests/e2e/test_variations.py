@@ -21,13 +21,14 @@ from tests.e2e.test_browser import (
     wait_until_idle,
     widget,
 )
+from tests.plugins.engine import CATALOG
 
 pytestmark = pytest.mark.browser
 
 LAPTOP = {"width": 1440, "height": 900}
 PHONE = {"width": 390, "height": 844}
 WAIT_MS = 30_000
-FLASH_DESCRIPTION = "About twice as fast and far cheaper"
+FLASH = CATALOG.model("wan2.2-i2v-flash")
 
 
 @contextmanager
@@ -66,12 +67,12 @@ def _quick_takes(page: Page, frame: Path) -> None:
     model = widget(page, "gen.model").get_by_role("combobox")
     model.scroll_into_view_if_needed()
     model.click()
-    page.get_by_role("option", name="Wan 2.2 Flash", exact=True).click()
-    expect(model).to_have_value("Wan 2.2 Flash")
+    page.get_by_role("option", name=FLASH.label, exact=True).click()
+    expect(model).to_have_value(FLASH.label)
     # The run that puts Flash's options in place has come once its description shows. Waiting
     # for the app to be idle alone can pass before that run starts; a resolution clicked during
     # it is then set back to Flash's default by the run's own answer.
-    expect(widget(page, "gen-model-options")).to_contain_text(FLASH_DESCRIPTION)
+    expect(widget(page, "gen-model-options")).to_contain_text(FLASH.description)
     wait_until_idle(page)
     choose(page, "gen.resolution", "480P")
     _how_many(page, "Several takes (different seeds)")
