@@ -55,6 +55,10 @@ def main() -> None:
     catalog = get_catalog()
     session_id = state.session_id()
     st.title("Generate a video")
+    # Before anything else that goes to the page's event container (a card's style, a toast):
+    # Streamlit keeps those by their place in it, so a style sent after a new card was replaced
+    # by the card's own and the column scrolled away until the run's end.
+    st.html(_RESULT_STAYS_IN_VIEW)
     mode_line = st.container()
     if notice := state.pop_notice():
         st.success(notice, icon=":material/replay:")
@@ -101,9 +105,6 @@ def main() -> None:
         render_mode_line(studio=studio, session_id=session_id)
     with result, st.container(key="gen-result"):
         render_session_jobs(studio=studio, session_id=session_id)
-    # Its own kind of element: sent after the form, so that the browser fetches the code that
-    # draws the form's widgets first.
-    st.html(_RESULT_STAYS_IN_VIEW)
     # Last, so that a refresh brings back the form as this run left it.
     save_draft(studio=studio, session_id=session_id)
 

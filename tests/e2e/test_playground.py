@@ -87,6 +87,25 @@ def _within_window(page: Page, element: Locator, *, slack: float = 0) -> None:
     assert box["x"] + box["width"] <= window["width"] + slack, (box, window)
 
 
+# Counts every change to the page that leaves a job card in a result column that does not stay
+# in view: the column must keep its place from the card's first moment to its last.
+_WATCH_THE_RESULT_COLUMN = """
+() => {
+  window.resultColumnLetGo = 0;
+  const check = () => {
+    const column = document.querySelector('[data-testid="stColumn"]:has(.st-key-gen-result)');
+    const card = document.querySelector('[class*="st-key-job-card-"]');
+    if (column && card && getComputedStyle(column).position !== "sticky") {
+      window.resultColumnLetGo += 1;
+    }
+  };
+  new MutationObserver(check).observe(document.body, {
+    childList: true, subtree: true, attributes: true,
+  });
+}
+"""
+
+
 @pytest.mark.parametrize(("viewport", "name"), [(LAPTOP, "1440x900"), (SMALL_LAPTOP, "1280x720")])
 def test_the_new_card_is_on_screen_after_the_click_and_a_portrait_clip_fits(
     browser: Browser,
@@ -100,6 +119,7 @@ def test_the_new_card_is_on_screen_after_the_click_and_a_portrait_clip_fits(
         _quick_clip(page, picture(tmp_path / "portrait.png", size=(640, 960)))
         screenshot(page, f"playground-{name}-1-ready", screenshot_dir)
         generate_button(page).scroll_into_view_if_needed()
+        page.evaluate(_WATCH_THE_RESULT_COLUMN)
         generate_button(page).click()
 
         card = page.locator('[class*="st-key-job-card-"]')
@@ -120,6 +140,7 @@ def test_the_new_card_is_on_screen_after_the_click_and_a_portrait_clip_fits(
         assert box["height"] > box["width"]
         expect(card.get_by_role("button", name="Download video")).to_be_visible()
         screenshot(page, f"playground-{name}-3-done", screenshot_dir)
+        assert page.evaluate("window.resultColumnLetGo") == 0
 
 
 def test_a_phone_shows_the_mode_and_reaches_pages_without_a_sidebar_in_the_way(
