@@ -210,6 +210,15 @@ def _date_range(picked: Any, *, zone: tzinfo) -> tuple[datetime | None, datetime
     return local_day_start(first, zone=zone), local_day_end(last, zone=zone)
 
 
+def render_layout_per_width() -> None:
+    """The style that shows the table or the phone's list; first on the page, before any toast.
+
+    Streamlit keeps toasts and styles by their place among them, so a style sent after a toast
+    was missing, and both layouts showed, from the toast until the style came again.
+    """
+    st.html(_ONE_LAYOUT_PER_WIDTH)
+
+
 def render_empty_history(*, studio: Studio) -> bool:
     """With no jobs at all, say where videos come from and return True; else return False."""
     if studio.count_history() > 0:
@@ -252,8 +261,8 @@ def render_job_table(*, studio: Studio, filters: JobFilter, zone: tzinfo) -> lis
         st.caption(_table_caption(page=page, shown=len(jobs), total=total))
         # Signed in and looking at everyone's videos: say whose each one is.
         show_maker = filters.owner is None and current_owner() is not None
-        # A phone gets a list it reads without sideways scrolling; a wider window, the table.
-        st.html(_ONE_LAYOUT_PER_WIDTH)
+        # A phone gets a list it reads without sideways scrolling; a wider window, the table
+        # (render_layout_per_width chooses).
         with st.container(key="history-wide"):
             st.dataframe(
                 _table(studio=studio, jobs=jobs, zone=zone, show_maker=show_maker),
