@@ -46,7 +46,7 @@ _ANY_TIME, _TODAY, _LAST_7, _LAST_30, _BETWEEN = (
     "Last 30 days",
     "Between dates…",
 )
-_MODES = {"Billed and demo": None, "Billed only": BILLED, "Demo only": DEMO}
+_MODES = {"Both": None, "Billed": BILLED, "Demo": DEMO}
 
 
 def _utcnow() -> datetime:
@@ -154,7 +154,10 @@ def render_filters(
                 format_func=lambda status: status.label,
                 placeholder="Any status",
             )
-        when_column, dates_column, mode_column, favourite_column = st.columns([2, 2, 3, 2])
+        # At the foot of the row, the label-less toggle lines up with the controls beside it.
+        when_column, dates_column, mode_column, favourite_column = st.columns(
+            [2, 2, 3, 2], vertical_alignment="bottom"
+        )
         since, until = _render_when(
             when_column=when_column, dates_column=dates_column, zone=zone, now=now
         )
@@ -163,7 +166,7 @@ def render_filters(
                 "Billed or demo",
                 list(_MODES),
                 key=state.HIST_MODE,
-                default="Billed and demo",
+                default="Both",
                 required=True,
             )
         with favourite_column:

@@ -82,7 +82,7 @@ def test_filters_narrow_the_table(app: AppTest, jobs: JobMaker) -> None:
     assert _table_prompts(app) == ["sunrise over the lake"]
 
     app.text_input(key="hist.text").set_value("").run()
-    app.segmented_control(key="hist.mode").set_value("Demo only").run()
+    app.segmented_control(key="hist.mode").set_value("Demo").run()
     assert sorted(_table_prompts(app)) == ["a cat stretching", "a dog running"]
 
     app.selectbox(key="hist.when").set_value("Today").run()
