@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime
 from decimal import Decimal, InvalidOperation
 
 import streamlit as st
@@ -10,6 +10,7 @@ import streamlit as st
 from components import state
 from components.formatting import money_text
 from components.signin import may_set_limits
+from studio.humane import zone_name
 from studio.limits import SpendingLimit, limit_money, local_zone
 from studio.service import Studio
 from studio.settings import LIMIT_MAX_USD
@@ -77,11 +78,7 @@ def render_spending_limits(*, studio: Studio) -> None:
 
 
 def _zone_name() -> str:
-    zone = local_zone()
-    name = getattr(zone, "key", None)
-    if name and name != "localtime":
-        return name
-    return datetime.now(zone).strftime("UTC%z")  # a zone without a name: its offset now
+    return zone_name(local_zone(), at=datetime.now(UTC))
 
 
 def cap_amount(key: str, label: str) -> Decimal | None:

@@ -7,6 +7,7 @@ second to a tenth of a cent, so every amount on screen lines up and none looks r
 from __future__ import annotations
 
 import math
+from datetime import datetime, tzinfo
 from decimal import ROUND_HALF_UP, Decimal
 
 from studio.records import Job, JobStatus
@@ -137,3 +138,20 @@ def _price_of(job: Job) -> str:
     """A made video's price from the seconds billed (the requested length if none were said)."""
     assert job.cost_usd is not None  # only called once the gateway reported the video made
     return clip_price(job.cost_usd, job.billed_seconds or job.duration)
+
+
+def zone_name(zone: tzinfo, *, at: datetime) -> str:
+    """A time zone as a person names it: "Europe/Paris", "America/New York", "UTC", "UTC+05:30".
+
+    A place's name where the zone has one; else its offset at ``at`` ("Etc/GMT+5" is five hours
+    behind UTC, the opposite of what it seems to say).
+    """
+    name = getattr(zone, "key", None) or ""
+    if "/" in name and not name.startswith("Etc/"):
+        return name.replace("_", " ")
+    offset = at.astimezone(zone).utcoffset()
+    if not offset:
+        return "UTC"
+    minutes = round(offset.total_seconds() / 60)
+    sign = "+" if minutes > 0 else "−"
+    return f"UTC{sign}{abs(minutes) // 60:02d}:{abs(minutes) % 60:02d}"

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 from dataclasses import replace
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta, timezone, tzinfo
 from decimal import Decimal
+from zoneinfo import ZoneInfo
 
 import pytest
 
@@ -20,6 +21,7 @@ from studio.humane import (
     shorten,
     size_limit,
     stopwatch,
+    zone_name,
 )
 from studio.records import BILLED, DEMO, Job, JobStatus
 
@@ -153,3 +155,20 @@ def test_one_cost_phrase_for_every_state(
     assert cost_phrase(job) == phrase
     assert short_cost(job) == short
     assert "≈" not in cost_phrase(job)
+
+
+@pytest.mark.parametrize(
+    ("zone", "name"),
+    [
+        (ZoneInfo("Europe/Paris"), "Europe/Paris"),
+        (ZoneInfo("America/New_York"), "America/New York"),
+        (ZoneInfo("Etc/UTC"), "UTC"),
+        (ZoneInfo("UTC"), "UTC"),
+        (UTC, "UTC"),
+        # Etc/GMT+5 is five hours behind UTC.
+        (ZoneInfo("Etc/GMT+5"), "UTC\u221205:00"),
+        (timezone(timedelta(hours=5, minutes=30)), "UTC+05:30"),
+    ],
+)
+def test_a_time_zone_is_named_as_a_person_reads_it(zone: tzinfo, name: str) -> None:
+    assert zone_name(zone, at=datetime(2026, 12, 1, 12, tzinfo=UTC)) == name
