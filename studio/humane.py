@@ -140,6 +140,12 @@ def _price_of(job: Job) -> str:
     return clip_price(job.cost_usd, job.billed_seconds or job.duration)
 
 
+# Names of UTC itself, and the system's unnamed zone: each is said by its offset.
+_UTC_NAMES = frozenset(
+    {"UTC", "UCT", "Universal", "Zulu", "GMT", "GMT0", "GMT+0", "GMT-0", "Greenwich", "localtime"}
+)
+
+
 def zone_name(zone: tzinfo, *, at: datetime) -> str:
     """A time zone as a person names it: "Europe/Paris", "America/New York", "UTC", "UTC+05:30".
 
@@ -147,11 +153,11 @@ def zone_name(zone: tzinfo, *, at: datetime) -> str:
     behind UTC, the opposite of what it seems to say).
     """
     name = getattr(zone, "key", None) or ""
-    if "/" in name and not name.startswith("Etc/"):
+    if name and not name.startswith("Etc/") and name not in _UTC_NAMES:
         return name.replace("_", " ")
     offset = at.astimezone(zone).utcoffset()
-    if not offset:
+    minutes = round(offset.total_seconds() / 60) if offset else 0
+    if not minutes:
         return "UTC"
-    minutes = round(offset.total_seconds() / 60)
     sign = "+" if minutes > 0 else "−"
     return f"UTC{sign}{abs(minutes) // 60:02d}:{abs(minutes) % 60:02d}"

@@ -162,6 +162,9 @@ def test_one_cost_phrase_for_every_state(
     [
         (ZoneInfo("Europe/Paris"), "Europe/Paris"),
         (ZoneInfo("America/New_York"), "America/New York"),
+        # Named zones without a slash keep their name: their clocks change.
+        (ZoneInfo("GB"), "GB"),
+        (ZoneInfo("EST5EDT"), "EST5EDT"),
         (ZoneInfo("Etc/UTC"), "UTC"),
         (ZoneInfo("UTC"), "UTC"),
         (UTC, "UTC"),
