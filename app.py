@@ -31,6 +31,7 @@ from components.services import (
 )
 from components.sidebar import render_sidebar
 from components.signin import let_in, render_signed_in_line
+from components.styles import render_app_style
 
 
 def main() -> None:
@@ -46,6 +47,7 @@ def main() -> None:
     # With sign-in configured, a signed-out visitor gets the sign-in page and nothing else.
     if not let_in():
         return
+    render_app_style()
     state.init_defaults(catalog=get_catalog())
     # A session that starts from its address (a browser refresh) gets its draft back from the
     # store before the form is drawn. A first visit has no address yet: its form is drawn before

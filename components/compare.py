@@ -60,29 +60,6 @@ _in_step_player = st.components.v2.component(
     js=(_HERE / "compare_in_step.js").read_text(encoding="utf-8"),
 )
 
-# Two to four clips in a row on a wide screen; on a phone, two a row (2×2 for four clips).
-_CLIPS_STYLE = """
-<style>
-.st-key-compare-clips video {
-  width: 100% !important;
-  max-height: 60vh;
-  display: block;
-  background: #000;
-}
-@media (max-width: 640px) {
-  .st-key-compare-clips [data-testid="stHorizontalBlock"] {
-    flex-wrap: wrap !important;
-    gap: 0.5rem !important;
-  }
-  .st-key-compare-clips [data-testid="stColumn"] {
-    flex: 1 1 calc(50% - 0.5rem) !important;
-    min-width: calc(50% - 0.5rem) !important;
-    max-width: calc(50% - 0.25rem) !important;
-  }
-}
-</style>
-"""
-
 
 def open_compare(job_ids: Iterable[int]) -> NoReturn:
     """Go to the Compare page with these clips picked (from a button in a page's script run).
@@ -169,7 +146,6 @@ def render_empty_choice(*, picked: int) -> None:
 
 def render_clips_in_step(*, studio: Studio, jobs: list[Job]) -> None:
     """One play/pause button and one slider, then the clips side by side, muted and looped."""
-    st.html(_CLIPS_STYLE)
     # Above the clips, so that on a phone the controls and all four clips fit one screen.
     controls = st.container(key="compare-controls")
     playing: list[str] = []  # the keys of the clips whose file is there to play

@@ -154,7 +154,8 @@ def render_filters(
                 format_func=lambda status: status.label,
                 placeholder="Any status",
             )
-        # At the foot of the row, the label-less toggle lines up with the controls beside it.
+        # At the foot of the row, the toggle (its label beside it, not above) lines up with the
+        # controls next to it.
         when_column, dates_column, mode_column, favourite_column = st.columns(
             [2, 2, 3, 2], vertical_alignment="bottom"
         )
@@ -213,15 +214,6 @@ def _date_range(picked: Any, *, zone: tzinfo) -> tuple[datetime | None, datetime
     return local_day_start(first, zone=zone), local_day_end(last, zone=zone)
 
 
-def render_layout_per_width() -> None:
-    """The style that shows the table or the phone's list; first on the page, before any toast.
-
-    Streamlit keeps toasts and styles by their place among them, so a style sent after a toast
-    was missing, and both layouts showed, from the toast until the style came again.
-    """
-    st.html(_ONE_LAYOUT_PER_WIDTH)
-
-
 def render_empty_history(*, studio: Studio) -> bool:
     """With no jobs at all, say where videos come from and return True; else return False."""
     if studio.count_history() > 0:
@@ -265,7 +257,7 @@ def render_job_table(*, studio: Studio, filters: JobFilter, zone: tzinfo) -> lis
         # Signed in and looking at everyone's videos: say whose each one is.
         show_maker = filters.owner is None and current_owner() is not None
         # A phone gets a list it reads without sideways scrolling; a wider window, the table
-        # (render_layout_per_width chooses).
+        # (the app's styles choose).
         with st.container(key="history-wide"):
             st.dataframe(
                 _table(studio=studio, jobs=jobs, zone=zone, show_maker=show_maker),
@@ -281,19 +273,6 @@ def render_job_table(*, studio: Studio, filters: JobFilter, zone: tzinfo) -> lis
         with st.container(key="history-narrow"):
             _render_compact_list(studio=studio, jobs=jobs, zone=zone, show_maker=show_maker)
     return jobs
-
-
-# Below this width the table would scroll sideways inside the page.
-_NARROW_MAX_PX = 640
-_ONE_LAYOUT_PER_WIDTH = f"""
-<style>
-.st-key-history-narrow {{ display: none; }}
-@media (max-width: {_NARROW_MAX_PX}px) {{
-  .st-key-history-wide {{ display: none; }}
-  .st-key-history-narrow {{ display: flex; }}
-}}
-</style>
-"""
 
 
 def _render_compact_list(

@@ -45,29 +45,6 @@ APP_TITLE = "Wan Studio"
 # Longer than any download of a finished video.
 _SAVING_TAKES_AT_MOST = timedelta(hours=1)
 
-# A portrait clip fits the window with its controls in view, and leaves room in the window for the
-# card's status line, its buttons and its price (about 27rem in all); a landscape one fills its
-# column. Before the video, the first frame stands in, smaller, so the card's
-# progress and price fit the window too.
-_MEDIA_STYLE = """
-<style>
-[class*="st-key-job-player-"] video {
-  max-height: calc(100vh - 27rem);
-  width: auto !important;
-  max-width: 100%;
-  display: block;
-  margin: 0 auto;
-}
-[class*="st-key-job-frame-"] img {
-  max-height: 40vh;
-  width: auto !important;
-  max-width: 100%;
-  display: block;
-  margin: 0 auto;
-}
-</style>
-"""
-
 
 # -- the pieces every view shares ---------------------------------------------------------------
 
@@ -81,7 +58,6 @@ def render_job_media(
     if job.has_video:
         # From object storage, the browser plays a short-lived link to the bucket itself.
         video = studio.video_url(job, file_name=download_name(job)) or studio.video_file(job)
-    st.html(_MEDIA_STYLE)
     if isinstance(video, str):
         with st.container(key=f"job-player-{job.id}"):
             st.video(video, format="video/mp4", muted=True)

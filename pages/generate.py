@@ -28,20 +28,6 @@ from components.variations_form import (
 )
 from studio.variations import VariationKind
 
-# The result column stays in view while the form scrolls, so the new job's card is on screen
-# right after the click; on a phone the columns stack and it follows the button.
-_RESULT_STAYS_IN_VIEW = """
-<style>
-@media (min-width: 641px) {
-  [data-testid="stColumn"]:has(.st-key-gen-result) {
-    position: sticky;
-    top: 3.75rem;
-    align-self: flex-start;
-  }
-}
-</style>
-"""
-
 
 def main() -> None:
     """Frames and prompt, then options, price and button; the job and the gallery on the right.
@@ -55,10 +41,6 @@ def main() -> None:
     catalog = get_catalog()
     session_id = state.session_id()
     st.title("Generate a video")
-    # Before anything else that goes to the page's event container (a card's style, a toast):
-    # Streamlit keeps those by their place in it, so a style sent after a new card was replaced
-    # by the card's own and the column scrolled away until the run's end.
-    st.html(_RESULT_STAYS_IN_VIEW)
     mode_line = st.container()
     if notice := state.pop_notice():
         st.success(notice, icon=":material/replay:")

@@ -22,7 +22,6 @@ from components.history import (  # noqa: E402
     render_export,
     render_filters,
     render_job_table,
-    render_layout_per_width,
     render_open_job,
     render_totals,
 )
@@ -34,7 +33,6 @@ def main() -> None:
     studio = get_studio()
     zone = viewer_timezone()
     st.title("History")
-    render_layout_per_width()
     render_mode_line(studio=studio, session_id=state.session_id())
     st.caption("Every video made here, with its settings and what it cost.")
     if render_empty_history(studio=studio):

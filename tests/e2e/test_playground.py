@@ -92,15 +92,17 @@ def _within_window(page: Page, element: Locator, *, slack: float = 0) -> None:
 _WATCH_THE_RESULT_COLUMN = """
 () => {
   window.resultColumnLetGo = 0;
+  window.resultColumnSeen = 0;
   const check = () => {
     const column = document.querySelector('[data-testid="stColumn"]:has(.st-key-gen-result)');
     const card = document.querySelector('[class*="st-key-job-card-"]');
-    if (column && card && getComputedStyle(column).position !== "sticky") {
-      window.resultColumnLetGo += 1;
+    if (column && card) {
+      window.resultColumnSeen += 1;
+      if (getComputedStyle(column).position !== "sticky") window.resultColumnLetGo += 1;
     }
   };
   new MutationObserver(check).observe(document.body, {
-    childList: true, subtree: true, attributes: true,
+    childList: true, subtree: true, attributes: true, characterData: true,
   });
 }
 """
@@ -140,6 +142,9 @@ def test_the_new_card_is_on_screen_after_the_click_and_a_portrait_clip_fits(
         assert box["height"] > box["width"]
         expect(card.get_by_role("button", name="Download video")).to_be_visible()
         screenshot(page, f"playground-{name}-3-done", screenshot_dir)
+        # The watch saw the card in its column (so its selectors still match the page) ...
+        assert page.evaluate("window.resultColumnSeen") > 0
+        # ... and never in a column that scrolled away.
         assert page.evaluate("window.resultColumnLetGo") == 0
 
 
