@@ -74,6 +74,8 @@ SESSION_CARDS = 5
 BATCH_SESSION = str(uuid.uuid4())
 BATCH_CLIPS = 8
 FLOOR_PAGE = 'import streamlit as st; st.button("Go")\n'
+# Generate's first screen drawn by Streamlit alone, without the app.
+WIDGETS_ONLY = Path(__file__).resolve().parent / "widgets_only.py"
 PROMPTS = (
     "A slow push-in as the wind moves through her hair, golden light",
     "Waves rolling onto the shore at dusk, gentle camera pan",
@@ -543,22 +545,26 @@ def load_once(
 
 def browser_loads(
     home: Path, *, loads: int, history_pause: float, baseline: Path | None, bytecode: bool
-) -> tuple[Loads, Loads, Loads | None]:
-    """Loads of the app, of the floor page and of a baseline checkout's app, taking turns."""
+) -> tuple[Loads, Loads, Loads, Loads | None]:
+    """Loads of the app, the floor page, the widgets-only page and a baseline's app, by turns."""
     chromium = find_chromium()
     if chromium is None:
         raise SystemExit("Chromium not found: install Debian's chromium to run this benchmark")
     floor_script = home.parent / "floor" / "floor.py"
     floor_script.parent.mkdir(parents=True, exist_ok=True)
     floor_script.write_text(FLOOR_PAGE)
-    app, floor = Loads.empty(), Loads.empty()
+    app, floor, widgets = Loads.empty(), Loads.empty(), Loads.empty()
     before = Loads.empty() if baseline is not None else None
 
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=chromium, args=CHROMIUM_ARGS)
         # One throwaway round warms the OS file cache (and writes the bytecode), so that no
         # script pays for it alone.
-        scripts = [(floor_script, floor_usable), (APP, generate_form_usable)]
+        scripts = [
+            (floor_script, floor_usable),
+            (WIDGETS_ONLY, generate_form_usable),
+            (APP, generate_form_usable),
+        ]
         if baseline is not None:
             scripts.append((baseline / "app.py", generate_form_usable))
         for script, usable in scripts:
@@ -569,7 +575,7 @@ def browser_loads(
                 usable=usable,
                 into=Loads.empty(),
                 bytecode=bytecode,
-                history_pause=None if script == floor_script else 0.0,
+                history_pause=0.0 if script.name == "app.py" else None,
             )
         for _ in range(loads):
             load_once(
@@ -578,6 +584,14 @@ def browser_loads(
                 home=home,
                 usable=floor_usable,
                 into=floor,
+                bytecode=bytecode,
+            )
+            load_once(
+                browser,
+                script=WIDGETS_ONLY,
+                home=home,
+                usable=generate_form_usable,
+                into=widgets,
                 bytecode=bytecode,
             )
             load_once(
@@ -600,7 +614,7 @@ def browser_loads(
                     history_pause=history_pause,
                 )
         browser.close()
-    return app, floor, before
+    return app, floor, widgets, before
 
 
 def ratio_text(visits: list[Visit], floors: list[Visit]) -> tuple[str, float]:
@@ -669,6 +683,24 @@ def load_rows(label: str, loads: Loads, floor: Loads) -> list[Row]:
     return rows
 
 
+def widgets_rows(app: Loads, widgets: Loads, floor: Loads) -> list[Row]:
+    """The same widgets without the app, against the floor; the app against those widgets.
+
+    The first says what the form's widget kinds cost the browser by themselves (a target the app
+    cannot beat while it shows them); the second, what the app adds to that.
+    """
+    rows = []
+    for kind, app_visits, widget_visits, floors in (
+        ("cold", app.cold, widgets.cold, floor.cold),
+        ("warm", app.warm, widgets.warm, floor.warm),
+    ):
+        text, _ = ratio_text(widget_visits, floors)
+        rows.append(Row(f"widgets only / floor, {kind}", "", text, True))
+        text, _ = ratio_text(app_visits, widget_visits)
+        rows.append(Row(f"usable form / widgets only, {kind}", "", text, True))
+    return rows
+
+
 def baseline_rows(app: Loads, before: Loads) -> list[Row]:
     """The app against the baseline checkout, round by round (below 1: the app is faster)."""
     rows = []
@@ -721,7 +753,7 @@ def main() -> None:
         generate_ms, history_ms = server_side_reruns(home, reruns=args.reruns)
         compare_ms = compare_rerun_ms(home, reruns=args.reruns)
         batch_ms = batch_rerun_ms(home, seed_batch_in_flight(home), reruns=args.reruns)
-        app, floor, before = browser_loads(
+        app, floor, widgets, before = browser_loads(
             home,
             loads=args.loads,
             history_pause=args.history_pause,
@@ -755,6 +787,7 @@ def main() -> None:
             compare_ms < TARGET_COMPARE_MS,
         ),
         *load_rows("", app, floor),
+        *widgets_rows(app, widgets, floor),
         *(load_rows("baseline: ", before, floor) if before is not None else []),
         *(baseline_rows(app, before) if before is not None else []),
     ]
