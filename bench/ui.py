@@ -16,6 +16,9 @@ shared by this browser session's five cards), then:
   checkout's app) take turns in each round, so their ratios are taken side by side under the same
   load. Beside the total, the moments the price, the drop zone and an enabled model list first
   showed;
+- the same first screen drawn by Streamlit alone (``bench/widgets_only.py``: the same widgets in
+  the same layout, without the app), timed in the same rounds: what those widget kinds cost the
+  browser by themselves, and what the app adds to that;
 - the first History visit: on the first visitor's tab, a few seconds after its form was usable
   (``--history-pause``), the click on History until the table shows;
 - the app server's resident memory after it has served Generate and History.
