@@ -699,6 +699,7 @@ def widgets_rows(app: Loads, widgets: Loads, floor: Loads) -> list[Row]:
     ):
         text, _ = ratio_text(widget_visits, floors)
         rows.append(Row(f"widgets only / floor, {kind}", "", text, True))
+        rows.append(Row(f"  milestones, {kind} (s)", "", milestone_text(widget_visits), True))
         text, _ = ratio_text(app_visits, widget_visits)
         rows.append(Row(f"usable form / widgets only, {kind}", "", text, True))
     return rows
