@@ -161,10 +161,12 @@ class RunTimeEstimator:
         medians: dict[JobClass, float | None] = {}
         by_class: dict[JobClass, list[float]] = {}
         for model, resolution, duration, seconds in cached[1]:
+            if seconds <= 0:
+                continue  # started and ended within one tick: no measure of a pace
             job_class = JobClass(mode, model, resolution, duration)
             by_class.setdefault(job_class, []).append(seconds)
             if job_class not in medians:
-                times = self._times(job_class, from_start=True)
+                times = [past for past in self._times(job_class, from_start=True) if past > 0]
                 enough = len(times) >= self._policy.spread_samples
                 medians[job_class] = statistics.median(times) if enough else None
             median = medians[job_class]

@@ -274,17 +274,20 @@ def ratios_to_neighbours(times: Sequence[float], width: int) -> list[float]:
     Parameters
     ----------
     times
-        Running times of one class in the order the jobs ended.
+        Running times of one class in the order the jobs ended. Times of zero (a job whose
+        start was first seen with its end) say nothing of a pace and are left out: a median of
+        them would be zero.
     width
         How many neighbours (the job itself among them) make the median.
 
     Returns
     -------
     list of float
-        One ratio per time, in the same order: how far each job ended from what the jobs of its
-        own time took. A change of pace moves the neighbours with the job, so the ratios keep
-        to the spread of one pace.
+        One ratio per positive time, in the same order: how far each job ended from what the
+        jobs of its own time took. A change of pace moves the neighbours with the job, so the
+        ratios keep to the spread of one pace.
     """
+    times = [seconds for seconds in times if seconds > 0]
     width = max(min(width, len(times)), 1)
     ratios = []
     for index, seconds in enumerate(times):

@@ -225,6 +225,18 @@ def test_the_spread_is_pooled_over_the_gateways_classes(store: JobStore) -> None
     assert demo.spread_from == 40  # only its own gateway's jobs
 
 
+def test_jobs_that_took_no_time_do_not_stop_the_estimate(store: JobStore) -> None:
+    # A fast gateway reported start and end in the same second for most of a class's jobs: the
+    # median of their neighbours is zero, which once stopped every estimate (and so the watcher).
+    add_successes(store, mode=BILLED, running=[300, 302, 298, 301, 299, 300, 303, 297, 300, 301])
+    add_flash_successes(store, mode=BILLED, running=[0.0] * 12 + [40.0, 60.0], first=100)
+    expected = estimator_for(store).running_time(JobClass(BILLED, *PLUS_1080))
+    assert expected.median_seconds == 300.0
+    flash = estimator_for(store).running_time(JobClass(BILLED, "wan2.2-i2v-flash", "480P", 5))
+    assert flash.median_seconds == 50.0  # from the two jobs that did take time
+    assert flash.samples == 2
+
+
 def test_expected_finish_counts_from_the_start_once_known(store: JobStore) -> None:
     add_successes(store, mode=BILLED, running=[60.0, 60.0, 60.0], queued=30.0)
     estimator = estimator_for(store)

@@ -395,6 +395,12 @@ def test_a_change_of_pace_does_not_pass_for_a_spread():
     assert ratios_to_neighbours([40.0, 60.0], 5) == [0.8, 1.2]
 
 
+def test_jobs_that_took_no_time_are_no_measure_of_a_spread():
+    # Started and ended within one tick of the gateway's clock: a median of such jobs is zero.
+    assert ratios_to_neighbours([0.0, 0.0, 0.0, 40.0, 0.0, 60.0], 5) == [0.8, 1.2]
+    assert ratios_to_neighbours([0.0, 0.0, 0.0], 5) == []
+
+
 def test_when_the_pace_changes_the_class_keeps_its_own_spread_to_move():
     # A gateway that got a quarter slower: its pooled ratios mix both paces, which would widen
     # every window twice over; the class's own spread is moved to cover both paces instead.
