@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import Browser, Page, expect
 
-from tests.e2e.test_accessibility import serious_violations
+from tests.e2e.test_accessibility import serious_violations, settle
 from tests.e2e.test_browser import (
     VIDEO_TIMEOUT_MS,
     choose,
@@ -50,13 +50,8 @@ def _how_many(page: Page, choice: str) -> None:
     box.click()
     page.get_by_role("option", name=choice, exact=True).click()
     expect(box).to_have_value(choice)
-    wait_until_idle(page)
-    # The run that took the choice has ended when nothing of the previous one is left faded,
-    # and what was faded has finished fading back in (axe reads colours mid-transition).
-    expect(page.locator('[data-stale="true"]')).to_have_count(0)
-    page.wait_for_function(
-        "() => document.getAnimations().every((animation) => animation.playState !== 'running')"
-    )
+    # The run that took the choice has ended, and nothing is fading (axe reads colours).
+    settle(page)
 
 
 def _quick_takes(page: Page, frame: Path) -> None:
