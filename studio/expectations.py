@@ -140,6 +140,10 @@ class RunTimeEstimator:
             pooled_ratios=spread,
         )
 
+    def prior_running_time(self, job_class: JobClass) -> ExpectedRunTime:
+        """The running time known before any past job: the catalog's, or the demo gateway's."""
+        return self._prior(job_class)
+
     def _gateway_ratios(self, mode: str) -> tuple[list[float], list[float]]:
         """The gateway's latest jobs of every class against their classes, latest first.
 

@@ -24,6 +24,7 @@ from werkzeug.wrappers import Response
 
 import simulator
 from studio import store as store_module
+from studio.expectations import JobClass, RunTimeEstimator
 from studio.explain import explain_disk_full
 from studio.records import JobStatus
 from studio.schedule import ExpectedRunTime, PollPolicy
@@ -735,6 +736,44 @@ def test_a_full_disk_is_said_once_and_the_video_saved_later(
     assert studio.video_file(done).read_bytes() == MP4_BYTES
     billed = studio.totals("s").session.billed
     assert (billed.videos, billed.cost_usd) == (1, TURBO_480P * 3)
+
+
+class _EstimatorThatFails(RunTimeEstimator):
+    """Stands for any past job the estimate cannot digest (as a 0-s running time once was)."""
+
+    def running_time(self, job_class: JobClass) -> ExpectedRunTime:
+        raise ZeroDivisionError("float division by zero")
+
+
+def test_jobs_are_watched_on_their_prior_when_past_jobs_cannot_be_read(
+    open_studio, engine_gateway, caplog: pytest.LogCaptureFixture
+):
+    studio = open_studio(api_key=ENGINE_KEY, base_url=engine_gateway.url, start_watcher=False)
+    estimator = _EstimatorThatFails(
+        store=studio._store, catalog=studio.catalog, policy=FAST_POLICY, demo_speed=1.0
+    )
+    watcher = Watcher(
+        store=studio._store,
+        home=studio.settings.home,
+        catalog=studio.catalog,
+        client_for_key=studio._keys.watch_client,
+        held_keys=studio.held_key_fingerprints,
+        policy=FAST_POLICY,
+        budget=studio.budget,
+        estimator=estimator,
+    )
+    caplog.set_level(logging.INFO, logger="studio.watcher")
+    jobs = [submit(studio) for _ in range(3)]
+    watcher.start()
+    try:
+        for job in jobs:
+            assert wait_until(finished(studio, job)).status is JobStatus.SUCCEEDED
+    finally:
+        watcher.stop()
+    said = [r for r in caplog.records if "could not estimate" in r.getMessage()]
+    assert len(said) == 1  # with its traceback, once, not for every job and every round
+    assert said[0].exc_info is not None
+    assert not [r for r in caplog.records if "job store" in r.getMessage()]
 
 
 # The job store failing.
