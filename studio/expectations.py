@@ -7,6 +7,7 @@ show them as they are.
 
 from __future__ import annotations
 
+import logging
 import statistics
 import threading
 import time
@@ -41,6 +42,10 @@ MAX_PROGRESS = 0.97
 HISTORY_LIMIT = 50
 # Past jobs of every class on a gateway read for its spread and its pace.
 GATEWAY_HISTORY_LIMIT = 100
+# A failing estimate is logged with its traceback at most this often (it fails for every job).
+ESTIMATE_FAILURE_QUIET_SECONDS = 300.0
+
+logger = logging.getLogger("studio.expectations")
 
 
 @dataclass(frozen=True)
@@ -122,6 +127,7 @@ class RunTimeEstimator:
         self._lock = threading.Lock()
         self._cache: dict[tuple[JobClass, bool], tuple[float, list[float]]] = {}
         self._latest: dict[str, tuple[float, list[tuple[str, str, int, float]]]] = {}
+        self._failure_quiet_until = float("-inf")
 
     def forget(self) -> None:
         """Read the store afresh on the next question."""
@@ -130,19 +136,36 @@ class RunTimeEstimator:
             self._latest.clear()
 
     def running_time(self, job_class: JobClass) -> ExpectedRunTime:
-        """The model's running time (gateway start to end) for a job of this class."""
-        pace, spread = self._gateway_ratios(job_class.mode)
-        return expected_from_samples(
-            self._policy,
-            self._times(job_class, from_start=True),
-            fallback=self._prior(job_class),
-            pace=gateway_pace(self._policy, pace),
-            pooled_ratios=spread,
-        )
+        """The model's running time (gateway start to end) for a job of this class.
 
-    def prior_running_time(self, job_class: JobClass) -> ExpectedRunTime:
-        """The running time known before any past job: the catalog's, or the demo gateway's."""
-        return self._prior(job_class)
+        Past jobs only inform it. Should their times not add up (a division by zero, a median
+        of nothing), the class's prior is used instead: such a job stays in the store, and
+        would otherwise stop every estimate, and with them the watcher and the job cards.
+        """
+        prior = self._prior(job_class)
+        try:
+            pace, spread = self._gateway_ratios(job_class.mode)
+            return expected_from_samples(
+                self._policy,
+                self._times(job_class, from_start=True),
+                fallback=prior,
+                pace=gateway_pace(self._policy, pace),
+                pooled_ratios=spread,
+            )
+        except (ArithmeticError, ValueError):
+            self._say_estimate_failed(job_class)
+            return prior
+
+    def _say_estimate_failed(self, job_class: JobClass) -> None:
+        # Every job of every class would say it, every round: with its traceback, once a while.
+        now = self._clock()
+        with self._lock:
+            if now < self._failure_quiet_until:
+                return
+            self._failure_quiet_until = now + ESTIMATE_FAILURE_QUIET_SECONDS
+        logger.exception(
+            "could not estimate %s from past jobs; using the model's usual time", job_class
+        )
 
     def _gateway_ratios(self, mode: str) -> tuple[list[float], list[float]]:
         """The gateway's latest jobs of every class against their classes, latest first.
@@ -166,7 +189,7 @@ class RunTimeEstimator:
         by_class: dict[JobClass, list[float]] = {}
         for model, resolution, duration, seconds in cached[1]:
             if seconds <= 0:
-                continue  # started and ended within one tick: no measure of a pace
+                continue  # its start and end fell on one moment: no measure of a pace
             job_class = JobClass(mode, model, resolution, duration)
             by_class.setdefault(job_class, []).append(seconds)
             if job_class not in medians:

@@ -274,9 +274,9 @@ def ratios_to_neighbours(times: Sequence[float], width: int) -> list[float]:
     Parameters
     ----------
     times
-        Running times of one class in the order the jobs ended. Times of zero (a job whose
-        start was first seen with its end) say nothing of a pace and are left out: a median of
-        them would be zero.
+        Running times of one class in the order the jobs ended. Times of zero or less (a job
+        whose start and end fell on one moment) say nothing of a pace and are left out: a
+        median of them would be zero.
     width
         How many neighbours (the job itself among them) make the median.
 

@@ -85,8 +85,6 @@ _QUEUE_LEASE_SHARE = 0.25
 _MIN_IDLE_WAIT = 0.01
 # How often a watcher looks for jobs whose sender stopped before sending them (any key's).
 _NEVER_SENT_SWEEP = timedelta(seconds=30)
-# A failing estimate is logged with its traceback at most this often (it fails for every job).
-_ESTIMATE_FAILURE_QUIET_SECONDS = 300.0
 # Room kept free on the disk of the data folder, so that a video never takes the last bytes the
 # database needs to record what happened.
 DISK_RESERVE_BYTES = 32 * 1024 * 1024
@@ -329,7 +327,6 @@ class Watcher:
         self.catalog = catalog
         self.policy = policy
         self._estimator = estimator
-        self._estimate_failure_said_until = 0.0  # monotonic; the log says it once in a while
         self._demo_policy = demo_policy or policy
         self.budget = budget
         self.owner = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
@@ -998,25 +995,5 @@ class Watcher:
         return self._demo_policy if job.is_demo else self.policy
 
     def _expected(self, job: Job) -> ExpectedRunTime:
-        """The running time of similar past jobs on the same gateway, or its prior.
-
-        Past jobs only inform the schedule. Should reading them fail for another reason than
-        the store's (which the loop waits out), the job is watched on its prior: otherwise a
-        past job the estimate cannot digest, which stays in the store, would stop every job
-        from being watched.
-        """
-        job_class = JobClass.of(job)
-        try:
-            return self._estimator.running_time(job_class)
-        except SQLAlchemyError:
-            raise
-        except Exception:
-            now = time.monotonic()
-            if now >= self._estimate_failure_said_until:
-                self._estimate_failure_said_until = now + _ESTIMATE_FAILURE_QUIET_SECONDS
-                logger.exception(
-                    "could not estimate a running time from past jobs (job %s); using the"
-                    " model's usual time until this is fixed",
-                    job.id,
-                )
-            return self._estimator.prior_running_time(job_class)
+        """The running time of similar past jobs on the same gateway, or its prior."""
+        return self._estimator.running_time(JobClass.of(job))

@@ -15,6 +15,7 @@ from PIL import Image, ImageDraw
 from playwright.sync_api import Browser, Page, expect
 
 from simulator import RunningSimulator, start
+from tests.e2e.test_browser import wait_until_idle
 from tests.plugins.browser import APP, StreamlitServer, app_environment, app_workdir
 from tests.plugins.simulator import TEST_KEY, TEST_SPEED
 
@@ -95,15 +96,13 @@ def serious_violations(page: Page) -> list[str]:
     """axe-core's serious and critical WCAG 2 A/AA violations on the page, one line each.
 
     axe reads colours as they are at one moment, and text caught fading or moving reads as low
-    contrast. So whatever it finds is looked for again once the page has settled, and only what
-    both looks find is reported: a real problem is there both times.
+    contrast. So when it finds something, it looks again once the page has settled, and that
+    look is the answer: a real problem is still there.
     """
-    found = _blocking_violations(page)
-    if not found:
+    if not _blocking_violations(page):
         return []
     settle(page)
-    again = set(_blocking_violations(page))
-    return [line for line in found if line in again]
+    return _blocking_violations(page)
 
 
 def _blocking_violations(page: Page) -> list[str]:
@@ -118,13 +117,14 @@ def _blocking_violations(page: Page) -> list[str]:
 
 def settle(page: Page) -> None:
     """Wait until the script's run has ended and nothing on the page is faded or moving."""
-    expect(page.locator('[data-testid="stApp"]')).to_have_attribute(
-        "data-test-script-state", "notRunning"
-    )
-    # What the run left behind has gone, and what was faded has finished fading back in.
+    wait_until_idle(page)
+    # What the run left behind has gone, and what was faded has finished fading back in; a
+    # spinner turns for as long as its job runs, so endless animations do not count.
     expect(page.locator('[data-stale="true"]')).to_have_count(0)
     page.wait_for_function(
-        "() => document.getAnimations().every((animation) => animation.playState !== 'running')"
+        """() => document.getAnimations().every((animation) =>
+             animation.playState !== 'running'
+             || animation.effect?.getTiming().iterations === Infinity)"""
     )
 
 

@@ -741,7 +741,7 @@ def test_a_full_disk_is_said_once_and_the_video_saved_later(
 class _EstimatorThatFails(RunTimeEstimator):
     """Stands for any past job the estimate cannot digest (as a 0-s running time once was)."""
 
-    def running_time(self, job_class: JobClass) -> ExpectedRunTime:
+    def _gateway_ratios(self, mode: str) -> tuple[list[float], list[float]]:
         raise ZeroDivisionError("float division by zero")
 
 
@@ -762,7 +762,7 @@ def test_jobs_are_watched_on_their_prior_when_past_jobs_cannot_be_read(
         budget=studio.budget,
         estimator=estimator,
     )
-    caplog.set_level(logging.INFO, logger="studio.watcher")
+    caplog.set_level(logging.INFO)
     jobs = [submit(studio) for _ in range(3)]
     watcher.start()
     try:
@@ -774,6 +774,9 @@ def test_jobs_are_watched_on_their_prior_when_past_jobs_cannot_be_read(
     assert len(said) == 1  # with its traceback, once, not for every job and every round
     assert said[0].exc_info is not None
     assert not [r for r in caplog.records if "job store" in r.getMessage()]
+    # The job cards ask the same estimator: the model's usual time, not the three jobs' times.
+    assert estimator.running_time(JobClass.of(jobs[0])).samples == 0
+    assert studio._estimator.running_time(JobClass.of(jobs[0])).samples == 3
 
 
 # The job store failing.
