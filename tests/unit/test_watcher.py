@@ -17,6 +17,7 @@ from dataclasses import replace
 from datetime import UTC, datetime, timedelta, timezone
 from decimal import Decimal
 from pathlib import Path
+from typing import Any
 
 import pytest
 import requests
@@ -50,6 +51,20 @@ TURBO_480P = Decimal("0.045")
 def submit(studio: Studio, *, api_key: str | None = None, **changes: object):
     return studio.submit(
         quick_draft(**changes), submission_id=str(uuid.uuid4()), session_id="s", api_key=api_key
+    )
+
+
+def own_watcher(studio: Studio, **options: Any) -> Watcher:
+    """A watcher of its own on the Studio's store and keys, on the fast schedule."""
+    return Watcher(
+        store=studio._store,
+        home=studio.settings.home,
+        catalog=studio.catalog,
+        client_for_key=studio._keys.watch_client,
+        held_keys=studio.held_key_fingerprints,
+        policy=FAST_POLICY,
+        budget=studio.budget,
+        **{"estimator": studio._estimator, **options},
     )
 
 
@@ -692,19 +707,8 @@ def test_a_full_disk_is_said_once_and_the_video_saved_later(
             return 0
         return 10**12
 
-    # A watcher of its own on the Studio's store and keys, with a disk that can fill up.
-    watcher = Watcher(
-        store=studio._store,
-        home=studio.settings.home,
-        catalog=studio.catalog,
-        client_for_key=studio._keys.watch_client,
-        held_keys=studio.held_key_fingerprints,
-        policy=FAST_POLICY,
-        budget=studio.budget,
-        disk_free=disk_free,
-        failure_retry=Backoff(first=0.05, most=0.15),
-        estimator=studio._estimator,
-    )
+    # A disk that can fill up.
+    watcher = own_watcher(studio, disk_free=disk_free, failure_retry=Backoff(first=0.05, most=0.15))
     job = submit(studio)
     caplog.set_level(logging.INFO, logger="studio.watcher")
 
@@ -752,16 +756,7 @@ def test_jobs_are_watched_on_their_prior_when_past_jobs_cannot_be_read(
     estimator = _EstimatorThatFails(
         store=studio._store, catalog=studio.catalog, policy=FAST_POLICY, demo_speed=1.0
     )
-    watcher = Watcher(
-        store=studio._store,
-        home=studio.settings.home,
-        catalog=studio.catalog,
-        client_for_key=studio._keys.watch_client,
-        held_keys=studio.held_key_fingerprints,
-        policy=FAST_POLICY,
-        budget=studio.budget,
-        estimator=estimator,
-    )
+    watcher = own_watcher(studio, estimator=estimator)
     caplog.set_level(logging.INFO)
     jobs = [submit(studio) for _ in range(3)]
     watcher.start()
