@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 from PIL import Image, ImageDraw
 from playwright.sync_api import Browser, Locator, Page, expect
+from playwright.sync_api import TimeoutError as PlaywrightTimeoutError
 
 pytestmark = pytest.mark.browser
 # Registers the browser fixtures and their failure-log hook for this module.
@@ -88,6 +89,27 @@ def choose(page: Page, key: str, option: str) -> None:
     wait_until_idle(page)
 
 
+def pick(page: Page, key: str, option: str) -> Locator:
+    """Open the select box of widget ``key`` and pick ``option``; returns the select box.
+
+    A list that a run redraws while it is open closes again (a CI run once waited 20 s for an
+    option that never showed): so it is opened again, up to three times, until the option shows.
+    """
+    box = widget(page, key).get_by_role("combobox")
+    entry = page.get_by_role("option", name=option, exact=True)
+    for _ in range(3):
+        box.scroll_into_view_if_needed()
+        box.click()
+        try:
+            entry.click(timeout=5_000)
+        except PlaywrightTimeoutError:
+            page.keyboard.press("Escape")  # closed, should it be open after all
+            continue
+        expect(box).to_have_value(option)
+        return box
+    raise AssertionError(f"the list of {key} never offered {option!r}")
+
+
 def wait_until_idle(page: Page) -> None:
     """Wait until the script has finished its run (only on pages with no ticking fragment)."""
     expect(page.locator('[data-testid="stApp"]')).to_have_attribute(
@@ -116,10 +138,7 @@ def test_upload_generate_play_and_find_it_in_history(
     expect(frame.get_by_text("Ready to send.")).to_be_visible()
     expect(frame.get_by_text("balloon.png · PNG · 960×640 px")).to_be_visible()
 
-    model = widget(page, "gen.model").get_by_role("combobox")
-    model.click()
-    page.get_by_role("option", name="Wan 2.1 Turbo", exact=True).click()
-    expect(model).to_have_value("Wan 2.1 Turbo")
+    pick(page, "gen.model", "Wan 2.1 Turbo")
     # Only Turbo offers 3 s: once it shows, the run that reset the options for Turbo has come.
     expect(widget(page, "gen.duration").get_by_role("radio", name="3 s")).to_be_visible()
     wait_until_idle(page)

@@ -15,6 +15,7 @@ from pytest_httpserver import HTTPServer
 from tests.e2e.test_browser import (
     VIEWPORT,
     generate_button,
+    pick,
     picture,
     screenshot,
     upload,
@@ -44,10 +45,7 @@ def page(browser: Browser, streamlit_app: str) -> Iterator[Page]:
 
 
 def _choose_model(page: Page, label: str) -> None:
-    model = widget(page, "gen.model").get_by_role("combobox")
-    model.click()
-    page.get_by_role("option", name=label, exact=True).click()
-    expect(model).to_have_value(label)
+    pick(page, "gen.model", label)
     wait_until_idle(page)
 
 

@@ -20,6 +20,7 @@ from tests.e2e.test_browser import (
     VIDEO_TIMEOUT_MS,
     choose,
     generate_button,
+    pick,
     picture,
     screenshot,
     upload,
@@ -59,10 +60,7 @@ def _quick_clip(page: Page, frame: Path) -> None:
     upload(page, frame)
     expect(widget(page, "frame-image").get_by_text("Ready to send.")).to_be_visible()
     wait_until_idle(page)
-    model = widget(page, "gen.model").get_by_role("combobox")
-    model.scroll_into_view_if_needed()
-    model.click()
-    page.get_by_role("option", name="Wan 2.1 Turbo", exact=True).click()
+    pick(page, "gen.model", "Wan 2.1 Turbo")
     expect(widget(page, "gen.duration").get_by_role("radio", name="3 s")).to_be_visible()
     wait_until_idle(page)
     choose(page, "gen.resolution", "480P")

@@ -19,7 +19,7 @@ from oidc_provider_mock import User, run_server_in_thread
 from PIL import Image
 from playwright.sync_api import Browser, BrowserContext, Page, expect
 
-from tests.e2e.test_browser import choose, wait_until_idle, widget
+from tests.e2e.test_browser import choose, pick, wait_until_idle, widget
 from tests.plugins.browser import APP, StreamlitServer, app_environment, app_workdir, free_port
 
 pytestmark = pytest.mark.browser
@@ -148,9 +148,7 @@ def test_each_person_sees_their_own_videos_and_everyones_on_request(
         page.locator('[data-testid="stFileUploaderDropzoneInput"]').set_input_files(picture)
         expect(page.get_by_text("Ready to send.")).to_be_visible()
         # The quickest clip: Wan 2.1 Turbo, 480P, 3 s.
-        model = widget(page, "gen.model").get_by_role("combobox")
-        model.click()
-        page.get_by_role("option", name="Wan 2.1 Turbo", exact=True).click()
+        pick(page, "gen.model", "Wan 2.1 Turbo")
         expect(widget(page, "gen.duration").get_by_role("radio", name="3 s")).to_be_visible()
         wait_until_idle(page)
         choose(page, "gen.resolution", "480P")

@@ -15,6 +15,7 @@ from tests.e2e.test_accessibility import serious_violations, settle
 from tests.e2e.test_browser import (
     VIDEO_TIMEOUT_MS,
     choose,
+    pick,
     picture,
     screenshot,
     upload,
@@ -45,11 +46,7 @@ def _tab(browser: Browser, url: str, viewport: dict[str, int]) -> Iterator[Page]
 
 def _how_many(page: Page, choice: str) -> None:
     """Pick an entry of "How many clips?" and wait until the app has taken it."""
-    box = widget(page, "gen.variations").get_by_role("combobox")
-    box.scroll_into_view_if_needed()
-    box.click()
-    page.get_by_role("option", name=choice, exact=True).click()
-    expect(box).to_have_value(choice)
+    pick(page, "gen.variations", choice)
     # The run that took the choice has ended, and nothing is fading (axe reads colours).
     settle(page)
 
@@ -59,11 +56,7 @@ def _quick_takes(page: Page, frame: Path) -> None:
     upload(page, frame)
     expect(widget(page, "frame-image").get_by_text("Ready to send.")).to_be_visible()
     wait_until_idle(page)
-    model = widget(page, "gen.model").get_by_role("combobox")
-    model.scroll_into_view_if_needed()
-    model.click()
-    page.get_by_role("option", name=FLASH.label, exact=True).click()
-    expect(model).to_have_value(FLASH.label)
+    pick(page, "gen.model", FLASH.label)
     # The run that puts Flash's options in place has come once its description shows. Waiting
     # for the app to be idle alone can pass before that run starts; a resolution clicked during
     # it is then set back to Flash's default by the run's own answer.
