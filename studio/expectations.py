@@ -188,12 +188,10 @@ class RunTimeEstimator:
         medians: dict[JobClass, float | None] = {}
         by_class: dict[JobClass, list[float]] = {}
         for model, resolution, duration, seconds in cached[1]:
-            if seconds <= 0:
-                continue  # its start and end fell on one moment: no measure of a pace
             job_class = JobClass(mode, model, resolution, duration)
             by_class.setdefault(job_class, []).append(seconds)
             if job_class not in medians:
-                times = [past for past in self._times(job_class, from_start=True) if past > 0]
+                times = self._times(job_class, from_start=True)
                 enough = len(times) >= self._policy.spread_samples
                 medians[job_class] = statistics.median(times) if enough else None
             median = medians[job_class]

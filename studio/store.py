@@ -1321,7 +1321,8 @@ class JobStore:
         Returns
         -------
         list of float
-            Seconds, one per job; empty when no similar job qualifies.
+            Seconds, one per job; empty when no similar job qualifies. A job whose two times fell
+            on one moment (clamped into what our clock saw) is left out: it measures nothing.
         """
         began = jobs.c.started_at if from_start else jobs.c.submitted_at
         query = (
@@ -1341,7 +1342,7 @@ class JobStore:
         with self._read() as conn:
             rows = conn.execute(query).all()
         spans = ((finished - started).total_seconds() for started, finished in rows)
-        return [seconds for seconds in spans if seconds >= 0]
+        return [seconds for seconds in spans if seconds > 0]
 
     def latest_running_times(self, *, mode: str, limit: int) -> list[tuple[str, str, int, float]]:
         """The running times of the latest successes on one gateway, of any class.
@@ -1356,7 +1357,8 @@ class JobStore:
         Returns
         -------
         list of tuple
-            ``(model, resolution, duration, seconds)``, the most recent first.
+            ``(model, resolution, duration, seconds)``, the most recent first; jobs that took
+            no time are left out, as by ``recent_run_times``.
         """
         query = (
             sa.select(
@@ -1377,7 +1379,7 @@ class JobStore:
         return [
             (model, resolution, duration, (finished - started).total_seconds())
             for model, resolution, duration, started, finished in rows
-            if finished >= started
+            if finished > started
         ]
 
 

@@ -769,6 +769,27 @@ def test_run_times_of_the_two_gateways_never_mix(store: JobStore) -> None:
     assert store.latest_running_times(mode=DEMO, limit=5) == [("plus", "480P", 5, 20.0)]
 
 
+def test_a_job_whose_times_fell_on_one_moment_measures_nothing(store: JobStore) -> None:
+    # Start and end clamped to one moment: a running time of 0 s would make a median of zero.
+    started = NOW - timedelta(hours=1)
+    rows = [
+        bulk_row(
+            i,
+            model="plus",
+            status=JobStatus.SUCCEEDED,
+            submitted_at=started,
+            started_at=started,
+            finished_at=started + timedelta(seconds=seconds),
+        )
+        for i, seconds in enumerate([0, 40])
+    ]
+    bulk_insert(store, rows)
+
+    assert store.recent_run_times("plus", "480P", 5, mode=BILLED, from_start=True) == [40.0]
+    assert store.recent_run_times("plus", "480P", 5, mode=BILLED, from_start=False) == [40.0]
+    assert store.latest_running_times(mode=BILLED, limit=5) == [("plus", "480P", 5, 40.0)]
+
+
 # -- schema ---------------------------------------------------------------------------------
 
 
