@@ -54,7 +54,9 @@ def submit(studio: Studio, *, api_key: str | None = None, **changes: object):
     )
 
 
-def own_watcher(studio: Studio, **options: Any) -> Watcher:
+def own_watcher(
+    studio: Studio, *, estimator: RunTimeEstimator | None = None, **options: Any
+) -> Watcher:
     """A watcher of its own on the Studio's store and keys, on the fast schedule."""
     return Watcher(
         store=studio._store,
@@ -64,7 +66,8 @@ def own_watcher(studio: Studio, **options: Any) -> Watcher:
         held_keys=studio.held_key_fingerprints,
         policy=FAST_POLICY,
         budget=studio.budget,
-        **{"estimator": studio._estimator, **options},
+        estimator=estimator or studio._estimator,
+        **options,
     )
 
 
