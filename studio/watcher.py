@@ -694,7 +694,9 @@ class Watcher:
                 "Wan Studio keeps trying.",
             }
             return self._unless_past_deadline(job, now, fields)
-        return self._apply(job, snapshot, now, polls)
+        # The gateway's times are clamped to the answer's arrival, not to when this step began:
+        # waiting for the request budget, a job may start and end, and would seem to take no time.
+        return self._apply(job, snapshot, self._clock(), polls)
 
     def _apply(self, job: Job, snapshot: TaskSnapshot, now: datetime, polls: int) -> _Outcome:
         status = snapshot.status

@@ -206,6 +206,11 @@ def test_server_errors_while_polling_are_retried(billed_studio: Studio):
 MP4_BYTES = b"\x00\x00\x00\x18ftypmp42\x00\x00\x00\x00mp42isom" + bytes(4096)
 
 
+def upstream_time(moment: datetime) -> str:
+    """A moment in the gateway's own format: UTC+8, to the millisecond."""
+    return moment.astimezone(UPSTREAM_TZ).strftime("%Y-%m-%d %H:%M:%S.%f")[:-3]
+
+
 @pytest.fixture
 def scripted_gateway(httpserver):
     """A local HTTP server acting as the gateway; tests script its polls and video link."""
@@ -225,12 +230,17 @@ def scripted_gateway(httpserver):
         script["poll_times"].append(datetime.now(UTC))
         output = {"task_id": "t-1", "task_status": status, "submit_time": "2025-07-27 21:05:15.212"}
         if status in ("RUNNING", "SUCCEEDED") and script.get("scheduled_at_poll") is not None:
-            # It started when that poll was answered, in the gateway's UTC+8 format.
-            started = script["poll_times"][script["scheduled_at_poll"]].astimezone(UPSTREAM_TZ)
-            output["scheduled_time"] = started.strftime("%Y-%m-%d %H:%M:%S.%f")[:-3]
+            # It started when that poll was answered.
+            started = script["poll_times"][script["scheduled_at_poll"]]
+            output["scheduled_time"] = upstream_time(started)
         if status == "SUCCEEDED":
             output["video_url"] = httpserver.url_for("/video.mp4")
             output["end_time"] = "2025-07-27 21:07:58.027"
+            if script.get("runs_while_answering"):
+                # The whole job starts and ends while this answer is on its way.
+                output["scheduled_time"] = upstream_time(datetime.now(UTC))
+                time.sleep(script["runs_while_answering"])
+                output["end_time"] = upstream_time(datetime.now(UTC))
         return Response(
             json.dumps({"request_id": "r", "output": output}),
             content_type="application/json",
@@ -277,6 +287,21 @@ def test_the_start_comes_from_the_gateway_even_if_running_was_never_seen(
     assert done.started_at is not None
     assert abs(done.started_at - script["poll_times"][0]) < timedelta(milliseconds=1)
     assert done.submitted_at <= done.started_at <= done.finished_at
+
+
+def test_a_job_that_runs_while_its_poll_is_answered_keeps_its_running_time(
+    open_studio, scripted_gateway
+):
+    server, script, _ = scripted_gateway
+    script["polls"] = ["SUCCEEDED"]
+    script["runs_while_answering"] = 0.3
+    script["videos"] = [(200, MP4_BYTES)]
+    studio = open_studio(api_key="scripted-key-000", base_url=server.url_for("").rstrip("/"))
+    done = wait_until(finished(studio, submit(studio)))
+    assert done.status is JobStatus.SUCCEEDED
+    # Clamped to when the answer came, not to when the watcher set out to ask: a job that
+    # seemed to take no time would be left out of the running times the schedule learns from.
+    assert done.finished_at - done.started_at >= timedelta(seconds=0.25)
 
 
 def test_the_job_nearest_its_expected_finish_is_worked_on_first(
