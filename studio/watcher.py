@@ -694,9 +694,10 @@ class Watcher:
                 "Wan Studio keeps trying.",
             }
             return self._unless_past_deadline(job, now, fields)
-        # The gateway's times are clamped to the answer's arrival, not to when this step began:
-        # waiting for the request budget, a job may start and end, and would seem to take no time.
-        return self._apply(job, snapshot, self._clock(), polls)
+        # The gateway's times are bounded by when its answer came, not by when this step began: a
+        # short job may start and end while the step waits for the budget and the answer.
+        answered = self._clock()
+        return self._apply(job, snapshot, answered, polls)
 
     def _apply(self, job: Job, snapshot: TaskSnapshot, now: datetime, polls: int) -> _Outcome:
         status = snapshot.status

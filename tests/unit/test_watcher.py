@@ -236,10 +236,10 @@ def scripted_gateway(httpserver):
         if status == "SUCCEEDED":
             output["video_url"] = httpserver.url_for("/video.mp4")
             output["end_time"] = "2025-07-27 21:07:58.027"
-            if script.get("runs_while_answering"):
+            if script.get("run_seconds_while_answering"):
                 # The whole job starts and ends while this answer is on its way.
                 output["scheduled_time"] = upstream_time(datetime.now(UTC))
-                time.sleep(script["runs_while_answering"])
+                time.sleep(script["run_seconds_while_answering"])
                 output["end_time"] = upstream_time(datetime.now(UTC))
         return Response(
             json.dumps({"request_id": "r", "output": output}),
@@ -294,13 +294,14 @@ def test_a_job_that_runs_while_its_poll_is_answered_keeps_its_running_time(
 ):
     server, script, _ = scripted_gateway
     script["polls"] = ["SUCCEEDED"]
-    script["runs_while_answering"] = 0.3
+    script["run_seconds_while_answering"] = 0.3
     script["videos"] = [(200, MP4_BYTES)]
     studio = open_studio(api_key="scripted-key-000", base_url=server.url_for("").rstrip("/"))
     done = wait_until(finished(studio, submit(studio)))
     assert done.status is JobStatus.SUCCEEDED
     # Clamped to when the answer came, not to when the watcher set out to ask: a job that
     # seemed to take no time would be left out of the running times the schedule learns from.
+    assert done.submitted_at <= done.started_at
     assert done.finished_at - done.started_at >= timedelta(seconds=0.25)
 
 
